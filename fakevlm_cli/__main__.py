@@ -1,0 +1,3 @@
+from fakevlm_cli.cli import main
+
+main()

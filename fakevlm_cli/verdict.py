@@ -1,0 +1,72 @@
+"""Reading a verdict out of the model's text, deterministically.
+
+FakeVLM answers "This is a fake image. <explanation>" or "This is a real image. <explanation>". The
+upstream evaluation looked for the substring "real" before "fake" (so "not real" and "unrealistic" read as
+real) and fell back to a *random* label. Here the first sentence decides, whole words are matched, negation
+flips the word it governs, and anything undecidable is "unknown" — never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+REAL, FAKE, UNKNOWN = "real", "fake", "unknown"
+
+_FAKE_WORDS = {
+    "fake", "fakes", "faked", "generated", "synthetic", "synthesized", "synthesised", "manipulated",
+    "forged", "forgery", "artificial", "deepfake", "deepfaked", "unrealistic", "unreal", "inauthentic",
+    "doctored", "tampered", "counterfeit", "ai-generated", "computer-generated", "edited",
+}
+_REAL_WORDS = {"real", "authentic", "genuine", "original", "unedited", "unmanipulated", "natural"}
+_NEGATIONS = {"not", "no", "never", "neither", "nor", "isn't", "isnt", "doesn't", "doesnt", "aren't",
+              "wasn't", "hardly", "n't", "without"}
+# Words that may sit between a negation and the word it governs ("not a real", "not entirely fake").
+_FILLERS = {"a", "an", "the", "at", "all", "really", "entirely", "completely", "quite", "truly", "very",
+            "actually", "be", "been", "look", "looks", "appear", "appears", "seem", "seems", "like", "is",
+            "image", "photo", "picture", "an", "ai", "ai-"}
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*|n't")
+
+
+def split_verdict(text: str) -> tuple[str, str]:
+    """Split an answer into its first sentence (the verdict) and the rest (the explanation)."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return "", ""
+    parts = _SENTENCE_END.split(stripped, maxsplit=1)
+    first = parts[0].strip()
+    rest = parts[1].strip() if len(parts) > 1 else ""
+    return first, rest
+
+
+def parse_verdict(text: str) -> str:
+    """Return "real", "fake" or "unknown" for an answer, judged by its first sentence only."""
+    first, _ = split_verdict(text)
+    if not first or "?" in first:
+        return UNKNOWN  # a question ("Is this real or fake?") is not an answer
+    found: set[str] = set()
+    words = _WORD.findall(first.lower().replace("\u2019", "'"))
+    for i, word in enumerate(words):
+        polarity = FAKE if word in _FAKE_WORDS else REAL if word in _REAL_WORDS else None
+        if polarity is None:
+            continue
+        if _negated(words, i):
+            polarity = REAL if polarity == FAKE else FAKE
+        found.add(polarity)
+    if len(found) == 1:
+        return found.pop()
+    return UNKNOWN  # nothing said, or both ("real or fake", "a real face on a fake body")
+
+
+def _negated(words: list[str], index: int) -> bool:
+    """True when a negation governs words[index], looking back over a few filler words."""
+    j = index - 1
+    while j >= 0 and index - j <= 4:
+        word = words[j]
+        if word in _NEGATIONS or word.endswith("n't"):
+            return True
+        if word not in _FILLERS:
+            return False
+        j -= 1
+    return False
