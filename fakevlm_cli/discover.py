@@ -1,0 +1,462 @@
+"""Which files a scan looks at.
+
+`discover` turns the paths a user gives (files, directories, lines of a path list) into a stream
+of candidate regular files. Whether a candidate is an image is decided later, by its content; this
+module only decides *which* files to look at, and it never opens one (opening a FIFO would hang).
+It is stdlib only and lazy, so ``fakevlm scan /huge/tree`` starts working at once.
+
+Rules (the docstring of `discover` gives the reasons):
+
+* **Order** - arguments in the order given; each directory is walked depth first with its entries
+  sorted by name (code point order, files and subdirectories interleaved). Equivalently, the files
+  of one directory argument come out sorted by their tuple of path components, so ``a/z.png``
+  comes before ``a-b.png`` and ``a.png``. The same tree always gives the same order.
+* **Depth** - like ``find -maxdepth``: 0 = only the paths named, 1 = a directory's direct
+  children, 2 = grandchildren too, None = no limit.
+* **Explicit wins** - a path named by the user is never filtered: hidden names, symlinks and
+  include/exclude globs only apply to what a directory walk finds.
+* **Globs** - gitignore-like, matched against the path relative to the walked directory (``/``
+  separated) and against the basename; exclude wins over include; an excluded directory is not
+  descended into.
+* **Once per file** - a file reached twice (two arguments, a hard link, a followed symlink) is
+  yielded once, at its first position, by the ``(st_dev, st_ino)`` of the real file.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Sequence, TextIO
+
+__all__ = ["Candidate", "DiscoveryStats", "discover", "read_path_list"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One file for the scan to look at.
+
+    `path` is joined from the user's argument and the names found below it, never resolved, so the
+    record shows the path the user recognises (``photos/link/a.png``, not the link target).
+    `explicit` is True when the user named the path (an argument or a line of a path list) rather
+    than a directory walk finding it. `error` is set only on explicit paths that cannot be scanned
+    (``no such file or directory``, ``not a regular file (fifo)``...): the scan should turn it into
+    an error record without opening the path, so a typo shows up in the output instead of vanishing.
+    """
+
+    path: Path
+    explicit: bool
+    error: str | None = None
+
+
+@dataclass
+class DiscoveryStats:
+    """What discovery skipped, for the scan summary. Pass one to `discover` and read it afterwards.
+
+    Counters are per skipped entry; a skipped directory counts once, its contents are not looked at.
+
+    * hidden: walk-found names starting with ``.`` (without ``hidden=True``).
+    * symlinks: walk-found symlinks not followed: all of them without ``follow_symlinks``; with it,
+      the dangling ones.
+    * excluded: entries dropped by the include/exclude globs (pruned directories count once).
+    * duplicates: files (or, through a followed symlink, whole directories) already yielded.
+    * not_regular: FIFOs, sockets and devices, which are never opened.
+    * loops: symlinks leading back into a directory being walked (never followed round).
+    * missing: ``"path: reason"`` for explicit paths that cannot be examined (no such file,
+      broken symlink, permission denied); each is also yielded as a `Candidate` with `error`.
+    * unreadable_dirs: ``"path: reason"`` for directories that could not be listed.
+    """
+
+    hidden: int = 0
+    symlinks: int = 0
+    excluded: int = 0
+    duplicates: int = 0
+    not_regular: int = 0
+    loops: int = 0
+    missing: list[str] = field(default_factory=list)
+    unreadable_dirs: list[str] = field(default_factory=list)
+
+
+def read_path_list(stream: BinaryIO | TextIO, nul: bool = False) -> Iterator[str]:
+    """Yield the paths listed in `stream` (``--from-file FILE`` or ``-`` for stdin), lazily.
+
+    Newline mode: one path a line; a trailing ``\\r`` is dropped (CRLF files from Windows) and blank
+    or whitespace-only lines are skipped; anything else, leading and trailing spaces included, is
+    kept exactly. NUL mode (``-0``, for ``find -print0``): records end with ``\\0``, only empty
+    records are skipped, and names may contain newlines. Prefer a binary stream (``sys.stdin.buffer``):
+    bytes that are not valid UTF-8 then survive as `os.fsdecode` surrogates and map back to the same
+    file, and the first paths are yielded while the producer is still writing.
+    """
+    empty = stream.read(0)
+    binary = isinstance(empty, bytes)
+    decode = os.fsdecode if binary else str
+    if not nul:
+        newline, cr = (b"\n", b"\r") if binary else ("\n", "\r")
+        for line in stream:
+            line = line.removesuffix(newline).removesuffix(cr)
+            if line.strip():
+                yield decode(line)
+        return
+    sep = b"\0" if binary else "\0"
+    # read1 returns what the pipe has now instead of waiting for a full buffer.
+    read = getattr(stream, "read1", None) if binary else None
+    read = read or stream.read
+    rest = empty
+    while chunk := read(65536):
+        *records, rest = (rest + chunk).split(sep)
+        yield from (decode(r) for r in records if r)
+    if rest:
+        yield decode(rest)
+
+
+def discover(
+    paths: Iterable[str | os.PathLike],
+    *,
+    max_depth: int | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    hidden: bool = False,
+    follow_symlinks: bool = False,
+    stats: DiscoveryStats | None = None,
+) -> Iterator[Candidate]:
+    """Yield the regular files to scan under `paths`, in a deterministic order, each once.
+
+    `paths` is consumed lazily (it may be `read_path_list` over stdin). Bad arguments (negative
+    `max_depth`, an empty glob) raise `ValueError` here, before anything is yielded.
+
+    Explicit paths (the items of `paths`) are followed if they are symlinks and never filtered by
+    hidden/glob rules: the user asked for them. A directory is walked; a regular file is yielded;
+    anything else is yielded with `Candidate.error` set and counted (in ``stats.missing`` when it
+    cannot be stat'ed, in ``stats.not_regular`` for a FIFO, socket or device), so nothing the user
+    named disappears silently. The CLI maps ``-`` / ``--from-file`` to `read_path_list` itself.
+
+    Walking: each directory is listed once with `os.scandir` and its names sorted (one listing
+    must be read whole to sort it, but subdirectories are listed only when reached, so a deep tree
+    yields at once). File types come from the directory listing, so skipped entries cost no
+    ``stat``; a yielded file costs one ``lstat`` (the dedupe key needs ``st_dev``), a directory
+    one. Then, per entry:
+
+    * hidden: a name starting with ``.`` is skipped (a directory is not descended) unless `hidden`.
+    * symlinks: skipped unless `follow_symlinks`; when followed, a symlink to a directory that is
+      being walked (an ancestor) is a loop, counted and not entered, so walking always terminates.
+      A directory reached through a symlink that was already walked (as deep) is skipped as a
+      duplicate, which keeps symlink farms linear instead of exponential; the first route to it
+      decides which relative paths the globs see.
+    * depth: a directory argument is depth 0, its entries depth 1 and so on; entries deeper than
+      `max_depth` are neither yielded nor listed.
+    * globs: `include` / `exclude` patterns are gitignore-like: ``*`` and ``?`` do not cross
+      ``/``, ``[abc]`` / ``[!abc]`` are classes, ``**`` as a whole component spans any number of
+      directories, a backslash escapes the next character, and matching is case-sensitive. A
+      pattern matches if it matches the entry's path relative to the walked directory or its
+      basename, so ``*.png`` works at any depth while ``raw/**`` means the top-level ``raw`` only
+      (``**/raw/**`` or plain ``raw`` for any level). A leading ``/`` anchors a pattern to the
+      walked directory; a trailing ``/`` makes it match directories only. An excluded directory
+      (matched itself, or ``dir`` for a ``dir/**`` pattern) is pruned. Include patterns select
+      files only: directories are descended unless excluded. Exclude wins over include.
+    * FIFOs, sockets and devices are counted in ``stats.not_regular`` and never opened.
+    * dedupe: a regular file whose ``(st_dev, st_ino)`` was already yielded (hard link, second
+      argument, followed symlink) is counted in ``stats.duplicates``; the first path wins.
+    * a directory that cannot be listed is recorded in ``stats.unreadable_dirs`` and skipped.
+    """
+    if max_depth is not None and max_depth < 0:
+        raise ValueError(f"max_depth must be 0 or more, not {max_depth}")
+    for globs in (include, exclude):
+        if isinstance(globs, (str, bytes)):
+            raise TypeError("include/exclude take a sequence of patterns, not a single string")
+    walker = _Walker(
+        max_depth=max_depth,
+        include=[_Glob(p) for p in include],
+        exclude=[_Glob(p) for p in exclude],
+        hidden=hidden,
+        follow_symlinks=follow_symlinks,
+        stats=stats if stats is not None else DiscoveryStats(),
+    )
+    return walker.run(paths)
+
+
+# Entry kinds, read from the directory listing (d_type) so that classifying costs no stat.
+_DIR, _FILE, _LINK, _OTHER = range(4)
+
+
+class _Walker:
+    """The state one `discover` call shares across its arguments: options, stats, seen files."""
+
+    def __init__(self, *, max_depth, include, exclude, hidden, follow_symlinks, stats):
+        self.max_depth = max_depth
+        self.include = include
+        self.exclude = exclude
+        self.hidden = hidden
+        self.follow = follow_symlinks
+        self.stats = stats
+        self.seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of files already yielded
+        self.seen_errors: set[str] = set()  # explicit paths already yielded with an error
+        self.walked: dict[tuple[int, int], float] = {}  # directory -> depth budget it was walked with
+
+    def run(self, paths: Iterable[str | os.PathLike]) -> Iterator[Candidate]:
+        for arg in paths:
+            yield from self._explicit(os.fsdecode(arg))
+
+    def _explicit(self, text: str) -> Iterator[Candidate]:
+        if not text:
+            self.stats.missing.append("'': empty path")
+            return
+        try:
+            st = os.stat(text)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and os.path.islink(text):
+                reason = "broken symbolic link"
+            else:
+                reason = _reason(exc)
+            yield from self._explicit_error(text, reason)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from self._walk(text, (st.st_dev, st.st_ino))
+        elif stat.S_ISREG(st.st_mode):
+            if self._first_time(st):
+                yield Candidate(Path(text), explicit=True)
+        elif self._first_time(st):
+            self.stats.not_regular += 1
+            yield Candidate(Path(text), True, f"not a regular file ({_type_name(st.st_mode)})")
+
+    def _explicit_error(self, text: str, reason: str) -> Iterator[Candidate]:
+        key = str(Path(text))
+        if key in self.seen_errors:
+            self.stats.duplicates += 1
+            return
+        self.seen_errors.add(key)
+        self.stats.missing.append(f"{text}: {reason}")
+        yield Candidate(Path(text), explicit=True, error=reason)
+
+    def _first_time(self, st: os.stat_result) -> bool:
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen:
+            self.stats.duplicates += 1
+            return False
+        self.seen.add(key)
+        return True
+
+    def _budget(self, depth: int) -> float:
+        """How many levels below a directory at `depth` may still be walked."""
+        return math.inf if self.max_depth is None else self.max_depth - depth
+
+    def _walk(self, root: str, root_key: tuple[int, int]) -> Iterator[Candidate]:
+        if self.max_depth == 0:
+            return
+        stats = self.stats
+        self.walked[root_key] = max(self._budget(0), self.walked.get(root_key, -1))
+        ancestors = {root_key}
+        # An explicit stack instead of recursion: no recursion limit on deep trees, and the
+        # ancestor set (loop detection) is exactly the directories on the stack.
+        stack = [(root, "", 0, root_key, self._list(root))]
+        while stack:
+            dirpath, rel, depth, dir_key, entries = stack[-1]
+            item = next(entries, None)
+            if item is None:
+                stack.pop()
+                ancestors.discard(dir_key)
+                continue
+            name, kind = item
+            if not self.hidden and name.startswith("."):
+                stats.hidden += 1
+                continue
+            path = os.path.join(dirpath, name)
+            sub_rel = f"{rel}/{name}" if rel else name
+            st = None
+            via_link = kind == _LINK
+            if via_link:
+                if not self.follow:
+                    stats.symlinks += 1
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        stats.loops += 1
+                    else:
+                        stats.symlinks += 1
+                    continue
+                kind = _kind_of_mode(st.st_mode)
+
+            if kind == _DIR:
+                if _matches(self.exclude, sub_rel, name, is_dir=True):
+                    stats.excluded += 1
+                    continue
+                budget = self._budget(depth + 1)
+                if budget <= 0:
+                    continue
+                try:
+                    st = st or os.lstat(path)
+                except OSError as exc:
+                    stats.unreadable_dirs.append(f"{path}: {_reason(exc)}")
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    stats.loops += 1
+                    continue
+                if via_link and self.walked.get(key, -1) >= budget:
+                    stats.duplicates += 1
+                    continue
+                self.walked[key] = max(budget, self.walked.get(key, -1))
+                ancestors.add(key)
+                stack.append((path, sub_rel, depth + 1, key, self._list(path)))
+                continue
+
+            if (self.include and not _matches(self.include, sub_rel, name, is_dir=False)) or _matches(
+                self.exclude, sub_rel, name, is_dir=False
+            ):
+                stats.excluded += 1
+                continue
+            if kind != _FILE:
+                stats.not_regular += 1
+                continue
+            if st is None:
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    # Vanished or unreadable since the listing: let the scan report why.
+                    yield Candidate(Path(path), explicit=False)
+                    continue
+            if self._first_time(st):
+                yield Candidate(Path(path), explicit=False)
+
+    def _list(self, dirpath: str) -> Iterator[tuple[str, int]]:
+        """The sorted ``(name, kind)`` entries of a directory; a failure is recorded, not raised.
+
+        Only names and types are kept (not `os.DirEntry` objects), which halves the memory a
+        directory of millions of files needs while it is being sorted.
+        """
+        items = []
+        try:
+            with os.scandir(dirpath) as it:
+                for entry in it:
+                    items.append((entry.name, _kind_of_entry(entry)))
+        except OSError as exc:
+            # Keep what was listed before a mid-listing error: it is still worth scanning.
+            self.stats.unreadable_dirs.append(f"{dirpath}: {_reason(exc)}")
+        items.sort()
+        return iter(items)
+
+
+def _kind_of_entry(entry: os.DirEntry) -> int:
+    try:
+        if entry.is_symlink():
+            return _LINK
+        if entry.is_dir(follow_symlinks=False):
+            return _DIR
+        if entry.is_file(follow_symlinks=False):
+            return _FILE
+    except OSError:
+        return _FILE  # type unknown and unstat-able: let the scan try it and report the error
+    return _OTHER
+
+
+def _kind_of_mode(mode: int) -> int:
+    return _DIR if stat.S_ISDIR(mode) else _FILE if stat.S_ISREG(mode) else _OTHER
+
+
+def _type_name(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "unknown type"
+
+
+def _reason(exc: OSError) -> str:
+    """A short, lower-case, locale-free reason for an `OSError`."""
+    known = {
+        errno.ENOENT: "no such file or directory",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ELOOP: "too many levels of symbolic links",
+        errno.ENOTDIR: "not a directory",
+    }
+    return known.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+
+
+class _Glob:
+    """One include/exclude pattern, compiled to a regular expression (see `discover`)."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        body = pattern
+        self.dir_only = body.endswith("/")
+        self.anchored = body.startswith("/")
+        body = body.strip("/")
+        if not body:
+            raise ValueError(f"empty glob pattern: {pattern!r}")
+        self.regex = re.compile(_translate(body), re.DOTALL)
+        # "raw/**" excludes everything below raw, so it may prune raw itself.
+        self.prune = (
+            re.compile(_translate(body[:-3]), re.DOTALL) if body.endswith("/**") and len(body) > 3 else None
+        )
+
+    def matches(self, rel: str, name: str, is_dir: bool) -> bool:
+        if self.dir_only and not is_dir:
+            return False
+        if self.regex.fullmatch(rel) or (not self.anchored and self.regex.fullmatch(name)):
+            return True
+        return is_dir and self.prune is not None and self.prune.fullmatch(rel) is not None
+
+
+def _matches(globs: list[_Glob], rel: str, name: str, is_dir: bool) -> bool:
+    return any(g.matches(rel, name, is_dir) for g in globs)
+
+
+def _translate(pattern: str) -> str:
+    """Glob -> regex. Written out because `fnmatch` lets ``*`` cross ``/`` and has no ``**``."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            whole = pattern.startswith("**", i) and (i == 0 or pattern[i - 1] == "/")
+            if whole and i + 2 == n:
+                out.append(".*")  # trailing "**": everything below
+                i += 2
+                continue
+            if whole and pattern[i + 2] == "/":
+                out.append("(?:.*/)?")  # "**/": zero or more directories
+                i += 3
+                continue
+            while i < n and pattern[i] == "*":
+                i += 1
+            out.append("[^/]*")
+            continue
+        if c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1  # a "]" right after "[" or "[!" is literal
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(re.escape(c))  # no closing "]": a literal "["
+            else:
+                body = pattern[i + 1 : j]
+                negate = body[:1] in ("!", "^")
+                if negate:
+                    body = body[1:]
+                chars = "".join(
+                    ch if ch == "-" and 0 < k < len(body) - 1 else re.escape(ch) for k, ch in enumerate(body)
+                )
+                out.append(f"(?!/)[{'^' if negate else ''}{chars}]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
