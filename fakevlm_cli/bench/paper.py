@@ -1,0 +1,82 @@
+"""The FakeVLM paper's published figures, to print beside ours.
+
+Source: Wen et al., "Spot the Fake: Large Multimodal Model-Based Synthetic Image Detection with Artifact
+Explanation", arXiv 2503.14905 (FakeVLM row, and the best other model where the paper gives one), as
+collected in docs/reference.md "Paper figures". All values are fractions (the paper prints FF++ AUC and
+DMimage in percent: 97.2 is stored as 0.972), so they compare directly with `metrics.evaluate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOURCE = "FakeVLM, arXiv 2503.14905"
+
+# paper metric -> where `metrics.evaluate` puts ours, inside a result block
+_OURS = {"accuracy": ("accuracy",), "f1": ("f1_real_positive",), "rouge_l": ("text", "rouge_l_f"),
+         "css": ("text", "css")}
+
+FAKEVLM: dict[str, dict[str, float]] = {
+    "fakeclue": {"accuracy": 0.986, "f1": 0.981, "rouge_l": 0.580, "css": 0.877},
+    "loki": {"accuracy": 0.843, "f1": 0.837, "rouge_l": 0.201, "css": 0.582},
+    "ddvqa": {"accuracy": 0.932, "f1": 0.931, "rouge_l": 0.704, "css": 0.866},
+    "dmimage": {"accuracy": 0.940, "f1": 0.943},
+}
+
+# Context: the strongest non-FakeVLM row the paper reports on the same benchmark.
+BEST_OTHER: dict[str, tuple[str, dict[str, float]]] = {
+    "fakeclue": ("Qwen2-VL-72B", {"accuracy": 0.578, "f1": 0.565, "rouge_l": 0.175, "css": 0.544}),
+    "loki": ("GPT-4o", {"accuracy": 0.634, "f1": 0.572, "rouge_l": 0.147, "css": 0.354}),
+}
+
+# FF++ frame-level ROC-AUC per manipulation (fakes of one method against the real frames).
+FFPP_AUC: dict[str, float] = {"Deepfakes": 0.972, "Face2Face": 0.960, "FaceSwap": 0.968,
+                              "NeuralTextures": 0.950}
+FFPP_AUC_AVERAGE = 0.963
+_FFPP_ALIASES = {"df": "Deepfakes", "deepfakes": "Deepfakes", "f2f": "Face2Face", "face2face": "Face2Face",
+                 "fs": "FaceSwap", "faceswap": "FaceSwap", "nt": "NeuralTextures",
+                 "neuraltextures": "NeuralTextures", "neuraltexture": "NeuralTextures"}
+
+
+def _dig(block: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(block, dict):
+            return None
+        block = block.get(key)
+    return block if isinstance(block, (int, float)) else None
+
+
+def _row(metric: str, ours: float | None, paper: float, best: tuple[str, dict[str, float]] | None) -> dict:
+    return {
+        "metric": metric, "ours": ours, "paper": paper,
+        "diff": None if ours is None else ours - paper,
+        "best_other_model": best[0] if best and metric in best[1] else None,
+        "best_other": best[1].get(metric) if best else None,
+        "source": SOURCE,
+    }
+
+
+def compare(bench: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ours vs the paper (``diff`` = ours - paper) for a result of `metrics.evaluate`. ``bench`` is
+    fakeclue, loki, ddvqa, dmimage (a folder run on DMimage) or ffpp (per-method AUC, matched on category
+    names such as Deepfakes / DF, from ``overall.roc_auc_fake_category_vs_all_real``)."""
+    bench = bench.lower().replace("-", "").replace("_", "").replace("+", "p")
+    overall = result.get("overall", {})
+    if bench == "ffpp":
+        ours_by_method: dict[str, list[float]] = {}
+        for category, auc in (overall.get("roc_auc_fake_category_vs_all_real") or {}).items():
+            method = _FFPP_ALIASES.get(category.lower())
+            if method and auc is not None:
+                ours_by_method.setdefault(method, []).append(auc)
+        rows = []
+        for method, paper in FFPP_AUC.items():
+            values = ours_by_method.get(method)
+            rows.append(_row(f"auc_{method}", values[0] if values and len(values) == 1 else None, paper, None))
+        found = [row["ours"] for row in rows if row["ours"] is not None]
+        rows.append(_row("auc_average", sum(found) / len(found) if len(found) == len(FFPP_AUC) else None,
+                         FFPP_AUC_AVERAGE, None))
+        return rows
+    if bench not in FAKEVLM:
+        raise ValueError(f"no paper figures for {bench!r}; known: {', '.join([*FAKEVLM, 'ffpp'])}")
+    best = BEST_OTHER.get(bench)
+    return [_row(metric, _dig(overall, _OURS[metric]), paper, best) for metric, paper in FAKEVLM[bench].items()]
