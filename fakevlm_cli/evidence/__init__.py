@@ -1,0 +1,48 @@
+"""Metadata evidence: what a file's own metadata says about where it came from.
+
+``collect(path, data, fmt)`` runs every reader that applies to the sniffed format over bytes the caller has
+already read, and merges what they find into one ``MetadataReport``. It never raises: a reader that fails
+leaves a one-line note (``exif: could not parse: <reason>``) and the others still run. Nothing here imports
+torch or transformers; c2pa-python is imported only for files that carry a C2PA marker.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from . import c2pa, exif, png, xmp
+from ._common import clip
+from .types import SIGNALS, Evidence, MetadataReport, Signal
+
+__all__ = ["Evidence", "MetadataReport", "Signal", "SIGNALS", "collect"]
+
+# Containers exifread can find EXIF in.
+EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", "AVIF", "JXL"})
+# Containers with no metadata blocks at all: nothing to search.
+NO_METADATA_FORMATS = frozenset({"BMP", "DIB", "PCX", "PPM", "TGA", "ICO"})
+
+
+def _readers(data: bytes, fmt: str):
+    if fmt in NO_METADATA_FORMATS:
+        return
+    if fmt in EXIF_FORMATS:
+        yield "exif", lambda report: exif.read(data, fmt, report)
+    if fmt == "PNG":
+        yield "png", lambda report: png.read(data, report)  # also reads the PNG's XMP (iTXt)
+    else:
+        yield "xmp", lambda report: xmp.read(data, fmt, report)
+    yield "c2pa", lambda report: c2pa.read(data, fmt, report)
+
+
+def collect(path: pathlib.Path, data: bytes, fmt: str) -> MetadataReport:
+    """All metadata evidence for one file. ``path`` is only for context; the file is never reopened."""
+    report = MetadataReport()
+    fmt = (fmt or "").upper()
+    data = data if isinstance(data, bytes) else bytes(data or b"")
+    for name, run in _readers(data, fmt):
+        try:
+            run(report)
+        except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
+            reason = clip(f"{type(exc).__name__}: {exc}", 200)
+            report.notes.append(f"{name}: could not parse: {reason}")
+    return report

@@ -1,0 +1,190 @@
+"""Content Credentials (C2PA) through c2pa-python, read from the bytes already in memory.
+
+c2pa-python is imported only when the bytes show a C2PA marker (a JUMBF ``jumb`` box labelled ``c2pa``, a
+PNG ``caBX`` chunk, or an XMP ``provenance`` reference to a remote manifest), so ordinary files cost a walk
+of their metadata boxes. The Reader gets a Context that forbids remote manifest fetches, OCSP and every network host: a
+remote manifest is reported as such and never fetched (privacy, and these machines have no network).
+
+Assertions keep their strength whether or not the manifest validates: an AI source type written by a
+generator is as explicit as a PNG ``parameters`` chunk, which is not signed at all. Validation is reported
+separately; an invalid manifest is an ``edited`` hint (the file or its manifest changed after signing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from . import png, sourcetypes
+from ._common import classify_software, clip
+from .types import Evidence, MetadataReport
+from .xmp import jpeg_segments, riff_chunk
+
+NOT_INSTALLED = "c2pa-python is not installed: content credentials were not checked"
+REMOTE_NOTE = "remote manifest, not fetched"
+_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+             "core": {"allowed_network_hosts": []}}
+_MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+         "TIFF": "image/tiff", "HEIF": "image/heif", "AVIF": "image/avif", "JXL": "image/jxl"}
+# Actions that record where the asset came from rather than a change to it.
+_NEUTRAL_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.transcoded",
+                    "c2pa.repackaged", "c2pa.converted", "c2pa.watermarked", "c2pa.unknown"}
+_UNTRUSTED = ("signingCredential.untrusted",)  # expected offline: no trust anchors are configured
+MAX_ACTIONS = 32
+_context = None
+
+
+def markers(data: bytes, fmt: str) -> tuple[bool, bool]:
+    """(embedded manifest marker, remote manifest hint) from the bytes alone.
+
+    JPEG, PNG and WebP are walked to the boxes that can hold a manifest or the XMP that can point to a
+    remote one (a search of a whole 3 MB file costs about a millisecond per pattern); other containers
+    are searched whole.
+    """
+    if fmt in ("JPEG", "MPO") and data[:2] == b"\xff\xd8":
+        app = [data[a:b] for m, a, b in jpeg_segments(data) if m in (0xE1, 0xEB)]  # XMP, JUMBF
+        return any(b"jumb" in s and b"c2pa" in s for s in app), any(b"provenance" in s for s in app)
+    if fmt == "PNG" and data[:8] == png.SIGNATURE:
+        chunks = [(t, a, b) for t, a, b in png.walk(data, []) if t in (b"caBX", b"iTXt", b"tEXt")]
+        return (any(t == b"caBX" for t, _, _ in chunks),
+                any(b"provenance" in data[a:b] for t, a, b in chunks if t != b"caBX"))
+    if fmt == "WEBP" and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return riff_chunk(data, b"C2PA") is not None, b"provenance" in (riff_chunk(data, b"XMP ") or b"")
+    return data.find(b"jumb") >= 0 and data.find(b"c2pa") >= 0, data.find(b"provenance") >= 0
+
+
+def read(data: bytes, fmt: str, report: MetadataReport) -> None:
+    """Report the manifest store of ``data`` when it has one."""
+    embedded, remote = markers(data, fmt)
+    if not (embedded or remote):
+        return
+    try:
+        import c2pa
+    except ImportError:
+        report.notes.append(NOT_INSTALLED)
+        if embedded:
+            report.items.append(Evidence("c2pa", "manifest", "C2PA manifest present (not verified)", "info"))
+        return
+    global _context
+    if _context is None:
+        _context = c2pa.Context.from_dict(_SETTINGS)
+    try:
+        stream = io.BytesIO(data)
+        mime = _MIME.get(fmt)
+        reader = (c2pa.Reader.try_create(mime, stream, context=_context) if mime
+                  else c2pa.Reader.try_create(stream, context=_context))
+        if reader is None:
+            return
+        with reader:
+            store = json.loads(reader.json())
+            if not reader.is_embedded():  # cannot happen with fetching off; kept as a guard
+                report.notes.append(REMOTE_NOTE)
+    except c2pa.C2paError as exc:
+        message = str(exc)
+        if isinstance(exc, c2pa.C2paError.RemoteManifest) or message.startswith("Remote"):
+            report.notes.append(REMOTE_NOTE)
+            url = re.search(r"https?://[^\s\"']+", message)
+            where = f" at {clip(url.group(0), 160)}" if url else ""
+            report.items.append(Evidence("c2pa", "manifest", f"remote manifest{where}, not fetched", "info"))
+        else:
+            report.notes.append(f"c2pa: could not read the manifest: {clip(message, 200)}")
+            if embedded:
+                report.items.append(Evidence("c2pa", "manifest", "C2PA manifest present (unreadable)", "info"))
+        return
+    report.items.extend(describe_store(store))
+
+
+def describe_store(store: dict) -> list[Evidence]:
+    """Evidence from a manifest store as ``Reader.json()`` gives it."""
+    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    active_label = store.get("active_manifest")
+    active = manifests.get(active_label) if isinstance(active_label, str) else None
+    state = str(store.get("validation_state") or "unknown")
+    items = [Evidence("c2pa", "manifest", f"Content Credentials present (validation state: {state})", "info")]
+    if isinstance(active, dict):
+        items.extend(_claim_generator(active))
+        items.extend(_assertions(active))
+        ingredients = active.get("ingredients") if isinstance(active.get("ingredients"), list) else []
+        if ingredients:
+            titles = ", ".join(str(i.get("title", "?")) for i in ingredients[:5] if isinstance(i, dict))
+            items.append(Evidence("c2pa", "ingredients", clip(f"{len(ingredients)} ingredient(s): {titles}"), "info"))
+    for label, manifest in manifests.items():  # an ingredient made by AI makes the result AI-edited
+        if label != active_label and isinstance(manifest, dict):
+            for item in _assertions(manifest):
+                if item.signal == "ai_generated" and item.strong:
+                    items.append(Evidence("c2pa", "ingredient " + item.key, item.value, "ai_edited", True,
+                                          item.generator))
+    items.append(_validation(store, state))
+    return items
+
+
+def _claim_generator(manifest: dict) -> list[Evidence]:
+    name = manifest.get("claim_generator")
+    if not isinstance(name, str) or not name:
+        info = manifest.get("claim_generator_info")
+        names = [str(i.get("name")) for i in info if isinstance(i, dict) and i.get("name")] \
+            if isinstance(info, list) else []
+        name = " ".join(names)
+    if not name:
+        return []
+    signal, generator = classify_software(name)
+    return [Evidence("c2pa", "claim_generator", clip(name), signal, False, generator)]
+
+
+def _agent_name(agent: object) -> str:
+    if isinstance(agent, dict):
+        return " ".join(str(agent[k]) for k in ("name", "version") if agent.get(k))
+    return str(agent) if agent else ""
+
+
+def _assertions(manifest: dict) -> list[Evidence]:
+    items: list[Evidence] = []
+    assertions = manifest.get("assertions") if isinstance(manifest.get("assertions"), list) else []
+    for assertion in assertions:
+        if not isinstance(assertion, dict):
+            continue
+        label, data = str(assertion.get("label", "")), assertion.get("data")
+        data = data if isinstance(data, dict) else {}
+        if label.startswith("c2pa.actions"):
+            actions = data.get("actions") if isinstance(data.get("actions"), list) else []
+            for action in actions[:MAX_ACTIONS]:
+                if isinstance(action, dict):
+                    items.append(_action(action))
+        elif label.startswith("com.adobe.generative-ai"):
+            name = _agent_name(data.get("description") or data.get("name")) or "Adobe Firefly"
+            items.append(Evidence("c2pa", label, clip(f"generative AI assertion: {name}"), "ai_generated", True,
+                                  name))
+    return items
+
+
+def _action(action: dict) -> Evidence:
+    name = str(action.get("action", "?"))
+    params = action.get("parameters") if isinstance(action.get("parameters"), dict) else {}
+    source = action.get("digitalSourceType") or params.get("com.adobe.digitalSourceType")
+    agent = _agent_name(action.get("softwareAgent"))
+    if isinstance(source, str) and source.strip():
+        signal, strong, shown = sourcetypes.classify(source)
+        value = f"{name}: {shown}"
+    else:
+        signal, strong, value = ("info" if name in _NEUTRAL_ACTIONS else "edited"), False, name
+    if agent:
+        value += f"; softwareAgent: {agent}"
+    generator = (agent or None) if signal.startswith("ai_") else None
+    # One key for every version of the assertion (labels are versioned: c2pa.actions, c2pa.actions.v2).
+    generator = clip(generator, 60) if generator else None
+    return Evidence("c2pa", "c2pa.actions", clip(value, 200), signal, strong, generator)
+
+
+def _validation(store: dict, state: str) -> Evidence:
+    if state != "Invalid":
+        text = ("manifest validates (signer not checked against a trust list)" if state == "Valid"
+                else f"validation state: {state}")
+        return Evidence("c2pa", "validation", text, "info")
+    results = store.get("validation_results")
+    active = results.get("activeManifest") if isinstance(results, dict) else None
+    failures = active.get("failure") if isinstance(active, dict) else store.get("validation_status")
+    codes = [str(f.get("code")) for f in failures if isinstance(f, dict)] if isinstance(failures, list) else []
+    codes = [c for c in codes if c not in _UNTRUSTED] or codes
+    text = f"manifest does not validate: {', '.join(dict.fromkeys(codes)) or 'no failure code given'}"
+    return Evidence("c2pa", "validation", clip(text, 200), "edited", False)

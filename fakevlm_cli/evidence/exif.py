@@ -1,0 +1,141 @@
+"""EXIF evidence through exifread: camera fields, Software, GPS, maker notes, generation parameters.
+
+exifread runs with ``details=False``: with ``True`` it turns every byte of a maker note into a Python int
+and decodes vendor notes (about 1 ms for a 2 KB note, more for a Canon's), which we do not need. But with
+``False`` it skips MakerNote and UserComment altogether (its IGNORE_TAGS), and even with ``True`` it drops
+any other non-text field of 1000 bytes or more, which is where a long A1111 prompt lives. So those two tags
+are taken from the IFD entries directly (``skipped_fields``), at the TIFF header and EXIF IFD offsets that
+exifread itself found.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import exifread
+
+from ._common import classify_software, clip, describe_parameters, to_text
+from .png import describe_comfy
+from .types import Evidence, MetadataReport
+from .xmp import riff_chunk
+
+# exifread warns through logging on every oddity of a damaged file; those are not the user's business.
+logging.getLogger("exifread").setLevel(logging.ERROR)
+
+_CAMERA = (("Make", "Image Make", "make"), ("Model", "Image Model", "model"),
+           ("LensModel", "EXIF LensModel", "lens_model"),
+           ("DateTimeOriginal", "EXIF DateTimeOriginal", "datetime_original"))
+_FOOOCUS_SCHEMES = (b"fooocus", b"a1111")  # Fooocus writes its metadata scheme name into MakerNote
+_SKIPPED = {0x927C: "MakerNote", 0x9286: "UserComment"}
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}  # TIFF field types
+MAX_ENTRIES = 1024  # per IFD; the format allows 65535, real files have a few dozen
+
+
+def _text(tag) -> str:
+    values = tag.values
+    if isinstance(values, (str, bytes)):
+        return to_text(values).strip("\x00 \t\r\n")
+    return str(tag.printable).strip()
+
+
+def skipped_fields(exif: bytes, tags: dict) -> dict[str, bytes]:
+    """The MakerNote and UserComment bytes in IFD0 and the EXIF IFD (Fooocus puts both in IFD0)."""
+    base, endian, _fake = exifread.determine_type(io.BytesIO(exif))
+    order = "little" if endian == b"I" else "big"
+
+    def number(pos: int, size: int) -> int:
+        return int.from_bytes(exif[pos:pos + size], order)
+
+    ifds = [number(base + 4, 4)]
+    exif_ifd = tags.get("Image ExifOffset")
+    if exif_ifd is not None and isinstance(exif_ifd.values, list) and exif_ifd.values:
+        ifds.append(int(exif_ifd.values[0]))
+    found: dict[str, bytes] = {}
+    for ifd in ifds:
+        pos = base + ifd
+        for entry in range(pos + 2, pos + 2 + 12 * min(number(pos, 2), MAX_ENTRIES), 12):
+            if entry + 12 > len(exif):
+                break
+            name = _SKIPPED.get(number(entry, 2))
+            if name and name not in found:
+                size = number(entry + 4, 4) * _TYPE_SIZE.get(number(entry + 2, 2), 1)
+                start = entry + 8 if size <= 4 else base + number(entry + 8, 4)
+                found[name] = exif[start:start + size]
+    return found
+
+
+def decode_user_comment(raw: bytes) -> str:
+    """UserComment text: an 8-byte charset header, then the text (UTF-16 of either byte order for UNICODE)."""
+    head, body = raw[:8], raw[8:]
+    if head == b"UNICODE\x00":
+        if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            codec, body = ("utf-16-le" if body[:2] == b"\xff\xfe" else "utf-16-be"), body[2:]
+        else:  # no BOM: mostly-ASCII text has its zero bytes first in big-endian, second in little-endian
+            codec = "utf-16-le" if body[1::2].count(0) > body[0::2].count(0) else "utf-16-be"
+        text = body.decode(codec, errors="replace")
+    elif head == b"JIS\x00\x00\x00\x00\x00":
+        text = body.decode("iso2022_jp", errors="replace")
+    elif head.startswith(b"ASCII") or head == b"\x00" * 8:
+        text = body.decode("utf-8", errors="replace")
+    else:  # no header at all: some writers store the text bare
+        text = raw.decode("utf-8", errors="replace")
+    return text.strip("\x00 \t\r\n")
+
+
+def exif_source(data: bytes, fmt: str) -> bytes:
+    """The bytes to give exifread. For WebP, the EXIF chunk's TIFF data: exifread 3.5 assumes the chunk
+    starts with the old "Exif\\0\\0" prefix, which Pillow and libwebp no longer write, and ignores RIFF padding."""
+    if fmt == "WEBP" and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunk = riff_chunk(data, b"EXIF") or b""
+        return chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk
+    return data
+
+
+def read(data: bytes, fmt: str, report: MetadataReport) -> None:
+    """Report camera fields, software, GPS, maker notes and generation parameters found in EXIF."""
+    data = exif_source(data, fmt)
+    if not data:
+        return
+    tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
+    if not tags:
+        return
+    items, summary_ = report.items, report.exif
+    comfy_keys = set()
+    for key, tag in tags.items():  # ComfyUI (WebP) stores "prompt:{json}" / "workflow:{json}" in IFD0 strings
+        if key.startswith("Image ") and isinstance(tag.values, (str, bytes)):
+            text = _text(tag)
+            name, sep, rest = text.partition(":")
+            if sep and name.strip().lower() in ("prompt", "workflow"):
+                comfy = describe_comfy(name.strip().lower(), rest.strip())
+                if comfy:
+                    comfy_keys.add(key)
+                    items.append(Evidence("exif", key[6:], f"{name.strip().lower()}: {comfy}", "ai_generated",
+                                          True, "ComfyUI"))
+    for label, key, field in _CAMERA:
+        tag = tags.get(key)
+        value = _text(tag) if tag is not None and key not in comfy_keys else ""
+        if value:
+            summary_[field] = clip(value)
+            items.append(Evidence("exif", label, clip(value), "camera", False))
+    software = tags.get("Image Software")
+    if software is not None and _text(software):
+        name = _text(software)
+        summary_["software"] = clip(name)
+        signal, generator = classify_software(name)
+        items.append(Evidence("exif", "Software", clip(name), signal, False, generator))
+    summary_["gps_present"] = "GPS GPSLatitude" in tags or "GPS GPSLongitude" in tags
+    if summary_["gps_present"]:
+        items.append(Evidence("exif", "GPS", "coordinates present", "camera", False))
+    raw = skipped_fields(data, tags)
+    maker_note = raw.get("MakerNote", b"")
+    summary_["makernote_present"] = bool(maker_note)
+    if maker_note and maker_note[:16].strip(b"\x00 ").lower() not in _FOOOCUS_SCHEMES:
+        items.append(Evidence("exif", "MakerNote", f"present ({len(maker_note)} bytes)", "camera", False))
+    texts = [("UserComment", decode_user_comment(raw.get("UserComment", b"")))]
+    if "Image ImageDescription" in tags and "Image ImageDescription" not in comfy_keys:
+        texts.append(("ImageDescription", _text(tags["Image ImageDescription"])))
+    for key, text in texts:
+        found = describe_parameters(text, strict=True) if text else None
+        if found:
+            items.append(Evidence("exif", key, found[1], "ai_generated", True, found[0]))

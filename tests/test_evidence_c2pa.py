@@ -1,0 +1,133 @@
+"""Content Credentials: the real c2pa-rs test images in the shared corpus, a remote manifest, no c2pa-python."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fakevlm_cli import evidence
+from fakevlm_cli.evidence import c2pa as c2pa_reader
+
+CORPUS = Path(os.environ.get("FAKEVLM_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus") / "c2pa"
+needs_c2pa = pytest.mark.skipif(__import__("importlib").util.find_spec("c2pa") is None,
+                                reason="c2pa-python is not installed")
+
+
+def _corpus(name: str) -> evidence.MetadataReport:
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"C2PA corpus file {path} is absent (set FAKEVLM_CORPUS to the corpus folder)")
+    return evidence.collect(path, path.read_bytes(), "JPEG")
+
+
+def _c2pa_items(report, **match):
+    return [i for i in report.items if i.source == "c2pa" and all(getattr(i, k) == v for k, v in match.items())]
+
+
+@needs_c2pa
+def test_algorithmic_media_is_not_generative_ai():
+    report = _corpus("C_algorithmicMedia.jpg")
+    (action,) = _c2pa_items(report, key="c2pa.actions")
+    assert action.value.startswith("c2pa.created: algorithmicMedia") and "Make Test Images" in action.value
+    assert (action.signal, action.strong) == ("info", False)
+    assert not any(i.signal.startswith("ai_") for i in report.items)
+    assert _c2pa_items(report, key="validation")[0].value.startswith("manifest validates")
+
+
+@needs_c2pa
+def test_digital_capture():
+    report = _corpus("C_digitalCapture_cawg.jpg")  # its URI carries a leading space: normalised
+    (action,) = _c2pa_items(report, key="c2pa.actions")
+    assert (action.signal, action.strong) == ("camera", False) and "digitalCapture" in action.value
+
+
+@needs_c2pa
+def test_no_source_type():
+    report = _corpus("C_no_source_type.jpg")
+    actions = {i.value: i.signal for i in _c2pa_items(report, key="c2pa.actions")}
+    assert actions == {"c2pa.created": "info", "c2pa.drawing": "edited"}
+    assert _c2pa_items(report, key="claim_generator")[0].value.startswith("make_test_images/0.6.1")
+
+
+@needs_c2pa
+def test_with_ingredient():
+    report = _corpus("CA_with_ingredient.jpg")
+    (ingredients,) = _c2pa_items(report, key="ingredients")
+    assert ingredients.value == "1 ingredient(s): A.jpg"
+    assert _c2pa_items(report, key="validation", signal="info")
+
+
+@needs_c2pa
+def test_invalid_signature_is_reported():
+    report = _corpus("E-sig-CA_invalid_signature.jpg")
+    (validation,) = _c2pa_items(report, key="validation")
+    assert (validation.signal, validation.strong) == ("edited", False)
+    assert "does not validate" in validation.value and "claimSignature.mismatch" in validation.value
+    assert "signingCredential.untrusted" not in validation.value  # expected offline, not the failure
+    assert "validation state: Invalid" in _c2pa_items(report, key="manifest")[0].value
+
+
+def test_no_manifest_means_no_c2pa_items():
+    report = _corpus("no_manifest.jpg")
+    assert _c2pa_items(report) == [] and report.notes == []
+
+
+def test_without_c2pa_python(monkeypatch):
+    monkeypatch.setitem(sys.modules, "c2pa", None)  # makes `import c2pa` raise ImportError
+    report = _corpus("C_algorithmicMedia.jpg")
+    assert c2pa_reader.NOT_INSTALLED in report.notes
+    assert [i.value for i in _c2pa_items(report)] == ["C2PA manifest present (not verified)"]
+
+
+def test_without_c2pa_python_plain_file_has_no_note(monkeypatch):
+    monkeypatch.setitem(sys.modules, "c2pa", None)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG")
+    assert evidence.collect(None, buf.getvalue(), "JPEG").notes == []
+
+
+@needs_c2pa
+def test_remote_manifest_is_not_fetched(tmp_path):
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:dcterms="http://purl.org/dc/terms/" '
+           b'dcterms:provenance="https://example.invalid/manifests/abc.c2pa"/></rdf:RDF></x:xmpmeta>')
+    path = tmp_path / "remote.jpg"
+    Image.new("RGB", (8, 8)).save(path, "JPEG", xmp=xmp)
+    report = evidence.collect(path, path.read_bytes(), "JPEG")
+    assert c2pa_reader.REMOTE_NOTE in report.notes
+    (item,) = _c2pa_items(report)
+    assert item.signal == "info" and "example.invalid" in item.value and "not fetched" in item.value
+
+
+def test_describe_store_generative_ai_and_legacy_adobe():
+    store = {"active_manifest": "m", "validation_state": "Valid", "manifests": {
+        "m": {"claim_generator": "Adobe_Firefly/2.0", "assertions": [
+            {"label": "c2pa.actions", "data": {"actions": [
+                {"action": "c2pa.created", "softwareAgent": {"name": "Adobe Firefly", "version": "3"},
+                 "parameters": {"com.adobe.digitalSourceType":
+                                "https://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"}}]}},
+            {"label": "com.adobe.generative-ai", "data": {"description": "Adobe Firefly"}}],
+            "ingredients": [{"title": "parent.jpg"}]},
+        "ing": {"assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+            {"action": "c2pa.created",
+             "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"}]}}]}}}
+    items = {i.key: i for i in c2pa_reader.describe_store(store)}
+    action = items["c2pa.actions"]
+    assert (action.signal, action.strong, action.generator) == ("ai_generated", True, "Adobe Firefly 3")
+    assert items["com.adobe.generative-ai"].signal == "ai_generated" and items["com.adobe.generative-ai"].strong
+    assert items["claim_generator"].generator == "Adobe Firefly" and not items["claim_generator"].strong
+    assert items["ingredient c2pa.actions"].signal == "ai_edited"
+
+
+def test_describe_store_tolerates_junk():
+    for store in ({}, {"manifests": []}, {"active_manifest": 3, "manifests": {"3": "x"}},
+                  {"active_manifest": "m", "manifests": {"m": {"assertions": [None, {"label": "c2pa.actions",
+                                                                                    "data": {"actions": "x"}}]}},
+                   "validation_state": "Invalid", "validation_results": "?"}):
+        items = c2pa_reader.describe_store(store)
+        assert items[0].key == "manifest" and all(isinstance(i.value, str) for i in items)
