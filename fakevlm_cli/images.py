@@ -81,8 +81,9 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedIm
         raise ImageError("not an image (unrecognised content)")
     if fmt == "HEIF":
         raise ImageError("HEIF/HEIC images are not supported by Pillow; convert to JPEG or PNG first")
+    # Our --max-pixels check below, on the header's size before any decoding, replaces Pillow's global one.
+    Image.MAX_IMAGE_PIXELS = None
     with warnings.catch_warnings():
-        # Our own pixel limit replaces Pillow's global one, so its warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))

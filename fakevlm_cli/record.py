@@ -1,0 +1,84 @@
+"""The one record every output renders: table row, JSONL line, CSV row, `explain` panel, eval prediction.
+
+The JSONL form is a contract other tools consume. Its shape is described by
+``fakevlm_cli/schema/record.schema.json`` and versioned by ``SCHEMA_VERSION``: fields are only ever added
+(consumers must ignore unknown ones); renaming, removing or changing the meaning of a field bumps it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+from fakevlm_cli import __version__
+
+SCHEMA_VERSION = 1
+VERDICTS = ("real", "fake", "unknown", "error")
+
+
+@dataclass
+class Record:
+    path: str
+    verdict: str = "unknown"
+    p_fake: float | None = None
+    threshold: float | None = None
+    model_verdict: str | None = None
+    text_verdict: str | None = None
+    explanation: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    disagreement: bool = False
+    evidence: list[dict] = field(default_factory=list)
+    exif: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sha256: str | None = None
+    size: int | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    error: str | None = None
+    model: dict | None = None
+    elapsed_ms: float | None = None
+    # Only in `fakevlm eval` predictions: the ground truth the record is scored against.
+    label: str | None = None
+    category: str | None = None
+    item_id: str | None = None
+
+    def to_dict(self) -> dict:
+        """The JSONL object: every field always present (null when unknown), in a stable order."""
+        out = {"schema": SCHEMA_VERSION}
+        for name in _FIELD_ORDER:
+            out[name] = getattr(self, name)
+        if self.label is not None:
+            out["label"], out["category"], out["item_id"] = self.label, self.category, self.item_id
+        out["tool"] = {"name": "fakevlm", "version": __version__}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Record":
+        """Rebuild a record from a JSONL object, ignoring fields this version does not know."""
+        known = {k: data[k] for k in _ALL_FIELDS if k in data}
+        return cls(**known)
+
+    @property
+    def strongest_evidence(self) -> dict | None:
+        """The item most worth showing in one table cell: strong markers first, then by signal weight."""
+        if not self.evidence:
+            return None
+        return max(self.evidence, key=lambda e: (bool(e.get("strong")), _SIGNAL_WEIGHT.get(e.get("signal"), 0)))
+
+
+_FIELD_ORDER = (
+    "path", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation", "reasons",
+    "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
+    "error", "model", "elapsed_ms",
+)
+_ALL_FIELDS = _FIELD_ORDER + ("label", "category", "item_id")
+_SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}
+
+
+def load_schema() -> dict:
+    """The JSON Schema of one JSONL record, as shipped with the package."""
+    text = resources.files("fakevlm_cli").joinpath("schema/record.schema.json").read_text("utf-8")
+    return json.loads(text)

@@ -1,0 +1,143 @@
+"""Terminal views of records: the `explain` panel and the scan summary footer.
+
+All untrusted text goes through `output.plain` (no markup parsing, control characters made visible).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fakevlm_cli.output import VERDICT_STYLE, percent, plain, safe_text, verdict_text
+from fakevlm_cli.record import Record
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that colours only real terminals and honours NO_COLOR; highlighting off (data is data)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def explain_panel(record: Record) -> Panel:
+    """Verdict in colour, P(fake) as a percentage, the explanation wrapped, evidence and the model id."""
+    head = Text.assemble("Verdict: ", verdict_text(record.verdict), "   P(fake): ",
+                         (percent(record.p_fake), "bold"))
+    if record.disagreement:
+        head.append("   metadata overrules the model", style="bold red")
+    parts: list = [head]
+    if record.model_verdict and record.model_verdict != record.verdict:
+        parts.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
+    if record.explanation:
+        parts += [Text(""), plain(record.explanation)]
+    elif record.text_verdict is not None:
+        parts += [Text(""), Text("(the model gave no explanation)", style="dim")]
+    if record.evidence:
+        parts += [Text(""), Text("Metadata evidence", style="bold")]
+        for ev in record.evidence:
+            style = "red" if ev.get("strong") and ev["signal"].startswith("ai_") else ""
+            parts.append(plain(f"• [{ev['signal']}] {ev['source']} {ev['key']}: {ev['value']}", style=style))
+    reasons = [r for r in record.reasons if not r.startswith("model says")]
+    if reasons:
+        parts += [Text(""), Text("Why", style="bold")] + [plain(f"• {r}") for r in reasons]
+    model = record.model or {}
+    footer = f"{model.get('id', '?')} · {model.get('dtype', '?')} · quant {model.get('quant', '?')}"
+    return Panel(Group(*parts), title=plain(record.path), title_align="left",
+                 subtitle=plain(footer, style="dim"), subtitle_align="right",
+                 border_style=VERDICT_STYLE.get(record.verdict, "").replace("bold ", ""))
+
+
+def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
+    """Counts per verdict, errors, skipped, elapsed and throughput, for the end of a scan."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    counts = ", ".join(f"{stats.verdicts.get(v, 0)} {v}" for v in ("fake", "real", "unknown", "error"))
+    table.add_row("scanned", f"{stats.records} files: {counts}")
+    extras = []
+    if stats.skipped:
+        extras.append(f"{stats.skipped} not images")
+    if stats.resumed:
+        extras.append(f"{stats.resumed} already in the output (resumed)")
+    if discovery is not None:
+        for name in ("hidden", "symlinks", "excluded", "duplicates", "not_regular"):
+            n = getattr(discovery, name, 0)
+            if n:
+                extras.append(f"{n} {name.replace('_', ' ')}")
+    if extras:
+        table.add_row("skipped", ", ".join(extras))
+    elapsed = stats.elapsed
+    rate = stats.records / elapsed if elapsed > 0 else 0.0
+    timing = f"{elapsed:.1f} s, {rate:.1f} files/s"
+    if stats.model_images:
+        timing += f", model busy {stats.model_seconds / elapsed:.0%} of the time" if elapsed > 0 else ""
+    table.add_row("time", timing)
+    if interrupted:
+        table.add_row("stopped", Text("interrupted: every finished record was written", style="yellow"))
+    return table
+
+
+def error_line(record: Record) -> str:
+    return f"fakevlm: error: {safe_text(record.path)}: {safe_text(record.error)}"
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+_EVAL_COLUMNS = (("n", "n", "{}"), ("accuracy", "Acc", "{:.3f}"), ("accuracy_real", "Acc real", "{:.3f}"),
+                 ("accuracy_fake", "Acc fake", "{:.3f}"), ("f1_real_positive", "F1 (real+)", "{:.3f}"),
+                 ("f1_macro", "F1 macro", "{:.3f}"), ("roc_auc_fake_positive", "AUC", "{:.3f}"),
+                 ("n_unknown", "unknown", "{}"), ("n_error", "errors", "{}"))
+
+
+def _cell(value, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def eval_tables(run) -> list:
+    """Categories × metrics (overall last), then ours beside the paper's figures, then the conventions."""
+    metrics = run.metrics
+    text = metrics["overall"].get("text")
+    table = Table(title=plain(f"{run.request.bench} · {len(run.loaded.items)} items"), title_justify="left")
+    table.add_column("category", no_wrap=True, min_width=7)
+    for _, header, _ in _EVAL_COLUMNS:
+        table.add_column(header, justify="right")
+    if text:
+        table.add_column("ROUGE-L", justify="right")
+        table.add_column("CSS", justify="right")
+
+    def add(name: str, block: dict, style: str = "") -> None:
+        cells = [_cell(block.get(key), fmt) for key, _, fmt in _EVAL_COLUMNS]
+        if text:
+            t = block.get("text") or {}
+            cells += [_cell(t.get("rouge_l_f"), "{:.3f}"), _cell(t.get("css"), "{:.3f}")]
+        table.add_row(plain(name), *cells, style=style)
+
+    for name, block in metrics["categories"].items():
+        add(name, block)
+    table.add_section()
+    add("overall", metrics["overall"], style="bold")
+    out: list = [table]
+    if run.paper:
+        paper = Table(title=f"beside the paper ({run.paper_bench}; arXiv 2503.14905)", title_justify="left")
+        for header in ("metric", "ours", "FakeVLM paper", "diff", "best other in paper"):
+            paper.add_column(header, justify="left" if header in ("metric", "best other in paper") else "right")
+        for row in run.paper:
+            diff = row["diff"]
+            diff_text = Text("—" if diff is None else f"{diff:+.3f}",
+                             style="" if diff is None else ("green" if diff >= -0.01 else "red"))
+            other = "" if row.get("best_other") is None else f"{row['best_other']:.3f} ({row['best_other_model']})"
+            paper.add_row(row["metric"], _cell(row["ours"], "{:.3f}"), f"{row['paper']:.3f}", diff_text, other)
+        out.append(paper)
+    notes = []
+    if metrics["overall"].get("n_missing"):
+        notes.append(f"{metrics['overall']['n_missing']} images missing (not scored)")
+    if text:
+        info = metrics["conventions"].get("text") or {}
+        notes.append("text metrics: " + ", ".join(f"{k}={v}" for k, v in info.items() if v is not None))
+    notes.append("F1 (real+) uses real as the positive class, as the paper; unknown verdicts count as wrong")
+    out += [plain(n, style="dim") for n in notes]
+    return out

@@ -1,0 +1,176 @@
+"""`fakevlm scan` from request to exit code: discovery, writers, progress, summary, Ctrl-C.
+
+Kept out of cli.py so the command stays a thin parser; kept out of pipeline.py so the pipeline knows
+nothing of terminals. Data goes to stdout (or -o FILE), diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+from fakevlm_cli import render
+from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
+from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.images import DEFAULT_MAX_PIXELS
+from fakevlm_cli.output import CsvWriter, JsonlWriter, TableWriter
+from fakevlm_cli.pipeline import ScanConfig, Scanner, ScanStats
+from fakevlm_cli.results_file import format_for_path, open_results
+
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class ScanRequest:
+    paths: tuple[str, ...]
+    from_file: IO[bytes] | None = None
+    nul: bool = False
+    max_depth: int | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    hidden: bool = False
+    follow_symlinks: bool = False
+    fmt: str | None = None
+    output: Path | None = None
+    resume: bool = False
+    explain: bool = False
+    no_model: bool = False
+    batch_size: int = 8
+    threshold: float = 0.5
+    max_new_tokens: int = 256
+    max_pixels: int | None = None
+    workers: int | None = None
+    quiet: bool = False
+
+
+def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
+    """Run one scan and return the exit code (0 clean, 1 something fake, 2 fatal, 130 interrupted)."""
+    if request.resume and request.output is None:
+        raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote)")
+    if request.output is not None:
+        _check_writable(request.output)
+    discovery = DiscoveryStats()
+    candidates = list(discover(_arguments(request), max_depth=request.max_depth, include=request.include,
+                                exclude=request.exclude, hidden=request.hidden,
+                                follow_symlinks=request.follow_symlinks, stats=discovery))
+    # The model loads before the output file is opened, so a failed load never truncates earlier results.
+    engine = load_engine() if load_engine is not None else None
+    writers, done, closers = _open_writers(request)
+    config = ScanConfig(
+        explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
+        max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
+        read_metadata=True, resume=done, **({"workers": request.workers} if request.workers else {}),
+    )
+    err = render.console(stderr=True)
+    show_progress = not request.quiet and err.is_terminal
+    table_on_terminal = any(isinstance(w, TableWriter) for w in writers)
+    progress = _Progress(err, len(candidates)) if show_progress else None
+    scanner = Scanner(engine, config, on_progress=progress.update if progress else None)
+    interrupted = False
+    try:
+        if progress:
+            progress.start()
+        for record in scanner.run(candidates):
+            for writer in writers:
+                writer.write(record)
+            if record.verdict == "error" and not table_on_terminal:
+                print(render.error_line(record), file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress:
+            progress.stop()
+        for close in closers:
+            close()
+    _print_summary(request, scanner.stats, discovery, writers, err, interrupted)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAKE if scanner.stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+def _check_writable(path: Path) -> None:
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise FakevlmError(f"{path}: is a directory, not a results file")
+    if not folder.is_dir():
+        raise FakevlmError(f"{path}: folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise FakevlmError(f"{path}: permission denied, cannot write results there")
+
+
+def _arguments(request: ScanRequest) -> list[str]:
+    """Path arguments plus the lines of --from-file / stdin ('-'), in the order given."""
+    args: list[str] = []
+    for path in request.paths:
+        if path == "-":
+            args.extend(read_path_list(sys.stdin.buffer, nul=request.nul))
+        else:
+            args.append(path)
+    if request.from_file is not None:
+        args.extend(read_path_list(request.from_file, nul=request.nul))
+    return args
+
+
+def _open_writers(request: ScanRequest):
+    """Writers for stdout and -o FILE, the (path, sha256) pairs to skip on --resume, and what to close."""
+    writers, closers = [], []
+    done: frozenset = frozenset()
+    stdout_tty = sys.stdout.isatty()
+    fmt = request.fmt
+    if request.output is not None:
+        file_fmt = fmt if fmt in ("jsonl", "csv") else format_for_path(request.output)
+        stream, done = open_results(request.output, file_fmt, resume=request.resume)
+        writers.append(JsonlWriter(stream) if file_fmt == "jsonl" else CsvWriter(stream))
+        closers.append(stream.close)
+        if stdout_tty and fmt in (None, "table"):
+            writers.append(TableWriter(render.console(), explain=request.explain))
+    else:
+        fmt = fmt or ("table" if stdout_tty else "jsonl")
+        if fmt == "table":
+            writers.append(TableWriter(render.console(), explain=request.explain))
+        elif fmt == "jsonl":
+            writers.append(JsonlWriter(sys.stdout.buffer))
+        else:
+            writers.append(CsvWriter(sys.stdout.buffer))
+    return writers, done, closers
+
+
+def _print_summary(request, stats: ScanStats, discovery: DiscoveryStats, writers, err, interrupted) -> None:
+    table = render.summary_table(stats, discovery=discovery, interrupted=interrupted)
+    table_writer = next((w for w in writers if isinstance(w, TableWriter)), None)
+    if table_writer is not None:
+        table_writer.console.print()
+        table_writer.console.print(table)
+    elif not request.quiet and err.is_terminal:
+        err.print(table)
+    for problem in discovery.unreadable_dirs:
+        print(f"fakevlm: warning: {problem}", file=sys.stderr)
+
+
+class _Progress:
+    """Files done, images/s and ETA on stderr, only when stderr is a terminal."""
+
+    def __init__(self, console, total: int):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console, transient=True, redirect_stdout=sys.stdout.isatty(),
+                                 redirect_stderr=False)
+        self.task = self.progress.add_task("scan", total=total, rate="")
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def update(self, stats: ScanStats) -> None:
+        done = stats.files
+        rate = stats.records / stats.elapsed if stats.elapsed > 0 else 0.0
+        self.progress.update(self.task, completed=done, rate=f"{rate:.1f} img/s")

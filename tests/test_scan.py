@@ -1,0 +1,295 @@
+"""`fakevlm scan` end to end: inputs, fusion, outputs, errors, exit codes, resume, interrupts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+import factories as f
+from fakevlm_cli.cli import cli
+from fakevlm_cli.record import load_schema
+
+SCHEMA = load_schema()
+
+
+@pytest.fixture
+def evidence_dir(tmp_path) -> Path:
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    f.camera_jpeg(d / "camera.jpg")
+    f.a1111_png(d / "sd.png")
+    f.comfy_png(d / "sub" / "comfy.png")
+    f.xmp_jpeg(d / "firefly.jpg")
+    f.truncated_jpeg(d / "truncated.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.jpg").write_text("I am text pretending to be a JPEG")
+    (d / "notes.txt").write_text("not an image, not named like one")
+    f.bomb_png(d / "bomb.png")
+    return d
+
+
+def scan(*args, input=None):
+    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=input, catch_exceptions=False)
+
+
+def records(output: str) -> list[dict]:
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    for row in rows:
+        jsonschema.validate(row, SCHEMA)
+    return rows
+
+
+def by_name(rows):
+    return {Path(r["path"]).name: r for r in rows}
+
+
+def test_no_model_scan_reads_metadata_and_fuses(evidence_dir):
+    result = scan(evidence_dir, "--no-model", "--format", "jsonl")
+    rows = by_name(records(result.stdout))
+    assert set(rows) == {"camera.jpg", "sd.png", "comfy.png", "firefly.jpg", "truncated.jpg", "empty.jpg",
+                         "text.jpg", "bomb.png"}  # notes.txt: not an image, skipped and counted
+    assert rows["sd.png"]["verdict"] == "fake" and rows["sd.png"]["p_fake"] is None
+    assert any(e["strong"] and e["signal"] == "ai_generated" for e in rows["sd.png"]["evidence"])
+    assert rows["comfy.png"]["verdict"] == "fake"
+    assert rows["firefly.jpg"]["verdict"] == "fake"
+    assert rows["camera.jpg"]["verdict"] == "unknown"  # camera EXIF never makes a verdict "real"
+    assert rows["camera.jpg"]["exif"].get("make") == "Canon"
+    assert rows["empty.jpg"]["verdict"] == "error" and "empty" in rows["empty.jpg"]["error"]
+    assert rows["text.jpg"]["verdict"] == "error" and "not an image" in rows["text.jpg"]["error"]
+    assert rows["sd.png"]["model"] is None and rows["sd.png"]["model_verdict"] is None
+    assert result.exit_code == 1  # at least one fake
+
+
+def test_no_model_scan_never_imports_torch(evidence_dir):
+    code = ("import sys\nfrom fakevlm_cli.cli import main\n"
+            f"sys.argv=['fakevlm','scan',{str(evidence_dir)!r},'--no-model','-o',{str(evidence_dir / 'o.jsonl')!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('EXIT', code, [m for m in ('torch', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EXIT 1 []" in out.stdout, out.stderr
+
+
+def test_model_scan_records(evidence_dir, tiny_model):
+    result = scan(evidence_dir, "--model", tiny_model, "--format", "jsonl", "--threshold", "1.0")
+    rows = by_name(records(result.stdout))
+    for name in ("camera.jpg", "sd.png", "comfy.png", "firefly.jpg"):
+        row = rows[name]
+        assert 0 <= row["p_fake"] <= 1 and row["model"]["id"] == str(tiny_model)
+        assert row["width"] == 64 and row["height"] == 48
+    # threshold 1.0: the model calls everything real, so the metadata overrules it and says so.
+    assert rows["camera.jpg"]["verdict"] == "real" and not rows["camera.jpg"]["disagreement"]
+    assert rows["sd.png"]["verdict"] == "fake" and rows["sd.png"]["model_verdict"] == "real"
+    assert rows["sd.png"]["disagreement"] is True
+    assert any("overruled" in r for r in rows["sd.png"]["reasons"])
+    for bad in ("truncated.jpg", "bomb.png", "empty.jpg", "text.jpg"):
+        assert rows[bad]["verdict"] == "error" and rows[bad]["p_fake"] is None
+    assert "max-pixels" in rows["bomb.png"]["error"] or "bomb" in rows["bomb.png"]["error"]
+    assert result.exit_code == 1
+
+
+def test_records_do_not_depend_on_batch_size(evidence_dir, tiny_model):
+    def run(batch):
+        rows = records(scan(evidence_dir, "-m", tiny_model, "--format", "jsonl", "--batch-size", batch).stdout)
+        for row in rows:
+            row.pop("elapsed_ms")
+        return rows
+
+    one, eight = run(1), run(8)
+    assert [r["path"] for r in one] == [r["path"] for r in eight]
+    for a, b in zip(one, eight):
+        if a["p_fake"] is not None:
+            assert abs(a["p_fake"] - b["p_fake"]) < 1e-4
+            a["p_fake"] = b["p_fake"]
+            a["reasons"], b["reasons"] = a["reasons"][1:], b["reasons"][1:]  # they quote P(fake)
+    assert one == eight
+
+
+def test_order_is_sorted_and_deterministic(tmp_path):
+    for name in ("b.png", "a.png", "c/z.png", "c/a.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        f.plain_png(tmp_path / name)
+    rows = records(scan(tmp_path, "--no-model", "--format", "jsonl").stdout)
+    assert [Path(r["path"]).relative_to(tmp_path).as_posix() for r in rows] == ["a.png", "b.png", "c/a.png", "c/z.png"]
+
+
+def test_csv_output(evidence_dir):
+    result = scan(evidence_dir, "--no-model", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {Path(r["path"]).name for r in rows} >= {"sd.png", "camera.jpg"}
+    sd = next(r for r in rows if r["path"].endswith("sd.png"))
+    assert sd["verdict"] == "fake" and "ai_generated" in sd["evidence"]
+
+
+def test_csv_defuses_formulas(tmp_path):
+    f.camera_jpeg(tmp_path / "=cmd.jpg", make="=HYPERLINK(\"http://x\")")
+    rows = list(csv.DictReader(io.StringIO(scan(tmp_path, "--no-model", "--format", "csv").stdout)))
+    assert rows[0]["path"].startswith(str(tmp_path))  # a path starting with / is harmless
+    assert all(not cell.startswith("=") for row in rows for cell in row.values())
+
+
+def test_table_output_is_terminal_safe(tmp_path):
+    nasty = ["spaced name.png", "ünïcödé.png", "line\nbreak.png", "[bold]red.png", "esc\x1b[31m.png"]
+    for name in nasty:
+        f.plain_png(tmp_path / name)
+    f.camera_jpeg(tmp_path / "evil.jpg", make="\x1b[2J\x1b[31mEvilCam [blink]x[/blink]")
+    result = scan(tmp_path, "--no-model", "--format", "table")
+    out = result.stdout
+    assert "\x1b" not in out  # no escape sequence from a name or EXIF reaches the terminal
+    assert "[bold]red.png" in out.replace("\n", "")  # shown literally, not as markup
+    assert "line\\nbreak.png" in out.replace("\n", "")
+    assert "scanned" in out and "6 files" in out
+    jsonl = records(scan(tmp_path, "--no-model", "--format", "jsonl").stdout)
+    assert {Path(r["path"]).name for r in jsonl} == set(nasty) | {"evil.jpg"}  # exact in JSONL
+    evil = next(r for r in jsonl if r["path"].endswith("evil.jpg"))
+    assert evil["exif"]["make"].startswith("\x1b[2J")
+
+
+def test_paths_from_stdin_and_file(tmp_path):
+    a, b = f.plain_png(tmp_path / "a b.png"), f.a1111_png(tmp_path / "sd.png")
+    rows = records(scan("-", "--no-model", "--format", "jsonl", input=f"{a}\n{b}\n").stdout)
+    assert [Path(r["path"]).name for r in rows] == ["a b.png", "sd.png"]
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(f"{b}\0{a}\0".encode())
+    rows = records(scan("--from-file", listing, "-0", "--no-model", "--format", "jsonl").stdout)
+    assert [Path(r["path"]).name for r in rows] == ["sd.png", "a b.png"]
+
+
+def test_explicit_missing_path_is_an_error_record(tmp_path):
+    f.plain_png(tmp_path / "ok.png")
+    result = scan(tmp_path / "ok.png", tmp_path / "missing.png", "--no-model", "--format", "jsonl")
+    rows = by_name(records(result.stdout))
+    assert rows["missing.png"]["verdict"] == "error" and "no such file" in rows["missing.png"]["error"]
+    assert "missing.png" in result.stderr  # one error line on stderr too
+    assert result.exit_code == 0
+
+
+def test_symlink_loop_does_not_hang(tmp_path):
+    f.plain_png(tmp_path / "a.png")
+    os.symlink(tmp_path, tmp_path / "loop")
+    rows = records(scan(tmp_path, "--no-model", "--format", "jsonl", "--follow-symlinks").stdout)
+    assert [Path(r["path"]).name for r in rows] == ["a.png"]
+
+
+def test_hidden_and_globs(tmp_path):
+    f.plain_png(tmp_path / ".hidden.png")
+    f.plain_png(tmp_path / "keep.png")
+    f.plain_png(tmp_path / "skip.png")
+    names = lambda *a: [Path(r["path"]).name for r in records(scan(tmp_path, "--no-model", "--format", "jsonl", *a).stdout)]
+    assert names() == ["keep.png", "skip.png"]
+    assert names("--hidden") == [".hidden.png", "keep.png", "skip.png"]
+    assert names("--exclude", "skip*") == ["keep.png"]
+
+
+def test_exit_codes(tmp_path, tiny_model):
+    f.camera_jpeg(tmp_path / "cam.jpg")
+    assert scan(tmp_path, "--no-model", "-q", "--format", "jsonl").exit_code == 0
+    assert scan(tmp_path, "-m", tiny_model, "--threshold", "0", "--format", "jsonl").exit_code == 1
+    assert scan(tmp_path, "-m", tiny_model, "--threshold", "1", "--format", "jsonl").exit_code == 0
+    bad_model = scan(tmp_path, "-m", tmp_path / "nope" / "model")
+    assert bad_model.exit_code == 2 and "does not exist" in bad_model.stderr
+    unwritable = scan(tmp_path, "--no-model", "-o", tmp_path / "no-such-dir" / "out.jsonl")
+    assert unwritable.exit_code == 2 and "does not exist" in unwritable.stderr
+    assert scan("--no-model").exit_code == 2  # no paths: usage error
+
+
+def test_output_file_and_explain(tmp_path, tiny_model):
+    f.plain_png(tmp_path / "a.png")
+    out = tmp_path / "out.jsonl"
+    result = scan(tmp_path / "a.png", "-m", tiny_model, "--explain", "--max-new-tokens", "4", "-o", out)
+    assert result.stdout == ""  # not a terminal, data went to the file
+    (row,) = records(out.read_text())
+    assert row["explanation"] is not None and row["text_verdict"] in ("real", "fake", "unknown")
+
+
+def test_failed_model_load_keeps_earlier_results(tmp_path):
+    f.plain_png(tmp_path / "a.png")
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"path": "earlier"}\n')
+    assert scan(tmp_path / "a.png", "-m", tmp_path / "missing-model", "-o", out).exit_code == 2
+    assert out.read_text() == '{"path": "earlier"}\n'
+
+
+def test_resume_tolerates_torn_line_and_writes_no_duplicate(evidence_dir):
+    out = evidence_dir.parent / "out.jsonl"
+    scan(evidence_dir, "--no-model", "-o", out)
+    full = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(full[:3]) + full[3][:25])  # a run killed mid-line
+    scan(evidence_dir, "--no-model", "-o", out, "--resume")
+    rows = records(out.read_text())
+    assert len(rows) == len(full) and len({r["path"] for r in rows}) == len(rows)
+    assert sorted(json.dumps(r, sort_keys=True) for r in rows if True) != []
+
+
+def test_resume_refuses_foreign_file(tmp_path):
+    f.plain_png(tmp_path / "a.png")
+    out = tmp_path / "notes.jsonl"
+    out.write_text("hello\nworld\n")
+    result = scan(tmp_path / "a.png", "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 2 and "not JSON" in result.stderr
+    assert out.read_text() == "hello\nworld\n"
+
+
+def _many_images(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        f.plain_png(folder / f"img{i:03d}.png", seed=i)
+    return folder
+
+
+def _start_scan(folder, out, model, *extra):
+    cmd = [sys.executable, "-m", "fakevlm_cli", "scan", str(folder), "-m", str(model), "-o", str(out),
+           "--batch-size", "1", "--explain", "--max-new-tokens", "48", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_lines(proc, out: Path, n: int, deadline: float = 60.0) -> None:
+    """Block until `out` holds n complete lines (polling the file, bounded in time)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if out.exists() and out.read_bytes().count(b"\n") >= n:
+            return
+        if proc.poll() is not None:
+            return
+        time.sleep(0.02)
+    raise AssertionError("scan produced no output in time")
+
+
+def test_resume_after_sigkill(tmp_path, tiny_model):
+    folder = _many_images(tmp_path / "many", 60)
+    out = tmp_path / "out.jsonl"
+    proc = _start_scan(folder, out, tiny_model)
+    _wait_for_lines(proc, out, 3)
+    proc.kill()
+    proc.wait()
+    before = out.read_bytes().count(b"\n")
+    assert before < 60, "the scan finished before it could be killed"
+    finished = subprocess.run([sys.executable, "-m", "fakevlm_cli", "scan", str(folder), "-m", str(tiny_model),
+                               "-o", str(out), "--resume", "--batch-size", "8", "-q"], capture_output=True)
+    assert finished.returncode in (0, 1), finished.stderr
+    rows = records(out.read_text())
+    names = [Path(r["path"]).name for r in rows]
+    assert sorted(names) == [f"img{i:03d}.png" for i in range(60)]  # none lost, none twice
+
+
+def test_sigint_stops_cleanly(tmp_path, tiny_model):
+    folder = _many_images(tmp_path / "many", 60)
+    out = tmp_path / "out.jsonl"
+    proc = _start_scan(folder, out, tiny_model)
+    _wait_for_lines(proc, out, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    data = out.read_bytes()
+    assert data.endswith(b"\n")  # no torn line: every finished record is whole
+    assert 2 <= len(records(data.decode())) < 60
