@@ -34,31 +34,34 @@ def fuse(model_verdict: str | None, p_fake: float | None, evidence: list[Evidenc
     """Combine a model verdict (or None with --no-model) with the evidence items of one file."""
     decisive = [e for e in evidence if e.strong and e.signal in ("ai_generated", "ai_edited")]
     decisive.sort(key=lambda e: e.signal != "ai_generated")
-    reasons: list[str] = []
+    reasons = [f"{_LABEL[e.signal]} per {describe(e)}" for e in decisive]
     model_part = _model_reason(model_verdict, p_fake)
+    disagreement = bool(decisive) and model_verdict == "real"
     if decisive:
         verdict = "fake"
-        reasons += [f"{_LABEL[e.signal]} per {describe(e)}" for e in decisive]
-        disagreement = model_verdict == "real"
         if model_part:
             reasons.append(model_part + (" — overruled by the metadata" if disagreement else ""))
     else:
         verdict = model_verdict or "unknown"
-        disagreement = False
-        if model_part:
-            reasons.append(model_part)
-        elif not evidence:
-            reasons.append("no model run and no provenance metadata")
+        reasons.append(model_part or "no model run, and no decisive provenance metadata")
+    reasons += _context_reasons([e for e in evidence if e not in decisive])
+    return Fused(verdict=verdict, reasons=_unique(reasons), disagreement=disagreement)
+
+
+def _context_reasons(evidence: list[Evidence]) -> list[str]:
+    """Evidence that informs but never decides: AI hints, edits, failed validation, camera metadata."""
+    reasons = []
     for e in evidence:
-        if e in decisive:
-            continue
-        if e.signal == "ai_generated" or e.signal == "ai_edited":
+        if e.signal in ("ai_generated", "ai_edited"):
             reasons.append(f"hint only ({_LABEL[e.signal]}?): {describe(e)}")
-        elif e.signal == "camera" and e.key in ("Make", "Model", "DigitalSourceType", "c2pa.actions"):
-            reasons.append(f"camera metadata present, not proof of a real photo: {describe(e)}")
+        elif e.signal == "edited" and e.source == "c2pa" and e.key == "validation":
+            reasons.append(f"content credentials fail validation: {e.value}")
         elif e.signal == "edited":
             reasons.append(f"edited: {describe(e)}")
-    return Fused(verdict=verdict, reasons=_unique(reasons), disagreement=disagreement)
+    camera = [f"{e.source} {e.key}: {e.value}" for e in evidence if e.signal == "camera"]
+    if camera:
+        reasons.append("camera metadata, not proof of a real photo (easily forged): " + "; ".join(camera))
+    return reasons
 
 
 def describe(e: Evidence) -> str:

@@ -49,6 +49,10 @@ def explain_panel(record: Record) -> Panel:
                  border_style=VERDICT_STYLE.get(record.verdict, "").replace("bold ", ""))
 
 
+_SKIP_LABEL = {"symlinks": "symlinks not followed", "not_regular": "not regular files",
+               "loops": "symlink loops", "duplicates": "duplicates"}
+
+
 def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     """Counts per verdict, errors, skipped, elapsed and throughput, for the end of a scan."""
     table = Table.grid(padding=(0, 2))
@@ -62,10 +66,10 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     if stats.resumed:
         extras.append(f"{stats.resumed} already in the output (resumed)")
     if discovery is not None:
-        for name in ("hidden", "symlinks", "excluded", "duplicates", "not_regular"):
+        for name in ("hidden", "symlinks", "excluded", "duplicates", "not_regular", "loops"):
             n = getattr(discovery, name, 0)
             if n:
-                extras.append(f"{n} {name.replace('_', ' ')}")
+                extras.append(f"{n} {_SKIP_LABEL.get(name, name)}")
     if extras:
         table.add_row("skipped", ", ".join(extras))
     elapsed = stats.elapsed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 from fakevlm_cli import render
 from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
@@ -52,9 +52,16 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
     if request.output is not None:
         _check_writable(request.output)
     discovery = DiscoveryStats()
-    candidates = list(discover(_arguments(request), max_depth=request.max_depth, include=request.include,
-                                exclude=request.exclude, hidden=request.hidden,
-                                follow_symlinks=request.follow_symlinks, stats=discovery))
+    try:
+        candidates = discover(_arguments(request), max_depth=request.max_depth, include=request.include,
+                              exclude=request.exclude, hidden=request.hidden,
+                              follow_symlinks=request.follow_symlinks, stats=discovery)
+    except ValueError as exc:  # a malformed glob: a usage error, before any work
+        raise FakevlmError(str(exc)) from None
+    err = render.console(stderr=True)
+    show_progress = not request.quiet and err.is_terminal
+    if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
+        candidates = list(candidates)
     # The model loads before the output file is opened, so a failed load never truncates earlier results.
     engine = load_engine() if load_engine is not None else None
     writers, done, closers = _open_writers(request)
@@ -63,8 +70,6 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
         max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
         read_metadata=True, resume=done, **({"workers": request.workers} if request.workers else {}),
     )
-    err = render.console(stderr=True)
-    show_progress = not request.quiet and err.is_terminal
     table_on_terminal = any(isinstance(w, TableWriter) for w in writers)
     progress = _Progress(err, len(candidates)) if show_progress else None
     scanner = Scanner(engine, config, on_progress=progress.update if progress else None)
@@ -102,17 +107,15 @@ def _check_writable(path: Path) -> None:
         raise FakevlmError(f"{path}: permission denied, cannot write results there")
 
 
-def _arguments(request: ScanRequest) -> list[str]:
-    """Path arguments plus the lines of --from-file / stdin ('-'), in the order given."""
-    args: list[str] = []
+def _arguments(request: ScanRequest) -> Iterator[str]:
+    """Path arguments plus the lines of --from-file / stdin ('-'), in the order given, read lazily."""
     for path in request.paths:
         if path == "-":
-            args.extend(read_path_list(sys.stdin.buffer, nul=request.nul))
+            yield from read_path_list(sys.stdin.buffer, nul=request.nul)
         else:
-            args.append(path)
+            yield path
     if request.from_file is not None:
-        args.extend(read_path_list(request.from_file, nul=request.nul))
-    return args
+        yield from read_path_list(request.from_file, nul=request.nul)
 
 
 def _open_writers(request: ScanRequest):

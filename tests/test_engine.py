@@ -122,3 +122,11 @@ def test_custom_prompt_still_scores(tiny_model):
                                     answer_prefix="\nThe image looks"))
     assert eng.prompt != DEFAULT_PROMPT
     assert all(0 <= p <= 1 for p in eng.score(IMAGES[:2]))
+
+
+def test_missing_bitsandbytes_is_a_clear_error(tiny_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import now raises ImportError
+    with pytest.raises(ModelLoadError, match="needs bitsandbytes: pip install bitsandbytes"):
+        Engine.load(EngineOptions(model=str(tiny_model), device="cpu", quant="4bit"))
