@@ -60,7 +60,8 @@ def percent(p: float | None) -> str:
 
 
 def first_line(text: str | None) -> str:
-    return "" if not text else text.strip().splitlines()[0] if text.strip() else ""
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def evidence_cell(record: Record) -> str:

@@ -192,15 +192,7 @@ class Scanner:
         """One engine call for the batch; on failure, halve and retry so only the guilty image errors."""
         start = time.perf_counter()
         try:
-            if self.config.explain:
-                answers = self.engine.explain_pixels([j.pixels for j in jobs], self.config.max_new_tokens)
-                for job, answer in zip(jobs, answers):
-                    self._set_model_result(job, answer.p_fake)
-                    job.record.text_verdict = answer.text_verdict
-                    job.record.explanation = answer.explanation
-            else:
-                for job, p in zip(jobs, self.engine.score_pixels([j.pixels for j in jobs])):
-                    self._set_model_result(job, p)
+            self._call_engine(jobs)
         except Exception as exc:  # noqa: BLE001 - out of memory, a bad tensor: isolate it
             if len(jobs) > 1:
                 _free_accelerator_memory()
@@ -210,12 +202,22 @@ class Scanner:
                 return
             jobs[0].record.verdict = "error"
             jobs[0].record.error = f"model failed on this image: {type(exc).__name__}: {exc}"
-        finally:
-            spent = time.perf_counter() - start
+        spent = time.perf_counter() - start
         self.stats.model_seconds += spent
         self.stats.model_images += len(jobs)
         for job in jobs:
             job.seconds += spent / len(jobs)
+
+    def _call_engine(self, jobs: list[_Job]) -> None:
+        pixels = [j.pixels for j in jobs]
+        if not self.config.explain:
+            for job, p in zip(jobs, self.engine.score_pixels(pixels)):
+                self._set_model_result(job, p)
+            return
+        for job, answer in zip(jobs, self.engine.explain_pixels(pixels, self.config.max_new_tokens)):
+            self._set_model_result(job, answer.p_fake)
+            job.record.text_verdict = answer.text_verdict
+            job.record.explanation = answer.explanation
 
     def _set_model_result(self, job: _Job, p_fake: float) -> None:
         job.record.p_fake = round(float(p_fake), 6)

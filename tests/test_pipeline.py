@@ -1,0 +1,82 @@
+"""The scan driver with a stand-in engine: order, batching, failure isolation — no torch needed."""
+
+from pathlib import Path
+
+from PIL import Image
+
+from fakevlm_cli.discover import Candidate
+from fakevlm_cli.engine import ModelInfo
+from fakevlm_cli.pipeline import ScanConfig, Scanner
+
+
+class StubEngine:
+    """Scores an image by its red level; a batch containing a pure-white image raises, like an OOM would."""
+
+    info = ModelInfo(id="stub", revision=None, dtype="float32", quant="none", device="cpu")
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def preprocess(self, image):
+        return image.getpixel((0, 0))
+
+    def score_pixels(self, pixels):
+        self.batches.append(len(pixels))
+        if (255, 255, 255) in pixels:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return [p[0] / 255 for p in pixels]
+
+
+def make(folder: Path, n: int, white: set[int] = frozenset()) -> list[Candidate]:
+    folder.mkdir(exist_ok=True)
+    out = []
+    for i in range(n):
+        colour = (255, 255, 255) if i in white else (i * 10, 0, 0)
+        path = folder / f"{i:02d}.png"
+        Image.new("RGB", (8, 8), colour).save(path)
+        out.append(Candidate(path=path, explicit=True))
+    return out
+
+
+def test_a_failing_batch_is_split_down_to_the_guilty_image(tmp_path):
+    engine = StubEngine()
+    records = list(Scanner(engine, ScanConfig(batch_size=8, workers=3)).run(make(tmp_path, 16, white={5})))
+    assert [Path(r.path).name for r in records] == [f"{i:02d}.png" for i in range(16)]
+    bad = records[5]
+    assert bad.verdict == "error" and "out of memory" in bad.error and bad.p_fake is None
+    good = [r for i, r in enumerate(records) if i != 5]
+    assert all(r.verdict in ("real", "fake") and r.p_fake == round(int(Path(r.path).stem) * 10 / 255, 6)
+               for r in good)
+    assert engine.batches[:2] == [8, 4]  # first batch failed, halves retried
+
+
+def test_order_kept_with_errors_between_images(tmp_path):
+    cands = make(tmp_path, 6)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    cands.insert(3, Candidate(path=tmp_path / "bad.png", explicit=True))
+    cands.insert(0, Candidate(path=tmp_path / "gone.png", explicit=True, error="no such file or directory"))
+    scanner = Scanner(StubEngine(), ScanConfig(batch_size=4, workers=4))
+    records = list(scanner.run(cands))
+    assert [Path(r.path).name for r in records] == [Path(c.path).name for c in cands]
+    assert records[0].error == "no such file or directory" and records[4].verdict == "error"
+    assert scanner.stats.verdicts["error"] == 2 and scanner.stats.model_images == 6
+
+
+def test_resume_set_skips_recorded_files(tmp_path):
+    cands = make(tmp_path, 3)
+    first = list(Scanner(StubEngine(), ScanConfig()).run(cands))
+    done = frozenset({(first[1].path, first[1].sha256)})
+    scanner = Scanner(StubEngine(), ScanConfig(resume=done))
+    again = list(scanner.run(cands))
+    assert [r.path for r in again] == [first[0].path, first[2].path] and scanner.stats.resumed == 1
+
+
+def test_non_image_found_in_a_folder_is_skipped_but_named_one_is_an_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.jpg").write_text("hello")
+    scanner = Scanner(None, ScanConfig())
+    records = list(scanner.run([Candidate(tmp_path / "notes.txt", explicit=False),
+                                Candidate(tmp_path / "fake.jpg", explicit=False),
+                                Candidate(tmp_path / "notes.txt", explicit=True)]))
+    assert [(Path(r.path).name, r.verdict) for r in records] == [("fake.jpg", "error"), ("notes.txt", "error")]
+    assert scanner.stats.skipped == 1
