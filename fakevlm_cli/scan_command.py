@@ -70,8 +70,10 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
         max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
         read_metadata=True, resume=done, **({"workers": request.workers} if request.workers else {}),
     )
-    table_on_terminal = any(isinstance(w, TableWriter) for w in writers)
-    progress = _Progress(err, len(candidates)) if show_progress else None
+    table = next((w for w in writers if isinstance(w, TableWriter)), None)
+    table_on_terminal = table is not None and table.console.is_terminal
+    # Rows and the live bar must share one console to interleave cleanly; piped data leaves it on stderr.
+    progress = _Progress(table.console if table_on_terminal else err, len(candidates)) if show_progress else None
     scanner = Scanner(engine, config, on_progress=progress.update if progress else None)
     interrupted = False
     try:
@@ -163,8 +165,7 @@ class _Progress:
 
         self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=console, transient=True, redirect_stdout=sys.stdout.isatty(),
-                                 redirect_stderr=False)
+                                 console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
         self.task = self.progress.add_task("scan", total=total, rate="")
 
     def start(self) -> None:
