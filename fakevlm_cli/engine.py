@@ -268,12 +268,18 @@ def _load(cls, options: EngineOptions) -> Engine:
     notices: list[str] = []
     device = _pick_device(options.device, notices)
     dtype = _pick_dtype(options.dtype, device)
-    config = _load_config(source, options.revision)
+    local_only = _offline_requested()
+    if not local_only and not Path(source).is_dir() and not _hub_reachable():
+        # Without this, huggingface_hub retries for ~25 s before falling back to the cache (or failing).
+        local_only = True
+        notices.append("the Hugging Face hub cannot be reached: using the local cache only")
+    config = _load_config(source, options.revision, local_only)
     if getattr(config, "model_type", None) != "llava":
         raise ModelLoadError(
             f"'{options.model}' is a '{getattr(config, 'model_type', 'unknown')}' checkpoint, not a LLaVA model"
         )
-    kwargs: dict = {"revision": options.revision, "trust_remote_code": False, "dtype": dtype}
+    kwargs: dict = {"revision": options.revision, "trust_remote_code": False, "dtype": dtype,
+                    "local_files_only": local_only}
     if Path(source).is_dir() and any(Path(source).glob("*.safetensors")):
         kwargs["use_safetensors"] = True
     if options.quant != "none":
@@ -288,7 +294,7 @@ def _load(cls, options: EngineOptions) -> Engine:
     if "device_map" not in kwargs:
         model = model.to(device)
     model.eval()
-    processor = _load_processor(source, options, notices)
+    processor = _load_processor(source, options, notices, local_only)
     revision = options.revision or getattr(config, "_commit_hash", None)
     info = ModelInfo(id=options.model, revision=revision, dtype=str(dtype).replace("torch.", ""),
                      quant=options.quant, device=str(device))
@@ -341,16 +347,35 @@ def _bnb_config(quant: str, dtype, torch):
                               bnb_4bit_compute_dtype=compute)
 
 
-def _load_config(source: str, revision: str | None):
+def _offline_requested() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Can we open a TCP connection to the hub? A cheap check that spares users minutes of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _load_config(source: str, revision: str | None, local_only: bool = False):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
+        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False,
+                                          local_files_only=local_only)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(_explain_load_failure(source, exc)) from exc
 
 
-def _load_processor(source: str, options: EngineOptions, notices: list[str]):
+def _load_processor(source: str, options: EngineOptions, notices: list[str], local_only: bool = False):
     """The checkpoint's own processor when it ships one, else llava-1.5's (as the upstream evaluation does)."""
     from transformers import AutoProcessor
 
@@ -358,7 +383,8 @@ def _load_processor(source: str, options: EngineOptions, notices: list[str]):
     errors = []
     for candidate in candidates:
         try:
-            processor = AutoProcessor.from_pretrained(candidate, trust_remote_code=False)
+            processor = AutoProcessor.from_pretrained(candidate, trust_remote_code=False,
+                                                      local_files_only=local_only)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             errors.append(f"{candidate}: {_first_line(exc)}")
             continue

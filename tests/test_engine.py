@@ -130,3 +130,15 @@ def test_missing_bitsandbytes_is_a_clear_error(tiny_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import now raises ImportError
     with pytest.raises(ModelLoadError, match="needs bitsandbytes: pip install bitsandbytes"):
         Engine.load(EngineOptions(model=str(tiny_model), device="cpu", quant="4bit"))
+
+
+def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
+    import fakevlm_cli.engine as engine_module
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    calls = []
+    monkeypatch.setattr(engine_module, "_hub_reachable", lambda: calls.append(1) or False)
+    with pytest.raises(ModelLoadError, match="hub cannot be reached.*hf download"):
+        Engine.load(EngineOptions(model="lingcco/fakeVLM"))
+    assert calls == [1]
