@@ -293,3 +293,18 @@ def test_sigint_stops_cleanly(tmp_path, tiny_model):
     data = out.read_bytes()
     assert data.endswith(b"\n")  # no torn line: every finished record is whole
     assert 2 <= len(records(data.decode())) < 60
+
+
+def test_scan_of_the_shared_c2pa_corpus():
+    from conftest import CORPUS
+
+    folder = CORPUS / "c2pa"
+    if not folder.is_dir():
+        pytest.skip(f"shared corpus not found at {folder} (set FAKEVLM_CORPUS)")
+    rows = by_name(records(scan(folder, "--no-model", "--format", "jsonl").stdout))
+    assert all(r["verdict"] != "error" for r in rows.values())
+    assert not any(e["signal"].startswith("ai_") for e in rows["C_algorithmicMedia.jpg"]["evidence"])
+    assert rows["C_algorithmicMedia.jpg"]["verdict"] == "unknown"  # algorithmic, not generative AI
+    invalid = rows["E-sig-CA_invalid_signature.jpg"]
+    assert any("fail validation" in r for r in invalid["reasons"])
+    assert not any(e["source"] == "c2pa" for e in rows["no_manifest.jpg"]["evidence"])
