@@ -142,3 +142,13 @@ def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
     with pytest.raises(ModelLoadError, match="hub cannot be reached.*hf download"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM"))
     assert calls == [1]
+
+
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1001, 333), (90, 60)])
+def test_preprocess_equals_the_processor_exactly(engine, size):
+    import torch
+
+    image = noise_image(11, size)
+    ours = engine.preprocess(image)
+    theirs = engine.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+    assert ours.shape == theirs.shape and torch.equal(ours, theirs)
