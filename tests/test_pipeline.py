@@ -80,3 +80,20 @@ def test_non_image_found_in_a_folder_is_skipped_but_named_one_is_an_error(tmp_pa
                                 Candidate(tmp_path / "notes.txt", explicit=True)]))
     assert [(Path(r.path).name, r.verdict) for r in records] == [("fake.jpg", "error"), ("notes.txt", "error")]
     assert scanner.stats.skipped == 1
+
+
+def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
+    import os as os_module
+
+    cands = make(tmp_path, 2)
+    real_open = os_module.open
+
+    def deny(path, *args, **kwargs):
+        if str(path).endswith("01.png"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("fakevlm_cli.pipeline.os.open", deny)
+    records = list(Scanner(StubEngine(), ScanConfig(workers=1)).run(cands))
+    assert records[1].verdict == "error" and records[1].error == "permission denied"
+    assert records[0].verdict in ("real", "fake")
