@@ -308,3 +308,25 @@ def test_scan_of_the_shared_c2pa_corpus():
     invalid = rows["E-sig-CA_invalid_signature.jpg"]
     assert any("fail validation" in r for r in invalid["reasons"])
     assert not any(e["source"] == "c2pa" for e in rows["no_manifest.jpg"]["evidence"])
+
+
+def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from fakevlm_cli import render, scan_command
+
+    for i in range(3):
+        f.plain_png(tmp_path / f"{i}.png", seed=i)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(render, "console", lambda stderr=False: terminal)
+    request = scan_command.ScanRequest(paths=(str(tmp_path),), no_model=True, fmt="jsonl",
+                                       output=tmp_path / "o.jsonl")
+    assert scan_command.run_scan(request, None) == 0
+    shown = screen.getvalue()
+    assert "scanning" in shown and "3/3" in shown and "scanned" in shown  # bar, then the summary
+    screen.truncate(0)
+    quiet = scan_command.ScanRequest(paths=(str(tmp_path),), no_model=True, fmt="jsonl", quiet=True,
+                                     output=tmp_path / "o2.jsonl")
+    scan_command.run_scan(quiet, None)
+    assert screen.getvalue().strip("\x00") == ""
