@@ -80,9 +80,12 @@ def load_engine(model, processor, revision, device, dtype, quant, prompt, answer
     from fakevlm_cli.engine import Engine, EngineOptions
     from fakevlm_cli.engine import DEFAULT_ANSWER_PREFIX, DEFAULT_PROMPT
 
+    def unescape(text: str) -> str:  # a shell cannot easily pass a newline: accept a written "\n"
+        return text.replace("\\n", "\n")
+
     options = EngineOptions(model=model, processor=processor, revision=revision, device=device, dtype=dtype,
-                            quant=quant, prompt=prompt or DEFAULT_PROMPT,
-                            answer_prefix=DEFAULT_ANSWER_PREFIX if answer_prefix is None else answer_prefix)
+                            quant=quant, prompt=unescape(prompt) if prompt else DEFAULT_PROMPT,
+                            answer_prefix=DEFAULT_ANSWER_PREFIX if answer_prefix is None else unescape(answer_prefix))
     engine = Engine.load(options)
     if not quiet:
         for notice in engine.notices:

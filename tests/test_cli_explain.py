@@ -110,3 +110,14 @@ def test_help_does_not_import_torch_or_transformers():
 def test_python_dash_m_works():
     out = subprocess.run([sys.executable, "-m", "fakevlm_cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
+    from fakevlm_cli.cli import load_engine
+
+    engine = load_engine(str(tiny_model), None, None, "cpu", "float32", "none",
+                         "<image>Does the person's nose look real/fake?", "\\nThe nose looks", quiet=True)
+    assert engine.answer_prefix == "\nThe nose looks"
+    result = CliRunner().invoke(cli, ["explain", str(photo), "-m", str(tiny_model), "--json", "--max-new-tokens",
+                                      "3", "--answer-prefix", "\\nThe nose looks"])
+    assert json.loads(result.stdout)["explanation"] is not None
