@@ -1,0 +1,50 @@
+"""Smoke test of the benchmark harness (benchmarks/): its pieces run and return the right shapes.
+
+No timing is asserted anywhere: numbers belong to `python benchmarks/run.py`, not to the test suite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # benchmarks/ is a folder of the repository, not part of the installed package
+    sys.path.insert(0, str(REPO))
+
+
+def test_benchmark_pieces_run(engine, tmp_path):
+    from benchmarks import baseline, context, files, run
+    from fakevlm_cli.evidence import collect
+
+    images = context.make_images(2)
+
+    # The upstream loop re-created: every prompt padded to 1024 tokens, greedy generate, substring parse.
+    result = baseline.upstream_eval_loop(engine.model, engine.processor, images, max_new_tokens=4)
+    assert len(result.texts) == 2 and len(result.labels) == 2
+    assert set(result.labels) <= {0, 1}
+    assert result.prompt_tokens == baseline.UPSTREAM_MAX_LENGTH
+    assert result.new_tokens and 1 <= max(result.new_tokens) <= 4
+    assert engine.processor.tokenizer.padding_side == "left"  # the shared processor is left as it was
+
+    # Our score path on the same images.
+    probs = engine.score(images)
+    assert len(probs) == 2 and all(0.0 <= p <= 1.0 for p in probs)
+
+    # The metadata folder generator: N files, the four kinds, readable by the package's own readers.
+    made = files.make_metadata_folder(tmp_path / "meta", 5)
+    written = sorted(p for p in (tmp_path / "meta").rglob("*") if p.is_file())
+    assert made["files"] == 5 and len(written) == 5
+    assert {p.suffix for p in written} == {".jpg", ".png"}
+    camera = next(p for p in written if "camera" in p.name)
+    assert collect(camera, camera.read_bytes(), "JPEG").exif.get("make") == "Canon"
+    a1111 = next(p for p in written if "a1111" in p.name)
+    assert any(e.to_dict().get("signal") == "ai_generated"
+               for e in collect(a1111, a1111.read_bytes(), "PNG").items)
+
+    # The command line parses (every row has its function), and the table renders.
+    assert set(run.ROWS) == {"score", "explain", "scan", "memory", "startup", "metadata"}
+    args = run.parse_args(["--quick", "--skip", "memory,startup"])
+    assert args.skip_set == {"memory", "startup"} and args.n_files == run.DEFAULTS["quick"]["n_files"]
+    table = run.render_table([["score", "ours images/s, batch 8", "1.0", "2.0", "0.50x", "", ""]])
+    assert table.splitlines()[0].split()[:2] == ["row", "measure"] and "batch 8" in table
