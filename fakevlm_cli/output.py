@@ -1,9 +1,10 @@
-"""Renderers over `Record`: a streaming Rich table, JSONL and CSV — and terminal-safe text for all of them.
+"""Machine outputs over `Record` — JSONL and CSV — and terminal-safe text. No Rich here (see render.py).
 
 Untrusted strings (file names, EXIF text, model text) reach the terminal only through `safe_text`, which
-turns control characters into visible escapes, and only inside `rich.text.Text` objects, which Rich never
-parses as markup. JSONL keeps every string exact (orjson escapes it); CSV keeps it exact too, except that a
-cell a spreadsheet would run as a formula gets a leading apostrophe.
+turns control characters into visible escapes, and then only inside `rich.text.Text` objects (render.py),
+which Rich never parses as markup. JSONL keeps every string exact (orjson escapes it); CSV keeps it exact
+too, except that a cell a spreadsheet would run as a formula gets a leading apostrophe. Piped JSONL output
+never imports Rich.
 """
 
 from __future__ import annotations
@@ -14,13 +15,8 @@ import re
 from typing import IO
 
 import orjson
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from fakevlm_cli.record import Record
 
-VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
@@ -44,15 +40,6 @@ def _escape_char(match: re.Match) -> str:
         return named[ch]
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def plain(value: object, *, style: str | None = None, max_len: int | None = None) -> Text:
-    """Untrusted text as a Rich `Text` (never parsed as markup), made terminal-safe."""
-    return Text(safe_text(value, max_len=max_len), style=style or "")
-
-
-def verdict_text(verdict: str) -> Text:
-    return Text(verdict.upper() if verdict in ("fake", "real") else verdict, style=VERDICT_STYLE.get(verdict, ""))
 
 
 def percent(p: float | None) -> str:
@@ -132,39 +119,6 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-class TableWriter:
-    """A Rich table printed row by row, so results appear as they come and nothing waits for the end."""
-
-    def __init__(self, console: Console, *, explain: bool = False):
-        self.console = console
-        self.explain = explain
-        self._header_done = False
-
-    def _table(self, header: bool) -> Table:
-        width = self.console.width
-        table = Table(show_header=header, header_style="bold", box=None, pad_edge=False, expand=True,
-                      show_edge=False)
-        table.add_column("file", ratio=3, overflow="fold", no_wrap=False)
-        table.add_column("verdict", width=8, no_wrap=True)
-        table.add_column("P(fake)", width=7, justify="right", no_wrap=True)
-        table.add_column("evidence", ratio=2, overflow="ellipsis", no_wrap=True)
-        table.add_column("explanation" if self.explain else "note", ratio=3 if width > 100 else 2,
-                         overflow="ellipsis", no_wrap=True)
-        return table
-
-    def write(self, record: Record) -> None:
-        table = self._table(header=not self._header_done)
-        self._header_done = True
-        if record.verdict == "error":
-            note = plain(record.error, style="magenta")
-        elif self.explain and record.explanation:
-            note = plain(first_line(record.explanation))
-        else:
-            note = plain(record.reasons[0] if record.reasons else "")
-        flag = Text(" !", style="bold red") if record.disagreement else Text("")
-        table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
-                      plain(evidence_cell(record)), note)
-        self.console.print(table)
-
-    def close(self) -> None:
-        pass
+def error_line(record: Record) -> str:
+    """The one stderr line for a file that could not be judged."""
+    return f"fakevlm: error: {safe_text(record.path)}: {safe_text(record.error)}"

@@ -1,19 +1,67 @@
-"""Terminal views of records: the `explain` panel and the scan summary footer.
+"""Everything Rich: the streaming scan table, the `explain` panel, summaries and the eval report.
 
-All untrusted text goes through `output.plain` (no markup parsing, control characters made visible).
+All untrusted text goes through `plain` (a `rich.text.Text`, never parsed as markup, with control characters
+made visible by `output.safe_text`).
 """
 
 from __future__ import annotations
-
-import sys
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fakevlm_cli.output import VERDICT_STYLE, percent, plain, safe_text, verdict_text
+from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text
 from fakevlm_cli.record import Record
+
+VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
+
+
+def plain(value: object, *, style: str | None = None, max_len: int | None = None) -> Text:
+    """Untrusted text as a Rich `Text` (never parsed as markup), made terminal-safe."""
+    return Text(safe_text(value, max_len=max_len), style=style or "")
+
+
+def verdict_text(verdict: str) -> Text:
+    return Text(verdict.upper() if verdict in ("fake", "real") else verdict, style=VERDICT_STYLE.get(verdict, ""))
+
+
+class TableWriter:
+    """A Rich table printed row by row, so results appear as they come and nothing waits for the end."""
+
+    def __init__(self, console: Console, *, explain: bool = False):
+        self.console = console
+        self.explain = explain
+        self._header_done = False
+
+    def _table(self, header: bool) -> Table:
+        width = self.console.width
+        table = Table(show_header=header, header_style="bold", box=None, pad_edge=False, expand=True,
+                      show_edge=False)
+        table.add_column("file", ratio=3, overflow="fold", no_wrap=False)
+        table.add_column("verdict", width=8, no_wrap=True)
+        table.add_column("P(fake)", width=7, justify="right", no_wrap=True)
+        table.add_column("evidence", ratio=2, overflow="ellipsis", no_wrap=True)
+        table.add_column("explanation" if self.explain else "note", ratio=3 if width > 100 else 2,
+                         overflow="ellipsis", no_wrap=True)
+        return table
+
+    def write(self, record: Record) -> None:
+        table = self._table(header=not self._header_done)
+        self._header_done = True
+        if record.verdict == "error":
+            note = plain(record.error, style="magenta")
+        elif self.explain and record.explanation:
+            note = plain(first_line(record.explanation))
+        else:
+            note = plain(record.reasons[0] if record.reasons else "")
+        flag = Text(" !", style="bold red") if record.disagreement else Text("")
+        table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
+                      plain(evidence_cell(record)), note)
+        self.console.print(table)
+
+    def close(self) -> None:
+        pass
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -81,14 +129,6 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     if interrupted:
         table.add_row("stopped", Text("interrupted: every finished record was written", style="yellow"))
     return table
-
-
-def error_line(record: Record) -> str:
-    return f"fakevlm: error: {safe_text(record.path)}: {safe_text(record.error)}"
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
 
 
 _EVAL_COLUMNS = (("n", "n", "{}"), ("accuracy", "Acc", "{:.3f}"), ("accuracy_real", "Acc real", "{:.3f}"),

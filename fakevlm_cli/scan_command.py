@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from fakevlm_cli import render
 from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
 from fakevlm_cli.errors import FakevlmError
 from fakevlm_cli.images import DEFAULT_MAX_PIXELS
-from fakevlm_cli.output import CsvWriter, JsonlWriter, TableWriter
+from fakevlm_cli.output import CsvWriter, JsonlWriter, error_line
 from fakevlm_cli.pipeline import ScanConfig, Scanner, ScanStats
 from fakevlm_cli.results_file import format_for_path, open_results
 
@@ -58,8 +57,8 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
                               follow_symlinks=request.follow_symlinks, stats=discovery)
     except ValueError as exc:  # a malformed glob: a usage error, before any work
         raise FakevlmError(str(exc)) from None
-    err = render.console(stderr=True)
-    show_progress = not request.quiet and err.is_terminal
+    err = None if request.quiet else _terminal_console(stderr=True)
+    show_progress = err is not None
     if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
         candidates = list(candidates)
     # The model loads before the output file is opened, so a failed load never truncates earlier results.
@@ -70,7 +69,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
         max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
         read_metadata=True, resume=done, **({"workers": request.workers} if request.workers else {}),
     )
-    table = next((w for w in writers if isinstance(w, TableWriter)), None)
+    table = next((w for w in writers if hasattr(w, "console")), None)  # the Rich table, if any
     table_on_terminal = table is not None and table.console.is_terminal
     # Rows and the live bar must share one console to interleave cleanly; piped data leaves it on stderr.
     progress = _Progress(table.console if table_on_terminal else err, len(candidates)) if show_progress else None
@@ -83,7 +82,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
             for writer in writers:
                 writer.write(record)
             if record.verdict == "error" and not table_on_terminal:
-                print(render.error_line(record), file=sys.stderr, flush=True)
+                print(error_line(record), file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -91,7 +90,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
             progress.stop()
         for close in closers:
             close()
-    _print_summary(request, scanner.stats, discovery, writers, err, interrupted)
+    _print_summary(scanner.stats, discovery, writers, err, interrupted)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAKE if scanner.stats.verdicts.get("fake") else EXIT_CLEAN
@@ -125,6 +124,12 @@ def _open_writers(request: ScanRequest):
     writers, closers = [], []
     done: frozenset = frozenset()
     stdout_tty = sys.stdout.isatty()
+
+    def table_writer():
+        from fakevlm_cli import render
+
+        return render.TableWriter(render.console(), explain=request.explain)
+
     fmt = request.fmt
     if request.output is not None:
         file_fmt = fmt if fmt in ("jsonl", "csv") else format_for_path(request.output)
@@ -132,11 +137,11 @@ def _open_writers(request: ScanRequest):
         writers.append(JsonlWriter(stream) if file_fmt == "jsonl" else CsvWriter(stream))
         closers.append(stream.close)
         if stdout_tty and fmt in (None, "table"):
-            writers.append(TableWriter(render.console(), explain=request.explain))
+            writers.append(table_writer())
     else:
         fmt = fmt or ("table" if stdout_tty else "jsonl")
         if fmt == "table":
-            writers.append(TableWriter(render.console(), explain=request.explain))
+            writers.append(table_writer())
         elif fmt == "jsonl":
             writers.append(JsonlWriter(sys.stdout.buffer))
         else:
@@ -144,14 +149,24 @@ def _open_writers(request: ScanRequest):
     return writers, done, closers
 
 
-def _print_summary(request, stats: ScanStats, discovery: DiscoveryStats, writers, err, interrupted) -> None:
-    table = render.summary_table(stats, discovery=discovery, interrupted=interrupted)
-    table_writer = next((w for w in writers if isinstance(w, TableWriter)), None)
-    if table_writer is not None:
-        table_writer.console.print()
-        table_writer.console.print(table)
-    elif not request.quiet and err.is_terminal:
-        err.print(table)
+def _terminal_console(stderr: bool):
+    """A Rich console for stdout/stderr when it is a terminal, else None: piped runs never import Rich."""
+    if not (sys.stderr if stderr else sys.stdout).isatty():
+        return None
+    from fakevlm_cli import render
+
+    return render.console(stderr=stderr)
+
+
+def _print_summary(stats: ScanStats, discovery: DiscoveryStats, writers, err, interrupted) -> None:
+    table_writer = next((w for w in writers if hasattr(w, "console")), None)
+    console = table_writer.console if table_writer is not None else err
+    if console is not None:
+        from fakevlm_cli import render
+
+        if table_writer is not None:
+            console.print()
+        console.print(render.summary_table(stats, discovery=discovery, interrupted=interrupted))
     for problem in discovery.unreadable_dirs:
         print(f"fakevlm: warning: {problem}", file=sys.stderr)
 

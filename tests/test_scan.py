@@ -313,13 +313,13 @@ def test_scan_of_the_shared_c2pa_corpus():
 def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from fakevlm_cli import render, scan_command
+    from fakevlm_cli import scan_command
 
     for i in range(3):
         f.plain_png(tmp_path / f"{i}.png", seed=i)
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=100)
-    monkeypatch.setattr(render, "console", lambda stderr=False: terminal)
+    monkeypatch.setattr(scan_command, "_terminal_console", lambda stderr: terminal)
     request = scan_command.ScanRequest(paths=(str(tmp_path),), no_model=True, fmt="jsonl",
                                        output=tmp_path / "o.jsonl")
     assert scan_command.run_scan(request, None) == 0
