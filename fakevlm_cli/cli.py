@@ -16,9 +16,8 @@ from pathlib import Path
 import click
 
 from fakevlm_cli import __version__
-from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.errors import EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmError
 
-EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

@@ -5,6 +5,9 @@ Every error a user can cause (a bad file, a missing model, a malformed data set)
 ``error: <message>`` and exits 2; the scan pipeline turns it into an ``error`` record and goes on.
 """
 
+# Exit codes, as scanners use them (clamscan, ruff): scripts can trust them.
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 
 class FakevlmError(Exception):
     """Base class: the message is shown to the user as it is."""

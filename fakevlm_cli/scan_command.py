@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
-from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmError
 from fakevlm_cli.images import DEFAULT_MAX_PIXELS
 from fakevlm_cli.output import CsvWriter, JsonlWriter, error_line
 from fakevlm_cli.pipeline import ScanConfig, Scanner, ScanStats
 from fakevlm_cli.results_file import format_for_path, open_results
 
-EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass
