@@ -165,6 +165,14 @@ def eval_tables(run) -> list:
     table.add_section()
     add("overall", metrics["overall"], style="bold")
     out: list = [table]
+    if run.request.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
+        auc = metrics["overall"].get("roc_auc_fake_positive")
+        line = Text.assemble(("ROC-AUC of P(fake): ", "bold"), (_cell(auc, "{:.4f}"), "bold cyan"))
+        per = metrics["overall"].get("roc_auc_fake_category_vs_all_real") or {}
+        if len(per) > 1:
+            line.append("   per fake category vs all real: " +
+                        ", ".join(f"{safe_text(k)} {_cell(v, '{:.3f}')}" for k, v in per.items()))
+        out.append(line)
     if run.paper:
         paper = Table(title=f"beside the paper ({run.paper_bench}; arXiv 2503.14905)", title_justify="left")
         for header in ("metric", "ours", "FakeVLM paper", "diff", "best other in paper"):

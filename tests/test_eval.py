@@ -174,3 +174,4 @@ def test_folder_compared_to_ffpp(tmp_path, tiny_model):
     assert result.exit_code == 0, result.stderr
     rows = {r["metric"]: r for r in json.loads(out.read_text())["paper"]["rows"]}
     assert rows["auc_Deepfakes"]["ours"] is not None and rows["auc_average"]["paper"] == pytest.approx(0.963)
+    assert "ROC-AUC of P(fake):" in result.stdout and "Deepfakes" in result.stdout
