@@ -333,6 +333,7 @@ def _load(cls, options: EngineOptions) -> Engine:
         model = model.to(device)
     model.eval()
     processor = _load_processor(source, options, notices, local_only)
+    complete_processor(processor, config, notices)
     revision = options.revision or getattr(config, "_commit_hash", None)
     info = ModelInfo(id=options.model, revision=revision, dtype=str(dtype).replace("torch.", ""),
                      quant=options.quant, device=str(device))
@@ -435,6 +436,29 @@ def _load_processor(source: str, options: EngineOptions, notices: list[str], loc
         return processor
     raise ModelLoadError("could not load a processor — " + "; ".join(errors) +
                          " (pass --processor PATH to a local llava-1.5 processor)")
+
+
+def complete_processor(processor, config, notices: list[str]) -> None:
+    """Fill what an older LLaVA processor lacks from the model's own config.
+
+    Processors saved before transformers 4.44 carry no patch size or feature strategy, so they cannot expand
+    ``<image>`` into the model's image tokens; the values are in the model's config. CLIP adds one class
+    token that the "default" strategy drops, hence one additional token.
+    """
+    filled = []
+    if getattr(processor, "patch_size", None) is None:
+        processor.patch_size = config.vision_config.patch_size
+        filled.append(f"patch_size={processor.patch_size}")
+    if getattr(processor, "vision_feature_select_strategy", None) is None:
+        processor.vision_feature_select_strategy = config.vision_feature_select_strategy
+        filled.append(f"vision_feature_select_strategy={processor.vision_feature_select_strategy}")
+    if filled and not getattr(processor, "num_additional_image_tokens", 0) and \
+            getattr(config.vision_config, "model_type", "").startswith("clip"):
+        processor.num_additional_image_tokens = 1
+        filled.append("num_additional_image_tokens=1")
+    if filled:
+        notices.append("the processor predates image-token expansion; taken from the model config: "
+                       + ", ".join(filled))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -152,3 +152,30 @@ def test_preprocess_equals_the_processor_exactly(engine, size):
     ours = engine.preprocess(image)
     theirs = engine.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
     assert ours.shape == theirs.shape and torch.equal(ours, theirs)
+
+
+def test_an_old_processor_is_completed_from_the_model_config(tiny_model):
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from fakevlm_cli.engine import ModelInfo, complete_processor
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    processor.patch_size = None  # as saved by transformers < 4.44
+    processor.vision_feature_select_strategy = None
+    processor.num_additional_image_tokens = 0
+    model = LlavaForConditionalGeneration.from_pretrained(tiny_model)
+    notices = []
+    complete_processor(processor, model.config, notices)
+    assert processor.patch_size == 14 and processor.num_additional_image_tokens == 1
+    assert notices and "patch_size=14" in notices[0]
+    info = ModelInfo(id="old", revision=None, dtype="float32", quant="none", device="cpu")
+    eng = Engine(model, processor, info=info)  # image-token count checked against the model here
+    assert 0 <= eng.score(IMAGES[:1])[0] <= 1
+
+
+def test_a_modern_processor_is_left_alone(tiny_model, engine):
+    from fakevlm_cli.engine import complete_processor
+
+    notices = []
+    complete_processor(engine.processor, engine.model.config, notices)
+    assert notices == []
