@@ -133,12 +133,12 @@ def test_missing_bitsandbytes_is_a_clear_error(tiny_model, monkeypatch):
 
 
 def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
-    import fakevlm_cli.engine as engine_module
+    import fakevlm_cli.loading as loading_module
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     calls = []
-    monkeypatch.setattr(engine_module, "_hub_reachable", lambda: calls.append(1) or False)
+    monkeypatch.setattr(loading_module, "_hub_reachable", lambda: calls.append(1) or False)
     with pytest.raises(ModelLoadError, match="hub cannot be reached.*hf download"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM"))
     assert calls == [1]
@@ -157,7 +157,8 @@ def test_preprocess_equals_the_processor_exactly(engine, size):
 def test_an_old_processor_is_completed_from_the_model_config(tiny_model):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from fakevlm_cli.engine import ModelInfo, complete_processor
+    from fakevlm_cli.engine import ModelInfo
+    from fakevlm_cli.loading import complete_processor
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     processor.patch_size = None  # as saved by transformers < 4.44
@@ -174,7 +175,7 @@ def test_an_old_processor_is_completed_from_the_model_config(tiny_model):
 
 
 def test_a_modern_processor_is_left_alone(tiny_model, engine):
-    from fakevlm_cli.engine import complete_processor
+    from fakevlm_cli.loading import complete_processor
 
     notices = []
     complete_processor(engine.processor, engine.model.config, notices)
