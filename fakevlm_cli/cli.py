@@ -223,6 +223,9 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
               help="Re-score a predictions file instead of running the model.")
 @click.option("--compare-to", type=click.Choice(["fakeclue", "loki", "ddvqa", "dmimage", "ffpp"]), default=None,
               help="Paper figures to print beside ours (default: the benchmark's own; folder: none).")
+@click.option("--verdict-from", type=click.Choice(["score", "text"]), default="score", show_default=True,
+              help="Judge by P(fake) >= threshold, or (with --explain) by the verdict sentence the model wrote, "
+                   "as the paper's scripts do; unreadable text counts as unknown.")
 @click.option("--css-model", default=None,
               help="sentence-transformers model for CSS (default: all-MiniLM-L6-v2, offline).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True)
@@ -233,8 +236,8 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
 @engine_options
 @handle_errors
 def eval_(bench, data, annotations, frames, limit, categories, with_explain, output, predictions,
-          from_predictions, compare_to, css_model, batch_size, threshold, max_new_tokens, workers, quiet,
-          **engine_kwargs):
+          from_predictions, compare_to, verdict_from, css_model, batch_size, threshold, max_new_tokens, workers,
+          quiet, **engine_kwargs):
     """Score the model on a local benchmark copy with the paper's metrics, beside the paper's figures."""
     from fakevlm_cli import render
     from fakevlm_cli.eval_command import EvalRequest, run_eval, write_results
@@ -242,8 +245,8 @@ def eval_(bench, data, annotations, frames, limit, categories, with_explain, out
     request = EvalRequest(
         bench=bench, data=data, annotations=annotations, frames=frames, limit=limit, categories=categories,
         explain=with_explain, output=output, predictions=predictions, from_predictions=from_predictions,
-        compare_to=compare_to, css_model=css_model, batch_size=batch_size, threshold=threshold,
-        max_new_tokens=max_new_tokens, workers=workers, quiet=quiet,
+        compare_to=compare_to, verdict_from=verdict_from, css_model=css_model, batch_size=batch_size,
+        threshold=threshold, max_new_tokens=max_new_tokens, workers=workers, quiet=quiet,
     )
     show_bar = not quiet and sys.stderr.isatty()
     run = run_eval(request, functools.partial(load_engine, quiet=quiet, **engine_kwargs),

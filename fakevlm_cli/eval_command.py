@@ -41,6 +41,7 @@ class EvalRequest:
     predictions: Path | None = None
     from_predictions: Path | None = None
     compare_to: str | None = None
+    verdict_from: str = "score"  # "text": judge by the verdict sentence the model wrote (needs explain)
     css_model: str | None = None
     batch_size: int = 8
     threshold: float = 0.5
@@ -64,6 +65,8 @@ class EvalRun:
 
 def run_eval(request: EvalRequest, load_engine: Callable | None, progress_factory=None) -> EvalRun:
     started = time.perf_counter()
+    if request.verdict_from == "text" and not request.explain:
+        raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
     options = {"verdict_only": True} if request.bench == "ddvqa" else {}
     loaded = load_bench(request.bench, request.data, annotations=request.annotations, frames=request.frames,
                         categories=request.categories, limit=request.limit, **options)
@@ -77,7 +80,7 @@ def run_eval(request: EvalRequest, load_engine: Callable | None, progress_factor
         records, model = _predict(request, loaded.items, load_engine, progress_factory)
     if request.predictions is not None and request.from_predictions is None:
         _write_predictions(request.predictions, records)
-    preds = [_prediction(item, record) for item, record in zip(loaded.items, records)]
+    preds = [_prediction(item, record, request.verdict_from) for item, record in zip(loaded.items, records)]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=request.explain, css_model=request.css_model)
     paper_bench = request.compare_to or (request.bench if request.bench != "folder" else None)
     paper = compare(paper_bench, metrics) if paper_bench else []
@@ -105,8 +108,14 @@ def _predict(request: EvalRequest, items: list[BenchItem], load_engine, progress
     return records, engine.info.to_dict()
 
 
-def _prediction(item: BenchItem, record: Record) -> Prediction:
-    verdict = record.verdict if record.verdict in ("real", "fake", "unknown", "error") else "unknown"
+def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:
+    """What metrics score: the P(fake) verdict by default, or the text's own verdict (unknown when unreadable)."""
+    if record.verdict == "error":
+        verdict = "error"
+    elif verdict_from == "text":
+        verdict = record.text_verdict or "unknown"
+    else:
+        verdict = record.verdict if record.verdict in ("real", "fake", "unknown") else "unknown"
     return Prediction(label=item.label, verdict=verdict, p_fake=record.p_fake, category=item.category,
                       explanation=record.explanation, references=item.references or
                       ((item.reference,) if item.reference else ()))
@@ -157,6 +166,7 @@ def results_document(run: EvalRun) -> dict:
             "annotations": str(req.annotations) if req.annotations else None,
             "frames": str(req.frames) if req.frames else None, "limit": req.limit,
             "categories": req.categories, "explain": req.explain, "threshold": req.threshold,
+            "verdict_from": req.verdict_from,
             "batch_size": req.batch_size, "max_new_tokens": req.max_new_tokens,
             "from_predictions": str(req.from_predictions) if req.from_predictions else None,
         },

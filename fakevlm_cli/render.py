@@ -78,6 +78,9 @@ def explain_panel(record: Record) -> Panel:
     parts: list = [head]
     if record.model_verdict and record.model_verdict != record.verdict:
         parts.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
+    if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
+        parts.append(plain(f"The generated text says: {record.text_verdict} (the verdict above follows "
+                           f"P(fake) and the threshold)", style="yellow"))
     if record.explanation:
         parts += [Text(""), plain(record.explanation)]
     elif record.text_verdict is not None:

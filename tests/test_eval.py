@@ -175,3 +175,23 @@ def test_folder_compared_to_ffpp(tmp_path, tiny_model):
     rows = {r["metric"]: r for r in json.loads(out.read_text())["paper"]["rows"]}
     assert rows["auc_Deepfakes"]["ours"] is not None and rows["auc_average"]["paper"] == pytest.approx(0.963)
     assert "ROC-AUC of P(fake):" in result.stdout and "Deepfakes" in result.stdout
+
+
+def test_verdict_from_text_counts_unreadable_answers_as_unknown(tmp_path, tiny_model):
+    data = make_fakeclue(tmp_path / "fc")
+    out, preds = tmp_path / "r.json", tmp_path / "p.jsonl"
+    result = run_eval("--bench", "fakeclue", "--data", data, "-m", tiny_model, "--explain", "--max-new-tokens", "6",
+                      "--verdict-from", "text", "-o", out, "--predictions", preds)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    overall = json.loads(out.read_text())["metrics"]["overall"]
+    text_verdicts = [r["text_verdict"] for r in rows]
+    assert overall["n_unknown"] == text_verdicts.count("unknown")
+    assert overall["accuracy"] == pytest.approx(sum(v == r["label"] for v, r in zip(text_verdicts, rows)) / len(rows))
+    assert json.loads(out.read_text())["config"]["verdict_from"] == "text"
+
+
+def test_verdict_from_text_needs_explain(tmp_path):
+    data = make_fakeclue(tmp_path / "fc")
+    result = run_eval("--bench", "fakeclue", "--data", data, "--verdict-from", "text")
+    assert result.exit_code == 2 and "needs --explain" in result.stderr
