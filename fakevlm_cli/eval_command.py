@@ -78,8 +78,6 @@ def run_eval(request: EvalRequest, load_engine: Callable | None, progress_factor
         model = next((r.model for r in records if r.model), None)
     else:
         records, model = _predict(request, loaded.items, load_engine, progress_factory)
-    if request.predictions is not None and request.from_predictions is None:
-        _write_predictions(request.predictions, records)
     preds = [_prediction(item, record, request.verdict_from) for item, record in zip(loaded.items, records)]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=request.explain, css_model=request.css_model)
     paper_bench = request.compare_to or (request.bench if request.bench != "folder" else None)
@@ -93,18 +91,25 @@ def _predict(request: EvalRequest, items: list[BenchItem], load_engine, progress
     from fakevlm_cli.pipeline import ScanConfig, Scanner
 
     engine = load_engine()
+    sink = _open_predictions(request.predictions) if request.predictions is not None else None
     config = ScanConfig(explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
                         max_new_tokens=request.max_new_tokens, read_metadata=False,
                         **({"workers": request.workers} if request.workers else {}))
     bar = progress_factory(len(items)) if progress_factory else None
     scanner = Scanner(engine, config, on_progress=(lambda s: bar.update_to(s.records)) if bar else None)
+    records = []
     try:
-        records = list(scanner.run([Candidate(path=item.image, explicit=True) for item in items]))
+        # Predictions are written as they come, so a crash or Ctrl-C keeps what was already judged.
+        for item, record in zip(items, scanner.run([Candidate(path=item.image, explicit=True) for item in items])):
+            record.label, record.category, record.item_id = item.label, item.category, item.id
+            records.append(record)
+            if sink is not None:
+                sink.write(record)
     finally:
         if bar:
             bar.close()
-    for item, record in zip(items, records):
-        record.label, record.category, record.item_id = item.label, item.category, item.id
+        if sink is not None:
+            sink.close()
     return records, engine.info.to_dict()
 
 
@@ -145,11 +150,11 @@ def _records_from_file(path: Path, items: list[BenchItem]) -> list[Record]:
     return [by_id[item.id] for item in items]
 
 
-def _write_predictions(path: Path, records: list[Record]) -> None:
+def _open_predictions(path: Path):
+    from fakevlm_cli.output import JsonlWriter
+
     try:
-        with open(path, "wb") as fh:
-            for record in records:
-                fh.write(orjson.dumps(record.to_dict()) + b"\n")
+        return JsonlWriter(open(path, "wb"), owns_stream=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write predictions: {exc.strerror or exc}") from None
 

@@ -64,8 +64,9 @@ def evidence_cell(record: Record) -> str:
 class JsonlWriter:
     """One orjson line per record, flushed at once so a killed run loses nothing already judged."""
 
-    def __init__(self, stream: IO[bytes]):
+    def __init__(self, stream: IO[bytes], *, owns_stream: bool = False):
         self.stream = stream
+        self.owns_stream = owns_stream
 
     def write(self, record: Record) -> None:
         self.stream.write(orjson.dumps(record.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
@@ -73,6 +74,8 @@ class JsonlWriter:
 
     def close(self) -> None:
         self.stream.flush()
+        if self.owns_stream:
+            self.stream.close()
 
 
 CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "disagreement", "evidence",

@@ -195,3 +195,26 @@ def test_verdict_from_text_needs_explain(tmp_path):
     data = make_fakeclue(tmp_path / "fc")
     result = run_eval("--bench", "fakeclue", "--data", data, "--verdict-from", "text")
     assert result.exit_code == 2 and "needs --explain" in result.stderr
+
+
+def test_predictions_are_written_as_they_come(tmp_path, tiny_model, monkeypatch):
+    """A crash after the first batch keeps the predictions already made."""
+    from fakevlm_cli import pipeline
+
+    data = make_fakeclue(tmp_path / "fc")
+    preds = tmp_path / "p.jsonl"
+    real_finish = pipeline.Scanner._finish
+    calls = []
+
+    def finish_then_crash(self, jobs):
+        if calls:
+            raise RuntimeError("power cut")
+        calls.append(1)
+        yield from real_finish(self, jobs)
+
+    monkeypatch.setattr(pipeline.Scanner, "_finish", finish_then_crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_eval("--bench", "fakeclue", "--data", data, "-m", tiny_model, "--batch-size", "3",
+                 "--predictions", preds)
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(rows) == 3 and all(r["item_id"] and r["label"] in ("real", "fake") for r in rows)
