@@ -23,6 +23,7 @@ from fakevlm_cli.bench.metrics import Prediction, evaluate
 from fakevlm_cli.bench.paper import compare
 from fakevlm_cli.errors import DatasetError, FakevlmError, OutputError
 from fakevlm_cli.record import Record
+from fakevlm_cli.results_file import check_writable
 
 # Which paper rows a folder run is compared with (the paper evaluated DMimage and FF++ frames as folders).
 FOLDER_PAPER_ROWS = ("dmimage", "ffpp")
@@ -67,6 +68,9 @@ def run_eval(request: EvalRequest, load_engine: Callable | None, progress_factor
     started = time.perf_counter()
     if request.verdict_from == "text" and not request.explain:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
+    for path in (request.output, request.predictions):
+        if path is not None:
+            check_writable(path)
     options = {"verdict_only": True} if request.bench == "ddvqa" else {}
     loaded = load_bench(request.bench, request.data, annotations=request.annotations, frames=request.frames,
                         categories=request.categories, limit=request.limit, **options)

@@ -70,9 +70,12 @@ def open_results(path: Path, fmt: str, *, resume: bool) -> tuple[IO[bytes], froz
         raise OutputError(f"{path}: cannot write results: {exc.strerror or exc}") from None
 
 
-def fsync_quietly(stream: IO[bytes]) -> None:
-    try:
-        stream.flush()
-        os.fsync(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+def check_writable(path: Path) -> None:
+    """Fail before any work when `path` cannot be written, so a long run never ends in a lost result."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory, not a results file")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise OutputError(f"{path}: permission denied, cannot write results there")

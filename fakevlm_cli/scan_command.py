@@ -16,7 +16,7 @@ from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmE
 from fakevlm_cli.images import DEFAULT_MAX_PIXELS
 from fakevlm_cli.output import CsvWriter, JsonlWriter, error_line
 from fakevlm_cli.pipeline import ScanConfig, Scanner, ScanStats
-from fakevlm_cli.results_file import format_for_path, open_results
+from fakevlm_cli.results_file import check_writable, format_for_path, open_results
 
 
 
@@ -48,7 +48,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
     if request.resume and request.output is None:
         raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote)")
     if request.output is not None:
-        _check_writable(request.output)
+        check_writable(request.output)
     discovery = DiscoveryStats()
     try:
         candidates = discover(_arguments(request), max_depth=request.max_depth, include=request.include,
@@ -93,18 +93,6 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAKE if scanner.stats.verdicts.get("fake") else EXIT_CLEAN
-
-
-def _check_writable(path: Path) -> None:
-    import os
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise FakevlmError(f"{path}: is a directory, not a results file")
-    if not folder.is_dir():
-        raise FakevlmError(f"{path}: folder {folder} does not exist")
-    if not os.access(path if path.exists() else folder, os.W_OK):
-        raise FakevlmError(f"{path}: permission denied, cannot write results there")
 
 
 def _arguments(request: ScanRequest) -> Iterator[str]:

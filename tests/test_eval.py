@@ -218,3 +218,10 @@ def test_predictions_are_written_as_they_come(tmp_path, tiny_model, monkeypatch)
                  "--predictions", preds)
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert len(rows) == 3 and all(r["item_id"] and r["label"] in ("real", "fake") for r in rows)
+
+
+def test_unwritable_results_path_fails_before_the_model_runs(tmp_path):
+    data = make_fakeclue(tmp_path / "fc")
+    result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded",
+                      "-o", tmp_path / "missing-folder" / "r.json")
+    assert result.exit_code == 2 and "does not exist" in result.stderr and "never-loaded" not in result.stderr
