@@ -330,3 +330,15 @@ def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
                                      output=tmp_path / "o2.jsonl")
     scan_command.run_scan(quiet, None)
     assert screen.getvalue().strip("\x00") == ""
+
+
+def test_shipped_schema_is_a_valid_json_schema_and_rejects_bad_records():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    good = {"schema": 1, "path": "a.png", "verdict": "fake", "p_fake": 0.7, "model_verdict": "fake",
+            "evidence": [], "reasons": [], "error": None, "model": None, "sha256": None, "size": None,
+            "format": None, "width": None, "height": None, "elapsed_ms": None,
+            "tool": {"name": "fakevlm", "version": "0"}}
+    jsonschema.validate(good, SCHEMA)
+    for bad in ({**good, "verdict": "maybe"}, {**good, "p_fake": 1.5}, {**good, "verdict": "error", "error": None}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
