@@ -95,6 +95,7 @@ class Engine:
         self._eos_id = tokenizer.eos_token_id
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_id
         self._prefix_ids, self._fake_id, self._real_id, self._n_prompt = self._verdict_position()
+        self._prefix_on_device = self._prefix_ids.to(self.device)  # moved once, not every batch
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -178,7 +179,7 @@ class Engine:
         import torch
 
         n = len(pixels)
-        ids = self._prefix_ids.expand(n, -1).to(self.device)
+        ids = self._prefix_on_device.expand(n, -1)
         return {
             "input_ids": ids,
             "attention_mask": torch.ones_like(ids),

@@ -96,6 +96,7 @@ class Scanner:
         pending: deque[Future] = deque()
         source = iter(candidates)
         ready: list[_Job] = []
+        waiting_for_model = 0
         try:
             self._fill(pool, pending, source, window)
             while pending:
@@ -108,9 +109,10 @@ class Scanner:
                     self._progress()
                     continue
                 ready.append(job)
-                if sum(j.pixels is not None for j in ready) >= self.config.batch_size:
+                waiting_for_model += job.pixels is not None
+                if waiting_for_model >= self.config.batch_size:
                     yield from self._finish(ready)
-                    ready = []
+                    ready, waiting_for_model = [], 0
             yield from self._finish(ready)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
