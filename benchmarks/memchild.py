@@ -64,7 +64,7 @@ def main(spec: dict) -> dict:
     start = time.perf_counter()
     if spec.get("checkpoint"):
         engine = Engine.load(EngineOptions(model=spec["checkpoint"], device=device, dtype=spec["dtype"],
-                                           quant=spec.get("quant", "none")))
+                                           quant=spec.get("quant", "none"), answer_prefix=models.RANDOM_PREFIX))
     else:
         if spec.get("quant", "none") != "none":
             raise SystemExit("quantised configurations need a saved checkpoint")

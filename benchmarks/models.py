@@ -67,6 +67,12 @@ def build_tiny_checkpoint(workdir: Path) -> Path:
     return build_tiny_llava(Path(workdir) / "tiny-llava")
 
 
+# Random weights never write "fake" or "real", so the free verdict search would always decode its full bound:
+# the benchmark forces the answer start instead, which costs what a trained model's learnt lead-in costs (one
+# forward pass on the score path).
+RANDOM_PREFIX = "\nThis is a"
+
+
 def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = False) -> Built:
     """Build the engine for `arch` on `device` in `dtype` (`shrink`: 2-layer 7B-width model, for tests)."""
     quiet()
@@ -75,7 +81,7 @@ def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = F
         from fakevlm_cli.engine import Engine, EngineOptions
 
         ckpt = build_tiny_checkpoint(workdir)
-        engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype))
+        engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype, answer_prefix=RANDOM_PREFIX))
         params = sum(p.numel() for p in engine.model.parameters())
         return Built(engine, ckpt, time.perf_counter() - start, params, "tiny random LLaVA via Engine.load")
     if arch == "llava-1.5-7b":
@@ -148,7 +154,7 @@ def build_full_engine(device: str, dtype: str, workdir: Path, *, shrink: bool = 
     model = build_full_model(config, device, dtype)
     info = ModelInfo(id="random:llava-1.5-7b" + ("-shrunk" if shrink else ""), revision=None, dtype=dtype,
                      quant="none", device=device)
-    return Engine(model, processor, info=info)
+    return Engine(model, processor, info=info, answer_prefix=RANDOM_PREFIX)
 
 
 def save_full_checkpoint(engine, out: Path) -> Path:

@@ -35,8 +35,12 @@ class _InstantEngine:
         self.info = engine.info
         self.preprocess = engine.preprocess
 
-    def score_pixels(self, pixels):
-        return [0.5] * len(pixels)
+    verdict_steps = 16
+
+    def verdicts(self, pixels):
+        from fakevlm_cli.engine_types import Answer
+
+        return [Answer(p_fake=0.5, verdict_step=0)] * len(pixels)
 
 
 def _run_scan(engine, candidates, config) -> dict:

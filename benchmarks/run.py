@@ -168,7 +168,7 @@ def _build_model(ctx: Ctx, rows: list) -> None:
     ctx.results["model"] = {"arch": args.arch, "params": ctx.built.params, "build_seconds": ctx.built.seconds,
                             "note": ctx.built.note, "engine_dtype": str(ctx.engine.dtype),
                             "image_tokens": int(ctx.engine.model.config.image_seq_length),
-                            "prompt_tokens": int(ctx.engine._prefix_ids.shape[1])}
+                            "prompt_tokens": len(ctx.engine.prompt_ids)}
     if any(r in rows for r in ("score", "explain")):
         ctx.images = make_images(max(args.images, args.explain_images, args.baseline_images))
 

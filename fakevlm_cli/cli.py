@@ -19,6 +19,9 @@ from fakevlm_cli import __version__
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PIXEL_MODES = ("viewer", "upstream")  # images.PIXEL_MODES, spelled here so --help never imports Pillow
+PIXELS_HELP = ("viewer: EXIF orientation applied, transparency on white (as people see the file); upstream: "
+               "exactly as the upstream FakeVLM evaluation fed the model (no orientation).")
 
 
 def _debug() -> bool:
@@ -50,41 +53,48 @@ def handle_errors(func):
 
 def engine_options(func):
     """The model options every model-running command shares."""
-    from fakevlm_cli.engine import DEFAULT_MODEL, DTYPES, QUANTS
+    from fakevlm_cli.engine_types import DEFAULT_MODEL, DEFAULT_VERDICT_STEPS, DTYPES, QUANTS
 
     options = [
         click.option("--model", "-m", envvar="FAKEVLM_MODEL", default=DEFAULT_MODEL, show_default=True,
                      help="Hugging Face hub id or local directory of the checkpoint (env FAKEVLM_MODEL)."),
-        click.option("--processor", default=None,
-                     help="Processor to pair with the model (default: the checkpoint's own, else "
-                          "llava-hf/llava-1.5-7b-hf)."),
         click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model."),
+        click.option("--processor", default=None,
+                     help="Processor to pair with the model (default: llava-hf/llava-1.5-7b-hf at a272c74 for "
+                          "lingcco/fakeVLM, as the upstream evaluation; the checkpoint's own for others)."),
+        click.option("--processor-revision", default=None, help="Hub revision of --processor."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
-                     help="auto = float16 on a GPU, float32 on the CPU."),
+                     help="auto = bfloat16 on a GPU (float16 where unsupported), float32 on the CPU."),
         click.option("--quant", type=click.Choice(QUANTS), default="none", show_default=True,
                      help="Load 8-bit or 4-bit (NF4) weights with bitsandbytes."),
         click.option("--prompt", default=None,
                      help="Replace the question (default: FakeClue's '<image>Does the image looks real/fake?')."),
         click.option("--answer-prefix", default=None,
-                     help="Start of the answer that is forced before the verdict word (default '\\nThis is a')."),
+                     help="Force this start of the answer and read P(fake) from the next token (default: "
+                          "nothing forced; P(fake) is read where the model writes its verdict)."),
+        click.option("--verdict-steps", type=click.IntRange(1, 256), default=DEFAULT_VERDICT_STEPS,
+                     show_default=True, help="New tokens within which the model must state its verdict."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def load_engine(model, processor, revision, device, dtype, quant, prompt, answer_prefix, *, quiet=False):
+def load_engine(model, revision, processor, processor_revision, device, dtype, quant, prompt, answer_prefix,
+                verdict_steps, *, quiet=False):
     """Load the engine (this is where torch is first imported) and print its notices on stderr."""
-    from fakevlm_cli.engine import Engine, EngineOptions
-    from fakevlm_cli.engine import DEFAULT_ANSWER_PREFIX, DEFAULT_PROMPT
+    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.engine_types import DEFAULT_PROMPT, EngineOptions
 
     def unescape(text: str) -> str:  # a shell cannot easily pass a newline: accept a written "\n"
         return text.replace("\\n", "\n")
 
-    options = EngineOptions(model=model, processor=processor, revision=revision, device=device, dtype=dtype,
-                            quant=quant, prompt=unescape(prompt) if prompt else DEFAULT_PROMPT,
-                            answer_prefix=DEFAULT_ANSWER_PREFIX if answer_prefix is None else unescape(answer_prefix))
+    options = EngineOptions(model=model, revision=revision, processor=processor,
+                            processor_revision=processor_revision, device=device, dtype=dtype, quant=quant,
+                            prompt=unescape(prompt) if prompt else DEFAULT_PROMPT,
+                            answer_prefix=None if answer_prefix is None else unescape(answer_prefix),
+                            verdict_steps=verdict_steps)
     engine = Engine.load(options)
     if not quiet:
         for notice in engine.notices:
@@ -120,10 +130,11 @@ def cli():
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="P(fake) at or above which the model's verdict is fake.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images larger than this.")
+@click.option("--pixels", type=click.Choice(PIXEL_MODES), default="viewer", show_default=True,
+              help=PIXELS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the scan record schema).")
 @handle_errors
-def explain(image, model, processor, revision, device, dtype, quant, prompt, answer_prefix, max_new_tokens,
-            threshold, max_pixels, as_json):
+def explain(image, max_new_tokens, threshold, max_pixels, pixels, as_json, **engine_kwargs):
     """Give one image's verdict, P(fake) and the model's artifact explanation."""
     from fakevlm_cli import render
     from fakevlm_cli.discover import Candidate
@@ -135,9 +146,9 @@ def explain(image, model, processor, revision, device, dtype, quant, prompt, ans
         check_image(image, max_pixels or DEFAULT_MAX_PIXELS)
     except ImageError as exc:
         raise fail(f"{image}: {exc}") from None
-    engine = load_engine(model, processor, revision, device, dtype, quant, prompt, answer_prefix)
+    engine = load_engine(**engine_kwargs)
     config = ScanConfig(explain=True, batch_size=1, threshold=threshold, max_new_tokens=max_new_tokens,
-                        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, workers=1)
+                        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, workers=1, pixels=pixels)
     record = next(iter(Scanner(engine, config).run([Candidate(path=image, explicit=True)])))
     if record.verdict == "error":
         raise fail(f"{record.path}: {record.error}")
@@ -177,11 +188,13 @@ def explain(image, model, processor, revision, device, dtype, quant, prompt, ans
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
               help="Refuse images with more pixels than this (default 200 MP).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Loader threads (default: cores, max 8).")
+@click.option("--pixels", type=click.Choice(PIXEL_MODES), default="viewer", show_default=True,
+              help=PIXELS_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr; errors only.")
 @engine_options
 @handle_errors
 def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_symlinks, fmt, output, resume,
-         with_explain, no_model, batch_size, threshold, max_new_tokens, max_pixels, workers, quiet,
+         with_explain, no_model, batch_size, threshold, max_new_tokens, max_pixels, workers, pixels, quiet,
          **engine_kwargs):
     """Scan files and folders: model verdict + metadata evidence for every image.
 
@@ -193,7 +206,7 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
         paths=paths, from_file=from_file, nul=nul, max_depth=max_depth, include=include, exclude=exclude,
         hidden=hidden, follow_symlinks=follow_symlinks, fmt=fmt, output=output, resume=resume,
         explain=with_explain, no_model=no_model, batch_size=batch_size, threshold=threshold,
-        max_new_tokens=max_new_tokens, max_pixels=max_pixels, workers=workers, quiet=quiet,
+        max_new_tokens=max_new_tokens, max_pixels=max_pixels, workers=workers, pixels=pixels, quiet=quiet,
     )
     if not paths and from_file is None:
         raise click.UsageError("give at least one PATH, '-' or --from-file FILE")
@@ -232,12 +245,14 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--max-new-tokens", type=click.IntRange(1, 4096), default=256, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Loader threads.")
+@click.option("--pixels", type=click.Choice(PIXEL_MODES), default="upstream", show_default=True,
+              help=PIXELS_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @engine_options
 @handle_errors
 def eval_(bench, data, annotations, frames, limit, categories, with_explain, output, predictions,
           from_predictions, compare_to, verdict_from, css_model, batch_size, threshold, max_new_tokens, workers,
-          quiet, **engine_kwargs):
+          pixels, quiet, **engine_kwargs):
     """Score the model on a local benchmark copy with the paper's metrics, beside the paper's figures."""
     from fakevlm_cli import render
     from fakevlm_cli.eval_command import EvalRequest, run_eval, write_results
@@ -246,7 +261,7 @@ def eval_(bench, data, annotations, frames, limit, categories, with_explain, out
         bench=bench, data=data, annotations=annotations, frames=frames, limit=limit, categories=categories,
         explain=with_explain, output=output, predictions=predictions, from_predictions=from_predictions,
         compare_to=compare_to, verdict_from=verdict_from, css_model=css_model, batch_size=batch_size,
-        threshold=threshold, max_new_tokens=max_new_tokens, workers=workers, quiet=quiet,
+        threshold=threshold, max_new_tokens=max_new_tokens, workers=workers, pixels=pixels, quiet=quiet,
     )
     show_bar = not quiet and sys.stderr.isatty()
     run = run_eval(request, functools.partial(load_engine, quiet=quiet, **engine_kwargs),

@@ -1,101 +1,84 @@
 """The FakeVLM inference engine; with loading.py, the only modules that import torch and transformers.
 
+The model is fed what the upstream evaluation fed it (opendatalab/FakeVLM `scripts/eval.py`): FakeClue's raw
+prompt, tokenised as upstream's stack did (tokens.py), with `<image>` expanded to the model's image tokens,
+and nothing forced after it. FakeVLM then writes its answer freely — possibly after a lead-in such as
+"ASSISTANT:" or a newline — and states its verdict with the word "fake" or "real" ("This is a fake image.").
+P(fake) is the softmax over those two tokens' logits *at the step where greedy decoding writes the verdict*,
+the maintainers' own reading of a probability (FakeVLM issue #5).
+
 Two paths share one loaded model:
 
-* **score** — one forward pass per batch over ``prompt + "\\nThis is a"`` (the fixed start of every FakeVLM
-  answer, teacher-forced) and a softmax over the logits of the two tokens that can come next, "fake" and
-  "real". That is the maintainers' own way to get a probability (FakeVLM issue #5) and costs one step
-  instead of 256.
-* **explain** — greedy generation continuing the same forced prefix, so the verdict word is always at a
-  known position: the first generated step's logits give P(fake) exactly as the score path does, and the text
-  gives the verdict sentence and the explanation. Text and score come from one pass.
+* **score** — find the verdict step with as little decoding as possible. The engine keeps the lead-in the
+  model has been writing (learnt from its own output, never written by us) and checks it in the same forward
+  pass as the prompt, as speculative decoding checks a draft: where the model's own argmax agrees with the
+  lead-in at every position and then picks "fake" or "real", the verdict step is found in one pass. Rows that
+  disagree are decoded greedily, only those, from the point where they disagree, within `verdict_steps` new
+  tokens; no verdict by then means P(fake) is None. Either way the value equals what plain greedy `generate`
+  gives at that step.
+* **explain** — free greedy generation from the raw prompt, as upstream; P(fake) from the verdict step of the
+  same generation, so text and score come from one pass and equal the score path's.
 
-Every prompt is the same string, so its token ids are computed once at load time and the batch only
-stacks pixel values: no padding, no per-batch tokenisation, and results cannot depend on batch size.
-Image preprocessing (`preprocess`) is thread-safe so loader threads can run it while the model computes.
+`--answer-prefix` (opt-in) forces an answer start instead and reads P(fake) from the very next token.
+Every prompt is the same string, so batches never pad and results cannot depend on batch size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
+from fakevlm_cli.engine_types import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, DEFAULT_VERDICT_STEPS,
+                                      UPSTREAM_PROMPT_IDS, VERDICT_CONTEXT, Answer, EngineOptions, ModelInfo)
 from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.tokens import Codec, first_difference
 from fakevlm_cli.verdict import parse_verdict, split_verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image
 
-DEFAULT_MODEL = "lingcco/fakeVLM"
-DEFAULT_PROCESSOR = "llava-hf/llava-1.5-7b-hf"  # what the upstream evaluation pairs with the released weights
-# FakeClue's own test prompt, verbatim (grammar included), with no chat wrapper: see README "The model".
-DEFAULT_PROMPT = "<image>Does the image looks real/fake?"
-DEFAULT_ANSWER_PREFIX = "\nThis is a"
-DTYPES = ("auto", "float16", "bfloat16", "float32")
-QUANTS = ("none", "8bit", "4bit")
+__all__ = ["Engine", "EngineOptions", "ModelInfo", "Answer"]
 
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """What a user chooses about the model; defaults are what the paper's evaluation used."""
-
-    model: str = DEFAULT_MODEL
-    processor: str | None = None
-    revision: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    quant: str = "none"
-    prompt: str = DEFAULT_PROMPT
-    answer_prefix: str = DEFAULT_ANSWER_PREFIX
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which model produced a result: goes into every record."""
-
-    id: str
-    revision: str | None
-    dtype: str
-    quant: str
-    device: str
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "revision": self.revision, "dtype": self.dtype, "quant": self.quant,
-                "device": self.device}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One generated answer: the full text, its two halves, the verdict the text states, and P(fake)."""
-
-    text: str
-    verdict_sentence: str
-    explanation: str
-    text_verdict: str
-    p_fake: float
+# What ends a lead-in: the text after the last of these (plus spaces) is where the verdict sentence starts.
+_LEAD_IN_END = re.compile(r"^(.*[.!?:;\n])\s*", re.S)
 
 
 class Engine:
     """A loaded FakeVLM (or any LLaVA-1.5 checkpoint) ready to score and explain images."""
 
-    def __init__(self, model, processor, *, info: ModelInfo, prompt: str = DEFAULT_PROMPT,
-                 answer_prefix: str = DEFAULT_ANSWER_PREFIX, notices: Sequence[str] = ()):
+    def __init__(self, model, processor, *, info: ModelInfo, codec: Codec | None = None,
+                 prompt: str = DEFAULT_PROMPT, answer_prefix: str | None = None,
+                 verdict_steps: int = DEFAULT_VERDICT_STEPS, notices: Sequence[str] = ()):
         import torch
 
         self.model = model
         self.processor = processor
         self.info = info
         self.notices = list(notices)
+        self.codec = codec or Codec.from_transformers(processor.tokenizer)
         self.prompt = prompt
         self.answer_prefix = answer_prefix
+        self.verdict_steps = max(1, int(verdict_steps))
         self.device = torch.device(info.device)
         self.dtype = _model_input_dtype(model)
-        tokenizer = processor.tokenizer
-        self._eos_id = tokenizer.eos_token_id
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_id
-        self._prefix_ids, self._fake_id, self._real_id, self._n_prompt = self._verdict_position()
-        self._prefix_on_device = self._prefix_ids.to(self.device)  # moved once, not every batch
+        generation = getattr(model, "generation_config", None)
+        eos = getattr(generation, "eos_token_id", None)
+        if eos is None:
+            eos = processor.tokenizer.eos_token_id
+        self._stop_ids = frozenset(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        pad = getattr(generation, "pad_token_id", None)
+        if pad is None:
+            pad = processor.tokenizer.pad_token_id
+        self._pad_id = pad if pad is not None else next(iter(self._stop_ids), 0)
+        self._check_geometry()
+        self.prompt_ids = self._build_prompt_ids()
+        self._fake_id, self._real_id, self._forced = self._verdict_tokens()
+        self._verdict_ids = frozenset((self._fake_id, self._real_id))
+        self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
+        self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
+        self._ids_cache: dict[tuple[int, ...], "torch.Tensor"] = {}
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -105,9 +88,19 @@ class Engine:
 
         return load(cls, options)
 
-    # ---- the two paths ---------------------------------------------------------------------------------
+    @property
+    def forced(self) -> bool:
+        """True when an answer prefix is forced (`--answer-prefix`), False when the model writes freely."""
+        return self.answer_prefix is not None
+
+    @property
+    def lead_in(self) -> str:
+        """The lead-in the score path currently checks first, as text."""
+        return self.codec.decode(self._lead_in)
+
+    # ---- preprocessing (thread-safe; loader threads run it) --------------------------------------------
     def preprocess(self, image: "Image.Image") -> "torch.Tensor":
-        """Resize, crop and normalise one RGB image to pixel values (thread-safe; run it in loaders).
+        """Resize, crop and normalise one RGB image to pixel values.
 
         A large photo is first resized by Pillow to exactly the size the processor would resize it to (same
         shortest edge, same rounding, same filter), so the processor's own resize becomes a copy and its
@@ -131,126 +124,268 @@ class Engine:
             target = (int(short * width / height), short)
         return image.resize(target, resample=int(getattr(ip, "resample", 3)))
 
-    def score(self, images: Sequence["Image.Image"]) -> list[float]:
+    # ---- the two paths ---------------------------------------------------------------------------------
+    def score(self, images: Sequence["Image.Image"]) -> list[float | None]:
         return self.score_pixels([self.preprocess(im) for im in images])
 
-    def explain(self, images: Sequence["Image.Image"], max_new_tokens: int = 256) -> list[Answer]:
+    def explain(self, images: Sequence["Image.Image"], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]:
         return self.explain_pixels([self.preprocess(im) for im in images], max_new_tokens)
 
-    def score_pixels(self, pixels: Sequence["torch.Tensor"]) -> list[float]:
-        """P(fake) for each image: one forward pass, verdict-token logits at the forced position."""
+    def score_pixels(self, pixels: Sequence["torch.Tensor"]) -> list[float | None]:
+        """P(fake) for each image at its verdict step (None where the model states no verdict)."""
+        return [answer.p_fake for answer in self.verdicts(pixels)]
+
+    def verdicts(self, pixels: Sequence["torch.Tensor"]) -> list[Answer]:
+        """The verdict step and P(fake) of each image, without generating the explanation."""
         import torch
 
         if not pixels:
             return []
-        inputs = self._batch_inputs(pixels)
+        batch = self._pixel_batch(pixels)
+        if self.forced:
+            with torch.inference_mode():
+                out = self.model(**self._inputs(batch, ()), logits_to_keep=1)
+            return [Answer(p_fake=p, verdict_step=0) for p in self._pair(out.logits[:, -1, :])]
+        lead = self._lead_in
         with torch.inference_mode():
-            out = self.model(**inputs, logits_to_keep=1)
-        return self._p_fake(out.logits[:, -1, :])
+            out = self.model(**self._inputs(batch, lead), logits_to_keep=len(lead) + 1)
+        logits = out.logits
+        greedy = logits.argmax(-1).tolist()
+        results: list[Answer | None] = [None] * len(pixels)
+        diverged: dict[tuple[int, ...], list[int]] = {}
+        for row, tokens in enumerate(greedy):
+            for step, token in enumerate(tokens):
+                if token in self._verdict_ids:  # the model's own verdict, after a prefix it agrees with
+                    results[row] = Answer(p_fake=self._pair(logits[row, step])[0], verdict_step=step)
+                    self._learn(lead[:step])
+                elif token in self._stop_ids:
+                    results[row] = Answer(p_fake=None)  # the answer ended without a verdict
+                elif step < len(lead) and token == lead[step]:
+                    continue
+                else:  # the model writes something else here: decode this row on from its own token
+                    diverged.setdefault(tuple(lead[:step]) + (token,), []).append(row)
+                break
+        for prefix, rows in diverged.items():
+            found = self._decode_to_verdict(batch[rows], prefix)
+            for row, answer in zip(rows, found):
+                results[row] = answer
+        return results  # type: ignore[return-value]
 
-    def explain_pixels(self, pixels: Sequence["torch.Tensor"], max_new_tokens: int = 256) -> list[Answer]:
-        """Greedy answers continuing the forced prefix, with P(fake) from the first generated step."""
-        import torch
-
+    def explain_pixels(self, pixels: Sequence["torch.Tensor"],
+                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]:
+        """Free greedy answers (as upstream), with P(fake) from the verdict step of the same generation."""
         if not pixels:
             return []
-        inputs = self._batch_inputs(pixels)
-        first_step = _FirstStepLogits()
-        with torch.inference_mode():
-            out = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                temperature=None, top_p=None, top_k=None, repetition_penalty=None,
-                eos_token_id=self._eos_id, pad_token_id=self._pad_id, return_dict_in_generate=True,
-                logits_processor=[first_step],
-            )
-        p_fake = self._p_fake(first_step.logits)
-        forced = self._prefix_ids[0, self._n_prompt:].tolist()
+        batch = self._pixel_batch(pixels)
+        watch, sequences = self._generate(batch, (), max_new_tokens, stop_at_verdict=False)
         answers = []
-        for row, p in zip(out.sequences[:, self._prefix_ids.shape[1]:].tolist(), p_fake):
-            row = _cut_at(row, self._eos_id, self._pad_id)
-            text = self.processor.tokenizer.decode(forced + row, skip_special_tokens=True).strip()
-            sentence, explanation = split_verdict(text)
-            answers.append(Answer(text=text, verdict_sentence=sentence, explanation=explanation,
-                                  text_verdict=parse_verdict(text), p_fake=p))
+        for row, generated in enumerate(sequences):
+            tokens = list(self._forced) + _cut_at(generated, self._stop_ids, self._pad_id)
+            step = watch.step[row]
+            if step is not None and not self.forced:
+                self._learn(tuple(generated[:step]))
+            at = None if step is None else len(self._forced) + step
+            answers.append(self._compose(tokens, at, watch.p_fake[row], step))
         return answers
 
     # ---- internals -------------------------------------------------------------------------------------
-    def _batch_inputs(self, pixels: Sequence["torch.Tensor"]) -> dict:
+    def _decode_to_verdict(self, batch: "torch.Tensor", prefix: tuple[int, ...]) -> list[Answer]:
+        """Greedy-decode rows whose known answer so far is `prefix`, until each states a verdict or stops."""
+        budget = self.verdict_steps - len(prefix)
+        if budget <= 0:
+            return [Answer(p_fake=None) for _ in range(batch.shape[0])]
+        watch, sequences = self._generate(batch, prefix, budget, stop_at_verdict=True)
+        answers = []
+        for row, generated in enumerate(sequences):
+            step = watch.step[row]
+            if step is None:
+                answers.append(Answer(p_fake=None))
+                continue
+            self._learn(prefix + tuple(generated[:step]))
+            answers.append(Answer(p_fake=watch.p_fake[row], verdict_step=len(prefix) + step))
+        return answers
+
+    def _generate(self, batch, prefix: tuple[int, ...], max_new_tokens: int, *, stop_at_verdict: bool):
+        import torch
+        from transformers import StoppingCriteriaList
+
+        inputs = self._inputs(batch, prefix)
+        watch = _VerdictWatch(self._fake_id, self._real_id, self._stop_ids, inputs["input_ids"].shape[1],
+                              limit=1 if self.forced else self.verdict_steps - len(prefix),
+                              read_first=self.forced)
+        stops = StoppingCriteriaList([_StopAt(self._verdict_ids | self._stop_ids)]) if stop_at_verdict else None
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, temperature=None,
+                top_p=None, top_k=None, repetition_penalty=None, eos_token_id=sorted(self._stop_ids),
+                pad_token_id=self._pad_id, return_dict_in_generate=True, logits_processor=[watch],
+                stopping_criteria=stops,
+            )
+        return watch, out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
+
+    def _compose(self, tokens: list[int], at: int | None, p_fake: float | None, step: int | None) -> Answer:
+        """Split a generated answer into lead-in, verdict sentence and explanation."""
+        full = self.codec.decode(tokens).strip()
+        lead = ""
+        if at is not None:
+            match = _LEAD_IN_END.match(self.codec.decode(tokens[:at]))
+            candidate = match.group(1).strip() if match else ""
+            if candidate and full.startswith(candidate):
+                lead = candidate
+        body = full[len(lead):].strip()
+        sentence, explanation = split_verdict(body)
+        return Answer(p_fake=p_fake, verdict_step=step, lead_in=lead, text=body, verdict_sentence=sentence,
+                      explanation=explanation, text_verdict=parse_verdict(body))
+
+    def _learn(self, lead_in: tuple[int, ...]) -> None:
+        """Count a lead-in the model wrote; the most frequent one is checked first from now on."""
+        self._lead_ins[tuple(lead_in)] += 1
+        self._lead_in = self._lead_ins.most_common(1)[0][0]
+
+    def _pixel_batch(self, pixels: Sequence["torch.Tensor"]) -> "torch.Tensor":
         import torch
 
-        n = len(pixels)
-        ids = self._prefix_on_device.expand(n, -1)
-        return {
-            "input_ids": ids,
-            "attention_mask": torch.ones_like(ids),
-            "pixel_values": torch.stack(list(pixels)).to(self.device, self.dtype),
-        }
+        return torch.stack(list(pixels)).to(self.device, self.dtype)
 
-    def _p_fake(self, logits: "torch.Tensor") -> list[float]:
+    def _inputs(self, batch: "torch.Tensor", extra: tuple[int, ...]) -> dict:
         import torch
 
-        pair = logits[:, [self._fake_id, self._real_id]].float()
-        return torch.softmax(pair, dim=-1)[:, 0].clamp(0.0, 1.0).tolist()
+        ids = self._ids_cache.get(extra)
+        if ids is None:
+            ids = torch.tensor([self.prompt_ids + list(self._forced) + list(extra)], device=self.device)
+            if len(self._ids_cache) < 64:
+                self._ids_cache[extra] = ids
+        ids = ids.expand(batch.shape[0], -1)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": batch}
 
-    def _verdict_position(self):
-        """Token ids of the forced prefix and of the "fake"/"real" tokens that follow it.
+    def _pair(self, logits: "torch.Tensor") -> list[float]:
+        """Softmax over the fake/real logits, for one row (1-D) or a batch (2-D)."""
+        import torch
 
-        Both full answers are tokenised with the checkpoint's own processor and compared: the common prefix is
-        what gets teacher-forced and the first differing token of each is the verdict token. Nothing is
-        hard-coded, so any tokenizer works, however it splits the words.
-        """
-        from PIL import Image
+        pair = logits[..., [self._fake_id, self._real_id]].float()
+        p = torch.softmax(pair, dim=-1)[..., 0].clamp(0.0, 1.0)
+        return p.reshape(-1).tolist()
 
+    def _image_token_count(self) -> int:
+        config = self.model.config
+        count = getattr(config, "image_seq_length", None)
+        if count:
+            return int(count)
+        vision = config.vision_config
+        count = (vision.image_size // vision.patch_size) ** 2
+        return count + (1 if getattr(config, "vision_feature_select_strategy", "default") == "full" else 0)
+
+    def _check_geometry(self) -> None:
+        """The processor must crop to the size the vision tower was built for."""
+        crop = getattr(self.processor.image_processor, "crop_size", None)
+        height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+        expected = self.model.config.vision_config.image_size
+        if height is not None and int(height) != int(expected):
+            raise ModelLoadError(f"the processor crops images to {height} px but the model's vision tower expects "
+                                 f"{expected} px: processor and model do not match (try --processor)")
+
+    def _build_prompt_ids(self) -> list[int]:
+        """The prompt's ids as upstream fed them, `<image>` expanded to the model's image tokens."""
         placeholder = getattr(self.processor, "image_token", None) or "<image>"
         if placeholder not in self.prompt:
             raise ModelLoadError(f"the prompt has no {placeholder} placeholder; add '{placeholder}' to --prompt")
-        blank = Image.new("RGB", (32, 32))
-
-        def ids(text: str):
-            return self.processor(images=[blank], text=[text], return_tensors="pt")["input_ids"][0]
-
-        fake = ids(self.prompt + self.answer_prefix + " fake image.")
-        real = ids(self.prompt + self.answer_prefix + " real image.")
-        k = 0
-        while k < min(len(fake), len(real)) and fake[k] == real[k]:
-            k += 1
-        if k >= min(len(fake), len(real)):
-            raise ModelLoadError("the tokenizer does not tell 'fake' from 'real' after the answer prefix")
-        prompt_ids = ids(self.prompt)
-        n_prompt = len(prompt_ids) if bool((fake[: len(prompt_ids)] == prompt_ids).all()) else k
-        self._check_image_tokens(fake)
-        return fake[:k].unsqueeze(0), int(fake[k]), int(real[k]), min(n_prompt, k)
-
-    def _check_image_tokens(self, ids) -> None:
         config = self.model.config
-        n_image = int((ids == config.image_token_index).sum())
-        expected = getattr(config, "image_seq_length", None)
-        if expected and n_image != expected:
-            raise ModelLoadError(
-                f"the processor expands <image> to {n_image} tokens but the model expects {expected}: "
-                "processor and model do not match (try --processor)"
-            )
+        image_id = getattr(config, "image_token_index", None)
+        if image_id is None:
+            image_id = getattr(config, "image_token_id")
+        raw = self.codec.encode(self.prompt)
+        if raw.count(image_id) != 1:
+            raise ModelLoadError(f"the prompt must hold exactly one {placeholder} (the tokenizer finds "
+                                 f"{raw.count(image_id)} of token {image_id}, the model's image token)")
+        if (self.prompt == DEFAULT_PROMPT and self.codec.token_id("▁Does") == UPSTREAM_PROMPT_IDS[2]
+                and tuple(raw) != UPSTREAM_PROMPT_IDS):
+            self.notices.append(
+                f"the prompt's token ids differ from those the upstream evaluation fed (ours {raw}, upstream "
+                f"{list(UPSTREAM_PROMPT_IDS)}): results may not match the paper's")
+        count = self._image_token_count()
+        at = raw.index(image_id)
+        return raw[:at] + [image_id] * count + raw[at + 1:]
+
+    def _verdict_tokens(self) -> tuple[int, int, tuple[int, ...]]:
+        """The "fake"/"real" token ids, and the ids forced after the prompt (none unless --answer-prefix).
+
+        The two full answers are tokenised and compared: the first differing token of each is the verdict
+        token. Nothing is hard-coded, so any tokenizer works, however it splits the words.
+        """
+        if self.forced:
+            base = self.codec.encode(self.prompt)
+            fake = self.codec.encode(self.prompt + self.answer_prefix + " fake image.")
+            real = self.codec.encode(self.prompt + self.answer_prefix + " real image.")
+        else:
+            base = []
+            fake = self.codec.encode(VERDICT_CONTEXT + " fake image.", special=False)
+            real = self.codec.encode(VERDICT_CONTEXT + " real image.", special=False)
+        k = first_difference(fake, real)
+        if k is None:
+            raise ModelLoadError("the tokenizer does not tell 'fake' from 'real'")
+        if k < len(base) or fake[:len(base)] != base:
+            raise ModelLoadError("the answer prefix merges with the end of the prompt when tokenised; "
+                                 "start --answer-prefix with a space or a newline")
+        for token, word in ((fake[k], "fake"), (real[k], "real")):
+            piece = self.codec.piece(token).replace("▁", "").replace("Ġ", "").strip().lower()
+            if not piece or not word.startswith(piece):
+                raise ModelLoadError(f"the tokenizer splits '{word}' oddly (first piece {piece!r}): "
+                                     "the verdict cannot be read from its token")
+        return fake[k], real[k], tuple(fake[len(base):k]) if self.forced else ()
 
 
-class _FirstStepLogits:
-    """A logits processor that keeps the first generated step's logits and changes nothing.
+class _VerdictWatch:
+    """A logits processor that changes nothing and notes, per row, the first step at which greedy decoding
+    picks "fake" or "real" (within `limit` steps) and the softmax over those two logits there.
 
-    `output_logits=True` would keep every step's full-vocabulary logits (about 33 MB per image for 256
-    steps of a 32k vocabulary) when only the verdict step is needed.
+    It sees the scores generate picks its argmax from (it runs last, and greedy decoding adds no other
+    processor), and keeps two numbers a row instead of every step's logits (`output_logits=True` would keep
+    about 33 MB per image for 256 steps of a 32k vocabulary).
     """
 
-    def __init__(self):
-        self.logits = None
+    def __init__(self, fake: int, real: int, stop: frozenset, start: int, *, limit: int, read_first: bool):
+        self.fake, self.real, self.stop, self.start, self.limit = fake, real, stop, start, limit
+        self.read_first = read_first  # forced prefix: read the pair at step 0 whatever is picked
+        self.step: list[int | None] = []
+        self.p_fake: list[float | None] = []
+        self._open: list[bool] = []
 
     def __call__(self, input_ids, scores):
-        if self.logits is None:
-            self.logits = scores.detach().clone()
+        import torch
+
+        if not self._open:
+            n = scores.shape[0]
+            self.step, self.p_fake, self._open = [None] * n, [None] * n, [True] * n
+        step = input_ids.shape[1] - self.start
+        if step >= self.limit or not any(self._open):
+            return scores
+        picked = scores.argmax(-1).tolist()
+        pair = torch.softmax(scores[:, [self.fake, self.real]].float(), dim=-1)[:, 0].clamp(0.0, 1.0).tolist()
+        for row, token in enumerate(picked):
+            if not self._open[row]:
+                continue
+            if self.read_first or token in (self.fake, self.real):
+                self.step[row], self.p_fake[row], self._open[row] = step, pair[row], False
+            elif token in self.stop:
+                self._open[row] = False
         return scores
 
 
-def _cut_at(row: list[int], eos: int | None, pad: int | None) -> list[int]:
+class _StopAt:
+    """Stop each row once its last token is one of `ids` (a verdict word or the end of the answer)."""
+
+    def __init__(self, ids: frozenset):
+        self.ids = sorted(ids)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.isin(input_ids[:, -1], torch.tensor(self.ids, device=input_ids.device))
+
+
+def _cut_at(row: list[int], stop: frozenset, pad: int | None) -> list[int]:
     for i, tok in enumerate(row):
-        if tok == eos or tok == pad:
+        if tok in stop or tok == pad:
             return row[:i]
     return row
 

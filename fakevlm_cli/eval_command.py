@@ -49,6 +49,7 @@ class EvalRequest:
     max_new_tokens: int = 256
     workers: int | None = None
     quiet: bool = False
+    pixels: str = "upstream"  # as the upstream evaluation fed the model (images.PIXEL_MODES)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], load_engine, progress
     engine = load_engine()
     sink = _open_predictions(request.predictions) if request.predictions is not None else None
     config = ScanConfig(explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
-                        max_new_tokens=request.max_new_tokens, read_metadata=False,
+                        max_new_tokens=request.max_new_tokens, read_metadata=False, pixels=request.pixels,
                         **({"workers": request.workers} if request.workers else {}))
     bar = progress_factory(len(items)) if progress_factory else None
     scanner = Scanner(engine, config, on_progress=(lambda s: bar.update_to(s.records)) if bar else None)
@@ -176,7 +177,7 @@ def results_document(run: EvalRun) -> dict:
             "frames": str(req.frames) if req.frames else None, "limit": req.limit,
             "categories": req.categories, "explain": req.explain, "threshold": req.threshold,
             "verdict_from": req.verdict_from,
-            "batch_size": req.batch_size, "max_new_tokens": req.max_new_tokens,
+            "batch_size": req.batch_size, "max_new_tokens": req.max_new_tokens, "pixels": req.pixels,
             "from_predictions": str(req.from_predictions) if req.from_predictions else None,
         },
         "model": run.model,

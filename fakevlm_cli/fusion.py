@@ -74,7 +74,7 @@ def _model_reason(model_verdict: str | None, p_fake: float | None) -> str | None
     if model_verdict is None:
         return None
     if p_fake is None:
-        return f"model says {model_verdict}"
+        return "the model stated no verdict" if model_verdict == "unknown" else f"model says {model_verdict}"
     return f"model says {model_verdict} (P(fake) = {p_fake:.1%})"
 
 

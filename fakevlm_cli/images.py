@@ -17,6 +17,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fakevlm_cli.errors import ImageError
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
+# How decoded pixels become the RGB picture the model sees:
+#   viewer   — as a person sees the file: EXIF orientation applied, transparency composited on white, 16-bit
+#              data scaled to 8 bits (scan and explain);
+#   upstream — as the upstream evaluation fed FakeVLM (transformers 4.45: `Image.open(path)`, then
+#              `image.convert("RGB")` in the processor; no EXIF orientation): eval's default, so the paper's
+#              numbers are measured on the same pixels.
+PIXEL_MODES = ("viewer", "upstream")
 
 # Magic numbers of the formats Pillow can decode (plus HEIF/AVIF, which need a plugin).
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -72,8 +79,8 @@ class LoadedImage:
     frames: int = 1
 
 
-def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode `data` into an upright 8-bit RGB image, or raise `ImageError` saying why not."""
+def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "viewer") -> LoadedImage:
+    """Decode `data` into an 8-bit RGB image (see PIXEL_MODES), or raise `ImageError` saying why not."""
     if not data:
         raise ImageError("empty file (0 bytes)")
     fmt = sniff_format(data[:SNIFF_BYTES])
@@ -105,7 +112,10 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedIm
         try:
             im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
             im.load()
-            rgb = to_rgb(ImageOps.exif_transpose(im))
+            rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(ImageOps.exif_transpose(im))
+            # Pillow carries a palette's transparent index into an RGB copy's info; transformers 5 would then
+            # composite that colour onto white. The conversion above has already decided about transparency.
+            rgb.info.pop("transparency", None)
         except Image.DecompressionBombError as exc:
             raise ImageError(f"decompression bomb refused: {exc}") from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -116,6 +126,19 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedIm
     return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames)
 
 
+def upstream_rgb(im: Image.Image) -> Image.Image:
+    """transformers 4.45's `convert_to_rgb`: Pillow's own conversion (alpha dropped, not composited).
+
+    Modes Pillow cannot convert to RGB directly (some high-bit-depth ones) are converted as `to_rgb` does.
+    """
+    if im.mode == "RGB":
+        return im
+    try:
+        return im.convert("RGB")
+    except ValueError:
+        return to_rgb(im)
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB the way a viewer would show it.
 
@@ -124,11 +147,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
     float images are stretched to their range.
     """
     mode = im.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in im.info:
         return im
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return _high_bit_depth_to_rgb(im)
-    if mode == "P" and "transparency" in im.info:
+    if mode in ("P", "RGB", "L") and "transparency" in im.info:  # a transparent index or colour (tRNS)
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):

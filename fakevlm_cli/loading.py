@@ -12,8 +12,10 @@ import logging
 import os
 from pathlib import Path
 
-from fakevlm_cli.engine import DEFAULT_PROCESSOR, DTYPES, QUANTS, EngineOptions, ModelInfo
+from fakevlm_cli.engine_types import (DEFAULT_MODEL, DTYPES, QUANTS, UPSTREAM_PROCESSOR,
+                                      UPSTREAM_PROCESSOR_REVISION, EngineOptions, ModelInfo)
 from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.tokens import Codec, find_tokenizer_file
 
 
 def _looks_like_path(source: str) -> bool:
@@ -80,13 +82,15 @@ def load(cls, options: EngineOptions):
     if "device_map" not in kwargs:
         model = model.to(device)
     model.eval()
-    processor = _load_processor(source, options, notices, local_only)
-    complete_processor(processor, config, notices)
+    processor, processor_source, processor_revision = _load_processor(source, options, notices, local_only)
+    codec = _codec(processor, processor_source, processor_revision, local_only, notices)
     revision = options.revision or getattr(config, "_commit_hash", None)
     info = ModelInfo(id=options.model, revision=revision, dtype=str(dtype).replace("torch.", ""),
-                     quant=options.quant, device=str(device))
-    return cls(model, processor, info=info, prompt=options.prompt, answer_prefix=options.answer_prefix,
-               notices=notices)
+                     quant=options.quant, device=str(device), processor=processor_source,
+                     processor_revision=processor_revision, prompt=options.prompt,
+                     answer_prefix=options.answer_prefix, prompt_ids_from=codec.source)
+    return cls(model, processor, info=info, codec=codec, prompt=options.prompt,
+               answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices)
 
 
 def _pick_device(name: str, notices: list[str]):
@@ -113,11 +117,17 @@ def _pick_device(name: str, notices: list[str]):
 
 
 def _pick_dtype(name: str, device):
+    """auto: bfloat16 on a GPU that supports it (upstream trained and evaluated in bf16), float16 on other GPUs
+    and on Apple's MPS, float32 on the CPU (where half precision is slow or unsupported)."""
     import torch
 
-    if name == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    return getattr(torch, name)
+    if name != "auto":
+        return getattr(torch, name)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
 
 
 def _bnb_config(quant: str, dtype, torch):
@@ -162,51 +172,75 @@ def _load_config(source: str, revision: str | None, local_only: bool = False):
         raise ModelLoadError(_explain_load_failure(source, exc)) from exc
 
 
+def _processor_candidates(source: str, options: EngineOptions) -> list[tuple[str, str | None]]:
+    """Where to take the processor from, in order of preference.
+
+    An explicit --processor wins. The released weights get the processor the upstream evaluation paired them
+    with (llava-hf/llava-1.5-7b-hf at revision a272c74, `scripts/eval.py`); other checkpoints their own
+    processor files, else that same upstream processor.
+    """
+    upstream = (UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION)
+    if options.processor:
+        return [(options.processor, options.processor_revision)]
+    if options.model.strip().lower() == DEFAULT_MODEL.lower():
+        return [upstream, (source, options.revision)]
+    return [(source, options.revision), upstream]
+
+
 def _load_processor(source: str, options: EngineOptions, notices: list[str], local_only: bool = False):
-    """The checkpoint's own processor when it ships one, else llava-1.5's (as the upstream evaluation does)."""
+    """Load the processor with the PIL image backend; return it, where it came from and at which revision.
+
+    transformers 5 picks a torchvision image backend whenever torchvision is installed, whose pixels differ
+    from the PIL pipeline upstream ran by up to 5 levels: the PIL backend is asked for explicitly.
+    """
     from transformers import AutoProcessor
 
-    candidates = [options.processor] if options.processor else [source, DEFAULT_PROCESSOR]
+    candidates = _processor_candidates(source, options)
     errors = []
-    for candidate in candidates:
+    for candidate, revision in candidates:
+        if options.processor and _looks_like_path(candidate) and not Path(candidate).expanduser().is_dir():
+            raise ModelLoadError(f"processor directory '{candidate}' does not exist")
         try:
-            processor = AutoProcessor.from_pretrained(candidate, trust_remote_code=False,
-                                                      local_files_only=local_only)
+            processor = AutoProcessor.from_pretrained(candidate, revision=revision, trust_remote_code=False,
+                                                      local_files_only=local_only, backend="pil")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             errors.append(f"{candidate}: {_first_line(exc)}")
             continue
         if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
             errors.append(f"{candidate}: not an image-text processor")
             continue
-        if candidate != candidates[0]:
-            notices.append(f"the checkpoint ships no processor files: using {candidate}'s processor")
+        if not _is_pil_backend(processor.image_processor):
+            raise ModelLoadError(f"{candidate}: its image processor ({type(processor.image_processor).__name__}) "
+                                 "has no PIL backend; pixels would differ from the upstream evaluation's")
+        if (candidate, revision) != candidates[0]:
+            wanted = candidates[0][0] + (f"@{candidates[0][1]}" if candidates[0][1] else "")
+            notices.append(f"processor {wanted} is not available ({errors[-1] if errors else 'no files'}): "
+                           f"using {candidate}'s processor")
         processor.tokenizer.padding_side = "left"
-        return processor
+        return processor, candidate, revision
     raise ModelLoadError("could not load a processor — " + "; ".join(errors) +
                          " (pass --processor PATH to a local llava-1.5 processor)")
 
 
-def complete_processor(processor, config, notices: list[str]) -> None:
-    """Fill what an older LLaVA processor lacks from the model's own config.
+def _is_pil_backend(image_processor) -> bool:
+    try:
+        from transformers.image_processing_backends import PilBackend
+    except ImportError:  # pragma: no cover - transformers without selectable backends is PIL-only
+        return True
+    return isinstance(image_processor, PilBackend)
 
-    Processors saved before transformers 4.44 carry no patch size or feature strategy, so they cannot expand
-    ``<image>`` into the model's image tokens; the values are in the model's config. CLIP adds one class
-    token that the "default" strategy drops, hence one additional token.
-    """
-    filled = []
-    if getattr(processor, "patch_size", None) is None:
-        processor.patch_size = config.vision_config.patch_size
-        filled.append(f"patch_size={processor.patch_size}")
-    if getattr(processor, "vision_feature_select_strategy", None) is None:
-        processor.vision_feature_select_strategy = config.vision_feature_select_strategy
-        filled.append(f"vision_feature_select_strategy={processor.vision_feature_select_strategy}")
-    if filled and not getattr(processor, "num_additional_image_tokens", 0) and \
-            getattr(config.vision_config, "model_type", "").startswith("clip"):
-        processor.num_additional_image_tokens = 1
-        filled.append("num_additional_image_tokens=1")
-    if filled:
-        notices.append("the processor predates image-token expansion; taken from the model config: "
-                       + ", ".join(filled))
+
+def _codec(processor, source: str, revision: str | None, local_only: bool, notices: list[str]) -> Codec:
+    """Token ids from the processor's own tokenizer.json (as upstream's stack produced them) when it has one."""
+    path = find_tokenizer_file(source, revision, local_only)
+    if path is not None:
+        try:
+            return Codec.from_file(path)
+        except Exception as exc:  # noqa: BLE001 - a file the tokenizers library cannot read
+            notices.append(f"{path}: cannot be read by the tokenizers library ({_first_line(exc)})")
+    notices.append(f"processor {source} has no usable tokenizer.json: prompt ids come from the transformers "
+                   "tokenizer and may differ from what the upstream evaluation fed")
+    return Codec.from_transformers(processor.tokenizer)
 
 
 def _first_line(exc: BaseException) -> str:

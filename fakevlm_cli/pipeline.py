@@ -47,6 +47,7 @@ class ScanConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = min(8, os.cpu_count() or 2)
     read_metadata: bool = True
+    pixels: str = "viewer"  # see images.PIXEL_MODES
     resume: frozenset = frozenset()  # (path, sha256) pairs already recorded
 
 
@@ -87,7 +88,7 @@ class Scanner:
         self.config = config
         self.stats = ScanStats()
         self.on_progress = on_progress
-        self._model_info = engine.info.to_dict() if engine is not None else None
+        self._model_info = {**engine.info.to_dict(), "pixels": config.pixels} if engine is not None else None
 
     def run(self, candidates: Iterable["Candidate"]) -> Iterator[Record]:
         """Yield one record per judged file, in candidate order. Safe to stop early (Ctrl-C, break)."""
@@ -162,7 +163,7 @@ class Scanner:
                 record.exif = report.exif
                 record.notes = list(report.notes)
             if self.engine is not None:
-                loaded = load_image(data, max_pixels=self.config.max_pixels)
+                loaded = load_image(data, max_pixels=self.config.max_pixels, mode=self.config.pixels)
                 record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
                 job.pixels = self.engine.preprocess(loaded.image)
             else:
@@ -212,18 +213,24 @@ class Scanner:
 
     def _call_engine(self, jobs: list[_Job]) -> None:
         pixels = [j.pixels for j in jobs]
-        if not self.config.explain:
-            for job, p in zip(jobs, self.engine.score_pixels(pixels)):
-                self._set_model_result(job, p)
-            return
-        for job, answer in zip(jobs, self.engine.explain_pixels(pixels, self.config.max_new_tokens)):
-            self._set_model_result(job, answer.p_fake)
-            job.record.text_verdict = answer.text_verdict
-            job.record.explanation = answer.explanation
+        if self.config.explain:
+            answers = self.engine.explain_pixels(pixels, self.config.max_new_tokens)
+        else:
+            answers = self.engine.verdicts(pixels)
+        for job, answer in zip(jobs, answers):
+            self._set_model_result(job.record, answer)
 
-    def _set_model_result(self, job: _Job, p_fake: float) -> None:
-        job.record.p_fake = round(float(p_fake), 6)
-        job.record.model_verdict = "fake" if p_fake >= self.config.threshold else "real"
+    def _set_model_result(self, record: Record, answer) -> None:
+        if answer.p_fake is None:
+            record.p_fake, record.model_verdict = None, "unknown"
+            record.notes.append(f"the model stated no verdict ('fake' or 'real') within its first "
+                                f"{self.engine.verdict_steps} tokens")
+        else:
+            record.p_fake = round(float(answer.p_fake), 6)
+            record.model_verdict = "fake" if answer.p_fake >= self.config.threshold else "real"
+        if answer.text is not None:
+            record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
+            record.answer, record.lead_in = answer.text, answer.lead_in
 
 
 def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

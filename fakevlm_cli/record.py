@@ -26,6 +26,8 @@ class Record:
     model_verdict: str | None = None
     text_verdict: str | None = None
     explanation: str | None = None
+    answer: str | None = None
+    lead_in: str | None = None
     reasons: list[str] = field(default_factory=list)
     disagreement: bool = False
     evidence: list[dict] = field(default_factory=list)
@@ -70,7 +72,8 @@ class Record:
 
 
 _FIELD_ORDER = (
-    "path", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation", "reasons",
+    "path", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation", "answer", "lead_in",
+    "reasons",
     "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
     "error", "model", "elapsed_ms",
 )

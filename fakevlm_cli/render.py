@@ -81,10 +81,14 @@ def explain_panel(record: Record) -> Panel:
     if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
         parts.append(plain(f"The generated text says: {record.text_verdict} (the verdict above follows "
                            f"P(fake) and the threshold)", style="yellow"))
-    if record.explanation:
+    if record.p_fake is None and record.model_verdict == "unknown":
+        parts.append(plain("The model stated no verdict ('fake' or 'real') where it was expected.", style="yellow"))
+    if record.answer:
+        parts += [Text(""), plain(record.answer)]
+    elif record.explanation:
         parts += [Text(""), plain(record.explanation)]
     elif record.text_verdict is not None:
-        parts += [Text(""), Text("(the model gave no explanation)", style="dim")]
+        parts += [Text(""), Text("(the model gave no answer)", style="dim")]
     if record.evidence:
         parts += [Text(""), Text("Metadata evidence", style="bold")]
         for ev in record.evidence:

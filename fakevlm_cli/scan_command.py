@@ -40,6 +40,7 @@ class ScanRequest:
     max_new_tokens: int = 256
     max_pixels: int | None = None
     workers: int | None = None
+    pixels: str = "viewer"
     quiet: bool = False
 
 
@@ -66,7 +67,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
     config = ScanConfig(
         explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
         max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
-        read_metadata=True, resume=done, **({"workers": request.workers} if request.workers else {}),
+        read_metadata=True, resume=done, pixels=request.pixels, **({"workers": request.workers} if request.workers else {}),
     )
     table = next((w for w in writers if hasattr(w, "console")), None)  # the Rich table, if any
     table_on_terminal = table is not None and table.console.is_terminal

@@ -110,6 +110,39 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     return out
 
 
+def build_llava15_shaped(out_dir: str | Path, processor_dir: str | Path | None, *, seed: int = 0) -> Path:
+    """A random LLaVA with LLaVA-1.5's geometry and vocabulary layout but tiny widths, for fidelity tests.
+
+    336-px CLIP patches of 14 (576 image tokens, feature layer -2, "default" strategy), image token 32000,
+    pad 32001 and a 32,064-piece vocabulary like llava-hf/llava-1.5-7b-hf, with 2 layers of width 64. With
+    `processor_dir` (e.g. the llava-1.5 processor replica) its processor files are copied beside the weights;
+    without, the folder holds weights only, as a checkpoint that ships no processor.
+    """
+    import shutil
+
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = llava_1_5_7b_config()
+    for sub in (config.vision_config, config.text_config):
+        sub.hidden_size, sub.intermediate_size, sub.num_hidden_layers, sub.num_attention_heads = 64, 128, 2, 4
+    config.vision_config.projection_dim = 64
+    config.text_config.num_key_value_heads = 4
+    config.text_config.bos_token_id, config.text_config.eos_token_id = 1, 2
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).to(torch.float32).eval()
+    model.generation_config.bos_token_id, model.generation_config.eos_token_id = 1, 2
+    model.generation_config.pad_token_id = 32001
+    model.save_pretrained(out)
+    if processor_dir is not None:
+        for item in Path(processor_dir).iterdir():
+            if item.is_file() and item.suffix == ".json" and item.name != "config.json":
+                shutil.copy2(item, out / item.name)
+    return out
+
+
 def llava_1_5_7b_config():
     """The architecture of llava-hf/llava-1.5-7b-hf (and so of lingcco/fakeVLM), from published facts."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig

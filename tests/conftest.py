@@ -13,7 +13,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("FAKEVLM_MODEL", None)
 
-CORPUS = Path(os.environ.get("FAKEVLM_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+SHARED = Path(os.environ.get("FAKEVLM_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+CORPUS = Path(os.environ.get("FAKEVLM_CORPUS") or SHARED / "corpus")
 
 
 @pytest.fixture(scope="session")

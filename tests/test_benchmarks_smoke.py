@@ -14,7 +14,7 @@ if str(REPO) not in sys.path:  # benchmarks/ is a folder of the repository, not 
 
 
 def test_benchmark_pieces_run(engine, tmp_path):
-    from benchmarks import baseline, context, files, run
+    from benchmarks import baseline, context, files, models, run
     from fakevlm_cli.evidence import collect
 
     images = context.make_images(2)
@@ -27,8 +27,12 @@ def test_benchmark_pieces_run(engine, tmp_path):
     assert result.new_tokens and 1 <= max(result.new_tokens) <= 4
     assert engine.processor.tokenizer.padding_side == "left"  # the shared processor is left as it was
 
-    # Our score path on the same images.
-    probs = engine.score(images)
+    # Our score path on the same images (forced answer start: random weights state no verdict of their own).
+    from fakevlm_cli.engine import Engine
+
+    forced = Engine(engine.model, engine.processor, info=engine.info, codec=engine.codec,
+                    answer_prefix=models.RANDOM_PREFIX)
+    probs = forced.score(images)
     assert len(probs) == 2 and all(0.0 <= p <= 1.0 for p in probs)
 
     # The metadata folder generator: N files, the four kinds, readable by the package's own readers.

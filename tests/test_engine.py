@@ -1,57 +1,167 @@
-"""The engine on a tiny random LLaVA: plumbing and invariants, never accuracy."""
+"""The engine on a tiny random LLaVA: plumbing and invariants (tests/test_toy.py checks right answers).
+
+A random model never writes "fake" or "real", so two seams stand in for a trained one: a forced answer
+prefix (`--answer-prefix`, P(fake) read at the next token), and *designated* verdict tokens — ids the random
+model does write greedily at various steps — which exercise the free path's verdict search against plain
+`generate` exactly as a real verdict word would.
+"""
 
 import importlib.util
 import json
+from collections import Counter
 
 import pytest
 
 from conftest import noise_image
-from fakevlm_cli.engine import DEFAULT_PROMPT, Engine, EngineOptions
+from fakevlm_cli.engine import Engine
+from fakevlm_cli.engine_types import DEFAULT_PROMPT, EngineOptions
 from fakevlm_cli.errors import ModelLoadError
+from reference import greedy_tokens, reference_verdicts
 
 IMAGES = [noise_image(seed, size=(40 + 9 * seed, 56)) for seed in range(8)]
+FORCED = "\nThis is a"
 
 
-def test_scores_are_probabilities(engine):
-    scores = engine.score(IMAGES)
+@pytest.fixture(scope="module")
+def forced(tiny_model):
+    return Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32", answer_prefix=FORCED))
+
+
+@pytest.fixture(scope="module")
+def designated(engine):
+    """Two ids the random model writes at different steps for different images, chosen from its own greedy
+    output so that some rows state a "verdict" late and one never; with plain generate's answers for them."""
+    rows = greedy_tokens(engine, IMAGES)
+    counts = Counter(t for row in rows for t in row[1:])
+    for fake_id, real_id in ((a, b) for a in counts for b in counts if a != b):
+        steps = [next((i for i, t in enumerate(row) if t in (fake_id, real_id)), None) for row in rows]
+        found = [s for s in steps if s is not None]
+        if len(found) >= 3 and sum(s >= 2 for s in found) >= 2 and None in steps and len(set(found)) >= 2:
+            want = reference_verdicts(engine, IMAGES, fake_id=fake_id, real_id=real_id)
+            return fake_id, real_id, rows, want
+    pytest.fail("the random model's greedy output offers no pair of tokens to designate")
+
+
+@pytest.fixture
+def rigged(engine, designated):
+    """A fresh free-answering engine on the tiny model, with the designated ids as its verdict tokens."""
+    rigged = Engine(engine.model, engine.processor, info=engine.info, codec=engine.codec)
+    rigged._fake_id, rigged._real_id = designated[:2]
+    rigged._verdict_ids = frozenset(designated[:2])
+    return rigged
+
+
+def _close(got, want, tol=1e-5):
+    return all((g is None and w is None) or (g is not None and w is not None and abs(g - w) <= tol)
+               for g, w in zip(got, want, strict=True))
+
+
+# ---- the free path: the verdict where the model writes it ---------------------------------------------------
+
+def test_random_model_states_no_verdict_so_p_fake_is_none(engine, designated):
+    rows = designated[2]
+    assert not any(t in (engine._fake_id, engine._real_id) for row in rows for t in row)
+    assert engine.score(IMAGES) == [None] * 8  # never a number made up from a token the model did not write
+
+
+def test_p_fake_equals_plain_generate_at_the_verdict_step(rigged, designated):
+    want = designated[3]
+    answers = rigged.verdicts([rigged.preprocess(im) for im in IMAGES])
+    assert [a.verdict_step for a in answers] == [w and w[0] for w in want]
+    assert _close([a.p_fake for a in answers], [w and w[1] for w in want])
+
+
+def test_verdict_search_batch_equals_one_by_one_and_any_lead_in(rigged, designated):
+    want = [w and w[1] for w in designated[3]]
+    single = [rigged.score([im])[0] for im in IMAGES]
+    assert _close(single, want)
+    rigged._lead_in = (rigged._fake_id + 1, rigged._real_id + 1, 5)  # a wrong guess: every row diverges
+    assert _close(rigged.score(IMAGES), want)
+
+
+def test_the_lead_in_is_learnt_and_checked_in_one_pass(rigged, designated, monkeypatch):
+    answers = rigged.verdicts([rigged.preprocess(im) for im in IMAGES])
+    rows = designated[2]
+    leads = Counter(tuple(row[:a.verdict_step]) for row, a in zip(rows, answers) if a.p_fake is not None)
+    assert rigged._lead_in == leads.most_common(1)[0][0]
+    matching = [im for im, row, a in zip(IMAGES, rows, answers)
+                if a.p_fake is not None and tuple(row[:a.verdict_step]) == rigged._lead_in]
+    calls = []
+    monkeypatch.setattr(rigged.model, "generate", lambda *a, **k: calls.append(1))
+    assert all(p is not None for p in rigged.score(matching))
+    assert calls == []  # verified in the same forward pass as the prompt: no decoding at all
+
+
+def test_verdict_search_is_bounded(rigged, designated):
+    rigged.verdict_steps = 2
+    want = [w if w and w[0] < 2 else None for w in designated[3]]
+    assert _close(rigged.score(IMAGES), [w and w[1] for w in want])
+
+
+def test_explain_reads_p_fake_at_the_verdict_step_of_its_own_generation(rigged):
+    answers = rigged.explain(IMAGES, max_new_tokens=16)
+    scores = rigged.score(IMAGES)
+    assert _close([a.p_fake for a in answers], scores)
+    assert [a.text for a in answers] == [rigged.explain([im], max_new_tokens=16)[0].text for im in IMAGES]
+    for answer in answers:
+        assert "Does the image" not in answer.text and "<image>" not in answer.text  # no prompt echo
+
+
+def test_lead_in_is_split_from_the_verdict_sentence(engine):
+    tokens = engine.codec.encode(" ASSISTANT: This is a fake image. The sky is flat.", special=False)
+    fake_at = tokens.index(engine._fake_id)
+    answer = engine._compose(tokens, fake_at, 0.9, fake_at)
+    assert answer.lead_in == "ASSISTANT:"
+    assert answer.text == "This is a fake image. The sky is flat."
+    assert answer.verdict_sentence == "This is a fake image."
+    assert answer.explanation == "The sky is flat." and answer.text_verdict == "fake"
+    plain = engine.codec.encode("This is a real image. Fine.", special=False)
+    answer = engine._compose(plain, plain.index(engine._real_id), 0.1, 3)
+    assert answer.lead_in == "" and answer.text_verdict == "real"
+
+
+# ---- the forced path (--answer-prefix) ---------------------------------------------------------------------
+
+def test_forced_scores_are_probabilities(forced):
+    scores = forced.score(IMAGES)
     assert len(scores) == 8
     assert all(0.0 <= p <= 1.0 for p in scores)
     assert len(set(round(p, 6) for p in scores)) > 1  # the images really reach the model
 
 
-def test_batch_of_eight_equals_one_by_one(engine):
-    batched = engine.score(IMAGES)
-    single = [engine.score([im])[0] for im in IMAGES]
+def test_forced_batch_of_eight_equals_one_by_one(forced):
+    batched = forced.score(IMAGES)
+    single = [forced.score([im])[0] for im in IMAGES]
     assert max(abs(a - b) for a, b in zip(batched, single)) < 1e-4
 
 
-def test_explain_batch_equals_single_and_score_matches(engine):
-    batched = engine.explain(IMAGES, max_new_tokens=12)
-    single = [engine.explain([im], max_new_tokens=12)[0] for im in IMAGES]
+def test_forced_explain_batch_equals_single_and_score_matches(forced):
+    batched = forced.explain(IMAGES, max_new_tokens=12)
+    single = [forced.explain([im], max_new_tokens=12)[0] for im in IMAGES]
     assert [a.text for a in batched] == [b.text for b in single]
-    scores = engine.score(IMAGES)
-    for answer, p in zip(batched, scores):
+    for answer, p in zip(batched, forced.score(IMAGES)):
         assert abs(answer.p_fake - p) < 1e-4  # text and score come from the same pass as the score path
 
 
-def test_explain_text_has_no_prompt_echo(engine):
-    answer = engine.explain(IMAGES[:1], max_new_tokens=8)[0]
+def test_forced_explain_text_starts_with_the_prefix(forced):
+    answer = forced.explain(IMAGES[:1], max_new_tokens=8)[0]
     assert answer.text.startswith("This is a")
     assert "Does the image" not in answer.text and "<image>" not in answer.text
     assert answer.text_verdict in ("real", "fake", "unknown")
 
 
-def test_verdict_tokens_come_from_the_tokenizer(engine):
-    tok = engine.processor.tokenizer
-    assert tok.decode([engine._fake_id]).strip() == "fake"
-    assert tok.decode([engine._real_id]).strip() == "real"
-    assert engine._prefix_ids.shape[1] > engine._n_prompt  # the answer prefix is really forced
+def test_verdict_tokens_come_from_the_tokenizer(engine, forced):
+    for eng in (engine, forced):
+        assert eng.codec.decode([eng._fake_id]).strip() == "fake"
+        assert eng.codec.decode([eng._real_id]).strip() == "real"
+    assert engine._forced == () and len(forced._forced) > 0  # forced only when asked
 
 
 def test_bf16_load_scores_close_to_fp32(tiny_model, engine):
-    bf16 = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="bfloat16"))
+    bf16 = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="bfloat16", answer_prefix=FORCED))
+    fp32 = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32", answer_prefix=FORCED))
     assert bf16.info.dtype == "bfloat16"
-    got, want = bf16.score(IMAGES[:4]), engine.score(IMAGES[:4])
+    got, want = bf16.score(IMAGES[:4]), fp32.score(IMAGES[:4])
     assert all(0 <= p <= 1 for p in got)
     assert max(abs(a - b) for a, b in zip(got, want)) < 0.05
 
@@ -61,7 +171,7 @@ def test_quantised_load_on_cpu(tiny_model, quant):
     if importlib.util.find_spec("bitsandbytes") is None:
         pytest.skip("bitsandbytes is not installed")
     try:
-        eng = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", quant=quant))
+        eng = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", quant=quant, answer_prefix=FORCED))
     except ModelLoadError as exc:
         pytest.skip(f"bitsandbytes cannot run {quant} on this CPU: {exc}")
     assert eng.info.quant == quant
@@ -154,29 +264,29 @@ def test_preprocess_equals_the_processor_exactly(engine, size):
     assert ours.shape == theirs.shape and torch.equal(ours, theirs)
 
 
-def test_an_old_processor_is_completed_from_the_model_config(tiny_model):
+def test_a_processor_that_predates_image_token_expansion_works(tiny_model):
+    """llava-hf/llava-1.5-7b-hf at a272c74 (upstream's pin) has no patch size: the engine expands <image> itself."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from fakevlm_cli.engine import ModelInfo
-    from fakevlm_cli.loading import complete_processor
+    from fakevlm_cli.engine_types import ModelInfo
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     processor.patch_size = None  # as saved by transformers < 4.44
     processor.vision_feature_select_strategy = None
-    processor.num_additional_image_tokens = 0
     model = LlavaForConditionalGeneration.from_pretrained(tiny_model)
-    notices = []
-    complete_processor(processor, model.config, notices)
-    assert processor.patch_size == 14 and processor.num_additional_image_tokens == 1
-    assert notices and "patch_size=14" in notices[0]
     info = ModelInfo(id="old", revision=None, dtype="float32", quant="none", device="cpu")
-    eng = Engine(model, processor, info=info)  # image-token count checked against the model here
+    eng = Engine(model, processor, info=info, answer_prefix=FORCED)
+    assert eng.prompt_ids.count(model.config.image_token_index) == model.config.image_seq_length
     assert 0 <= eng.score(IMAGES[:1])[0] <= 1
 
 
-def test_a_modern_processor_is_left_alone(tiny_model, engine):
-    from fakevlm_cli.loading import complete_processor
+def test_a_processor_for_another_image_size_is_refused(tiny_model, engine):
+    from fakevlm_cli.engine_types import ModelInfo
 
-    notices = []
-    complete_processor(engine.processor, engine.model.config, notices)
-    assert notices == []
+    original = engine.processor.image_processor.crop_size
+    engine.processor.image_processor.crop_size = {"height": 224, "width": 224}
+    try:
+        with pytest.raises(ModelLoadError, match="crops images to 224 px.*expects 112 px"):
+            Engine(engine.model, engine.processor, info=ModelInfo("m", None, "float32", "none", "cpu"))
+    finally:
+        engine.processor.image_processor.crop_size = original

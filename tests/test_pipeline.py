@@ -5,7 +5,7 @@ from pathlib import Path
 from PIL import Image
 
 from fakevlm_cli.discover import Candidate
-from fakevlm_cli.engine import ModelInfo
+from fakevlm_cli.engine_types import Answer, ModelInfo
 from fakevlm_cli.pipeline import ScanConfig, Scanner
 
 
@@ -20,11 +20,13 @@ class StubEngine:
     def preprocess(self, image):
         return image.getpixel((0, 0))
 
-    def score_pixels(self, pixels):
+    verdict_steps = 16
+
+    def verdicts(self, pixels):
         self.batches.append(len(pixels))
         if (255, 255, 255) in pixels:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return [p[0] / 255 for p in pixels]
+        return [Answer(p_fake=p[0] / 255, verdict_step=0) for p in pixels]
 
 
 def make(folder: Path, n: int, white: set[int] = frozenset()) -> list[Candidate]:

@@ -1,0 +1,86 @@
+"""What the engine is asked for and what it answers, torch-free, so that loading.py, engine.py and the
+commands can all import it without importing each other (or torch).
+
+The defaults are the upstream evaluation's (opendatalab/FakeVLM `scripts/eval.py`): the released weights, the
+llava-hf/llava-1.5-7b-hf processor pinned at revision a272c74, FakeClue's raw test prompt with no chat
+wrapper and nothing forced after it, greedy decoding up to 256 new tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "lingcco/fakeVLM"
+# The processor upstream pairs with the released weights, at the revision its eval.py pins.
+UPSTREAM_PROCESSOR = "llava-hf/llava-1.5-7b-hf"
+UPSTREAM_PROCESSOR_REVISION = "a272c74"
+# FakeClue's own test prompt, verbatim (grammar included), with no chat wrapper and no newline after <image>.
+DEFAULT_PROMPT = "<image>Does the image looks real/fake?"
+# The ids upstream fed for DEFAULT_PROMPT (transformers 4.45, llava-hf's tokenizer.json; the model expands
+# 32000 to its 576 image tokens): a fact measured on the upstream stack, used to check what we feed.
+UPSTREAM_PROMPT_IDS = (1, 32000, 5538, 278, 1967, 3430, 1855, 29914, 29888, 1296, 29973)
+# The answer FakeVLM was trained to give starts "This is a fake image." / "This is a real image.": the
+# verdict tokens are the ones at which these two sentences differ.
+VERDICT_CONTEXT = "This is a"
+# Greedy decoding must state the verdict within this many new tokens, or the answer has none.
+DEFAULT_VERDICT_STEPS = 16
+DEFAULT_MAX_NEW_TOKENS = 256
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+QUANTS = ("none", "8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What a user chooses about the model; defaults are what the paper's evaluation used."""
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    processor: str | None = None  # None: upstream's pairing for the released weights, else the checkpoint's own
+    processor_revision: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    quant: str = "none"
+    prompt: str = DEFAULT_PROMPT
+    answer_prefix: str | None = None  # None: nothing forced, the verdict is read where the model writes it
+    verdict_steps: int = DEFAULT_VERDICT_STEPS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model, processor and input produced a result: goes into every record."""
+
+    id: str
+    revision: str | None
+    dtype: str
+    quant: str
+    device: str
+    processor: str | None = None
+    processor_revision: str | None = None
+    prompt: str | None = None
+    answer_prefix: str | None = None
+    prompt_ids_from: str | None = None  # "tokenizer.json" (as upstream) or "transformers" (could not check)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "revision": self.revision, "dtype": self.dtype, "quant": self.quant,
+                "device": self.device, "processor": self.processor, "processor_revision": self.processor_revision,
+                "prompt": self.prompt, "answer_prefix": self.answer_prefix, "prompt_ids_from": self.prompt_ids_from}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One image's result.
+
+    `p_fake` is the softmax over the "fake"/"real" logits at the step where greedy decoding states the
+    verdict (`verdict_step`, counted in generated tokens from 0), or None when it states none within the
+    bound. With explanation, `lead_in` is what the model wrote before its verdict sentence (e.g.
+    "ASSISTANT:"), `text` the answer after it (the verdict sentence, then the explanation), `explanation` the
+    text without its verdict sentence, and `text_verdict` what the verdict sentence says.
+    """
+
+    p_fake: float | None
+    verdict_step: int | None = None
+    lead_in: str | None = None
+    text: str | None = None
+    verdict_sentence: str | None = None
+    explanation: str | None = None
+    text_verdict: str | None = None

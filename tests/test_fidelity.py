@@ -1,0 +1,195 @@
+"""The model is fed exactly what the upstream FakeVLM evaluation fed it: prompt ids, processor, pixels, dtype.
+
+The oracles are facts measured on the upstream stack (transformers 4.45.2): the prompt ids in the
+llava-1.5 processor replica (../shared/models/), and the pixel values of tests/upstream_cases.py pinned in
+tests/data/upstream_pixels.json by tests/make_upstream_pixels.py. Tests needing ../shared skip without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from fakevlm_cli.engine import Engine
+from fakevlm_cli.engine_types import (UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS,
+                                      EngineOptions)
+from fakevlm_cli.images import load_image
+from upstream_cases import decoded_digest, write_cases
+
+REPLICA = SHARED / "models" / "llava-1.5-processor-replica"
+# [1] + [32000]*576 + the rest: the ids upstream's processor produced, with <image> as the model expands it.
+UPSTREAM_EXPANDED = [1] + [32000] * 576 + list(UPSTREAM_PROMPT_IDS[2:])
+needs_replica = pytest.mark.skipif(not (REPLICA / "tokenizer.json").is_file(),
+                                   reason="../shared/models/llava-1.5-processor-replica is absent")
+
+
+@pytest.fixture(scope="session")
+def llava15_folder(tmp_path_factory):
+    """A tiny random model with LLaVA-1.5's geometry, the replica's processor files inside its folder."""
+    from fakevlm_cli.synthetic import build_llava15_shaped
+
+    return build_llava15_shaped(tmp_path_factory.mktemp("llava15-with-processor"), REPLICA)
+
+
+@pytest.fixture(scope="session")
+def llava15_engine(llava15_folder):
+    return Engine.load(EngineOptions(model=str(llava15_folder), device="cpu", dtype="float32"))
+
+
+@needs_replica
+def test_prompt_ids_are_upstreams_with_the_processor_in_the_model_folder(llava15_engine):
+    assert llava15_engine.prompt_ids == UPSTREAM_EXPANDED
+    assert llava15_engine.info.prompt_ids_from == "tokenizer.json"
+    assert llava15_engine.notices == []
+
+
+@needs_replica
+def test_prompt_ids_are_upstreams_with_processor_option(tmp_path, llava15_engine):
+    from fakevlm_cli.synthetic import build_llava15_shaped
+
+    bare = build_llava15_shaped(tmp_path / "weights-only", None)
+    assert not (bare / "tokenizer.json").exists()
+    engine = Engine.load(EngineOptions(model=str(bare), processor=str(REPLICA), device="cpu", dtype="float32"))
+    assert engine.prompt_ids == UPSTREAM_EXPANDED
+    assert engine.info.processor == str(REPLICA)
+
+
+@needs_replica
+def test_a_tokenizer_that_feeds_other_ids_is_said_at_load(llava15_engine):
+    """Fed by transformers' own tokenizer, the prompt differs under transformers 5 and the load says so."""
+    from fakevlm_cli.tokens import Codec
+
+    codec = Codec.from_transformers(llava15_engine.processor.tokenizer)
+    engine = Engine(llava15_engine.model, llava15_engine.processor, info=llava15_engine.info, codec=codec)
+    theirs = codec.encode(engine.prompt)
+    differs = tuple(theirs) != UPSTREAM_PROMPT_IDS
+    assert any("differ from those the upstream evaluation fed" in n for n in engine.notices) == differs
+    if differs:  # transformers 5.x: 25125 "Does" where upstream fed 5538 "▁Does"
+        assert theirs[2] != UPSTREAM_PROMPT_IDS[2]
+
+
+@needs_replica
+def test_verdict_tokens_and_decoding_are_llamas(llava15_engine):
+    assert (llava15_engine._fake_id, llava15_engine._real_id) == (25713, 1855)
+    codec = llava15_engine.codec
+    assert codec.encode("This is a fake image.", special=False) == [910, 338, 263, 25713, 1967, 29889]
+    assert codec.decode([910, 338, 263, 25713, 1967, 29889]) == "This is a fake image."
+    assert llava15_engine._forced == ()  # nothing is forced after the prompt by default
+
+
+@needs_replica
+def test_an_answer_prefix_is_forced_only_when_asked(llava15_folder):
+    engine = Engine.load(EngineOptions(model=str(llava15_folder), device="cpu", dtype="float32",
+                                       answer_prefix="\nThis is a"))
+    assert engine.prompt_ids == UPSTREAM_EXPANDED  # the prompt itself is unchanged
+    assert engine._forced and engine.codec.decode(list(engine._forced)).strip() == "This is a"
+    assert (engine._fake_id, engine._real_id) == (25713, 1855)
+
+
+@needs_replica
+@pytest.mark.parametrize("mode", ["upstream", "viewer"])
+def test_record_says_which_processor_and_pixels_ran(llava15_engine, photo, mode):
+    from fakevlm_cli.discover import Candidate
+    from fakevlm_cli.pipeline import ScanConfig, Scanner
+
+    config = ScanConfig(batch_size=1, workers=1, pixels=mode)
+    record = next(iter(Scanner(llava15_engine, config).run([Candidate(path=photo, explicit=True)])))
+    model = record.to_dict()["model"]
+    assert model["processor"] == str(llava15_engine.info.processor) and model["pixels"] == mode
+    assert model["prompt_ids_from"] == "tokenizer.json" and model["answer_prefix"] is None
+
+
+# ---- pixels ------------------------------------------------------------------------------------------------
+
+_PINNED = json.loads((Path(__file__).parent / "data" / "upstream_pixels.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="module")
+def case_files(tmp_path_factory):
+    return write_cases(tmp_path_factory.mktemp("upstream-cases"))
+
+
+def _digest(pixels) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels.numpy(), dtype=np.float32).tobytes()).hexdigest()
+
+
+@needs_replica
+@pytest.mark.parametrize("name", sorted(_PINNED))
+def test_eval_pixels_are_bit_identical_to_upstreams(llava15_engine, case_files, name):
+    path, pinned = case_files[name], _PINNED[name]
+    if decoded_digest(path) != pinned["decoded"]:
+        pytest.skip(f"this Pillow decodes {path.name} differently from the one that pinned it")
+    pixels = llava15_engine.preprocess(load_image(path.read_bytes(), mode="upstream").image)
+    assert list(pixels.shape) == pinned["shape"]
+    assert _digest(pixels) == pinned["pixels_sha256"]
+
+
+@needs_replica
+@pytest.mark.parametrize("name", ["jpeg_exif_rotated", "rgba_alpha", "palette_transparent"])
+def test_viewer_pixels_differ_from_upstream_where_a_person_would_see_otherwise(llava15_engine, case_files, name):
+    """Scan shows the model the picture as people see it: rotated by EXIF, transparency on white."""
+    data = case_files[name].read_bytes()
+    viewer, upstream = (llava15_engine.preprocess(load_image(data, mode=m).image) for m in ("viewer", "upstream"))
+    assert not np.array_equal(viewer.numpy(), upstream.numpy())
+
+
+def test_upstream_rotation_is_ignored_and_viewer_applies_it(case_files):
+    data = case_files["jpeg_exif_rotated"].read_bytes()
+    assert load_image(data, mode="upstream").image.size == (480, 320)
+    assert load_image(data, mode="viewer").image.size == (320, 480)
+
+
+# ---- processor, backend and dtype choices ------------------------------------------------------------------
+
+def test_processor_pairing():
+    from fakevlm_cli.loading import _processor_candidates
+
+    upstream = (UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION)
+    assert _processor_candidates("lingcco/fakeVLM", EngineOptions())[0] == upstream
+    assert _processor_candidates("/ckpt", EngineOptions(model="/ckpt", revision="r1")) == [("/ckpt", "r1"), upstream]
+    explicit = EngineOptions(model="/ckpt", processor="org/proc", processor_revision="v2")
+    assert _processor_candidates("/ckpt", explicit) == [("org/proc", "v2")]
+
+
+def test_processor_is_loaded_with_the_pil_backend(tiny_model, monkeypatch):
+    """transformers 5 would pick torchvision whenever it is installed, with pixels up to 5 levels off."""
+    from transformers import AutoProcessor
+    from transformers.image_processing_backends import PilBackend
+
+    seen = []
+    original = AutoProcessor.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(kwargs.get("backend"))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoProcessor, "from_pretrained", classmethod(spy))
+    engine = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32"))
+    assert seen == ["pil"]
+    assert isinstance(engine.processor.image_processor, PilBackend)
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, "bfloat16"), (False, "float16")])
+def test_auto_dtype_is_bfloat16_on_gpus_that_have_it(monkeypatch, bf16, expected):
+    import torch
+
+    from fakevlm_cli.loading import _pick_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert str(_pick_dtype("auto", torch.device("cuda"))) == f"torch.{expected}"
+    assert _pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert _pick_dtype("float16", torch.device("cpu")) == torch.float16
+
+
+def test_a_processor_without_tokenizer_json_falls_back_and_says_so(engine, tmp_path):
+    from fakevlm_cli.loading import _codec
+
+    notices: list[str] = []
+    codec = _codec(engine.processor, str(tmp_path), None, True, notices)
+    assert codec.source == "transformers"
+    assert notices and "no usable tokenizer.json" in notices[0]
