@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random LLaVA built once per session, offline, and small test images."""
+"""Shared fixtures: a tiny random LLaVA built once per session, a trained toy FakeVLM (cached), small images."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def tiny_model(tmp_path_factory) -> Path:
     from fakevlm_cli.synthetic import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="session")
+def toy_model() -> Path:
+    """Directory of the toy FakeVLM: a tiny LLaVA trained on synthetic images whose answers are known.
+
+    Trained once (about 25 s on two idle cores) and cached in $FAKEVLM_TOY_CACHE or ~/.cache/fakevlm/toy-<key>.
+    """
+    from fakevlm_cli.toy import cached_toy_fakevlm
+
+    return cached_toy_fakevlm()
 
 
 @pytest.fixture(scope="session")
