@@ -115,7 +115,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], load_engine, progress
             bar.close()
         if sink is not None:
             sink.close()
-    return records, engine.info.to_dict()
+    return records, {**engine.info.to_dict(), "pixels": request.pixels}
 
 
 def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:

@@ -21,34 +21,49 @@ def run():
     return invoke
 
 
-def test_explain_panel(run, tiny_model, photo):
-    result = run("explain", photo, "--model", tiny_model, "--device", "cpu", "--max-new-tokens", "6")
-    assert result.exit_code in (0, 1)
-    out = result.output
-    assert "Verdict:" in out and "P(fake):" in out and "%" in out
-    assert "photo.jpg" in out and str(tiny_model)[-20:] in out.replace("\n", "")
-    assert ("REAL" in out) != ("FAKE" in out)
-    assert result.exit_code == (1 if "FAKE" in out else 0)  # exit code follows the verdict
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory):
+    """A fake and a real toy image saved as PNG: the toy FakeVLM's right answers are known."""
+    from fakevlm_cli import toy
+
+    folder = tmp_path_factory.mktemp("toy-files")
+    fake, real = toy.toy_image(toy.FRESH_SEEDS + 101, True), toy.toy_image(toy.FRESH_SEEDS + 102, False)
+    fake.image.save(folder / "fake.png")
+    real.image.save(folder / "real.png")
+    return {"fake": folder / "fake.png", "real": folder / "real.png", "region": fake.region}
 
 
-def test_explain_json_follows_record_schema(run, tiny_model, photo):
-    result = run("explain", photo, "--model", tiny_model, "--device", "cpu", "--max-new-tokens", "6", "--json")
+def test_explain_panel_shows_the_models_answer(run, toy_model, toy_files):
+    result = run("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu")
+    out = " ".join(result.output.replace("│", " ").split())  # the panel wraps lines inside its border
+    assert result.exit_code == 1  # fake
+    assert "Verdict: FAKE" in out and "P(fake):" in out and "%" in out
+    assert "This is a fake image." in out and f"in the {toy_files['region']} of the image" in out
+    assert "fake.png" in out and str(toy_model)[-20:] in out.replace(" ", "")
+    result = run("explain", toy_files["real"], "--model", toy_model, "--device", "cpu")
+    assert result.exit_code == 0 and "Verdict: REAL" in result.output and "This is a real image." in result.output
+
+
+def test_explain_json_follows_record_schema(run, toy_model, toy_files):
+    result = run("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu", "--json")
     record = json.loads(result.stdout)
     jsonschema.validate(record, load_schema())
-    assert record["path"].endswith("photo.jpg")
-    assert 0 <= record["p_fake"] <= 1
-    assert record["verdict"] == record["model_verdict"] == ("fake" if record["p_fake"] >= 0.5 else "real")
-    assert record["explanation"] is not None and record["text_verdict"] in ("real", "fake", "unknown")
-    assert record["model"]["id"] == str(tiny_model) and record["model"]["dtype"] == "float32"
-    assert len(record["sha256"]) == 64 and record["format"] == "JPEG"
+    assert record["path"].endswith("fake.png")
+    assert record["p_fake"] > 0.9
+    assert record["verdict"] == record["model_verdict"] == record["text_verdict"] == "fake"
+    assert record["answer"].startswith("This is a fake image.") and record["lead_in"] in ("", "ASSISTANT:")
+    assert toy_files["region"] in record["explanation"]
+    model = record["model"]
+    assert model["id"] == str(toy_model) and model["dtype"] == "float32" and model["pixels"] == "viewer"
+    assert model["processor"] == str(toy_model) and model["prompt_ids_from"] == "tokenizer.json"
+    assert len(record["sha256"]) == 64 and record["format"] == "PNG"
 
 
-def test_explain_threshold_changes_verdict(run, tiny_model, photo):
-    low = json.loads(run("explain", photo, "-m", tiny_model, "--max-new-tokens", "1", "--json",
-                         "--threshold", "0").stdout)
-    high = json.loads(run("explain", photo, "-m", tiny_model, "--max-new-tokens", "1", "--json",
-                          "--threshold", "1").stdout)
-    assert low["verdict"] == "fake" and (high["verdict"] == "real" or high["p_fake"] == 1.0)
+def test_explain_threshold_changes_verdict(run, toy_model, toy_files):
+    low = json.loads(run("explain", toy_files["real"], "-m", toy_model, "--json", "--threshold", "0").stdout)
+    high = json.loads(run("explain", toy_files["fake"], "-m", toy_model, "--json", "--threshold", "1").stdout)
+    assert low["verdict"] == "fake" and low["text_verdict"] == "real"  # the threshold decides, the text is kept
+    assert high["verdict"] == "real" or high["p_fake"] == 1.0
 
 
 def test_explain_missing_image(run, tiny_model, tmp_path):
@@ -86,7 +101,11 @@ def test_explain_missing_model_directory(run, tmp_path, photo):
 def test_model_from_environment(tiny_model, photo, monkeypatch):
     monkeypatch.setenv("FAKEVLM_MODEL", str(tiny_model))
     result = CliRunner().invoke(cli, ["explain", str(photo), "--json", "--max-new-tokens", "1"])
-    assert json.loads(result.stdout)["model"]["id"] == str(tiny_model)
+    record = json.loads(result.stdout)
+    assert record["model"]["id"] == str(tiny_model)
+    # a random model writes no verdict: P(fake) is null and the verdict unknown, never a guess
+    assert record["p_fake"] is None and record["verdict"] == "unknown" and result.exit_code == 0
+    assert any("stated no verdict" in n for n in record["notes"])
 
 
 def test_version(run):
@@ -115,9 +134,12 @@ def test_python_dash_m_works():
 def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
     from fakevlm_cli.cli import load_engine
 
-    engine = load_engine(str(tiny_model), None, None, "cpu", "float32", "none",
-                         "<image>Does the person's nose look real/fake?", "\\nThe nose looks", quiet=True)
-    assert engine.answer_prefix == "\nThe nose looks"
+    engine = load_engine(str(tiny_model), None, None, None, "cpu", "float32", "none",
+                         "<image>Does the person's nose look real/fake?", "\\nThe nose looks", 16, quiet=True)
+    assert engine.answer_prefix == "\nThe nose looks" and engine.prompt.endswith("real/fake?")
     result = CliRunner().invoke(cli, ["explain", str(photo), "-m", str(tiny_model), "--json", "--max-new-tokens",
                                       "3", "--answer-prefix", "\\nThe nose looks"])
-    assert json.loads(result.stdout)["explanation"] is not None
+    record = json.loads(result.stdout)
+    assert record["model"]["answer_prefix"] == "\nThe nose looks"
+    assert 0 <= record["p_fake"] <= 1  # forced: read at the next token even from a random model
+    assert record["answer"].startswith("The nose looks")

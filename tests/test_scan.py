@@ -80,12 +80,12 @@ def test_no_model_scan_never_imports_torch(evidence_dir):
     assert "EXIT 1 []" in out.stdout, out.stderr
 
 
-def test_model_scan_records(evidence_dir, tiny_model):
-    result = scan(evidence_dir, "--model", tiny_model, "--format", "jsonl", "--threshold", "1.0")
+def test_model_scan_records(evidence_dir, toy_model):
+    result = scan(evidence_dir, "--model", toy_model, "--format", "jsonl", "--threshold", "1.0")
     rows = by_name(records(result.stdout))
     for name in ("camera.jpg", "sd.png", "comfy.png", "firefly.jpg"):
         row = rows[name]
-        assert 0 <= row["p_fake"] <= 1 and row["model"]["id"] == str(tiny_model)
+        assert 0 <= row["p_fake"] <= 1 and row["model"]["id"] == str(toy_model)
         assert row["width"] == 64 and row["height"] == 48
     # threshold 1.0: the model calls everything real, so the metadata overrules it and says so.
     assert rows["camera.jpg"]["verdict"] == "real" and not rows["camera.jpg"]["disagreement"]
@@ -98,9 +98,9 @@ def test_model_scan_records(evidence_dir, tiny_model):
     assert result.exit_code == 1
 
 
-def test_records_do_not_depend_on_batch_size(evidence_dir, tiny_model):
+def test_records_do_not_depend_on_batch_size(evidence_dir, toy_model):
     def run(batch):
-        rows = records(scan(evidence_dir, "-m", tiny_model, "--format", "jsonl", "--batch-size", batch).stdout)
+        rows = records(scan(evidence_dir, "-m", toy_model, "--format", "jsonl", "--batch-size", batch).stdout)
         for row in rows:
             row.pop("elapsed_ms")
         return rows
@@ -191,11 +191,11 @@ def test_hidden_and_globs(tmp_path):
     assert names("--exclude", "skip*") == ["keep.png"]
 
 
-def test_exit_codes(tmp_path, tiny_model):
+def test_exit_codes(tmp_path, toy_model):
     f.camera_jpeg(tmp_path / "cam.jpg")
     assert scan(tmp_path, "--no-model", "-q", "--format", "jsonl").exit_code == 0
-    assert scan(tmp_path, "-m", tiny_model, "--threshold", "0", "--format", "jsonl").exit_code == 1
-    assert scan(tmp_path, "-m", tiny_model, "--threshold", "1", "--format", "jsonl").exit_code == 0
+    assert scan(tmp_path, "-m", toy_model, "--threshold", "0", "--format", "jsonl").exit_code == 1
+    assert scan(tmp_path, "-m", toy_model, "--threshold", "1", "--format", "jsonl").exit_code == 0
     bad_model = scan(tmp_path, "-m", tmp_path / "nope" / "model")
     assert bad_model.exit_code == 2 and "does not exist" in bad_model.stderr
     unwritable = scan(tmp_path, "--no-model", "-o", tmp_path / "no-such-dir" / "out.jsonl")
@@ -203,10 +203,10 @@ def test_exit_codes(tmp_path, tiny_model):
     assert scan("--no-model").exit_code == 2  # no paths: usage error
 
 
-def test_output_file_and_explain(tmp_path, tiny_model):
+def test_output_file_and_explain(tmp_path, toy_model):
     f.plain_png(tmp_path / "a.png")
     out = tmp_path / "out.jsonl"
-    result = scan(tmp_path / "a.png", "-m", tiny_model, "--explain", "--max-new-tokens", "4", "-o", out)
+    result = scan(tmp_path / "a.png", "-m", toy_model, "--explain", "--max-new-tokens", "4", "-o", out)
     assert result.stdout == ""  # not a terminal, data went to the file
     (row,) = records(out.read_text())
     assert row["explanation"] is not None and row["text_verdict"] in ("real", "fake", "unknown")
@@ -265,16 +265,16 @@ def _wait_for_lines(proc, out: Path, n: int, deadline: float = 60.0) -> None:
     raise AssertionError("scan produced no output in time")
 
 
-def test_resume_after_sigkill(tmp_path, tiny_model):
+def test_resume_after_sigkill(tmp_path, toy_model):
     folder = _many_images(tmp_path / "many", 60)
     out = tmp_path / "out.jsonl"
-    proc = _start_scan(folder, out, tiny_model)
+    proc = _start_scan(folder, out, toy_model)
     _wait_for_lines(proc, out, 3)
     proc.kill()
     proc.wait()
     before = out.read_bytes().count(b"\n")
     assert before < 60, "the scan finished before it could be killed"
-    finished = subprocess.run([sys.executable, "-m", "fakevlm_cli", "scan", str(folder), "-m", str(tiny_model),
+    finished = subprocess.run([sys.executable, "-m", "fakevlm_cli", "scan", str(folder), "-m", str(toy_model),
                                "-o", str(out), "--resume", "--batch-size", "8", "-q"], capture_output=True)
     assert finished.returncode in (0, 1), finished.stderr
     rows = records(out.read_text())
@@ -282,10 +282,10 @@ def test_resume_after_sigkill(tmp_path, tiny_model):
     assert sorted(names) == [f"img{i:03d}.png" for i in range(60)]  # none lost, none twice
 
 
-def test_sigint_stops_cleanly(tmp_path, tiny_model):
+def test_sigint_stops_cleanly(tmp_path, toy_model):
     folder = _many_images(tmp_path / "many", 60)
     out = tmp_path / "out.jsonl"
-    proc = _start_scan(folder, out, tiny_model)
+    proc = _start_scan(folder, out, toy_model)
     _wait_for_lines(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

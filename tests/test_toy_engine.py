@@ -1,0 +1,105 @@
+"""The engine on the toy FakeVLM, whose right answers are known: it is loaded as users load a checkpoint, fed
+the raw prompt, and must find the verdict where the model writes it — after a lead-in the engine was never
+told about (" ASSISTANT: " for bright images, a newline for dark ones, both in one batch)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakevlm_cli import toy
+from fakevlm_cli.engine import Engine
+from fakevlm_cli.engine_types import EngineOptions
+from reference import reference_verdicts
+
+# Fresh images (never trained on), half fake, bright and dark mixed.
+TOYS = toy.fresh_toy_images(16, start=toy.FRESH_SEEDS + 7000)
+IMAGES = [t.image for t in TOYS]
+
+
+@pytest.fixture(scope="module")
+def toy_engine(toy_model):
+    return Engine.load(EngineOptions(model=str(toy_model), device="cpu", dtype="float32"))
+
+
+@pytest.fixture(scope="module")
+def reference(toy_engine):
+    return reference_verdicts(toy_engine, IMAGES)
+
+
+def test_the_batch_mixes_both_lead_ins_and_both_truths():
+    assert {t.lead_in for t in TOYS} == set(toy.LEAD_INS)
+    assert {t.fake for t in TOYS} == {True, False}
+
+
+def test_prompt_and_verdict_ids_are_the_oracles(toy_engine, toy_model):
+    oracle = toy.oracle_tokenizer(toy_model)
+    assert toy_engine.prompt_ids == toy.prompt_ids(toy_model)
+    assert toy_engine.info.prompt_ids_from == "tokenizer.json" and toy_engine.notices == []
+    assert (toy_engine._fake_id, toy_engine._real_id) == (oracle.token_to_id("▁fake"), oracle.token_to_id("▁real"))
+
+
+def test_score_path_is_right(toy_engine):
+    scores = toy_engine.score(IMAGES)
+    assert all(p is not None for p in scores)
+    assert [p >= 0.5 for p in scores] == [t.fake for t in TOYS]
+
+
+def test_score_path_equals_plain_generate_at_the_verdict_step(toy_engine, reference):
+    engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
+    answers = engine.verdicts([engine.preprocess(im) for im in IMAGES])  # a fresh engine: nothing learnt yet
+    assert all(r is not None for r in reference)
+    assert [a.verdict_step for a in answers] == [r[0] for r in reference]
+    assert max(abs(a.p_fake - r[1]) for a, r in zip(answers, reference)) <= 1e-5
+    # the two lead-ins have different lengths, so the verdict comes at two different steps
+    assert len({a.verdict_step for a in answers}) == 2
+
+
+def test_batch_equals_one_by_one_whatever_was_learnt(toy_engine, reference):
+    engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
+    single = [engine.score([im])[0] for im in IMAGES]  # learns and re-learns the lead-in as it goes
+    batched = engine.score(IMAGES)
+    for got in (single, batched):
+        assert max(abs(g - r[1]) for g, r in zip(got, reference)) <= 1e-5
+
+
+def test_the_learnt_lead_in_is_what_the_model_writes(toy_engine):
+    engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
+    bright = [t.image for t in TOYS if t.lead_in == toy.LEAD_IN_BRIGHT]
+    engine.score(bright)
+    assert engine.lead_in == "ASSISTANT: This is a"
+    dark = [t.image for t in TOYS if t.lead_in == toy.LEAD_IN_DARK]
+    engine.score(dark * 3)  # now the newline start is the more frequent one
+    assert engine.lead_in.strip() == "This is a" and engine.lead_in.startswith("\n")
+
+
+def test_explain_gives_the_models_own_verdict_sentence_and_explanation(toy_engine, reference):
+    answers = toy_engine.explain(IMAGES, max_new_tokens=40)
+    for answer, t, ref in zip(answers, TOYS, reference):
+        verdict = "fake" if t.fake else "real"
+        assert answer.verdict_sentence == f"This is a {verdict} image."
+        assert answer.text_verdict == verdict
+        assert answer.lead_in == ("ASSISTANT:" if t.lead_in == toy.LEAD_IN_BRIGHT else "")
+        assert answer.text.startswith(answer.verdict_sentence) and "ASSISTANT" not in answer.text
+        if t.fake:
+            assert toy.region_in(answer.explanation) == t.region  # the artifact found, and where
+        else:
+            assert answer.explanation == toy.REAL_ANSWER.split(". ", 1)[1]
+        assert abs(answer.p_fake - ref[1]) <= 1e-5 and answer.verdict_step == ref[0]
+
+
+def test_explain_batch_equals_one_by_one(toy_engine):
+    batched = toy_engine.explain(IMAGES[:6], max_new_tokens=40)
+    single = [toy_engine.explain([im], max_new_tokens=40)[0] for im in IMAGES[:6]]
+    assert [a.text for a in batched] == [b.text for b in single]
+    assert [a.lead_in for a in batched] == [b.lead_in for b in single]
+
+
+def test_a_forced_prefix_the_model_never_writes_reads_another_context(toy_engine, toy_model, reference):
+    """--answer-prefix is an opt-in: forcing "\\nThis is a" on bright images (whose answers start "ASSISTANT:")
+    reads P(fake) where the model never is — which is why the default forces nothing."""
+    forced = Engine.load(EngineOptions(model=str(toy_model), device="cpu", dtype="float32",
+                                       answer_prefix="\nThis is a"))
+    got = forced.score(IMAGES)
+    assert all(0 <= p <= 1 for p in got)
+    bright = [i for i, t in enumerate(TOYS) if t.lead_in == toy.LEAD_IN_BRIGHT]
+    assert max(abs(got[i] - reference[i][1]) for i in bright) > 1e-5
