@@ -173,20 +173,28 @@ class Scanner:
                             return _Job(record=None)
                     raise ImageError("empty file (0 bytes)" if fh.size == 0
                                      else "not an image (its content matches no image format)")
-                if fh.size > limit:
-                    raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
-                                     f"({_size(limit)}): not read")
-                need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
-                if self.engine is not None:
-                    with self.memory.hold(fh.size):
-                        header = probe(fh.head, fh.reader(), fmt)
-                    if header is not None:
-                        record.width, record.height = header[0], header[1]
-                        if header[0] * header[1] <= self.config.max_pixels:
-                            need += decode_bytes(*header)
-                if need > self.memory.total:
-                    raise ImageError(f"reading and decoding it needs about {_size(need)}, more than --max-memory "
-                                     f"allows ({_size(self.memory.total)})")
+                try:
+                    if fh.size > limit:
+                        raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can "
+                                         f"be ({_size(limit)}): not read")
+                    need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
+                    self._check_memory(need)
+                    if self.engine is not None:
+                        with self.memory.hold(fh.size):
+                            header = probe(fh.head, fh.reader(), fmt)
+                        if header is not None:
+                            record.width, record.height = header[0], header[1]
+                            if header[0] * header[1] <= self.config.max_pixels:
+                                need += decode_bytes(*header)
+                                self._check_memory(need)
+                except ImageError:
+                    # Refused unread. With --resume, a file recorded earlier (under other limits) is hashed in
+                    # pieces to tell whether it is the same content, so it is not written twice.
+                    if earlier:
+                        record.sha256 = fh.sha256()
+                        if self._seen_before(record, earlier):
+                            return _Job(record=None)
+                    raise
                 with self.memory.hold(need):
                     data = fh.read_all()
                     record.sha256 = hashlib.sha256(data).hexdigest()
@@ -215,6 +223,11 @@ class Scanner:
             record.verdict, record.error = "error", f"unexpected {type(exc).__name__}: {exc}"
         job.seconds = time.perf_counter() - start
         return job
+
+    def _check_memory(self, need: int) -> None:
+        if need > self.memory.total:
+            raise ImageError(f"reading and decoding it needs about {_size(need)}, more than --max-memory allows "
+                             f"({_size(self.memory.total)})")
 
     def _seen_before(self, record: Record, earlier: frozenset | None) -> bool:
         """--resume: True when this content is already recorded for this file; note it when the content changed."""

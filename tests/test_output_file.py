@@ -236,3 +236,12 @@ def test_dash_means_stdout(photos, tmp_path, monkeypatch):
     csv_out = scan(photos / "sd.png", "--no-model", "-o", "-", "--format", "csv")
     assert csv_out.stdout.startswith("path,verdict,")
     assert scan(photos, "--no-model", "-o", "-", "--resume").exit_code == 2
+
+
+def test_resume_under_tighter_limits_does_not_record_a_file_twice(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1
+    before = out.read_bytes()
+    for limits in (["--max-pixels", "1"], ["--max-memory", "1K"]):  # each would now refuse the files unread
+        result = scan(photos, "--no-model", "-o", out, "--resume", *limits)
+        assert result.exit_code == 0 and out.read_bytes() == before, limits
