@@ -36,6 +36,40 @@ def fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
+def silence_libraries() -> None:
+    """-q: library warnings (Pillow's "Invalid APNG", "Corrupt EXIF data", transformers' notices) go unprinted.
+
+    Our own errors are printed directly, not through `warnings` or `logging`, so they still reach stderr.
+    """
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: 1073741824, 512M, 4G, 1.5G (K/M/G/T are powers of 1024; a trailing B or iB is ignored)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is not a size (examples: 512M, 4G)", param, ctx)
+        if not 0 < number < 2**60:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return int(number * self._UNITS[unit])
+
+
 def handle_errors(func):
     """Turn the project's own errors into one line and exit 2, instead of a traceback."""
 
@@ -177,8 +211,10 @@ def explain(image, max_new_tokens, threshold, max_pixels, pixels, as_json, **eng
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default=None,
               help="Output format (default: table on a terminal, JSONL when piped).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write records to FILE (.jsonl or .csv); the terminal still shows the table.")
+              help="Write records to FILE (.jsonl or .csv; '-' for stdout); the terminal still shows the table.")
 @click.option("--resume", is_flag=True, help="With -o FILE.jsonl: skip files already recorded there.")
+@click.option("--force", is_flag=True,
+              help="Let -o overwrite an existing file that is not a fakevlm results file (never an input).")
 @click.option("--explain", "with_explain", is_flag=True, help="Also generate the artifact explanation (slower).")
 @click.option("--no-model", is_flag=True, help="Metadata only: never loads torch or the model.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True)
@@ -188,13 +224,17 @@ def explain(image, max_new_tokens, threshold, max_pixels, pixels, as_json, **eng
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
               help="Refuse images with more pixels than this (default 200 MP).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Loader threads (default: cores, max 8).")
+@click.option("--max-memory", type=ByteSize(), default=None, metavar="SIZE",
+              help="Memory the loader threads may use at once to read and decode files, e.g. 4G (default: a "
+                   "quarter of RAM, at least 1G); a file that alone needs more is an error record.")
 @click.option("--pixels", type=click.Choice(PIXEL_MODES), default="viewer", show_default=True,
               help=PIXELS_HELP)
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr; errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, summary or library warnings on stderr; errors only.")
 @engine_options
 @handle_errors
-def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_symlinks, fmt, output, resume,
-         with_explain, no_model, batch_size, threshold, max_new_tokens, max_pixels, workers, pixels, quiet,
+def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_symlinks, fmt, output, resume, force,
+         with_explain, no_model, batch_size, threshold, max_new_tokens, max_pixels, workers, max_memory, pixels,
+         quiet,
          **engine_kwargs):
     """Scan files and folders: model verdict + metadata evidence for every image.
 
@@ -202,11 +242,14 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
     """
     from fakevlm_cli.scan_command import ScanRequest, run_scan
 
+    if quiet:
+        silence_libraries()
     request = ScanRequest(
         paths=paths, from_file=from_file, nul=nul, max_depth=max_depth, include=include, exclude=exclude,
-        hidden=hidden, follow_symlinks=follow_symlinks, fmt=fmt, output=output, resume=resume,
+        hidden=hidden, follow_symlinks=follow_symlinks, fmt=fmt, output=output, resume=resume, force=force,
         explain=with_explain, no_model=no_model, batch_size=batch_size, threshold=threshold,
-        max_new_tokens=max_new_tokens, max_pixels=max_pixels, workers=workers, pixels=pixels, quiet=quiet,
+        max_new_tokens=max_new_tokens, max_pixels=max_pixels, workers=workers, max_memory=max_memory,
+        pixels=pixels, quiet=quiet,
     )
     if not paths and from_file is None:
         raise click.UsageError("give at least one PATH, '-' or --from-file FILE")
@@ -247,7 +290,7 @@ def scan(paths, from_file, nul, max_depth, include, exclude, hidden, follow_syml
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Loader threads.")
 @click.option("--pixels", type=click.Choice(PIXEL_MODES), default="upstream", show_default=True,
               help=PIXELS_HELP)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or library warnings.")
 @engine_options
 @handle_errors
 def eval_(bench, data, annotations, frames, limit, categories, with_explain, output, predictions,
@@ -257,6 +300,8 @@ def eval_(bench, data, annotations, frames, limit, categories, with_explain, out
     from fakevlm_cli import render
     from fakevlm_cli.eval_command import EvalRequest, run_eval, write_results
 
+    if quiet:
+        silence_libraries()
     request = EvalRequest(
         bench=bench, data=data, annotations=annotations, frames=frames, limit=limit, categories=categories,
         explain=with_explain, output=output, predictions=predictions, from_predictions=from_predictions,

@@ -26,14 +26,18 @@ from __future__ import annotations
 
 import errno
 import math
+from itertools import compress
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Sequence, TextIO
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
 
 __all__ = ["Candidate", "DiscoveryStats", "discover", "read_path_list"]
+
+# PATH_MAX on Linux: no longer path can be opened, so a longer entry of a path list is not a path.
+MAX_PATH_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class DiscoveryStats:
     * missing: ``"path: reason"`` for explicit paths that cannot be examined (no such file,
       broken symlink, permission denied); each is also yielded as a `Candidate` with `error`.
     * unreadable_dirs: ``"path: reason"`` for directories that could not be listed.
+    * outputs: paths at which the results file itself (`discover`'s `avoid`) was met, and not yielded.
     """
 
     hidden: int = 0
@@ -79,9 +84,11 @@ class DiscoveryStats:
     loops: int = 0
     missing: list[str] = field(default_factory=list)
     unreadable_dirs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
 
 
-def read_path_list(stream: BinaryIO | TextIO, nul: bool = False) -> Iterator[str]:
+def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int = MAX_PATH_BYTES,
+                   warn: Callable[[str], None] | None = None) -> Iterator[str]:
     """Yield the paths listed in `stream` (``--from-file FILE`` or ``-`` for stdin), lazily.
 
     Newline mode: one path a line; a trailing ``\\r`` is dropped (CRLF files from Windows) and blank
@@ -90,27 +97,63 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False) -> Iterator[str
     records are skipped, and names may contain newlines. Prefer a binary stream (``sys.stdin.buffer``):
     bytes that are not valid UTF-8 then survive as `os.fsdecode` surrogates and map back to the same
     file, and the first paths are yielded while the producer is still writing.
+
+    The stream is read in pieces and each entry joined once, so time is linear in its size, and an entry
+    longer than `max_len` (PATH_MAX: it cannot be a path) is skipped with a `warn` — memory stays bounded
+    even on a list without separators, or ``--from-file /dev/zero``.
     """
     empty = stream.read(0)
     binary = isinstance(empty, bytes)
     decode = os.fsdecode if binary else str
-    if not nul:
-        newline, cr = (b"\n", b"\r") if binary else ("\n", "\r")
-        for line in stream:
-            line = line.removesuffix(newline).removesuffix(cr)
-            if line.strip():
-                yield decode(line)
-        return
-    sep = b"\0" if binary else "\0"
+    sep = (b"\0" if binary else "\0") if nul else (b"\n" if binary else "\n")
+    cr = b"\r" if binary else "\r"
+    what = "entry" if nul else "line"
     # read1 returns what the pipe has now instead of waiting for a full buffer.
     read = getattr(stream, "read1", None) if binary else None
     read = read or stream.read
-    rest = empty
+    limit = max_len if nul else max_len + 1  # room for a CR before the newline
+    pending: list = []  # the pieces of the entry being read (empty once it is known to be too long)
+    length = number = 0
+
+    def finished(entry):
+        if not nul:
+            entry = entry.removesuffix(cr)
+            if not entry.strip():
+                return None
+        return decode(entry) if entry else None
+
+    def too_long(index: int) -> None:
+        if warn is not None:
+            warn(f"{what} {index} is longer than {max_len} bytes: not a path, skipped")
+
     while chunk := read(65536):
-        *records, rest = (rest + chunk).split(sep)
-        yield from (decode(r) for r in records if r)
-    if rest:
-        yield decode(rest)
+        parts = chunk.split(sep)
+        head = parts[0]
+        if length <= limit:
+            pending.append(head)
+        length += len(head)
+        if length > limit and pending:
+            pending = []
+            too_long(number + 1)
+        if len(parts) == 1:
+            continue  # the entry goes on in the next chunk
+        if length <= limit and (path := finished(empty.join(pending))) is not None:
+            yield path
+        # Whole entries inside this chunk; empty ones (a run of separators) are skipped at C speed.
+        middle = parts[1:-1]
+        for index, entry in compress(enumerate(middle, number + 2), middle):
+            if len(entry) > limit:
+                too_long(index)
+            elif (path := finished(entry)) is not None:
+                yield path
+        number += len(parts) - 1
+        tail = parts[-1]
+        pending, length = [tail], len(tail)
+        if length > limit:
+            pending = []
+            too_long(number + 1)
+    if length <= limit and (path := finished(empty.join(pending))) is not None:
+        yield path
 
 
 def discover(
@@ -122,6 +165,7 @@ def discover(
     hidden: bool = False,
     follow_symlinks: bool = False,
     stats: DiscoveryStats | None = None,
+    avoid: set[tuple[int, int]] | None = None,
 ) -> Iterator[Candidate]:
     """Yield the regular files to scan under `paths`, in a deterministic order, each once.
 
@@ -161,6 +205,9 @@ def discover(
     * dedupe: a regular file whose ``(st_dev, st_ino)`` was already yielded (hard link, second
       argument, followed symlink) is counted in ``stats.duplicates``; the first path wins.
     * a directory that cannot be listed is recorded in ``stats.unreadable_dirs`` and skipped.
+    * avoid: ``(st_dev, st_ino)`` of files never to yield (the scan's own results file, which may
+      be inside a folder being scanned); each path at which one is met goes to ``stats.outputs``.
+      The set is read as the walk goes, so a key added after this call still counts.
     """
     if max_depth is not None and max_depth < 0:
         raise ValueError(f"max_depth must be 0 or more, not {max_depth}")
@@ -174,6 +221,7 @@ def discover(
         hidden=hidden,
         follow_symlinks=follow_symlinks,
         stats=stats if stats is not None else DiscoveryStats(),
+        avoid=avoid if avoid is not None else set(),
     )
     return walker.run(paths)
 
@@ -185,13 +233,14 @@ _DIR, _FILE, _LINK, _OTHER = range(4)
 class _Walker:
     """The state one `discover` call shares across its arguments: options, stats, seen files."""
 
-    def __init__(self, *, max_depth, include, exclude, hidden, follow_symlinks, stats):
+    def __init__(self, *, max_depth, include, exclude, hidden, follow_symlinks, stats, avoid):
         self.max_depth = max_depth
         self.include = include
         self.exclude = exclude
         self.hidden = hidden
         self.follow = follow_symlinks
         self.stats = stats
+        self.avoid = avoid
         self.seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of files already yielded
         self.seen_errors: set[str] = set()  # explicit paths already yielded with an error
         self.walked: dict[tuple[int, int], float] = {}  # directory -> depth budget it was walked with
@@ -216,9 +265,9 @@ class _Walker:
         if stat.S_ISDIR(st.st_mode):
             yield from self._walk(text, (st.st_dev, st.st_ino))
         elif stat.S_ISREG(st.st_mode):
-            if self._first_time(st):
+            if self._first_time(st, text):
                 yield Candidate(Path(text), explicit=True)
-        elif self._first_time(st):
+        elif self._first_time(st, text):
             self.stats.not_regular += 1
             yield Candidate(Path(text), True, f"not a regular file ({_type_name(st.st_mode)})")
 
@@ -231,8 +280,11 @@ class _Walker:
         self.stats.missing.append(f"{text}: {reason}")
         yield Candidate(Path(text), explicit=True, error=reason)
 
-    def _first_time(self, st: os.stat_result) -> bool:
+    def _first_time(self, st: os.stat_result, path: str) -> bool:
         key = (st.st_dev, st.st_ino)
+        if key in self.avoid:
+            self.stats.outputs.append(path)
+            return False
         if key in self.seen:
             self.stats.duplicates += 1
             return False
@@ -320,7 +372,7 @@ class _Walker:
                     # Vanished or unreadable since the listing: let the scan report why.
                     yield Candidate(Path(path), explicit=False)
                     continue
-            if self._first_time(st):
+            if self._first_time(st, path):
                 yield Candidate(Path(path), explicit=False)
 
     def _list(self, dirpath: str) -> Iterator[tuple[str, int]]:

@@ -22,7 +22,7 @@ from fakevlm_cli.bench.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.bench.metrics import Prediction, evaluate
 from fakevlm_cli.bench.paper import compare
 from fakevlm_cli.errors import DatasetError, FakevlmError, OutputError
-from fakevlm_cli.record import Record
+from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable
 
 # Which paper rows a folder run is compared with (the paper evaluated DMimage and FF++ frames as folders).
@@ -147,12 +147,38 @@ def _records_from_file(path: Path, items: list[BenchItem]) -> list[Record]:
             raise DatasetError(f"{path}: line {number} is not JSON") from None
         if not isinstance(data, dict) or "item_id" not in data:
             raise DatasetError(f"{path}: line {number} is not an eval prediction (no item_id)")
+        problem = _prediction_problem(data)
+        if problem:
+            raise DatasetError(f"{path}: line {number}: {problem}")
         by_id[data["item_id"]] = Record.from_dict(data)
     absent = [item.id for item in items if item.id not in by_id]
     if absent:
         raise DatasetError(f"{path}: no prediction for {len(absent)} of {len(items)} items "
                            f"(first: {absent[0]}); was it made with the same benchmark and options?")
     return [by_id[item.id] for item in items]
+
+
+def _prediction_problem(data: dict) -> str | None:
+    """What is wrong with the fields of one prediction that scoring reads, or None when they are sound."""
+    def shown(value) -> str:
+        return type(value).__name__ if isinstance(value, (dict, list)) else repr(value)[:40]
+
+    item_id, p_fake = data["item_id"], data.get("p_fake")
+    if not isinstance(item_id, str):
+        return f"item_id must be a string, found {shown(item_id)}"
+    where = f"item {item_id[:80]!r}: "
+    if data.get("verdict") not in VERDICTS:
+        return where + f"verdict must be one of {', '.join(VERDICTS)}, found {shown(data.get('verdict'))}"
+    if p_fake is not None and (isinstance(p_fake, bool) or not isinstance(p_fake, (int, float))
+                               or not 0.0 <= p_fake <= 1.0):
+        return where + f"p_fake must be a number in [0, 1] or null, found {shown(p_fake)}"
+    if data.get("text_verdict") not in (None, "real", "fake", "unknown"):
+        return where + f"text_verdict must be real, fake, unknown or null, found {shown(data.get('text_verdict'))}"
+    for key, kind in (("explanation", str), ("model", dict)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            return where + f"{key} must be a {'string' if kind is str else 'JSON object'} or null, " \
+                           f"found {shown(data[key])}"
+    return None
 
 
 def _open_predictions(path: Path):

@@ -9,10 +9,13 @@ scan can record it and go on.
 from __future__ import annotations
 
 import io
+import math
+import struct
 import warnings
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from fakevlm_cli.errors import ImageError
 
@@ -24,6 +27,14 @@ DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, 
 #              `image.convert("RGB")` in the processor; no EXIF orientation): eval's default, so the paper's
 #              numbers are measured on the same pixels.
 PIXEL_MODES = ("viewer", "upstream")
+# Our --max-pixels check, made on the header's size before any decoding (load_image, and the header-only reads
+# of --no-model scans), replaces Pillow's global one, which would refuse a 179 MP TIFF under our 200 MP limit.
+Image.MAX_IMAGE_PIXELS = None
+# No image within --max-pixels needs more bytes than this per pixel in any format (uncompressed 16-bit RGBA is
+# 8), plus room for metadata: a bigger file is refused before it is read (see `max_file_bytes`).
+MAX_FILE_BYTES_PER_PIXEL = 8
+FILE_METADATA_SLACK = 64 * 1024 * 1024
+MAX_FRAMES_COUNTED = 10_000  # TIFF pages are counted by walking the IFD chain, at most this far
 
 # Magic numbers of the formats Pillow can decode (plus HEIF/AVIF, which need a plugin).
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -77,6 +88,7 @@ class LoadedImage:
     width: int  # of the stored image, before orientation
     height: int
     frames: int = 1
+    notes: list[str] = field(default_factory=list)  # metadata Pillow refused, frame counts it could not trust
 
 
 def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "viewer") -> LoadedImage:
@@ -88,8 +100,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
         raise ImageError("not an image (unrecognised content)")
     if fmt == "HEIF":
         raise ImageError("HEIF/HEIC images are not supported by Pillow; convert to JPEG or PNG first")
-    # Our --max-pixels check below, on the header's size before any decoding, replaces Pillow's global one.
-    Image.MAX_IMAGE_PIXELS = None
+    data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -101,14 +112,8 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
         except (OSError, ValueError, SyntaxError) as exc:
             raise ImageError(f"corrupt {fmt} file: {exc}") from None
         width, height = im.size
-        if width <= 0 or height <= 0:
-            raise ImageError(f"invalid image size {width}x{height}")
-        if width * height > max_pixels:
-            raise ImageError(
-                f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the --max-pixels limit "
-                f"of {max_pixels / 1e6:.0f} MP (possible decompression bomb)"
-            )
-        frames = getattr(im, "n_frames", 1)
+        check_size(width, height, max_pixels)
+        frames, frame_notes = count_frames(im, data, fmt)
         try:
             im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
             im.load()
@@ -123,7 +128,186 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
             if "truncated" in text:
                 raise ImageError(f"truncated {fmt} file: image data ends early") from None
             raise ImageError(f"corrupt {fmt} image data: {text}") from None
-    return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames)
+    return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames, notes=notes + frame_notes)
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    """Raise `ImageError` for a header size that is invalid or over --max-pixels."""
+    if width <= 0 or height <= 0:
+        raise ImageError(f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the --max-pixels limit "
+            f"of {max_pixels / 1e6:.0f} MP (possible decompression bomb)"
+        )
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file worth reading as an image within `max_pixels`; bigger files are refused unread."""
+    return max_pixels * MAX_FILE_BYTES_PER_PIXEL + FILE_METADATA_SLACK
+
+
+# ---- what Pillow must not be shown: PNG chunks over its own limits ---------------------------------------
+
+def without_refused_png_chunks(data: bytes) -> tuple[bytes, list[str]]:
+    """`data` without the PNG chunks Pillow would refuse, and a note for each, so metadata never stops the pixels.
+
+    Pillow raises while opening or decoding a PNG whose compressed text (zTXt, iTXt) or ICC profile (iCCP)
+    inflates past ``PngImagePlugin.MAX_TEXT_CHUNK``, whose text adds up past ``MAX_TEXT_MEMORY``, or that names
+    an unknown compression method: one 1 KB chunk would make an otherwise good picture an error. Those chunks
+    carry no pixels (the metadata readers see the original bytes), so they are cut from the copy Pillow
+    decodes. A PNG without such chunks is returned as it is, uncopied.
+    """
+    per_chunk, total_limit = PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
+    refused: list[tuple[int, int, str]] = []
+    total = 0
+    for ctype, start, end in _png_chunks(data):
+        if ctype not in (b"tEXt", b"zTXt", b"iTXt", b"iCCP"):
+            continue
+        body = data[start:end]
+        size, problem = _pillow_text_size(ctype, body, per_chunk)
+        if problem is None and ctype != b"iCCP":
+            total += size
+            if total > total_limit:
+                problem = f"text chunks add up to more than Pillow's {total_limit // 2**20} MiB"
+        if problem:
+            keyword = body[:79].partition(b"\0")[0].decode("latin-1")
+            refused.append((start - 8, end + 4, f"{ctype.decode()} chunk {keyword!r}: {problem}"))
+    if not refused:
+        return data, []
+    parts, pos = [], 0
+    for cut_start, cut_end, _ in refused:
+        parts.append(data[pos:cut_start])
+        pos = cut_end
+    parts.append(data[pos:])
+    notes = [f"png: {why}; the pixels were decoded without it" for _, _, why in refused[:5]]
+    if len(refused) > 5:
+        notes.append(f"png: {len(refused) - 5} more chunks left out for the same reasons")
+    return b"".join(parts), notes
+
+
+def _pillow_text_size(ctype: bytes, body: bytes, per_chunk: int) -> tuple[int, str | None]:
+    """(text size Pillow would count, why Pillow would refuse the chunk or None), as PngImagePlugin judges."""
+    _key, sep, rest = body.partition(b"\0")
+    if ctype == b"tEXt":
+        return len(rest), None
+    if ctype in (b"zTXt", b"iCCP"):
+        method, stream = (rest[0], rest[1:]) if rest else (0, b"")
+        if method != 0:
+            return 0, f"unknown compression method {method}"
+    else:  # iTXt: flag, method, language\0, translated keyword\0, text
+        if len(rest) < 2:
+            return 0, None
+        flag, method = rest[0], rest[1]
+        parts = rest[2:].split(b"\0", 2)
+        if len(parts) < 3:
+            return 0, None
+        if not flag:
+            return len(parts[2]), None
+        if method != 0:
+            return 0, None  # Pillow skips it quietly
+        stream = parts[2]
+    try:
+        inflated = len(zlib.decompressobj().decompress(stream, per_chunk + 1))
+    except zlib.error:
+        return 0, None  # Pillow reads it as empty
+    if inflated > per_chunk:
+        return inflated, f"inflates past Pillow's {per_chunk // 1024} KiB limit"
+    return inflated, None
+
+
+def _png_chunks(data: bytes, limit: int = 100_000):
+    """(type, body start, body end) of each PNG chunk up to IEND or the first chunk that runs off the end."""
+    pos = 8
+    for _ in range(limit):
+        if pos + 8 > len(data):
+            return
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        ctype = data[pos + 4:pos + 8]
+        end = pos + 8 + length
+        if ctype == b"IEND" or end + 4 > len(data):
+            return
+        yield ctype, pos + 8, end
+        pos = end + 4
+
+
+# ---- frame counts --------------------------------------------------------------------------------------
+
+def count_frames(im: Image.Image, data: bytes, fmt: str) -> tuple[int, list[str]]:
+    """How many frames the file really holds, and notes when that differs from what it declares.
+
+    Pillow's ``n_frames`` walks a TIFF's IFD chain in quadratic time (100,000 pages: a minute) and reports an
+    APNG's *declared* frame count (2,147,483,647 for a hostile acTL chunk); both are counted here from the
+    bytes instead, linearly and with a cap.
+    """
+    if fmt == "TIFF":
+        return _tiff_pages(data)
+    declared = getattr(im, "n_frames", 1)
+    if fmt == "PNG" and declared > 1:
+        held = sum(1 for ctype, _, _ in _png_chunks(data) if ctype == b"fcTL")
+        if held != declared:
+            return max(held, 1), [f"png: the APNG declares {declared} frames but holds {held}"]
+    return declared, []
+
+
+def _tiff_pages(data: bytes) -> tuple[int, list[str]]:
+    order = {b"II": "little", b"MM": "big"}.get(data[:2])
+    if order is None:
+        return 1, []
+    offset, seen, pages = int.from_bytes(data[4:8], order), set(), 0
+    while offset and offset not in seen and offset + 2 <= len(data):
+        if pages == MAX_FRAMES_COUNTED:
+            return pages, [f"tiff: more than {MAX_FRAMES_COUNTED} pages; counting stopped there"]
+        seen.add(offset)
+        pages += 1
+        entries = int.from_bytes(data[offset:offset + 2], order)
+        offset = int.from_bytes(data[offset + 2 + 12 * entries:offset + 6 + 12 * entries] or b"\0", order)
+    return max(pages, 1), []
+
+
+# ---- cost of decoding, from the header -------------------------------------------------------------------
+
+# Peak bytes per pixel of load_image (decode, EXIF rotation, conversion to RGB), measured with Pillow 13 at
+# 20 MP plus a rotation's copy: RGB 8 + 4, RGBA 24 + 4 (compositing on white), 16-bit 30 + 4 (scaled in floats).
+_DECODE_BYTES_PER_PIXEL = {"1": 10, "L": 10, "P": 25, "RGB": 12, "YCbCr": 12, "LAB": 12, "HSV": 12, "RGBX": 12,
+                           "CMYK": 16, "RGBA": 28, "RGBa": 28, "LA": 28, "La": 28, "PA": 28, "F": 32}
+_UNKNOWN_MODE_BYTES_PER_PIXEL = 40  # I, I;16* and anything unlisted
+MODEL_EDGE = 336  # LLaVA-1.5's processor resizes the short side to this, the long side in proportion
+_PREPROCESS_BYTES_PER_PIXEL = 24  # the resized RGB image and the processor's float arrays
+
+
+def decode_bytes(width: int, height: int, mode: str) -> int:
+    """About how much memory decoding an image of this header and preparing it for the model takes at peak.
+
+    The second term is the model's resize: a 1 x 100,000,000 strip becomes 336 x 33.6 billion pixels before
+    the centre crop, which no machine can hold; this makes such a file an error instead of an out-of-memory.
+    """
+    per = _DECODE_BYTES_PER_PIXEL.get(mode, _UNKNOWN_MODE_BYTES_PER_PIXEL)
+    short, long = sorted((max(width, 1), max(height, 1)))
+    resized = MODEL_EDGE * math.ceil(MODEL_EDGE * long / short)
+    return width * height * per + resized * _PREPROCESS_BYTES_PER_PIXEL
+
+
+_PNG_MODES = {(0, 16): "I;16", (0, 1): "1", (2, 8): "RGB", (2, 16): "RGB", (3, 8): "P", (4, 8): "LA", (4, 16): "LA",
+              (6, 8): "RGBA", (6, 16): "RGBA"}
+
+
+def probe(head: bytes, fh, fmt: str) -> tuple[int, int, str] | None:
+    """(width, height, mode) from the header alone, without reading pixel data, or None when it cannot be told.
+
+    A PNG's IHDR sits at a fixed place in `head` (Pillow would read every text chunk before the image data);
+    other formats are opened by Pillow on `fh`, which reads only their headers.
+    """
+    if fmt == "PNG" and head[12:16] == b"IHDR" and len(head) >= 26:
+        width, height, depth, color = struct.unpack(">IIBB", head[16:26])
+        return width, height, _PNG_MODES.get((color, depth), "L" if color == 0 else "RGBA")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(fh) as im:
+                return im.size[0], im.size[1], im.mode
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read fails the same way in load_image
+        return None
 
 
 def upstream_rgb(im: Image.Image) -> Image.Image:

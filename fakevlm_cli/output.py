@@ -12,34 +12,45 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from typing import IO
 
 import orjson
 from fakevlm_cli.record import Record
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# Shown as they are: printable characters and plain spaces (category Zs). Everything else — C0 and C1 controls,
+# DEL, format characters (bidi overrides and isolates, zero-width joiners, soft hyphen, BOM, tag characters),
+# line and paragraph separators, surrogates, private-use and unassigned code points — is made visible.
+_VISIBLE_SPACE = "Zs"
 
 
 def safe_text(value: object, *, max_len: int | None = None) -> str:
     """A string that cannot move the cursor, change colours or reorder text on a terminal.
 
-    Newlines, escapes, bidi overrides and zero-width characters become visible ``\\n``, ``\\x1b``,
-    ``\\u202e`` forms, so a file named to look like another one is shown for what it is.
+    Newlines, escapes, C1 controls (``\\x9b`` is a CSI introducer), bidi overrides and zero-width characters
+    become visible ``\\n``, ``\\x1b``, ``\\u202e`` forms, so a file named to look like another one is shown
+    for what it is. A lone surrogate — a byte of a non-UTF-8 file name, as `os.fsdecode` hands it over — is
+    shown as the byte it stands for (``\\xff``), so the raw byte never reaches the terminal.
     """
     text = "" if value is None else str(value)
-    text = _CONTROL.sub(_escape_char, text)
+    if not text.isprintable():  # the common case costs one C-level scan
+        text = "".join(ch if ch.isprintable() or unicodedata.category(ch) == _VISIBLE_SPACE else _escape_char(ch)
+                       for ch in text)
     if max_len is not None and len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return text
 
 
-def _escape_char(match: re.Match) -> str:
-    ch = match.group(0)
+def _escape_char(ch: str) -> str:
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
     if ch in named:
         return named[ch]
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the undecodable byte itself
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def percent(p: float | None) -> str:
@@ -61,6 +72,32 @@ def evidence_cell(record: Record) -> str:
 
 # ---- writers -------------------------------------------------------------------------------------------
 
+# U+0080..U+009F in UTF-8 (C2 80..C2 9F; C2 is never a continuation byte, so this cannot match mid-character).
+_C1_UTF8 = re.compile(rb"\xc2([\x80-\x9f])")
+
+
+def jsonl_line(obj: dict) -> bytes:
+    """One JSON line. Besides what JSON must escape, C1 controls are written as ``\\u0080``..``\\u009f``: the same
+    string to any JSON reader, but JSONL printed on a terminal cannot smuggle a CSI (U+009B) into it."""
+    try:
+        line = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:  # a string that is not valid Unicode (a lone surrogate): write it visibly
+        line = orjson.dumps(_visible_surrogates(obj), option=orjson.OPT_SERIALIZE_NUMPY)
+    if b"\xc2" in line:
+        line = _C1_UTF8.sub(lambda m: b"\\u00%02x" % m.group(1)[0], line)
+    return line + b"\n"
+
+
+def _visible_surrogates(value):
+    if isinstance(value, str):
+        return "".join(_escape_char(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    if isinstance(value, dict):
+        return {_visible_surrogates(k): _visible_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_visible_surrogates(v) for v in value]
+    return value
+
+
 class JsonlWriter:
     """One orjson line per record, flushed at once so a killed run loses nothing already judged."""
 
@@ -69,7 +106,7 @@ class JsonlWriter:
         self.owns_stream = owns_stream
 
     def write(self, record: Record) -> None:
-        self.stream.write(orjson.dumps(record.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self.stream.write(jsonl_line(record.to_dict()))
         self.stream.flush()
 
     def close(self) -> None:
@@ -80,7 +117,7 @@ class JsonlWriter:
 
 CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "disagreement", "evidence",
                "reasons", "explanation", "error", "sha256", "size", "format", "width", "height",
-               "model_id", "elapsed_ms")
+               "model_id", "elapsed_ms", "path_bytes")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -97,7 +134,7 @@ class CsvWriter:
         self._row.seek(0)
         self._row.truncate()
         self.writer.writerow(cells)
-        self.stream.write(self._row.getvalue().encode("utf-8"))
+        self.stream.write(_visible_surrogates(self._row.getvalue()).encode("utf-8"))
         self.stream.flush()
 
     def write(self, record: Record) -> None:

@@ -7,7 +7,9 @@ The JSONL form is a contract other tools consume. Its shape is described by
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -20,6 +22,7 @@ VERDICTS = ("real", "fake", "unknown", "error")
 @dataclass
 class Record:
     path: str
+    path_bytes: str | None = None  # base64 of the raw name, only when it is not UTF-8 (see `recorded_path`)
     verdict: str = "unknown"
     p_fake: float | None = None
     threshold: float | None = None
@@ -72,13 +75,42 @@ class Record:
 
 
 _FIELD_ORDER = (
-    "path", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation", "answer", "lead_in",
-    "reasons",
+    "path", "path_bytes", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation",
+    "answer", "lead_in", "reasons",
     "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
     "error", "model", "elapsed_ms",
 )
 _ALL_FIELDS = _FIELD_ORDER + ("label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}
+
+
+def recorded_path(path: "str | bytes | os.PathLike") -> tuple[str, str | None]:
+    """(`path`, `path_bytes`) for a file name as the OS gave it: the lossless, JSON-safe form of a record's path.
+
+    Linux names are bytes, and need not be UTF-8 (``b"bad\\xff.png"`` is legal). A UTF-8 name is recorded as it
+    is, and `path_bytes` is None. Any other name is recorded decoded as UTF-8 with each undecodable byte
+    written as a visible ``\\xff`` escape (readable, valid JSON, safe on a terminal), plus `path_bytes`: the
+    base64 of the exact bytes, from which `raw_path` recovers the name.
+    """
+    if isinstance(path, bytes):
+        raw = path
+    else:
+        text = os.fspath(path)
+        try:
+            raw = os.fsencode(text)
+        except UnicodeEncodeError:  # a lone surrogate that no OS name decodes to: keep its code point visible
+            raw = text.encode("utf-8", "backslashreplace")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
+
+
+def raw_path(path: str, path_bytes: str | None = None) -> bytes:
+    """The OS bytes of a recorded path: the inverse of `recorded_path`."""
+    if path_bytes:
+        return base64.b64decode(path_bytes, validate=True)
+    return path.encode("utf-8", "surrogateescape")
 
 
 def load_schema() -> dict:

@@ -125,6 +125,8 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
             n = getattr(discovery, name, 0)
             if n:
                 extras.append(f"{n} {_SKIP_LABEL.get(name, name)}")
+        if getattr(discovery, "outputs", None):
+            extras.append(f"{len(discovery.outputs)} the -o results file itself")
     if extras:
         table.add_row("skipped", ", ".join(extras))
     elapsed = stats.elapsed

@@ -1,21 +1,46 @@
-"""Opening the `-o` results file, and resuming from one that an earlier, killed run left behind.
+"""The `-o` results file: checked, locked for the whole run, and only then cut back or appended to.
 
-A run killed mid-write can leave a torn last line. Resuming cuts the file back to its last complete line
-before appending, so the file stays valid JSONL, and collects (path, sha256) of every record already there
-so no file is judged — or written — twice.
+Rules, each there because breaking it loses someone's work:
+
+* **Only our own files are overwritten.** An existing file is cut to nothing only when it is empty or is an
+  earlier fakevlm output (JSONL records, or our CSV header); anything else — a photo, someone's notes — is
+  refused unless `--force`.
+* **Never an input.** An output that is also one of the files being scanned (the same file, through a
+  symbolic or hard link too) is refused before anything is opened for writing (see scan_command).
+* **One writer.** An exclusive advisory lock (``flock``) is held on the file from before it is read or cut
+  until the run ends; a second run on the same file stops with an error and leaves it alone.
+* **Resume only into fakevlm records.** `--resume` reads the file first: every complete line must be a
+  fakevlm record, or the file is refused untouched. Only then is a torn last line — a run killed mid-write —
+  cut off, and records appended after the last complete one.
+* **Resume by file identity.** Earlier records are matched to files by resolved absolute path (raw bytes, so
+  non-UTF-8 names match too) and content hash: see `ResumeIndex`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import orjson
 
 from fakevlm_cli.errors import OutputError
+from fakevlm_cli.pipeline import resume_key
+from fakevlm_cli.record import raw_path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, the rest still holds
+    fcntl = None
 
 FORMATS = ("table", "jsonl", "csv")
+_RECORD_START = b'{"schema":'  # every JSONL line we write starts so (orjson, fixed key order)
+_CSV_HEADER_START = b"path,verdict,p_fake,"
+_HEAD = 64 * 1024
+MAX_LINE = 16 * 1024 * 1024  # a record is a few KB; a longer "line" means this is not a results file
 
 
 def format_for_path(path: Path) -> str:
@@ -23,51 +48,237 @@ def format_for_path(path: Path) -> str:
     return "csv" if path.suffix.lower() == ".csv" else "jsonl"
 
 
-def read_done(path: Path) -> tuple[frozenset, int]:
-    """(path, sha256) pairs recorded in a JSONL file, and the byte length of its complete lines.
-
-    Records written without a hash (the file was unreadable then) are keyed by (path, None) so they are
-    not written again either.
-    """
-    done = set()
-    good_end = 0
-    with open(path, "rb") as fh:
-        offset = 0
-        for line in fh:
-            end = offset + len(line)
-            offset = end
-            if not line.endswith(b"\n"):
-                break  # torn last line: dropped, and its file is scanned again
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise OutputError(f"{path}: a complete line ending at byte {end} is not JSON: not a fakevlm "
-                                  "results file, refusing to resume into it") from None
-            if isinstance(obj, dict) and "path" in obj:
-                done.add((obj["path"], obj.get("sha256")))
-            good_end = end
-    return frozenset(done), good_end
+def is_record(obj: object) -> bool:
+    """A fakevlm record: an object with an integer `schema`, a string `path` and ``tool.name == "fakevlm"``."""
+    return (isinstance(obj, dict) and type(obj.get("schema")) is int and isinstance(obj.get("path"), str)
+            and isinstance(obj.get("tool"), dict) and obj["tool"].get("name") == "fakevlm")
 
 
-def open_results(path: Path, fmt: str, *, resume: bool) -> tuple[IO[bytes], frozenset]:
-    """Open `path` for writing records (truncating it, or appending after a resume check)."""
-    done: frozenset = frozenset()
+def looks_like_results(head: bytes) -> bool:
+    """Whether the first bytes of a file are those of a fakevlm output (JSONL records or our CSV)."""
+    if head.startswith(_CSV_HEADER_START):
+        return True
+    if not head.startswith(_RECORD_START):
+        return False
+    line, newline, _ = head.partition(b"\n")
+    if not newline:
+        return True  # a first record torn by a kill, or longer than the head we read
     try:
-        if resume and path.exists():
-            if fmt != "jsonl":
-                raise OutputError(f"{path}: --resume works with JSONL output only")
-            done, good_end = read_done(path)
-            stream = open(path, "r+b")
-            stream.truncate(good_end)
-            stream.seek(good_end)
-            return stream, done
-        if path.parent and not path.parent.exists():
-            raise OutputError(f"{path}: folder {path.parent} does not exist")
-        return open(path, "wb"), done
-    except OutputError:
-        raise
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write results: {exc.strerror or exc}") from None
+        return is_record(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return False
+
+
+@dataclass
+class ResumeIndex:
+    """What an earlier run recorded: resolved path (bytes) → the sha256 values recorded for it.
+
+    None among the values means a record without a hash (the file was unreadable then): such a file is
+    skipped by path. A file recorded with other content is judged again, and the new record says so.
+    """
+
+    recorded: dict[bytes, frozenset] = field(default_factory=dict)
+    records: int = 0
+
+    def add(self, path: str, path_bytes: str | None, sha256: str | None) -> None:
+        key = resume_key(raw_path(path, path_bytes))
+        self.recorded[key] = self.recorded.get(key, frozenset()) | {sha256}
+        self.records += 1
+
+
+class ResultsFile:
+    """The -o file of one scan. `check` (no side effects), then `open` (lock; resume reads), then `start`."""
+
+    def __init__(self, path: Path, fmt: str, *, resume: bool = False, force: bool = False):
+        self.path = path
+        self.fmt = fmt
+        self.resume = resume
+        self.force = force
+        self.existed = False
+        self.key: tuple[int, int] | None = None  # (st_dev, st_ino) once the file exists
+        self.ours = False  # empty, or a fakevlm output
+        self.index = ResumeIndex()
+        self._fd: int | None = None
+        self._regular = True
+        self._end = 0  # resume: where the complete records end
+        self._newline = False  # resume: the last record is whole but lacks its newline
+
+    # ---- before anything is opened for writing --------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse, without touching anything, an output that cannot or must not be written."""
+        path = self.path
+        if self.resume and self.fmt != "jsonl":
+            raise OutputError(f"{path}: --resume works with JSONL output only")
+        check_writable(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot check the results file: {exc.strerror or exc}") from None
+        self.existed, self.key = True, (st.st_dev, st.st_ino)
+        self._regular = stat.S_ISREG(st.st_mode)
+        if not self._regular:
+            self.ours = True  # /dev/null, a FIFO, a terminal: written to, never cut or read back
+            return
+        try:
+            with open(path, "rb") as fh:
+                self.ours = looks_like_results(fh.read(_HEAD)) or st.st_size == 0
+        except OSError as exc:
+            if self.resume or not self.force:
+                hint = "" if self.resume else "; --force overwrites it"
+                raise OutputError(f"{path}: cannot read it to check that it is a fakevlm results file "
+                                  f"({exc.strerror or exc}){hint}") from None
+        if not self.ours and not self.resume and not self.force:
+            raise OutputError(f"{path}: exists and is not a fakevlm results file: refusing to overwrite it "
+                              "(--force overwrites it)")
+
+    def check_not_input(self, inputs: "list[str]", role: str = "also an input") -> None:
+        """Refuse an existing output that is one of `inputs` (same file, through any link)."""
+        if self.key is None:
+            return
+        for text in inputs:
+            try:
+                st = os.stat(text)
+            except (OSError, ValueError):
+                continue
+            if (st.st_dev, st.st_ino) == self.key:
+                raise OutputError(f"{self.path}: is {role} ({text}): refusing to write results over it")
+
+    # ---- lock and read --------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Open without truncating, take the lock, and (with --resume) read and check what is there."""
+        flags = (os.O_RDWR if self.resume or not self.force else os.O_WRONLY) | os.O_CREAT
+        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        if not self._regular:
+            flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write results: {exc.strerror or exc}") from None
+        try:
+            self._lock()
+            st = os.fstat(self._fd)
+            self.key = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            if self.resume:
+                self._read_records()
+            elif st.st_size and not self.force and not self._still_ours():
+                raise OutputError(f"{self.path}: changed into something that is not a fakevlm results file "
+                                  "while this run started: refusing to overwrite it")
+        except BaseException:
+            self.abandon()
+            raise
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{self.path}: another fakevlm run is writing this file; wait for it to finish "
+                              "or choose another -o") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise OutputError(f"{self.path}: cannot lock the results file: {exc.strerror or exc}") from None
+            # a file system without locks (some network mounts): go on unlocked
+
+    def _still_ours(self) -> bool:
+        try:
+            return looks_like_results(os.pread(self._fd, _HEAD, 0))
+        except OSError:
+            return False
+
+    def _read_records(self) -> None:
+        """Index the records; refuse (untouched) a file that holds anything but fakevlm records."""
+        path, index = self.path, self.index
+        offset = number = 0
+        with os.fdopen(os.dup(self._fd), "rb") as fh:
+            while line := fh.readline(MAX_LINE + 1):
+                number += 1
+                if not line.endswith(b"\n"):
+                    if len(line) > MAX_LINE:
+                        raise OutputError(f"{path}: line {number} is longer than {MAX_LINE // 2**20} MiB: not a "
+                                          "fakevlm results file, refusing to resume into it (it is left as it is)")
+                    self._torn(line, number)
+                    return
+                if line.strip():
+                    obj = _record_or_none(line)
+                    if obj is None:
+                        raise OutputError(f"{path}: line {number} is not a fakevlm record: refusing to resume "
+                                          "into it (it is left as it is)")
+                    self._index(obj, number)
+                offset += len(line)
+                self._end = offset
+
+    def _torn(self, tail: bytes, number: int) -> None:
+        """The last line has no newline: a run killed mid-write, if the file is ours; else refuse."""
+        if not self.index.records and not tail.startswith(_RECORD_START):
+            if not tail.strip():
+                return
+            raise OutputError(f"{self.path}: holds no fakevlm records: refusing to resume into it "
+                              "(it is left as it is)")
+        obj = _record_or_none(tail)
+        if obj is not None:  # a whole record that lost only its newline: keep it
+            self._index(obj, number)
+            self._end += len(tail)
+            self._newline = True
+        # else: a torn record, cut off when the run starts; its file is judged again
+
+    def _index(self, obj: dict, number: int) -> None:
+        sha, path_bytes = obj.get("sha256"), obj.get("path_bytes")
+        if not (sha is None or isinstance(sha, str)) or not (path_bytes is None or isinstance(path_bytes, str)):
+            raise OutputError(f"{self.path}: line {number}: sha256 and path_bytes must be strings or null: "
+                              "refusing to resume into it (it is left as it is)")
+        try:
+            self.index.add(obj["path"], path_bytes, sha)
+        except ValueError:
+            raise OutputError(f"{self.path}: line {number}: path_bytes is not base64: refusing to resume into "
+                              "it (it is left as it is)") from None
+
+    # ---- write ----------------------------------------------------------------------------------------------
+    def start(self) -> IO[bytes]:
+        """Cut the file back (to nothing, or after --resume to its last complete record) and return the stream.
+
+        Called after the model has loaded, so a failed load never costs earlier results.
+        """
+        fd, self._fd = self._fd, None
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                end = self._end if self.resume else 0
+                os.ftruncate(fd, end)
+                os.lseek(fd, end, os.SEEK_SET)
+                if self._newline:
+                    os.write(fd, b"\n")
+            return os.fdopen(fd, "wb")
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"{self.path}: cannot write results: {exc.strerror or exc}") from None
+
+    def abandon(self) -> None:
+        """Close without writing (the lock goes with it); a file this run created and left empty is removed."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            empty = stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size == 0
+        except OSError:
+            empty = False
+        os.close(fd)
+        if empty and not self.existed:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _record_or_none(line: bytes) -> dict | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if is_record(obj) else None
 
 
 def check_writable(path: Path) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
-from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmError
+from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, EXIT_INTERRUPTED, FakevlmError, OutputError
 from fakevlm_cli.images import DEFAULT_MAX_PIXELS
-from fakevlm_cli.output import CsvWriter, JsonlWriter, error_line
+from fakevlm_cli.output import CsvWriter, JsonlWriter, error_line, safe_text
 from fakevlm_cli.pipeline import ScanConfig, Scanner, ScanStats
-from fakevlm_cli.results_file import check_writable, format_for_path, open_results
+from fakevlm_cli.results_file import ResultsFile, format_for_path
 
 
 
@@ -31,8 +31,9 @@ class ScanRequest:
     hidden: bool = False
     follow_symlinks: bool = False
     fmt: str | None = None
-    output: Path | None = None
+    output: Path | None = None  # Path("-") means stdout
     resume: bool = False
+    force: bool = False  # overwrite an -o file that is not a fakevlm results file
     explain: bool = False
     no_model: bool = False
     batch_size: int = 8
@@ -41,33 +42,63 @@ class ScanRequest:
     max_pixels: int | None = None
     workers: int | None = None
     pixels: str = "viewer"
+    max_memory: int | None = None
     quiet: bool = False
 
 
 def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
-    """Run one scan and return the exit code (0 clean, 1 something fake, 2 fatal, 130 interrupted)."""
+    """Run one scan and return the exit code (0 clean, 1 something fake, 2 fatal, 130 interrupted).
+
+    The order protects what is on disk: the -o file is checked (ours? an input?) before anything is opened
+    for writing, locked before the model loads (a second run fails at once), and cut back only after the model
+    has loaded (a failed load costs nothing).
+    """
+    if request.output is not None and str(request.output) == "-":  # -o - is stdout, as in most tools
+        if request.resume:
+            raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote), not stdout")
+        request.output, request.fmt = None, request.fmt or "jsonl"
     if request.resume and request.output is None:
         raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote)")
+    target = None
     if request.output is not None:
-        check_writable(request.output)
+        fmt = request.fmt if request.fmt in ("jsonl", "csv") else format_for_path(request.output)
+        target = ResultsFile(request.output, fmt, resume=request.resume, force=request.force)
+        target.check()
+        target.check_not_input([p for p in request.paths if p != "-"])
     discovery = DiscoveryStats()
+    avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
     try:
         candidates = discover(_arguments(request), max_depth=request.max_depth, include=request.include,
                               exclude=request.exclude, hidden=request.hidden,
-                              follow_symlinks=request.follow_symlinks, stats=discovery)
+                              follow_symlinks=request.follow_symlinks, stats=discovery, avoid=avoid)
     except ValueError as exc:  # a malformed glob: a usage error, before any work
         raise FakevlmError(str(exc)) from None
     err = None if request.quiet else _terminal_console(stderr=True)
     show_progress = err is not None
-    if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
+    if target is not None and target.existed and not target.ours and not target.resume:
+        # --force over a file that is not ours: it may be evidence, so every input is known before it is touched.
         candidates = list(candidates)
-    # The model loads before the output file is opened, so a failed load never truncates earlier results.
-    engine = load_engine() if load_engine is not None else None
-    writers, done, closers = _open_writers(request)
+        if discovery.outputs:
+            raise OutputError(f"{request.output}: is also an input ({discovery.outputs[0]}): refusing to write "
+                              "results over it")
+    try:
+        if target is not None:
+            target.open()
+            avoid.add(target.key)
+        if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
+            candidates = list(candidates)
+        # The model loads before the output file is cut, so a failed load never truncates earlier results.
+        engine = load_engine() if load_engine is not None else None
+        writers, closers = _open_writers(request, target)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
     config = ScanConfig(
         explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
         max_new_tokens=request.max_new_tokens, max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
-        read_metadata=True, resume=done, pixels=request.pixels, **({"workers": request.workers} if request.workers else {}),
+        read_metadata=True, resume=target.index.recorded if target is not None else {}, pixels=request.pixels,
+        max_memory=request.max_memory, **({"workers": request.workers} if request.workers else {}),
     )
     table = next((w for w in writers if hasattr(w, "console")), None)  # the Rich table, if any
     table_on_terminal = table is not None and table.console.is_terminal
@@ -90,7 +121,7 @@ def run_scan(request: ScanRequest, load_engine: Callable | None) -> int:
             progress.stop()
         for close in closers:
             close()
-    _print_summary(scanner.stats, discovery, writers, err, interrupted)
+    _print_summary(scanner.stats, discovery, writers, err, interrupted, request.output)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAKE if scanner.stats.verdicts.get("fake") else EXIT_CLEAN
@@ -100,17 +131,24 @@ def _arguments(request: ScanRequest) -> Iterator[str]:
     """Path arguments plus the lines of --from-file / stdin ('-'), in the order given, read lazily."""
     for path in request.paths:
         if path == "-":
-            yield from read_path_list(sys.stdin.buffer, nul=request.nul)
+            yield from read_path_list(sys.stdin.buffer, nul=request.nul, warn=_warner("stdin"))
         else:
             yield path
     if request.from_file is not None:
-        yield from read_path_list(request.from_file, nul=request.nul)
+        yield from read_path_list(request.from_file, nul=request.nul,
+                                  warn=_warner(getattr(request.from_file, "name", "--from-file")))
 
 
-def _open_writers(request: ScanRequest):
-    """Writers for stdout and -o FILE, the (path, sha256) pairs to skip on --resume, and what to close."""
+def _warner(source: str) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        print(f"fakevlm: warning: {safe_text(source)}: {message}", file=sys.stderr, flush=True)
+
+    return warn
+
+
+def _open_writers(request: ScanRequest, target: ResultsFile | None):
+    """Writers for stdout and -o FILE, and what to close."""
     writers, closers = [], []
-    done: frozenset = frozenset()
     stdout_tty = sys.stdout.isatty()
 
     def table_writer():
@@ -119,10 +157,9 @@ def _open_writers(request: ScanRequest):
         return render.TableWriter(render.console(), explain=request.explain)
 
     fmt = request.fmt
-    if request.output is not None:
-        file_fmt = fmt if fmt in ("jsonl", "csv") else format_for_path(request.output)
-        stream, done = open_results(request.output, file_fmt, resume=request.resume)
-        writers.append(JsonlWriter(stream) if file_fmt == "jsonl" else CsvWriter(stream))
+    if target is not None:
+        stream = target.start()
+        writers.append(JsonlWriter(stream) if target.fmt == "jsonl" else CsvWriter(stream))
         closers.append(stream.close)
         if stdout_tty and fmt in (None, "table"):
             writers.append(table_writer())
@@ -134,7 +171,7 @@ def _open_writers(request: ScanRequest):
             writers.append(JsonlWriter(sys.stdout.buffer))
         else:
             writers.append(CsvWriter(sys.stdout.buffer))
-    return writers, done, closers
+    return writers, closers
 
 
 def _terminal_console(stderr: bool):
@@ -146,7 +183,7 @@ def _terminal_console(stderr: bool):
     return render.console(stderr=stderr)
 
 
-def _print_summary(stats: ScanStats, discovery: DiscoveryStats, writers, err, interrupted) -> None:
+def _print_summary(stats: ScanStats, discovery: DiscoveryStats, writers, err, interrupted, output=None) -> None:
     table_writer = next((w for w in writers if hasattr(w, "console")), None)
     console = table_writer.console if table_writer is not None else err
     if console is not None:
@@ -156,7 +193,10 @@ def _print_summary(stats: ScanStats, discovery: DiscoveryStats, writers, err, in
             console.print()
         console.print(render.summary_table(stats, discovery=discovery, interrupted=interrupted))
     for problem in discovery.unreadable_dirs:
-        print(f"fakevlm: warning: {problem}", file=sys.stderr)
+        print(f"fakevlm: warning: {safe_text(problem)}", file=sys.stderr)
+    for path in stats.changed:
+        print(f"fakevlm: warning: {safe_text(path)}: content changed since it was recorded in {safe_text(output)}; "
+              "judged again (the new record supersedes the old one)", file=sys.stderr)
 
 
 class _Progress:

@@ -251,3 +251,58 @@ def test_unwritable_results_path_fails_before_the_model_runs(tmp_path):
     result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded",
                       "-o", tmp_path / "missing-folder" / "r.json")
     assert result.exit_code == 2 and "does not exist" in result.stderr and "never-loaded" not in result.stderr
+
+
+# ---- malformed inputs: one line naming the file and the record, exit 2, never a traceback -------------------------
+
+def _prediction(item_id: str, **change) -> dict:
+    record = {"schema": 1, "path": f"x/{item_id}", "verdict": "real", "p_fake": 0.2, "threshold": 0.5,
+              "model_verdict": "real", "text_verdict": None, "explanation": None, "label": "real",
+              "category": "animal", "item_id": item_id, "tool": {"name": "fakevlm", "version": "0"}}
+    return {**record, **change}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"item_id": ["genimage/0.png"]}, "item_id must be a string, found list"),
+    ({"item_id": 7}, "item_id must be a string, found 7"),
+    ({"p_fake": "0.3"}, "p_fake must be a number in [0, 1] or null, found '0.3'"),
+    ({"p_fake": 1.5}, "p_fake must be a number in [0, 1] or null, found 1.5"),
+    ({"p_fake": True}, "p_fake must be a number in [0, 1] or null, found True"),
+    ({"verdict": "maybe"}, "verdict must be one of real, fake, unknown, error, found 'maybe'"),
+    ({"text_verdict": ["fake"]}, "text_verdict must be real, fake, unknown or null, found list"),
+    ({"explanation": {"text": "x"}}, "explanation must be a string or null, found dict"),
+    ({"model": "tiny"}, "model must be a JSON object or null, found 'tiny'"),
+])
+def test_from_predictions_with_wrong_types_is_a_one_line_error(tmp_path, change, message):
+    data = make_fakeclue(tmp_path / "fc")
+    preds = tmp_path / "p.jsonl"
+    rows = [_prediction(f"genimage/{i}.png") for i in range(8)]
+    rows[3] = {**rows[3], **change}
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"fakevlm: error: {preds}: line 4: " + (
+        message if "item_id" in change else f"item 'genimage/3.png': {message}") + "\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+    ('[{"image": "genimage/0.png", "label": ' + "1" * 5000 + ', "cate": "x"}]', "unreadable JSON: Exceeds the limit"),
+    ('{"genimage/0.png": ' + "[" * 50_000 + "]" * 50_000 + "}", "JSON nested too deeply"),
+])
+def test_hostile_dataset_json_is_a_one_line_error(tmp_path, text, message):
+    data = make_fakeclue(tmp_path / "fc")
+    annotations = tmp_path / "test.json"
+    annotations.write_text(text)
+    result = run_eval("--bench", "fakeclue", "--data", data, "--annotations", annotations)
+    assert result.exit_code == 2 and result.stderr.startswith(f"fakevlm: error: {annotations}: {message}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_hostile_predictions_json_is_a_one_line_error(tmp_path):
+    data = make_fakeclue(tmp_path / "fc")
+    preds = tmp_path / "p.jsonl"
+    for text in ("[" * 100_000, '{"item_id": ' + "9" * 5000 + "}"):
+        preds.write_text(text + "\n")
+        result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+        assert result.exit_code == 2 and result.stderr == f"fakevlm: error: {preds}: line 1 is not JSON\n"

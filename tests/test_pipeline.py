@@ -6,7 +6,7 @@ from PIL import Image
 
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.engine_types import Answer, ModelInfo
-from fakevlm_cli.pipeline import ScanConfig, Scanner
+from fakevlm_cli.pipeline import ScanConfig, Scanner, resume_key
 
 
 class StubEngine:
@@ -67,7 +67,7 @@ def test_order_kept_with_errors_between_images(tmp_path):
 def test_resume_set_skips_recorded_files(tmp_path):
     cands = make(tmp_path, 3)
     first = list(Scanner(StubEngine(), ScanConfig()).run(cands))
-    done = frozenset({(first[1].path, first[1].sha256)})
+    done = {resume_key(first[1].path): frozenset({first[1].sha256})}
     scanner = Scanner(StubEngine(), ScanConfig(resume=done))
     again = list(scanner.run(cands))
     assert [r.path for r in again] == [first[0].path, first[2].path] and scanner.stats.resumed == 1

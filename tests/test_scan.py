@@ -215,9 +215,10 @@ def test_output_file_and_explain(tmp_path, toy_model):
 def test_failed_model_load_keeps_earlier_results(tmp_path):
     f.plain_png(tmp_path / "a.png")
     out = tmp_path / "out.jsonl"
-    out.write_text('{"path": "earlier"}\n')
+    earlier = '{"schema":1,"path":"earlier.png","verdict":"real","tool":{"name":"fakevlm","version":"0"}}\n'
+    out.write_text(earlier)  # an earlier run's output: overwritten by a run that gets going, not by a failed one
     assert scan(tmp_path / "a.png", "-m", tmp_path / "missing-model", "-o", out).exit_code == 2
-    assert out.read_text() == '{"path": "earlier"}\n'
+    assert out.read_text() == earlier
 
 
 def test_resume_tolerates_torn_line_and_writes_no_duplicate(evidence_dir):
@@ -236,7 +237,7 @@ def test_resume_refuses_foreign_file(tmp_path):
     out = tmp_path / "notes.jsonl"
     out.write_text("hello\nworld\n")
     result = scan(tmp_path / "a.png", "--no-model", "-o", out, "--resume")
-    assert result.exit_code == 2 and "not JSON" in result.stderr
+    assert result.exit_code == 2 and "line 1 is not a fakevlm record" in result.stderr
     assert out.read_text() == "hello\nworld\n"
 
 
@@ -339,6 +340,8 @@ def test_shipped_schema_is_a_valid_json_schema_and_rejects_bad_records():
             "format": None, "width": None, "height": None, "elapsed_ms": None,
             "tool": {"name": "fakevlm", "version": "0"}}
     jsonschema.validate(good, SCHEMA)
-    for bad in ({**good, "verdict": "maybe"}, {**good, "p_fake": 1.5}, {**good, "verdict": "error", "error": None}):
+    jsonschema.validate({**good, "path": "bad\\xff.png", "path_bytes": "YmFk/y5wbmc="}, SCHEMA)
+    for bad in ({**good, "verdict": "maybe"}, {**good, "p_fake": 1.5}, {**good, "verdict": "error", "error": None},
+                {**good, "path_bytes": "not base64!"}, {**good, "path_bytes": 7}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, SCHEMA)

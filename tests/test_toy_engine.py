@@ -17,11 +17,6 @@ IMAGES = [t.image for t in TOYS]
 
 
 @pytest.fixture(scope="module")
-def toy_engine(toy_model):
-    return Engine.load(EngineOptions(model=str(toy_model), device="cpu", dtype="float32"))
-
-
-@pytest.fixture(scope="module")
 def reference(toy_engine):
     return reference_verdicts(toy_engine, IMAGES)
 

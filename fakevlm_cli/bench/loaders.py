@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import DatasetError, FakevlmError
 from ..images import SNIFF_BYTES, sniff_format
+from ..record import recorded_path
 
 BENCHMARKS = ("fakeclue", "loki", "ddvqa", "folder")
 DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ or fake/
@@ -74,6 +75,10 @@ def _read_json(path: Path) -> Any:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to be a dataset file") from None
+    except ValueError as exc:  # json's other refusal: an integer with more digits than int() converts
+        raise DatasetError(f"{path}: unreadable JSON: {str(exc).split(';')[0]}") from None
 
 
 def _record_list(doc: Any, path: Path) -> list[Any]:
@@ -182,7 +187,9 @@ def _label01(value: Any, path: Path, where: str) -> str:
 def _item(root: Path, image: Path, label: str, category: str, refs: Iterable[str], *,
           item_id: str | None = None, prompt: str | None = None) -> BenchItem:
     refs = tuple(ref for ref in refs if ref.strip())
-    return BenchItem(id=item_id or image.relative_to(root).as_posix(), image=image, label=label, category=category,
+    # A name that is not UTF-8 gets the record's escaped form, so the id survives a predictions file unchanged.
+    item_id = item_id or recorded_path(image.relative_to(root).as_posix())[0]
+    return BenchItem(id=item_id, image=image, label=label, category=category,
                      reference=refs[0] if refs else None, prompt=prompt, references=refs)
 
 
@@ -447,7 +454,7 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
                     others += 1
                 else:
                     parts = path.relative_to(top).parts
-                    category = parts[0] if len(parts) > 1 else DEFAULT_CATEGORY
+                    category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
                     rows.append(_Row(category, _item(root, path, label, category, [])))
     rows.sort(key=lambda row: row.item.id)
     if links:

@@ -6,6 +6,12 @@ and decodes vendor notes (about 1 ms for a 2 KB note, more for a Canon's), which
 any other non-text field of 1000 bytes or more, which is where a long A1111 prompt lives. So those two tags
 are taken from the IFD entries directly (``skipped_fields``), at the TIFF header and EXIF IFD offsets that
 exifread itself found.
+
+exifread trusts the file: it walks the whole IFD chain (a TIFF with 100,000 pages costs seconds and a
+million tags) and reads every ASCII field at the length the entry claims, so a 1 MB file whose thousand
+entries all point at the same 1 MB string costs a gigabyte. It is therefore handed `_BoundedView`: IFD0's
+link to the next IFD reads as zero (only IFD0 and its EXIF/GPS sub-IFDs are read, which is all we use), and
+at most MAX_EXIF_READ bytes are handed out in all; past that, reads come back empty and a note says so.
 """
 
 from __future__ import annotations
@@ -30,6 +36,51 @@ _FOOOCUS_SCHEMES = (b"fooocus", b"a1111")  # Fooocus writes its metadata scheme 
 _SKIPPED = {0x927C: "MakerNote", 0x9286: "UserComment"}
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}  # TIFF field types
 MAX_ENTRIES = 1024  # per IFD; the format allows 65535, real files have a few dozen
+MAX_EXIF_READ = 16 * 1024 * 1024  # bytes exifread may read from one file, all fields together
+
+
+class _BoundedView:
+    """A read-only file over bytes for exifread: a total read budget, and 4 bytes that read as zero."""
+
+    def __init__(self, data: bytes, budget: int, zero_at: int | None = None):
+        self.data, self.left, self.zero_at, self.pos = data, budget, zero_at, 0
+        self.exhausted = False
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = max(0, pos if whence == 0 else self.pos + pos if whence == 1 else len(self.data) + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = len(self.data) - self.pos
+        if n > self.left:
+            self.exhausted, n = True, self.left
+        chunk = self.data[self.pos:self.pos + n]
+        z = self.zero_at
+        if z is not None and self.pos < z + 4 and z < self.pos + len(chunk):
+            patched = bytearray(chunk)
+            for i in range(max(z, self.pos), min(z + 4, self.pos + len(chunk))):
+                patched[i - self.pos] = 0
+            chunk = bytes(patched)
+        self.left -= len(chunk)
+        self.pos += len(chunk)
+        return chunk
+
+
+def _next_ifd_link(data: bytes) -> int | None:
+    """Where IFD0's link to the next IFD sits in `data` (as exifread will locate it), or None."""
+    try:
+        base, endian, _fake = exifread.determine_type(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - no EXIF found: exifread will say so itself
+        return None
+    order = "little" if endian == b"I" else "big"
+    ifd0 = base + int.from_bytes(data[base + 4:base + 8], order)
+    if ifd0 + 2 > len(data):
+        return None
+    return ifd0 + 2 + 12 * int.from_bytes(data[ifd0:ifd0 + 2], order)
 
 
 def _text(tag) -> str:
@@ -97,7 +148,11 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     data = exif_source(data, fmt)
     if not data:
         return
-    tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
+    view = _BoundedView(data, MAX_EXIF_READ, _next_ifd_link(data))
+    tags = exifread.process_file(view, details=False, extract_thumbnail=False)
+    if view.exhausted:
+        report.notes.append(f"exif: stopped after reading {MAX_EXIF_READ // 2**20} MiB of fields (the rest was not "
+                            "read)")
     if not tags:
         return
     items, summary_ = report.items, report.exif

@@ -3,7 +3,8 @@
 The chunk list is walked in the bytes; the image is never decoded. The walk goes on past IDAT (text chunks
 are legal after the image data, and skipping an IDAT is one addition) and stops at IEND, at a length that
 runs past the end of the file, or after MAX_CHUNKS. CRCs of text chunks are checked only to add a note:
-a bad CRC does not stop the read. Compressed text is inflated with a cap, so a zTXt bomb costs little.
+a bad CRC does not stop the read. Compressed text is inflated with a cap per chunk (MAX_TEXT) and in total
+(MAX_TOTAL_TEXT), so neither one zTXt bomb nor a thousand of them costs much.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from .types import Evidence, MetadataReport
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CHUNKS = 100_000
 MAX_TEXT = 4 * 1024 * 1024  # bytes of one chunk's inflated text
+MAX_TOTAL_TEXT = 16 * 1024 * 1024  # bytes of text read from all of a file's chunks together
 XMP_KEYWORD = "XML:com.adobe.xmp"
 _JOB_ID = re.compile(r"Job ID:\s*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\s*$", re.I)
 
 
-def _inflate(blob: bytes) -> bytes:
-    return zlib.decompressobj().decompress(blob, MAX_TEXT)  # at most MAX_TEXT bytes out
+def _inflate(blob: bytes, limit: int = MAX_TEXT) -> bytes:
+    return zlib.decompressobj().decompress(blob, limit)  # at most `limit` bytes out
 
 
 def _decode_latin(raw: bytes) -> str:
@@ -34,22 +36,23 @@ def _decode_latin(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _text_chunk(ctype: bytes, body: bytes) -> tuple[str, str] | None:
+def _text_chunk(ctype: bytes, body: bytes, limit: int = MAX_TEXT) -> tuple[str, str] | None:
+    """(keyword, text) of one chunk, the text at most `limit` bytes."""
     keyword, sep, rest = body.partition(b"\x00")
     if not sep:
         return None
     key = keyword[:79].decode("latin-1")
     if ctype == b"tEXt":
-        return key, _decode_latin(rest[:MAX_TEXT])
+        return key, _decode_latin(rest[:limit])
     if ctype == b"zTXt":
-        return key, _decode_latin(_inflate(rest[1:]))
+        return key, _decode_latin(_inflate(rest[1:], limit))
     # iTXt: compression flag, method, language\0, translated keyword\0, UTF-8 text
     if len(rest) < 2:
         return None
     compressed, rest = rest[0], rest[2:]
     _lang, _, rest = rest.partition(b"\x00")
     _translated, _, text = rest.partition(b"\x00")
-    text = _inflate(text) if compressed else text[:MAX_TEXT]
+    text = _inflate(text, limit) if compressed else text[:limit]
     return key, text.decode("utf-8", errors="replace")
 
 
@@ -76,20 +79,26 @@ def walk(data: bytes, notes: list[str]):
 
 
 def text_chunks(data: bytes, notes: list[str]) -> list[tuple[str, str]]:
-    """(keyword, text) of every text chunk in file order; problems become notes."""
+    """(keyword, text) of every text chunk in file order, MAX_TOTAL_TEXT bytes of text at most; problems
+    become notes."""
     found, bad_crc = [], set()
+    budget = MAX_TOTAL_TEXT
     for ctype, start, end in walk(data, notes):
         if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
             continue
+        if budget <= 0:
+            notes.append(f"png: text chunks past the first {MAX_TOTAL_TEXT // 2**20} MiB of text were not read")
+            break
         if zlib.crc32(data[start - 4:end]) != int.from_bytes(data[end:end + 4], "big"):
             bad_crc.add(ctype.decode())
         try:
-            chunk = _text_chunk(ctype, data[start:end])
+            chunk = _text_chunk(ctype, data[start:end], min(MAX_TEXT, budget))
         except zlib.error as exc:
             notes.append(f"png: bad compressed {ctype.decode()} chunk: {exc}")
             chunk = None
         if chunk:
             found.append(chunk)
+            budget -= max(len(chunk[1]), 1)
     for ctype in sorted(bad_crc):
         notes.append(f"png: bad CRC in a {ctype} chunk (read anyway)")
     return found

@@ -1,0 +1,247 @@
+"""The -o results file: never an input, never someone else's file, one writer, resume only into our records."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import factories as f
+from fakevlm_cli.cli import cli
+from fakevlm_cli.scan_command import ScanRequest, run_scan
+
+
+def scan(*args, input=None):
+    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        f.camera_jpeg(folder / f"img{i:03d}.jpg", seed=i)
+    f.a1111_png(folder / "sd.png")
+    return folder
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+# ---- -o is one of the inputs ---------------------------------------------------------------------------------
+
+def _routes_to_an_input(photos: Path, tmp_path: Path) -> dict[str, Path]:
+    target = photos / "img000.jpg"
+    os.symlink(target, tmp_path / "link.jpg")
+    os.link(target, tmp_path / "hard.jpg")
+    return {"same path": target, "symlink": tmp_path / "link.jpg", "hard link": tmp_path / "hard.jpg"}
+
+
+@pytest.mark.parametrize("route", ["same path", "symlink", "hard link"])
+@pytest.mark.parametrize("force", [False, True])
+def test_output_that_is_an_input_found_in_a_folder_is_refused_untouched(photos, tmp_path, route, force):
+    out = _routes_to_an_input(photos, tmp_path)[route]
+    evidence = (photos / "img000.jpg").read_bytes()
+    result = scan(photos, "--no-model", "-o", out, *(["--force"] if force else []))
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("fakevlm: error: ")
+    assert ("also an input" if force else "not a fakevlm results file") in result.stderr
+    assert (photos / "img000.jpg").read_bytes() == evidence
+
+
+@pytest.mark.parametrize("route", ["same path", "symlink", "hard link"])
+def test_output_named_as_an_input_is_refused_even_when_it_is_ours(photos, tmp_path, route):
+    out = _routes_to_an_input(photos, tmp_path)[route]
+    result = scan(photos / "img000.jpg", "--no-model", "-o", out, "--force")
+    assert result.exit_code == 2 and "also an input" in result.stderr
+    previous = tmp_path / "earlier.jsonl"
+    assert scan(photos / "sd.png", "--no-model", "-o", previous).exit_code == 1
+    before = previous.read_bytes()
+    result = scan(previous, photos / "sd.png", "--no-model", "-o", previous)
+    assert result.exit_code == 2 and "also an input" in result.stderr and previous.read_bytes() == before
+
+
+def test_output_listed_on_stdin_with_force_is_refused(photos):
+    out = photos / "img001.jpg"
+    evidence = out.read_bytes()
+    result = scan("-", "--no-model", "-o", out, "--force", input=f"{photos / 'sd.png'}\n{out}\n")
+    assert result.exit_code == 2 and "also an input" in result.stderr and out.read_bytes() == evidence
+
+
+def test_results_file_inside_the_scanned_folder_is_not_scanned(photos):
+    out = photos / "results.jsonl"
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1  # overwrites its own earlier output
+    assert sorted(Path(r["path"]).name for r in lines(out)) == ["img000.jpg", "img001.jpg", "img002.jpg", "sd.png"]
+
+
+# ---- an existing file that is not ours -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [b"my notes\n", b"\x89PNG\r\n\x1a\n\x00binary", b'{"other": "tool"}\n',
+                                     b"a,b,c\n1,2,3\n"])
+def test_existing_file_that_is_not_ours_needs_force(photos, tmp_path, content):
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(content)
+    result = scan(photos / "sd.png", "--no-model", "-o", out)
+    assert result.exit_code == 2 and "--force" in result.stderr and out.read_bytes() == content
+    assert scan(photos / "sd.png", "--no-model", "-o", out, "--force").exit_code == 1
+    assert [Path(r["path"]).name for r in lines(out)] == ["sd.png"]
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.csv"])
+def test_earlier_output_and_empty_file_are_overwritten_without_force(photos, tmp_path, name):
+    out = tmp_path / name
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1
+    assert scan(photos / "sd.png", "--no-model", "-o", out).exit_code == 1
+    assert out.read_text().count("sd.png") == 1 and "img000" not in out.read_text()
+    out.write_bytes(b"")
+    assert scan(photos / "sd.png", "--no-model", "-o", out).exit_code == 1
+
+
+def test_failed_model_load_leaves_no_new_file_and_an_old_one_untouched(photos, tmp_path):
+    new = tmp_path / "new.jsonl"
+    assert scan(photos / "sd.png", "-m", tmp_path / "missing-model", "-o", new).exit_code == 2
+    assert not new.exists()
+    old = tmp_path / "old.jsonl"
+    scan(photos / "sd.png", "--no-model", "-o", old)
+    before = old.read_bytes()
+    assert scan(photos / "sd.png", "-m", tmp_path / "missing-model", "-o", old).exit_code == 2
+    assert old.read_bytes() == before
+
+
+# ---- --resume into files that are not ours -------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [
+    b'{"id": 1, "note": "one JSON object, no newline"}',
+    b"\x00\x01\x02\xff binary without newline",
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n\x00binary with newlines\n",
+    b'{"schema": 1, "path": "x", "tool": {"name": "othertool"}}\n{"schema": 1, "path": "y"}\n',
+    b'{"event": "login", "user": 1}\n{"event": "logout", "user": 1}\n{"event": "lo',
+    b"[1, 2, 3]\n",
+])
+def test_resume_refuses_files_that_are_not_ours_and_leaves_them_untouched(photos, tmp_path, content):
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(content)
+    result = scan(photos, "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "refusing to resume" in result.stderr and out.read_bytes() == content
+
+
+def test_resume_refuses_our_records_followed_by_a_foreign_line(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    scan(photos / "sd.png", "--no-model", "-o", out)
+    content = out.read_bytes() + b'{"other": "tool"}\n'
+    out.write_bytes(content)
+    result = scan(photos, "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 2 and "line 2 is not a fakevlm record" in result.stderr
+    assert out.read_bytes() == content
+
+
+def test_resume_repairs_only_our_torn_line_and_keeps_a_whole_last_record(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    scan(photos, "--no-model", "-o", out)
+    full = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(full[:2]) + full[2][:-1])  # the third record lost only its newline
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 1  # sd.png was missing
+    now = out.read_bytes().splitlines(keepends=True)
+    assert now[:3] == full[:3] and len(now) == 4  # the whole third record kept, its newline restored
+    assert json.loads(now[3])["path"].endswith("sd.png")
+    out.write_bytes(full[0][:30])  # a first record torn by a kill: ours by its start
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 1
+    assert len(lines(out)) == 4
+    out.write_bytes(b"")  # an empty file is a fine start
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 1 and len(lines(out)) == 4
+
+
+# ---- resume identity -------------------------------------------------------------------------------------------
+
+def test_resume_knows_a_file_by_any_path_to_it(photos, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.jsonl"
+    assert scan("photos", "--no-model", "-o", out).exit_code == 1
+    before = out.read_bytes()
+    os.symlink(photos, tmp_path / "alias")
+    for route in (photos, "./photos/", tmp_path / "alias", "alias/../photos"):
+        result = scan(route, "--no-model", "-o", out, "--resume")
+        assert result.exit_code == 0, (route, result.stderr)
+        assert out.read_bytes() == before, route  # not one record written twice
+
+
+def test_resume_judges_a_changed_file_again_and_says_so(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    scan(photos, "--no-model", "-o", out)
+    before = lines(out)
+    f.plain_png(photos / "sd.png", seed=99)  # the same name, other content
+    result = scan(photos, "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 0
+    assert "sd.png: content changed since it was recorded" in result.stderr
+    after = lines(out)
+    assert after[:len(before)] == before and len(after) == len(before) + 1
+    new = after[-1]
+    assert Path(new["path"]).name == "sd.png" and new["verdict"] == "unknown"
+    assert any("supersedes" in note for note in new["notes"])
+    assert new["sha256"] != next(r["sha256"] for r in before if r["path"].endswith("sd.png"))
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 0
+    assert len(lines(out)) == len(after)  # and only once
+
+
+# ---- one writer ----------------------------------------------------------------------------------------------
+
+def test_a_second_writer_is_refused_and_the_file_left_alone(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    scan(photos / "sd.png", "--no-model", "-o", out)
+    before = out.read_bytes()
+    with open(out, "rb") as held:  # another run's lock (flock locks are per open file)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in ([], ["--resume"], ["--force"]):
+            result = scan(photos, "--no-model", "-o", out, *extra)
+            assert result.exit_code == 2 and "another fakevlm run is writing this file" in result.stderr
+            assert str(out) in result.stderr and out.read_bytes() == before
+
+
+def test_the_lock_is_held_from_before_the_model_loads_to_the_end(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    seen = []
+
+    def try_lock():
+        with open(out, "rb") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append("held")
+
+    def load_engine():
+        try_lock()
+        return None
+
+    request = ScanRequest(paths=(str(photos),), output=out, quiet=True)
+    assert run_scan(request, load_engine) == 1
+    try_lock()
+    assert seen == ["held", "free"]
+
+
+# ---- -o - ------------------------------------------------------------------------------------------------------
+
+def test_dash_means_stdout(photos, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = scan(photos / "sd.png", "--no-model", "-o", "-")
+    assert result.exit_code == 1 and not (tmp_path / "-").exists()
+    assert json.loads(result.stdout)["path"].endswith("sd.png")
+    csv_out = scan(photos / "sd.png", "--no-model", "-o", "-", "--format", "csv")
+    assert csv_out.stdout.startswith("path,verdict,")
+    assert scan(photos, "--no-model", "-o", "-", "--resume").exit_code == 2
+
+
+def test_resume_under_tighter_limits_does_not_record_a_file_twice(photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1
+    before = out.read_bytes()
+    for limits in (["--max-pixels", "1"], ["--max-memory", "1K"]):  # each would now refuse the files unread
+        result = scan(photos, "--no-model", "-o", out, "--resume", *limits)
+        assert result.exit_code == 0 and out.read_bytes() == before, limits
