@@ -312,6 +312,9 @@ class Recipe:
     init_std: float = 0.1  # Llama/projector init; transformers' 0.02 is sized for 4096-wide models
     pos_std: float | None = 0.5  # CLIP position-embedding init (default 0.02, drowned by the patch content)
     start_size: int = 64  # artifact size at step 0 of the curriculum
+    # One torch thread: on 2 shared cores a busy neighbour makes 2 threads wait on each other at every op
+    # (measured: 1.4 s a step instead of 0.15 s), while one thread loses little when the machine is idle.
+    threads: int = 1
 
 
 def _build_config(recipe: Recipe, tok):
@@ -544,33 +547,9 @@ def _write_llava_hf_tokenizer_files(out: Path, tok) -> None:
     (out / "special_tokens_map.json").write_text(json.dumps(special, indent=1) + "\n")
 
 
-def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, heldout: int = 64,
-                      log: Callable[[str], None] | None = None) -> dict:
-    """Train the toy, save it to `out_dir` (model + processor, loadable offline) and return its toy.json.
-
-    toy.json is written last: its presence marks a complete checkpoint. It records the recipe, versions,
-    timings, the final loss and held-out numbers measured with plain greedy `generate` on `heldout` fresh
-    images (seeds FRESH_SEEDS…, half fake).
-    """
-    t0 = time.perf_counter()
-    import tokenizers
-    import torch
-    import transformers
-    from transformers import (CLIPImageProcessorPil, LlavaForConditionalGeneration, LlavaProcessor,
-                              PreTrainedTokenizerFast)
-
-    recipe = recipe or Recipe()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tok = build_toy_tokenizer()
-    config = _build_config(recipe, tok)
-    torch.manual_seed(recipe.seed)
-    model = LlavaForConditionalGeneration(config).to(torch.float32)
-    if recipe.pos_std is not None:
-        torch.nn.init.normal_(model.model.vision_tower.embeddings.position_embedding.weight, std=recipe.pos_std)
-    t_train = time.perf_counter()
-    losses = _train(model, tok, recipe, log)
-    t_train = time.perf_counter() - t_train
+def _save(model, tok, config, out: Path) -> None:
+    """Model and processor with save_pretrained, then tokenizer files shaped like llava-hf's."""
+    from transformers import CLIPImageProcessorPil, LlavaProcessor, PreTrainedTokenizerFast
 
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = tok.token_to_id("</s>")
@@ -587,9 +566,43 @@ def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, held
     processor.save_pretrained(out)
     _write_llava_hf_tokenizer_files(out, tok)  # replaces what transformers 5 wrote for the tokenizer
 
-    results = generate_answers(model, out, fresh_toy_images(heldout))
+
+def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, heldout: int = 64,
+                      log: Callable[[str], None] | None = None) -> dict:
+    """Train the toy, save it to `out_dir` (model + processor, loadable offline) and return its toy.json.
+
+    toy.json is written last: its presence marks a complete checkpoint. It records the recipe, versions,
+    timings, the final loss and held-out numbers measured with plain greedy `generate` on `heldout` fresh
+    images (seeds FRESH_SEEDS…, half fake).
+    """
+    t0 = time.perf_counter()
+    import tokenizers
+    import torch
+    import transformers
+    from transformers import LlavaForConditionalGeneration
+
+    recipe = recipe or Recipe()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_toy_tokenizer()
+    config = _build_config(recipe, tok)
+    torch.manual_seed(recipe.seed)
+    model = LlavaForConditionalGeneration(config).to(torch.float32)
+    if recipe.pos_std is not None:
+        torch.nn.init.normal_(model.model.vision_tower.embeddings.position_embedding.weight, std=recipe.pos_std)
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        t_train = time.perf_counter()
+        losses = _train(model, tok, recipe, log)
+        t_train = time.perf_counter() - t_train
+        _save(model, tok, config, out)
+        results = generate_answers(model, out, fresh_toy_images(heldout))
+    finally:
+        torch.set_num_threads(saved_threads)
+
     info = {
-        "recipe_version": RECIPE_VERSION, "key": cache_key(), "recipe": asdict(recipe),
+        "recipe_version": RECIPE_VERSION, "key": cache_key(recipe), "recipe": asdict(recipe),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__},
         "image_size": IMAGE_SIZE, "patch_size": PATCH, "image_tokens": N_IMAGE_TOKENS,
@@ -605,13 +618,13 @@ def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, held
     return info
 
 
-def cache_key() -> str:
-    """Hash of RECIPE_VERSION, the default Recipe and the torch/transformers/tokenizers versions."""
+def cache_key(recipe: Recipe | None = None) -> str:
+    """Hash of RECIPE_VERSION, the recipe (default: Recipe()) and the torch/transformers/tokenizers versions."""
     import tokenizers
     import torch
     import transformers
 
-    text = json.dumps([RECIPE_VERSION, asdict(Recipe()), torch.__version__, transformers.__version__,
+    text = json.dumps([RECIPE_VERSION, asdict(recipe or Recipe()), torch.__version__, transformers.__version__,
                        tokenizers.__version__])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
