@@ -57,7 +57,8 @@ def main(spec: dict) -> dict:
     import transformers  # noqa: F401
 
     from benchmarks import models
-    from fakevlm_cli.engine import Engine, EngineOptions
+    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.options import EngineOptions
 
     models.quiet()
     result["after_import"] = _snapshot(device)

@@ -78,7 +78,8 @@ def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = F
     quiet()
     start = time.perf_counter()
     if arch == "tiny":
-        from fakevlm_cli.engine import Engine, EngineOptions
+        from fakevlm_cli.engine import Engine
+        from fakevlm_cli.options import EngineOptions
 
         ckpt = build_tiny_checkpoint(workdir)
         engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype, answer_prefix=RANDOM_PREFIX))

@@ -30,8 +30,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 from fakevlm_cli.engine_types import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, DEFAULT_VERDICT_STEPS,
-                                      UPSTREAM_PROMPT_IDS, VERDICT_CONTEXT, Answer, EngineOptions, ModelInfo)
+                                      UPSTREAM_PROMPT_IDS, VERDICT_CONTEXT, Answer, ModelInfo)
 from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, first_difference
 from fakevlm_cli.verdict import parse_verdict, split_verdict
 
@@ -87,6 +88,13 @@ class Engine:
         from fakevlm_cli.loading import load
 
         return load(cls, options)
+
+    def free_memory(self) -> None:
+        """Give cached accelerator memory back (after a batch failed, before it is retried in halves)."""
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     @property
     def forced(self) -> bool:

@@ -1,5 +1,6 @@
-"""What the engine is asked for and what it answers, torch-free, so that loading.py, engine.py and the
-commands can all import it without importing each other (or torch).
+"""What the engine answers and the facts it is built on, torch-free, so that loading.py, engine.py, the run
+layer and the commands can all import it without importing each other (or torch). The options a user
+chooses about the model are in options.py (`EngineOptions`).
 
 The defaults are the upstream evaluation's (opendatalab/FakeVLM `scripts/eval.py`): the released weights, the
 llava-hf/llava-1.5-7b-hf processor pinned at revision a272c74, FakeClue's raw test prompt with no chat
@@ -9,6 +10,10 @@ wrapper and nothing forced after it, greedy decoding up to 256 new tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 DEFAULT_MODEL = "lingcco/fakeVLM"
 # The processor upstream pairs with the released weights, at the revision its eval.py pins.
@@ -27,22 +32,6 @@ DEFAULT_VERDICT_STEPS = 16
 DEFAULT_MAX_NEW_TOKENS = 256
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 QUANTS = ("none", "8bit", "4bit")
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """What a user chooses about the model; defaults are what the paper's evaluation used."""
-
-    model: str = DEFAULT_MODEL
-    revision: str | None = None
-    processor: str | None = None  # None: upstream's pairing for the released weights, else the checkpoint's own
-    processor_revision: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    quant: str = "none"
-    prompt: str = DEFAULT_PROMPT
-    answer_prefix: str | None = None  # None: nothing forced, the verdict is read where the model writes it
-    verdict_steps: int = DEFAULT_VERDICT_STEPS
 
 
 @dataclass(frozen=True)
@@ -84,3 +73,19 @@ class Answer:
     verdict_sentence: str | None = None
     explanation: str | None = None
     text_verdict: str | None = None
+
+
+class EngineLike(Protocol):
+    """What the run layer needs of an engine: `engine.Engine`, or a stand-in in tests and benchmarks."""
+
+    info: ModelInfo
+    notices: list[str]
+    verdict_steps: int
+
+    def preprocess(self, image: "Image.Image") -> Any: ...
+
+    def verdicts(self, pixels: Sequence[Any]) -> list[Answer]: ...
+
+    def explain_pixels(self, pixels: Sequence[Any], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]: ...
+
+    def free_memory(self) -> None: ...

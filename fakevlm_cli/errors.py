@@ -1,12 +1,16 @@
-"""The project's own error types.
+"""The project's own error types and exit codes.
 
-Every error a user can cause (a bad file, a missing model, a malformed data set) is raised as a
-`FakevlmError` subclass whose message is one complete, actionable line. The CLI prints it as
-``error: <message>`` and exits 2; the scan pipeline turns it into an ``error`` record and goes on.
+Every error a user can cause (a bad file, a missing model, a malformed data set, an output that cannot be
+written) is raised as a `FakevlmError` subclass whose message is one complete, actionable line. The commands
+print it as ``fakevlm: error: <message>`` and exit 2; the scan pipeline turns a bad file into an ``error``
+record and goes on.
 """
 
 # Exit codes, as scanners use them (clamscan, ruff): scripts can trust them.
-EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): every finished record was written
+EXIT_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head -1`: not an error
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), e.g. `timeout` or a service manager: records as on Ctrl-C
 
 
 class FakevlmError(Exception):
@@ -26,4 +30,12 @@ class DatasetError(FakevlmError):
 
 
 class OutputError(FakevlmError):
-    """An output file cannot be written or resumed from."""
+    """An output cannot be written or resumed from (a full disk, a closed stdout, a file that is not ours)."""
+
+
+class PipeClosed(Exception):
+    """The process reading our stdout closed it: stop quietly (EXIT_PIPE)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a run stops exactly as on Ctrl-C, only with EXIT_TERMINATED."""

@@ -1,4 +1,4 @@
-"""Fusing the model's verdict with metadata evidence: a short rule table, documented in the README.
+"""Fusing the model's verdict with metadata evidence: a short rule table (docs/evidence.md).
 
 | rule | evidence                                                            | final verdict            |
 |------|---------------------------------------------------------------------|--------------------------|
@@ -11,6 +11,8 @@
 Camera EXIF, editor names and weak generator hints are listed as reasons but never change a verdict: they
 are trivially forged, and the absence of any marker proves nothing (screenshots and re-saving strip it).
 When rule 1 or 2 overrules a model that said "real", the record's `disagreement` flag is set.
+
+Reasons are data (`record.Reason`): renderers word or style them; nothing parses them back.
 """
 
 from __future__ import annotations
@@ -18,66 +20,56 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fakevlm_cli.evidence.types import Evidence
+from fakevlm_cli.record import Cited, Reason
 
-_LABEL = {"ai_generated": "AI-generated", "ai_edited": "edited with generative AI", "edited": "edited",
-          "camera": "camera metadata", "info": "metadata"}
+DECIDING = ("ai_generated", "ai_edited")
 
 
 @dataclass(frozen=True)
 class Fused:
     verdict: str
-    reasons: list[str]
+    reasons: list[Reason]
     disagreement: bool
+
+
+def decisive(evidence: list[Evidence]) -> list[Evidence]:
+    """The strong AI markers (rules 1 and 2), generated before edited."""
+    found = [e for e in evidence if e.strong and e.signal in DECIDING]
+    return sorted(found, key=lambda e: e.signal != "ai_generated")
 
 
 def fuse(model_verdict: str | None, p_fake: float | None, evidence: list[Evidence]) -> Fused:
     """Combine a model verdict (or None with --no-model) with the evidence items of one file."""
-    decisive = [e for e in evidence if e.strong and e.signal in ("ai_generated", "ai_edited")]
-    decisive.sort(key=lambda e: e.signal != "ai_generated")
-    reasons = [f"{_LABEL[e.signal]} per {describe(e)}" for e in decisive]
-    model_part = _model_reason(model_verdict, p_fake)
-    disagreement = bool(decisive) and model_verdict == "real"
-    if decisive:
+    deciding = decisive(evidence)
+    reasons = [Reason("decisive", signal=e.signal, cited=(_cite(e),)) for e in deciding]
+    disagreement = bool(deciding) and model_verdict == "real"
+    model = None if model_verdict is None else Reason("model", verdict=model_verdict, p_fake=p_fake,
+                                                      overruled=disagreement)
+    if deciding:
         verdict = "fake"
-        if model_part:
-            reasons.append(model_part + (" — overruled by the metadata" if disagreement else ""))
+        reasons += [model] if model else []
     else:
         verdict = model_verdict or "unknown"
-        reasons.append(model_part or "no model run, and no decisive provenance metadata")
-    reasons += _context_reasons([e for e in evidence if e not in decisive])
-    return Fused(verdict=verdict, reasons=_unique(reasons), disagreement=disagreement)
+        reasons.append(model or Reason("nothing"))
+    reasons += _context([e for e in evidence if e not in deciding])
+    return Fused(verdict=verdict, reasons=list(dict.fromkeys(reasons)), disagreement=disagreement)
 
 
-def _context_reasons(evidence: list[Evidence]) -> list[str]:
+def _context(evidence: list[Evidence]) -> list[Reason]:
     """Evidence that informs but never decides: AI hints, edits, failed validation, camera metadata."""
     reasons = []
     for e in evidence:
-        if e.signal in ("ai_generated", "ai_edited"):
-            reasons.append(f"hint only ({_LABEL[e.signal]}?): {describe(e)}")
+        if e.signal in DECIDING:
+            reasons.append(Reason("hint", signal=e.signal, cited=(_cite(e),)))
         elif e.signal == "edited" and e.source == "c2pa" and e.key == "validation":
-            reasons.append(f"content credentials fail validation: {e.value}")
+            reasons.append(Reason("invalid_credentials", signal=e.signal, cited=(_cite(e),)))
         elif e.signal == "edited":
-            reasons.append(f"edited: {describe(e)}")
-    camera = [f"{e.source} {e.key}: {e.value}" for e in evidence if e.signal == "camera"]
+            reasons.append(Reason("edited", signal=e.signal, cited=(_cite(e),)))
+    camera = tuple(_cite(e) for e in evidence if e.signal == "camera")
     if camera:
-        reasons.append("camera metadata, not proof of a real photo (easily forged): " + "; ".join(camera))
+        reasons.append(Reason("camera", signal="camera", cited=camera))
     return reasons
 
 
-def describe(e: Evidence) -> str:
-    """One short phrase naming an evidence item, for reasons and table cells."""
-    who = f" ({e.generator})" if e.generator and e.generator not in e.value else ""
-    return f"{e.source} {e.key}: {e.value}{who}"
-
-
-def _model_reason(model_verdict: str | None, p_fake: float | None) -> str | None:
-    if model_verdict is None:
-        return None
-    if p_fake is None:
-        return "the model stated no verdict" if model_verdict == "unknown" else f"model says {model_verdict}"
-    return f"model says {model_verdict} (P(fake) = {p_fake:.1%})"
-
-
-def _unique(items: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return [x for x in items if not (x in seen or seen.add(x))]
+def _cite(e: Evidence) -> Cited:
+    return Cited(e.source, e.key, e.value, e.generator)

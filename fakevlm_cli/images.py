@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from fakevlm_cli.errors import ImageError
+from fakevlm_cli.options import DEFAULT_MAX_PIXELS
 
-DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
-# How decoded pixels become the RGB picture the model sees:
+# How decoded pixels become the RGB picture the model sees (options.PIXEL_MODES):
 #   viewer   — as a person sees the file: EXIF orientation applied, transparency composited on white, 16-bit
 #              data scaled to 8 bits (scan and explain);
 #   upstream — as the upstream evaluation fed FakeVLM (transformers 4.45: `Image.open(path)`, then
 #              `image.convert("RGB")` in the processor; no EXIF orientation): eval's default, so the paper's
 #              numbers are measured on the same pixels.
-PIXEL_MODES = ("viewer", "upstream")
 # Our --max-pixels check, made on the header's size before any decoding (load_image, and the header-only reads
 # of --no-model scans), replaces Pillow's global one, which would refuse a 179 MP TIFF under our 200 MP limit.
 Image.MAX_IMAGE_PIXELS = None
@@ -92,7 +91,7 @@ class LoadedImage:
 
 
 def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "viewer") -> LoadedImage:
-    """Decode `data` into an 8-bit RGB image (see PIXEL_MODES), or raise `ImageError` saying why not."""
+    """Decode `data` into an 8-bit RGB image (see options.PIXEL_MODES), or raise `ImageError` saying why not."""
     if not data:
         raise ImageError("empty file (0 bytes)")
     fmt = sniff_format(data[:SNIFF_BYTES])

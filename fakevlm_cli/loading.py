@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 
 from fakevlm_cli.engine_types import (DEFAULT_MODEL, DTYPES, QUANTS, UPSTREAM_PROCESSOR,
-                                      UPSTREAM_PROCESSOR_REVISION, EngineOptions, ModelInfo)
+                                      UPSTREAM_PROCESSOR_REVISION, ModelInfo)
 from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, find_tokenizer_file
 
 

@@ -16,6 +16,8 @@ import unicodedata
 from typing import IO
 
 import orjson
+
+from fakevlm_cli.errors import OutputError, PipeClosed
 from fakevlm_cli.record import Record
 
 # Shown as they are: printable characters and plain spaces (category Zs). Everything else — C0 and C1 controls,
@@ -98,21 +100,52 @@ def _visible_surrogates(value):
     return value
 
 
-class JsonlWriter:
-    """One orjson line per record, flushed at once so a killed run loses nothing already judged."""
+class _StreamSink:
+    """Writes whole lines to a byte stream and flushes each, so a killed run loses nothing already written.
 
-    def __init__(self, stream: IO[bytes], *, owns_stream: bool = False):
+    A failed write is fatal and said in one line (`OutputError`: a full disk, a closed stdout); a reader that
+    went away (`| head -1`) is not an error (`PipeClosed`).
+    """
+
+    def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False):
         self.stream = stream
+        self.name = name
         self.owns_stream = owns_stream
 
-    def write(self, record: Record) -> None:
-        self.stream.write(jsonl_line(record.to_dict()))
-        self.stream.flush()
+    def _put(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise PipeClosed(self.name) from None
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise OutputError(f"{self.name}: cannot write results: {reason}") from None
 
     def close(self) -> None:
-        self.stream.flush()
-        if self.owns_stream:
-            self.stream.close()
+        try:
+            self.stream.flush()
+            if self.owns_stream:
+                self.stream.close()
+        except BrokenPipeError:
+            raise PipeClosed(self.name) from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise OutputError(f"{self.name}: cannot write results: {reason}") from None
+
+
+class JsonlSink(_StreamSink):
+    """One orjson line per record."""
+
+    def write(self, record: Record) -> None:
+        self._put(jsonl_line(record.to_dict()))
+
+
+class JsonObjectSink(_StreamSink):
+    """Each record as one indented JSON object (`explain --json`)."""
+
+    def write(self, record: Record) -> None:
+        self._put(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
 CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "disagreement", "evidence",
@@ -121,11 +154,11 @@ CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "di
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-class CsvWriter:
+class CsvSink(_StreamSink):
     """CSV for spreadsheets: one UTF-8 row per record, lists joined with " | ", formulas defused."""
 
-    def __init__(self, stream: IO[bytes]):
-        self.stream = stream
+    def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False):
+        super().__init__(stream, name, owns_stream=owns_stream)
         self._row = io.StringIO()
         self.writer = csv.writer(self._row)
         self._emit(CSV_COLUMNS)
@@ -134,21 +167,17 @@ class CsvWriter:
         self._row.seek(0)
         self._row.truncate()
         self.writer.writerow(cells)
-        self.stream.write(_visible_surrogates(self._row.getvalue()).encode("utf-8"))
-        self.stream.flush()
+        self._put(_visible_surrogates(self._row.getvalue()).encode("utf-8"))
 
     def write(self, record: Record) -> None:
         d = record.to_dict()
         row = {
             **d,
             "evidence": " | ".join(f"{e['source']}:{e['key']}={e['value']} ({e['signal']})" for e in record.evidence),
-            "reasons": " | ".join(record.reasons),
+            "reasons": " | ".join(r.word() for r in record.reasons),
             "model_id": (record.model or {}).get("id"),
         }
         self._emit([_csv_cell(row.get(col)) for col in CSV_COLUMNS])
-
-    def close(self) -> None:
-        self.stream.flush()
 
 
 def _csv_cell(value: object) -> object:
@@ -159,6 +188,3 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def error_line(record: Record) -> str:
-    """The one stderr line for a file that could not be judged."""
-    return f"fakevlm: error: {safe_text(record.path)}: {safe_text(record.error)}"

@@ -17,6 +17,67 @@ from fakevlm_cli import __version__
 
 SCHEMA_VERSION = 1
 VERDICTS = ("real", "fake", "unknown", "error")
+SIGNAL_LABELS = {"ai_generated": "AI-generated", "ai_edited": "edited with generative AI", "edited": "edited",
+                 "camera": "camera metadata", "info": "metadata"}
+
+
+@dataclass(frozen=True)
+class Cited:
+    """One evidence item as a reason cites it."""
+
+    source: str
+    key: str
+    value: str
+    generator: str | None = None
+
+    def describe(self) -> str:
+        who = f" ({self.generator})" if self.generator and self.generator not in self.value else ""
+        return f"{self.source} {self.key}: {self.value}{who}"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a verdict is what it is, as data (fusion.py makes them; renderers word or style them).
+
+    rule: "decisive" (a strong provenance marker decided), "model" (what the model says), "nothing" (no model
+    and nothing decisive), "hint" (an AI marker too weak to decide), "invalid_credentials", "edited",
+    "camera", or "text" (a reason read back from a results file, kept as it was written).
+    """
+
+    rule: str
+    signal: str | None = None
+    cited: tuple[Cited, ...] = ()
+    verdict: str | None = None  # rule "model": the model's verdict ("unknown": it stated none)
+    p_fake: float | None = None
+    overruled: bool = False  # rule "model": decisive metadata overrules it
+    text: str | None = None  # rule "text"
+
+    def word(self) -> str:
+        """The sentence schema-1 records carry in `reasons`."""
+        rule, label = self.rule, SIGNAL_LABELS.get(self.signal or "", "")
+        first = self.cited[0].describe() if self.cited else ""
+        if rule == "text":
+            return self.text or ""
+        if rule == "decisive":
+            return f"{label} per {first}"
+        if rule == "model":
+            if self.p_fake is None:
+                said = "the model stated no verdict" if self.verdict == "unknown" else f"model says {self.verdict}"
+            else:
+                said = f"model says {self.verdict} (P(fake) = {self.p_fake:.1%})"
+            return said + (" — overruled by the metadata" if self.overruled else "")
+        if rule == "nothing":
+            return "no model run, and no decisive provenance metadata"
+        if rule == "hint":
+            return f"hint only ({label}?): {first}"
+        if rule == "invalid_credentials":
+            return f"content credentials fail validation: {self.cited[0].value}"
+        if rule == "edited":
+            return f"edited: {first}"
+        if rule == "camera":
+            return ("camera metadata, not proof of a real photo (easily forged): "
+                    + "; ".join(f"{c.source} {c.key}: {c.value}" for c in self.cited))
+        raise ValueError(f"unknown reason rule {rule!r}")
 
 
 @dataclass
@@ -31,7 +92,7 @@ class Record:
     explanation: str | None = None
     answer: str | None = None
     lead_in: str | None = None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     disagreement: bool = False
     evidence: list[dict] = field(default_factory=list)
     exif: dict = field(default_factory=dict)
@@ -55,6 +116,7 @@ class Record:
         out = {"schema": SCHEMA_VERSION}
         for name in _FIELD_ORDER:
             out[name] = getattr(self, name)
+        out["reasons"] = [r.word() for r in self.reasons]
         if self.label is not None:
             out["label"], out["category"], out["item_id"] = self.label, self.category, self.item_id
         out["tool"] = {"name": "fakevlm", "version": __version__}
@@ -64,6 +126,7 @@ class Record:
     def from_dict(cls, data: dict) -> "Record":
         """Rebuild a record from a JSONL object, ignoring fields this version does not know."""
         known = {k: data[k] for k in _ALL_FIELDS if k in data}
+        known["reasons"] = [Reason("text", text=str(r)) for r in known.get("reasons") or []]
         return cls(**known)
 
     @property

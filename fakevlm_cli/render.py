@@ -26,7 +26,7 @@ def verdict_text(verdict: str) -> Text:
     return Text(verdict.upper() if verdict in ("fake", "real") else verdict, style=VERDICT_STYLE.get(verdict, ""))
 
 
-class TableWriter:
+class TableSink:
     """A Rich table printed row by row, so results appear as they come and nothing waits for the end."""
 
     def __init__(self, console: Console, *, explain: bool = False):
@@ -54,11 +54,24 @@ class TableWriter:
         elif self.explain and record.explanation:
             note = plain(first_line(record.explanation))
         else:
-            note = plain(record.reasons[0] if record.reasons else "")
+            note = plain(record.reasons[0].word() if record.reasons else "")
         flag = Text(" !", style="bold red") if record.disagreement else Text("")
         table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
                       plain(evidence_cell(record)), note)
         self.console.print(table)
+
+    def close(self) -> None:
+        pass
+
+
+class PanelSink:
+    """`explain`: each record as a panel."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def write(self, record: Record) -> None:
+        self.console.print(explain_panel(record))
 
     def close(self) -> None:
         pass
@@ -94,9 +107,10 @@ def explain_panel(record: Record) -> Panel:
         for ev in record.evidence:
             style = "red" if ev.get("strong") and ev["signal"].startswith("ai_") else ""
             parts.append(plain(f"• [{ev['signal']}] {ev['source']} {ev['key']}: {ev['value']}", style=style))
-    reasons = [r for r in record.reasons if not r.startswith("model says")]
+    reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
-        parts += [Text(""), Text("Why", style="bold")] + [plain(f"• {r}") for r in reasons]
+        parts += [Text(""), Text("Why", style="bold")]
+        parts += [plain(f"• {r.word()}", style="red" if r.rule == "decisive" else None) for r in reasons]
     model = record.model or {}
     footer = f"{model.get('id', '?')} · {model.get('dtype', '?')} · quant {model.get('quant', '?')}"
     return Panel(Group(*parts), title=plain(record.path), title_align="left",
@@ -154,7 +168,7 @@ def eval_tables(run) -> list:
     """Categories × metrics (overall last), then ours beside the paper's figures, then the conventions."""
     metrics = run.metrics
     text = metrics["overall"].get("text")
-    table = Table(title=plain(f"{run.request.bench} · {len(run.loaded.items)} items"), title_justify="left")
+    table = Table(title=plain(f"{run.request.args.bench} · {len(run.loaded.items)} items"), title_justify="left")
     table.add_column("category", no_wrap=True, min_width=7)
     for _, header, _ in _EVAL_COLUMNS:
         table.add_column(header, justify="right")
@@ -174,7 +188,7 @@ def eval_tables(run) -> list:
     table.add_section()
     add("overall", metrics["overall"], style="bold")
     out: list = [table]
-    if run.request.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
+    if run.request.args.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
         auc = metrics["overall"].get("roc_auc_fake_positive")
         line = Text.assemble(("ROC-AUC of P(fake): ", "bold"), (_cell(auc, "{:.4f}"), "bold cyan"))
         per = metrics["overall"].get("roc_auc_fake_category_vs_all_real") or {}
@@ -202,3 +216,29 @@ def eval_tables(run) -> list:
     notes.append("F1 (real+) uses real as the positive class, as the paper; unknown verdicts count as wrong")
     out += [plain(n, style="dim") for n in notes]
     return out
+
+
+class Progress:
+    """A transient bar: files (or items) done of the total, the rate and the time left, on a terminal only."""
+
+    def __init__(self, console: Console, total: int, label: str = "scanning", unit: str = "img"):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.unit = unit
+        self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
+        self.task = self.progress.add_task(label, total=total, rate="")
+
+    def __enter__(self) -> "Progress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def update(self, stats) -> None:
+        """From the run's counters: candidates looked at, and records per second."""
+        rate = stats.records / stats.elapsed if stats.elapsed > 0 else 0.0
+        self.progress.update(self.task, completed=stats.files, rate=f"{rate:.1f} {self.unit}/s")

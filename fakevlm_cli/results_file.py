@@ -28,7 +28,6 @@ from typing import IO
 import orjson
 
 from fakevlm_cli.errors import OutputError
-from fakevlm_cli.pipeline import resume_key
 from fakevlm_cli.record import raw_path
 
 try:
@@ -36,11 +35,21 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, the rest still holds
     fcntl = None
 
-FORMATS = ("table", "jsonl", "csv")
 _RECORD_START = b'{"schema":'  # every JSONL line we write starts so (orjson, fixed key order)
 _CSV_HEADER_START = b"path,verdict,p_fake,"
 _HEAD = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # a record is a few KB; a longer "line" means this is not a results file
+
+
+def resume_key(path: "str | bytes | os.PathLike") -> bytes:
+    """What --resume matches files by: the absolute path with symbolic links resolved, as raw OS bytes.
+
+    So ``photos/a.jpg``, ``./photos/a.jpg``, ``/home/me/photos/a.jpg`` and a symlink to it are one file, and a
+    name that is not UTF-8 matches its record exactly (through `path_bytes`). Relative paths are taken from
+    the current directory.
+    """
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    return os.path.realpath(raw)
 
 
 def format_for_path(path: Path) -> str:

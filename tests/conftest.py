@@ -39,14 +39,16 @@ def toy_model() -> Path:
 @pytest.fixture(scope="session")
 def toy_engine(toy_model):
     """The toy FakeVLM loaded as users load a checkpoint: it states a verdict, and the right one on toy images."""
-    from fakevlm_cli.engine import Engine, EngineOptions
+    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.options import EngineOptions
 
     return Engine.load(EngineOptions(model=str(toy_model), device="cpu", dtype="float32"))
 
 
 @pytest.fixture(scope="session")
 def engine(tiny_model):
-    from fakevlm_cli.engine import Engine, EngineOptions
+    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.options import EngineOptions
 
     return Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32"))
 

@@ -132,11 +132,12 @@ def test_python_dash_m_works():
 
 
 def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
-    from fakevlm_cli.cli import load_engine
+    from fakevlm_cli.options import build
 
-    engine = load_engine(str(tiny_model), None, None, None, "cpu", "float32", "none",
-                         "<image>Does the person's nose look real/fake?", "\\nThe nose looks", 16, quiet=True)
-    assert engine.answer_prefix == "\nThe nose looks" and engine.prompt.endswith("real/fake?")
+    request = build("explain", {"image": photo, "model": str(tiny_model), "device": "cpu",
+                                "prompt": "<image>Does the person's nose look real/fake?",
+                                "answer_prefix": "\\nThe nose looks"})
+    assert request.engine.answer_prefix == "\nThe nose looks" and request.engine.prompt.endswith("real/fake?")
     result = CliRunner().invoke(cli, ["explain", str(photo), "-m", str(tiny_model), "--json", "--max-new-tokens",
                                       "3", "--answer-prefix", "\\nThe nose looks"])
     record = json.loads(result.stdout)

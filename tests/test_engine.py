@@ -14,7 +14,8 @@ import pytest
 
 from conftest import noise_image
 from fakevlm_cli.engine import Engine
-from fakevlm_cli.engine_types import DEFAULT_PROMPT, EngineOptions
+from fakevlm_cli.engine_types import DEFAULT_PROMPT
+from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.errors import ModelLoadError
 from reference import greedy_tokens, reference_verdicts
 

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import SHARED
 from fakevlm_cli.engine import Engine
-from fakevlm_cli.engine_types import (UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS,
-                                      EngineOptions)
+from fakevlm_cli.engine_types import UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS
+from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.images import load_image
 from upstream_cases import decoded_digest, write_cases
 
@@ -95,9 +95,10 @@ def test_an_answer_prefix_is_forced_only_when_asked(llava15_folder):
 @pytest.mark.parametrize("mode", ["upstream", "viewer"])
 def test_record_says_which_processor_and_pixels_ran(llava15_engine, photo, mode):
     from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.pipeline import ScanConfig, Scanner
+    from fakevlm_cli.options import JudgeOptions
+    from fakevlm_cli.pipeline import Scanner
 
-    config = ScanConfig(batch_size=1, workers=1, pixels=mode)
+    config = JudgeOptions(batch_size=1, workers=1, pixels=mode)
     record = next(iter(Scanner(llava15_engine, config).run([Candidate(path=photo, explicit=True)])))
     model = record.to_dict()["model"]
     assert model["processor"] == str(llava15_engine.info.processor) and model["pixels"] == mode

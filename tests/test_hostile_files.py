@@ -28,7 +28,9 @@ from conftest import noise_image
 from fakevlm_cli.cli import cli
 from fakevlm_cli.discover import Candidate, read_path_list
 from fakevlm_cli.images import load_image
-from fakevlm_cli.pipeline import MemoryBudget, ScanConfig, Scanner
+from fakevlm_cli.loader import MemoryBudget
+from fakevlm_cli.options import JudgeOptions
+from fakevlm_cli.pipeline import Scanner
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 2**20
@@ -66,8 +68,9 @@ def bounded(code: str, *, address_space_mib: int = 1536) -> tuple[dict, int]:
 
 SCAN_IN_CHILD = """
 from fakevlm_cli.discover import Candidate
-from fakevlm_cli.pipeline import ScanConfig, Scanner
-records = list(Scanner(None, ScanConfig(**{config})).run([Candidate({path!r}, explicit={explicit})]))
+from fakevlm_cli.options import JudgeOptions
+from fakevlm_cli.pipeline import Scanner
+records = list(Scanner(None, JudgeOptions(**{config})).run([Candidate({path!r}, explicit={explicit})]))
 result = [r.to_dict() for r in records]
 """
 
@@ -138,18 +141,18 @@ def test_decode_cost_is_checked_per_image_not_only_pixels(tmp_path, toy_engine, 
     arr = np.zeros((1500, 2000), np.uint16) if mode == "I;16" else np.zeros((1500, 2000, 4), np.uint8)
     path = tmp_path / f"{mode.replace(';', '')}.png"
     Image.fromarray(arr).save(path)
-    tight = ScanConfig(max_memory=50 * MiB, workers=1)
+    tight = JudgeOptions(max_memory=50 * MiB, workers=1)
     (record,) = Scanner(toy_engine, tight).run([Candidate(path, explicit=True)])
     assert record.verdict == "error" and "more than --max-memory allows" in record.error
     assert (record.width, record.height) == (2000, 1500)
-    (record,) = Scanner(toy_engine, ScanConfig(workers=1)).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(toy_engine, JudgeOptions(workers=1)).run([Candidate(path, explicit=True)])
     assert record.verdict != "error" and record.p_fake is not None
 
 
 def test_extreme_aspect_ratio_is_refused_before_the_model_resize(tmp_path, engine):
     path = tmp_path / "strip.png"
     Image.new("RGB", (4, 40_000)).save(path)  # the processor would make it 336 x 3,360,000 before cropping
-    (record,) = Scanner(engine, ScanConfig(max_memory=4 * 2**30)).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(engine, JudgeOptions(max_memory=4 * 2**30)).run([Candidate(path, explicit=True)])
     assert record.verdict == "error" and "--max-memory" in record.error
 
 
@@ -159,7 +162,8 @@ def test_loader_threads_share_one_memory_budget(tmp_path):
     code = f"""
         import glob
         from fakevlm_cli.discover import Candidate
-        from fakevlm_cli.pipeline import ScanConfig, Scanner
+        from fakevlm_cli.options import JudgeOptions
+        from fakevlm_cli.pipeline import Scanner
         class Engine:  # decodes for real; the model step is a stub
             info = type("Info", (), {{"to_dict": lambda self: {{"id": "stub"}}}})()
             verdict_steps = 16
@@ -169,7 +173,7 @@ def test_loader_threads_share_one_memory_budget(tmp_path):
                 from fakevlm_cli.engine_types import Answer
                 return [Answer(p_fake=0.25, verdict_step=0)] * len(pixels)
         files = sorted(glob.glob({str(tmp_path)!r} + "/*.png"))
-        scanner = Scanner(Engine(), ScanConfig(workers=4, batch_size=4, max_memory=600 * 2**20))
+        scanner = Scanner(Engine(), JudgeOptions(workers=4, batch_size=4, max_memory=600 * 2**20))
         records = list(scanner.run([Candidate(p, explicit=True) for p in files]))
         result = [[r.verdict for r in records], scanner.memory.peak, scanner.memory.total]
     """
@@ -226,7 +230,7 @@ def test_tiff_pages_are_counted_linearly_and_capped(tmp_path, engine, pages, fra
     loaded = load_image(path.read_bytes())
     assert loaded.frames == frames and bool(loaded.notes) == noted
     for eng in (None, engine):
-        (record,) = Scanner(eng, ScanConfig()).run([Candidate(path, explicit=True)])
+        (record,) = Scanner(eng, JudgeOptions()).run([Candidate(path, explicit=True)])
         assert record.frames == frames and record.verdict != "error"
 
 
@@ -236,7 +240,7 @@ def test_apng_frames_are_the_ones_it_holds(tmp_path, declared, held):
     fctl = b"".join(chunk(b"fcTL", struct.pack(">IIIIIHHBB", i, 16, 12, 0, 0, 1, 1, 0, 0)) for i in range(held))
     path = tmp_path / "anim.png"
     path.write_bytes(png_with(actl + fctl))
-    (record,) = Scanner(None, ScanConfig()).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(None, JudgeOptions()).run([Candidate(path, explicit=True)])
     assert record.frames == held
     assert any(f"declares {declared} frames but holds {held}" in n for n in record.notes) == (declared != held)
 
@@ -255,10 +259,10 @@ def tiff_header_only(width: int, height: int) -> bytes:
 def test_metadata_scan_reads_sizes_over_pillows_limit(tmp_path, width, height):
     path = tmp_path / "big.tif"
     path.write_bytes(tiff_header_only(width, height))
-    (record,) = Scanner(None, ScanConfig()).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(None, JudgeOptions()).run([Candidate(path, explicit=True)])
     assert (record.width, record.height) == (width, height) and record.verdict == "unknown"
     assert not any("size unknown" in n for n in record.notes)
-    (over,) = Scanner(None, ScanConfig(max_pixels=100_000_000)).run([Candidate(path, explicit=True)])
+    (over,) = Scanner(None, JudgeOptions(max_pixels=100_000_000)).run([Candidate(path, explicit=True)])
     assert over.verdict == "error" and "over the --max-pixels limit" in over.error
 
 
@@ -280,10 +284,10 @@ def test_a_chunk_pillow_refuses_does_not_stop_the_pixels(tmp_path, toy_engine, k
     path.write_bytes(png_with(refused_chunks()[kind]))
     with pytest.raises(Exception):
         Image.open(path).load()  # Pillow alone refuses the whole picture
-    (record,) = Scanner(toy_engine, ScanConfig()).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(toy_engine, JudgeOptions()).run([Candidate(path, explicit=True)])
     assert record.verdict in ("real", "fake") and record.p_fake is not None and record.error is None
     assert any("the pixels were decoded without it" in n for n in record.notes)
-    (meta,) = Scanner(None, ScanConfig()).run([Candidate(path, explicit=True)])
+    (meta,) = Scanner(None, JudgeOptions()).run([Candidate(path, explicit=True)])
     assert (meta.width, meta.height) == (16, 12)
 
 
@@ -302,7 +306,7 @@ def test_model_and_metadata_scans_agree_on_a_file_with_generator_parameters(tmp_
         path.write_bytes(whole[:len(whole) - 40])
     else:
         path.write_bytes(png_with(chunk(b"tEXt", b"parameters\x00" + f.A1111.encode())))
-    config = ScanConfig(max_pixels=100) if case == "over --max-pixels" else ScanConfig()
+    config = JudgeOptions(max_pixels=100) if case == "over --max-pixels" else JudgeOptions()
     with_model = next(iter(Scanner(engine, config).run([Candidate(path, explicit=True)])))
     metadata_only = next(iter(Scanner(None, config).run([Candidate(path, explicit=True)])))
     assert with_model.verdict == metadata_only.verdict == "fake"
@@ -315,7 +319,7 @@ def test_unjudgeable_pixels_without_decisive_metadata_stay_an_error(tmp_path, en
     whole = png_with()
     path = tmp_path / "cut.png"
     path.write_bytes(whole[:len(whole) - 40])
-    (record,) = Scanner(engine, ScanConfig()).run([Candidate(path, explicit=True)])
+    (record,) = Scanner(engine, JudgeOptions()).run([Candidate(path, explicit=True)])
     assert record.verdict == "error" and record.error
 
 

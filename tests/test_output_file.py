@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import factories as f
 from fakevlm_cli.cli import cli
-from fakevlm_cli.scan_command import ScanRequest, run_scan
+import stub_engine
 
 
 def scan(*args, input=None):
@@ -204,7 +204,7 @@ def test_a_second_writer_is_refused_and_the_file_left_alone(photos, tmp_path):
             assert str(out) in result.stderr and out.read_bytes() == before
 
 
-def test_the_lock_is_held_from_before_the_model_loads_to_the_end(photos, tmp_path):
+def test_the_lock_is_held_from_before_the_model_loads_to_the_end(photos, tmp_path, monkeypatch):
     out = tmp_path / "out.jsonl"
     seen = []
 
@@ -216,12 +216,8 @@ def test_the_lock_is_held_from_before_the_model_loads_to_the_end(photos, tmp_pat
             except BlockingIOError:
                 seen.append("held")
 
-    def load_engine():
-        try_lock()
-        return None
-
-    request = ScanRequest(paths=(str(photos),), output=out, quiet=True)
-    assert run_scan(request, load_engine) == 1
+    stub_engine.install(monkeypatch, on_load=try_lock)
+    assert scan(photos, "-o", out, "-q").exit_code == 1
     try_lock()
     assert seen == ["held", "free"]
 

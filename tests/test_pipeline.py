@@ -6,7 +6,9 @@ from PIL import Image
 
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.engine_types import Answer, ModelInfo
-from fakevlm_cli.pipeline import ScanConfig, Scanner, resume_key
+from fakevlm_cli.options import JudgeOptions
+from fakevlm_cli.pipeline import Scanner
+from fakevlm_cli.results_file import resume_key
 
 
 class StubEngine:
@@ -14,13 +16,17 @@ class StubEngine:
 
     info = ModelInfo(id="stub", revision=None, dtype="float32", quant="none", device="cpu")
 
+    verdict_steps = 16
+
     def __init__(self):
         self.batches: list[int] = []
+        self.freed = 0
 
     def preprocess(self, image):
         return image.getpixel((0, 0))
 
-    verdict_steps = 16
+    def free_memory(self):
+        self.freed += 1
 
     def verdicts(self, pixels):
         self.batches.append(len(pixels))
@@ -42,7 +48,7 @@ def make(folder: Path, n: int, white: set[int] = frozenset()) -> list[Candidate]
 
 def test_a_failing_batch_is_split_down_to_the_guilty_image(tmp_path):
     engine = StubEngine()
-    records = list(Scanner(engine, ScanConfig(batch_size=8, workers=3)).run(make(tmp_path, 16, white={5})))
+    records = list(Scanner(engine, JudgeOptions(batch_size=8, workers=3)).run(make(tmp_path, 16, white={5})))
     assert [Path(r.path).name for r in records] == [f"{i:02d}.png" for i in range(16)]
     bad = records[5]
     assert bad.verdict == "error" and "out of memory" in bad.error and bad.p_fake is None
@@ -50,6 +56,7 @@ def test_a_failing_batch_is_split_down_to_the_guilty_image(tmp_path):
     assert all(r.verdict in ("real", "fake") and r.p_fake == round(int(Path(r.path).stem) * 10 / 255, 6)
                for r in good)
     assert engine.batches[:2] == [8, 4]  # first batch failed, halves retried
+    assert engine.freed == 3  # the engine gave its cached memory back before each retry: 8 → 4 → 2 → 1
 
 
 def test_order_kept_with_errors_between_images(tmp_path):
@@ -57,7 +64,7 @@ def test_order_kept_with_errors_between_images(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     cands.insert(3, Candidate(path=tmp_path / "bad.png", explicit=True))
     cands.insert(0, Candidate(path=tmp_path / "gone.png", explicit=True, error="no such file or directory"))
-    scanner = Scanner(StubEngine(), ScanConfig(batch_size=4, workers=4))
+    scanner = Scanner(StubEngine(), JudgeOptions(batch_size=4, workers=4))
     records = list(scanner.run(cands))
     assert [Path(r.path).name for r in records] == [Path(c.path).name for c in cands]
     assert records[0].error == "no such file or directory" and records[4].verdict == "error"
@@ -66,9 +73,9 @@ def test_order_kept_with_errors_between_images(tmp_path):
 
 def test_resume_set_skips_recorded_files(tmp_path):
     cands = make(tmp_path, 3)
-    first = list(Scanner(StubEngine(), ScanConfig()).run(cands))
+    first = list(Scanner(StubEngine(), JudgeOptions()).run(cands))
     done = {resume_key(first[1].path): frozenset({first[1].sha256})}
-    scanner = Scanner(StubEngine(), ScanConfig(resume=done))
+    scanner = Scanner(StubEngine(), JudgeOptions(), resume=done)
     again = list(scanner.run(cands))
     assert [r.path for r in again] == [first[0].path, first[2].path] and scanner.stats.resumed == 1
 
@@ -76,7 +83,7 @@ def test_resume_set_skips_recorded_files(tmp_path):
 def test_non_image_found_in_a_folder_is_skipped_but_named_one_is_an_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "fake.jpg").write_text("hello")
-    scanner = Scanner(None, ScanConfig())
+    scanner = Scanner(None, JudgeOptions())
     records = list(scanner.run([Candidate(tmp_path / "notes.txt", explicit=False),
                                 Candidate(tmp_path / "fake.jpg", explicit=False),
                                 Candidate(tmp_path / "notes.txt", explicit=True)]))
@@ -95,7 +102,7 @@ def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("fakevlm_cli.pipeline.os.open", deny)
-    records = list(Scanner(StubEngine(), ScanConfig(workers=1)).run(cands))
+    monkeypatch.setattr("fakevlm_cli.loader.os.open", deny)
+    records = list(Scanner(StubEngine(), JudgeOptions(workers=1)).run(cands))
     assert records[1].verdict == "error" and records[1].error == "permission denied"
     assert records[0].verdict in ("real", "fake")

@@ -314,22 +314,26 @@ def test_scan_of_the_shared_c2pa_corpus():
 def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from fakevlm_cli import scan_command
+    from fakevlm_cli import render
+    from fakevlm_cli.commands.scan import scan as scan_command
+    from fakevlm_cli.options import build
+    from fakevlm_cli.sinks import Diagnostics, Environment
 
     for i in range(3):
         f.plain_png(tmp_path / f"{i}.png", seed=i)
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=100)
-    monkeypatch.setattr(scan_command, "_terminal_console", lambda stderr: terminal)
-    request = scan_command.ScanRequest(paths=(str(tmp_path),), no_model=True, fmt="jsonl",
-                                       output=tmp_path / "o.jsonl")
-    assert scan_command.run_scan(request, None) == 0
+    monkeypatch.setattr(render, "console", lambda stderr=False: terminal)
+    on_terminal = Environment(stdout=io.BytesIO(), stdout_tty=False, stderr_tty=True)
+    request = build("scan", {"paths": (str(tmp_path),), "no_model": True, "fmt": "jsonl",
+                             "output": tmp_path / "o.jsonl"})
+    assert scan_command(request, Diagnostics(), on_terminal) == 0
     shown = screen.getvalue()
     assert "scanning" in shown and "3/3" in shown and "scanned" in shown  # bar, then the summary
     screen.truncate(0)
-    quiet = scan_command.ScanRequest(paths=(str(tmp_path),), no_model=True, fmt="jsonl", quiet=True,
-                                     output=tmp_path / "o2.jsonl")
-    scan_command.run_scan(quiet, None)
+    quiet = build("scan", {"paths": (str(tmp_path),), "no_model": True, "fmt": "jsonl", "quiet": True,
+                           "output": tmp_path / "o2.jsonl"})
+    scan_command(quiet, Diagnostics(), on_terminal)
     assert screen.getvalue().strip("\x00") == ""
 
 

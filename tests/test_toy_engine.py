@@ -8,7 +8,7 @@ import pytest
 
 from fakevlm_cli import toy
 from fakevlm_cli.engine import Engine
-from fakevlm_cli.engine_types import EngineOptions
+from fakevlm_cli.options import EngineOptions
 from reference import reference_verdicts
 
 # Fresh images (never trained on), half fake, bright and dark mixed.

@@ -1,55 +1,36 @@
-"""`fakevlm eval`: run the model over a benchmark's items, score them, and set the paper's figures beside ours.
+"""`fakevlm eval`: the run layer over a benchmark's images, scored with the paper's metrics, beside its figures.
 
-Predictions are ordinary scan records (with the item's label, category and id added), so a predictions file
-can be re-scored later with `--from-predictions` without loading a model, and read by any JSONL tool.
-Evaluation judges the model alone: metadata evidence is not read (it would change what is measured).
+Predictions are ordinary scan records (with the item's label, category and id added), written as they come,
+so a crash or Ctrl-C keeps what was judged, and a predictions file can be re-scored later with
+`--from-predictions` without loading a model. Evaluation judges the model alone: metadata evidence is not
+read (it would change what is measured), and by default the pixels are upstream's (`--pixels upstream`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
-from fakevlm_cli import __version__
+from fakevlm_cli import __version__, run
 from fakevlm_cli.bench.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.bench.metrics import Prediction, evaluate
 from fakevlm_cli.bench.paper import compare
-from fakevlm_cli.errors import DatasetError, FakevlmError, OutputError
+from fakevlm_cli.commands.scan import silence_libraries
+from fakevlm_cli.discover import Candidate
+from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
+from fakevlm_cli.options import EvalRequest
+from fakevlm_cli.output import JsonlSink
+from fakevlm_cli.pipeline import ScanStats
 from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable
-
-# Which paper rows a folder run is compared with (the paper evaluated DMimage and FF++ frames as folders).
-FOLDER_PAPER_ROWS = ("dmimage", "ffpp")
-
-
-@dataclass
-class EvalRequest:
-    bench: str
-    data: Path
-    annotations: Path | None = None
-    frames: Path | None = None
-    limit: int | None = None
-    categories: str | None = None
-    explain: bool = False
-    output: Path | None = None
-    predictions: Path | None = None
-    from_predictions: Path | None = None
-    compare_to: str | None = None
-    verdict_from: str = "score"  # "text": judge by the verdict sentence the model wrote (needs explain)
-    css_model: str | None = None
-    batch_size: int = 8
-    threshold: float = 0.5
-    max_new_tokens: int = 256
-    workers: int | None = None
-    quiet: bool = False
-    pixels: str = "upstream"  # as the upstream evaluation fed the model (images.PIXEL_MODES)
+from fakevlm_cli.sinks import Diagnostics, Environment
 
 
 @dataclass
@@ -65,57 +46,72 @@ class EvalRun:
     elapsed: float
 
 
-def run_eval(request: EvalRequest, load_engine: Callable | None, progress_factory=None) -> EvalRun:
+def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | None = None) -> int:
+    """Evaluate, print the report, write the results file; exit 0 (errors exit 2 through FakevlmError)."""
+    from fakevlm_cli import render
+
+    env = env or Environment.detect()
+    if request.args.quiet:
+        silence_libraries()
+    result = run_eval(request, diag, env)
+    con = render.console()
+    for part in render.eval_tables(result):
+        con.print(part)
+    if request.args.output is not None:
+        write_results(request.args.output, result)
+    return EXIT_CLEAN
+
+
+def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalRun:
     started = time.perf_counter()
-    if request.verdict_from == "text" and not request.explain:
+    args, judge = request.args, request.judge
+    if args.verdict_from == "text" and not judge.explain:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
-    for path in (request.output, request.predictions):
+    for path in (args.output, args.predictions):
         if path is not None:
             check_writable(path)
-    options = {"verdict_only": True} if request.bench == "ddvqa" else {}
-    loaded = load_bench(request.bench, request.data, annotations=request.annotations, frames=request.frames,
-                        categories=request.categories, limit=request.limit, **options)
+    options = {"verdict_only": True} if args.bench == "ddvqa" else {}
+    loaded = load_bench(args.bench, args.data, annotations=args.annotations, frames=args.frames,
+                        categories=args.categories, limit=args.limit, **options)
     if not loaded.items:
-        raise DatasetError(f"{request.data}: no {request.bench} items to evaluate"
+        raise DatasetError(f"{args.data}: no {args.bench} items to evaluate"
                            + (f" ({len(loaded.missing)} images missing)" if loaded.missing else ""))
-    if request.from_predictions is not None:
-        records = _records_from_file(request.from_predictions, loaded.items)
+    if args.from_predictions is not None:
+        records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
     else:
-        records, model = _predict(request, loaded.items, load_engine, progress_factory)
-    preds = [_prediction(item, record, request.verdict_from) for item, record in zip(loaded.items, records)]
-    metrics = evaluate(preds, n_missing=len(loaded.missing), text=request.explain, css_model=request.css_model)
-    paper_bench = request.compare_to or (request.bench if request.bench != "folder" else None)
+        records, model = _predict(request, loaded.items, diag, env)
+    preds = [_prediction(item, record, args.verdict_from) for item, record in zip(loaded.items, records)]
+    metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
+    paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
     paper = compare(paper_bench, metrics) if paper_bench else []
     return EvalRun(request=request, loaded=loaded, metrics=metrics, paper=paper, paper_bench=paper_bench,
                    model=model, elapsed=time.perf_counter() - started)
 
 
-def _predict(request: EvalRequest, items: list[BenchItem], load_engine, progress_factory):
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.pipeline import ScanConfig, Scanner
+def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment):
+    engine = run.load_engine(request.engine, notify=None if request.args.quiet else diag.note)
+    sink = _open_predictions(request.args.predictions) if request.args.predictions is not None else None
+    bar = None
+    if not request.args.quiet and env.stderr_tty:
+        from fakevlm_cli import render
 
-    engine = load_engine()
-    sink = _open_predictions(request.predictions) if request.predictions is not None else None
-    config = ScanConfig(explain=request.explain, batch_size=request.batch_size, threshold=request.threshold,
-                        max_new_tokens=request.max_new_tokens, read_metadata=False, pixels=request.pixels,
-                        **({"workers": request.workers} if request.workers else {}))
-    bar = progress_factory(len(items)) if progress_factory else None
-    scanner = Scanner(engine, config, on_progress=(lambda s: bar.update_to(s.records)) if bar else None)
-    records = []
+        bar = render.Progress(render.console(stderr=True), len(items), label="evaluating")
+    stats, records = ScanStats(), []
     try:
-        # Predictions are written as they come, so a crash or Ctrl-C keeps what was already judged.
-        for item, record in zip(items, scanner.run([Candidate(path=item.image, explicit=True) for item in items])):
-            record.label, record.category, record.item_id = item.label, item.category, item.id
-            records.append(record)
-            if sink is not None:
-                sink.write(record)
+        with bar or contextlib.nullcontext():
+            judged = run.predict([Candidate(path=item.image, explicit=True) for item in items], request.judge,
+                                 engine, read_metadata=False, stats=stats,
+                                 on_progress=bar.update if bar else None)
+            for item, record in zip(items, judged):
+                record.label, record.category, record.item_id = item.label, item.category, item.id
+                records.append(record)
+                if sink is not None:
+                    sink.write(record)
     finally:
-        if bar:
-            bar.close()
         if sink is not None:
             sink.close()
-    return records, {**engine.info.to_dict(), "pixels": request.pixels}
+    return records, {**engine.info.to_dict(), "pixels": request.judge.pixels}
 
 
 def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:
@@ -181,30 +177,28 @@ def _prediction_problem(data: dict) -> str | None:
     return None
 
 
-def _open_predictions(path: Path):
-    from fakevlm_cli.output import JsonlWriter
-
+def _open_predictions(path: Path) -> JsonlSink:
     try:
-        return JsonlWriter(open(path, "wb"), owns_stream=True)
+        return JsonlSink(open(path, "wb"), str(path), owns_stream=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write predictions: {exc.strerror or exc}") from None
 
 
 def results_document(run: EvalRun) -> dict:
     """The -o results.json: every number, the configuration, versions and time taken."""
-    req = run.request
+    args, judge = run.request.args, run.request.judge
     return {
         "tool": {"name": "fakevlm", "version": __version__},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "bench": req.bench,
-        "data": str(req.data),
+        "bench": args.bench,
+        "data": str(args.data),
         "config": {
-            "annotations": str(req.annotations) if req.annotations else None,
-            "frames": str(req.frames) if req.frames else None, "limit": req.limit,
-            "categories": req.categories, "explain": req.explain, "threshold": req.threshold,
-            "verdict_from": req.verdict_from,
-            "batch_size": req.batch_size, "max_new_tokens": req.max_new_tokens, "pixels": req.pixels,
-            "from_predictions": str(req.from_predictions) if req.from_predictions else None,
+            "annotations": str(args.annotations) if args.annotations else None,
+            "frames": str(args.frames) if args.frames else None, "limit": args.limit,
+            "categories": args.categories, "explain": judge.explain, "threshold": judge.threshold,
+            "verdict_from": args.verdict_from,
+            "batch_size": judge.batch_size, "max_new_tokens": judge.max_new_tokens, "pixels": judge.pixels,
+            "from_predictions": str(args.from_predictions) if args.from_predictions else None,
         },
         "model": run.model,
         "versions": _versions(),

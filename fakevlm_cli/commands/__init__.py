@@ -1,0 +1,78 @@
+"""The commands, from a typed request (options.py) to an exit code (errors.py). cli.py only parses.
+
+`run_command` is the one place that turns what can end a run into an exit code and a line on stderr:
+Ctrl-C (130) and SIGTERM (143) stop it as cleanly as each command allows (records already judged are on
+disk); a closed pipe (141) ends it quietly; a `FakevlmError` is one `fakevlm: error:` line (2). Anything
+else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from fakevlm_cli.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_TERMINATED, FakevlmError, PipeClosed,
+                                Terminated)
+from fakevlm_cli.sinks import Diagnostics
+
+
+def debug() -> bool:
+    return os.environ.get("FAKEVLM_DEBUG", "") not in ("", "0")
+
+
+def run_command(body: Callable[[Diagnostics], int]) -> int:
+    """Run a command body and return its exit code, whatever ends it."""
+    diag = Diagnostics()
+    with _sigterm_raises():
+        try:
+            return body(diag)
+        except Terminated:
+            diag.line("fakevlm: terminated")
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            diag.line("fakevlm: interrupted")
+            return EXIT_INTERRUPTED
+        except PipeClosed:
+            _silence_stdout()
+            return EXIT_PIPE
+        except FakevlmError as exc:
+            if debug():
+                raise
+            diag.error(str(exc))
+            return EXIT_ERROR
+
+
+def interrupted_code(exc: KeyboardInterrupt) -> int:
+    """The exit code for a run a command stopped itself after Ctrl-C or SIGTERM."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` in the main thread, so a run stops exactly as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass

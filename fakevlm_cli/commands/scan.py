@@ -1,0 +1,159 @@
+"""`fakevlm scan`: inputs from discovery, the run layer's records into sinks, a summary, an exit code.
+
+The order protects what is on disk: the -o file is checked (ours? an input?) before anything is opened for
+writing, locked before the model loads (a second run fails at once), and cut back only after the model has
+loaded (a failed load, or Ctrl-C during it, costs nothing). Records are written and flushed one by one as
+they become final; Ctrl-C or SIGTERM stop the run with every finished record on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Iterator
+
+from fakevlm_cli import run
+from fakevlm_cli.commands import interrupted_code
+from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
+from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
+from fakevlm_cli.options import ScanRequest
+from fakevlm_cli.pipeline import ScanStats
+from fakevlm_cli.results_file import ResultsFile, format_for_path
+from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
+
+
+def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
+    """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
+    env = env or Environment.detect()
+    inputs, outputs, judge = request.inputs, request.outputs, request.judge
+    if not inputs.paths and inputs.from_file is None:
+        raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
+    if outputs.quiet:
+        silence_libraries()
+    target = _results_file(request)
+    discovery = DiscoveryStats()
+    avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
+    try:
+        candidates = discover(_arguments(request, diag), max_depth=inputs.max_depth, include=inputs.include,
+                              exclude=inputs.exclude, hidden=inputs.hidden, follow_symlinks=inputs.follow_symlinks,
+                              stats=discovery, avoid=avoid)
+    except ValueError as exc:  # a malformed glob: a usage error, before any work
+        raise FakevlmError(str(exc)) from None
+    if target is not None and target.existed and not target.ours and not target.resume:
+        # --force over a file that is not ours: it may be evidence, so every input is known before it is touched.
+        candidates = list(candidates)
+        if discovery.outputs:
+            raise OutputError(f"{target.path}: is also an input ({discovery.outputs[0]}): refusing to write "
+                              "results over it")
+    show_progress = not outputs.quiet and env.stderr_tty
+    try:
+        if target is not None:
+            target.open()
+            avoid.add(target.key)
+        if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
+            candidates = list(candidates)
+        engine = None if outputs.no_model else run.load_engine(
+            request.engine, notify=None if outputs.quiet else diag.note)
+        outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
+    stats = ScanStats()
+    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag,
+                         total=len(candidates) if show_progress else None)
+    _summary(stats, discovery, outs, diag, stopped is not None, target)
+    if stopped is not None:
+        return interrupted_code(stopped)
+    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
+               diag: Diagnostics, total: int | None) -> KeyboardInterrupt | None:
+    """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
+    from_render = None
+    if total is not None and outs.live is not None:
+        from fakevlm_cli import render
+
+        from_render = render.Progress(outs.live, total)
+    stopped = None
+    try:
+        with from_render or contextlib.nullcontext():
+            records = run.predict(candidates, request.judge, engine,
+                                  resume=target.index.recorded if target is not None else None, stats=stats,
+                                  on_progress=from_render.update if from_render else None)
+            for record in records:
+                outs.write(record)
+                if record.verdict == "error" and not outs.table_on_screen:
+                    diag.file_error(record.path, record.error)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was judged is written; stop here
+        stopped = exc
+    finally:
+        outs.close()
+    return stopped
+
+
+def _results_file(request: ScanRequest) -> ResultsFile | None:
+    """The -o file, checked (ours? writable? an input?) without touching it; None for stdout."""
+    outputs = request.outputs
+    path = outputs.output
+    if path is not None and str(path) == "-":  # -o - is stdout, as in most tools
+        if outputs.resume:
+            raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote), not stdout")
+        return None
+    if path is None:
+        if outputs.resume:
+            raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote)")
+        return None
+    fmt = outputs.fmt if outputs.fmt in ("jsonl", "csv") else format_for_path(path)
+    target = ResultsFile(path, fmt, resume=outputs.resume, force=outputs.force)
+    target.check()
+    target.check_not_input([p for p in request.inputs.paths if p != "-"])
+    return target
+
+
+def _arguments(request: ScanRequest, diag: Diagnostics) -> Iterator[str]:
+    """Path arguments plus the lines of --from-file / stdin ('-'), in the order given, read lazily."""
+    inputs = request.inputs
+    for path in inputs.paths:
+        if path == "-":
+            yield from read_path_list(sys.stdin.buffer, nul=inputs.nul, warn=_warner(diag, "stdin"))
+        else:
+            yield path
+    if inputs.from_file is not None:
+        name = getattr(inputs.from_file, "name", "--from-file")
+        yield from read_path_list(inputs.from_file, nul=inputs.nul, warn=_warner(diag, str(name)))
+
+
+def _warner(diag: Diagnostics, source: str):
+    return lambda message: diag.warn(f"{source}: {message}")
+
+
+def _summary(stats: ScanStats, discovery: DiscoveryStats, outs: Outputs, diag: Diagnostics, interrupted: bool,
+             target: ResultsFile | None) -> None:
+    if outs.console is not None:
+        from fakevlm_cli import render
+
+        if outs.table_on_screen:
+            outs.console.print()
+        outs.console.print(render.summary_table(stats, discovery=discovery, interrupted=interrupted))
+    for problem in discovery.unreadable_dirs:
+        diag.warn(problem)
+    for path in stats.changed:
+        diag.warn(f"{path}: content changed since it was recorded in {target.path if target else '-o'}; judged "
+                  "again (the new record supersedes the old one)")
+
+
+def silence_libraries() -> None:
+    """-q: library warnings (Pillow's "Invalid APNG", "Corrupt EXIF data", transformers' notices) go unprinted.
+
+    Our own errors are printed directly, not through `warnings` or `logging`, so they still reach stderr.
+    """
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -1,0 +1,318 @@
+"""One file, from path to what the model needs: open, read, hash, sniff, metadata, decode, preprocess.
+
+Runs in the loader threads of the scan pipeline (pipeline.py), so everything here is thread-safe and
+torch-free (the engine's `preprocess` is the one call into the model's world). Each file is read once, and
+only as much as its format allows: see `Inspector.inspect`. Whatever goes wrong becomes the record's error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from fakevlm_cli.errors import ImageError
+from fakevlm_cli.evidence import collect
+from fakevlm_cli.evidence.types import Evidence
+from fakevlm_cli.images import (SNIFF_BYTES, check_size, count_frames, decode_bytes, load_image, max_file_bytes,
+                                probe, sniff_format, without_refused_png_chunks)
+from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
+from fakevlm_cli.record import Record, recorded_path
+from fakevlm_cli.results_file import resume_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakevlm_cli.discover import Candidate
+    from fakevlm_cli.engine_types import EngineLike
+
+# A non-image found in a folder is skipped quietly unless its name claims to be an image.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
+                  ".heic", ".heif", ".avif", ".jp2", ".j2k", ".ico", ".apng"}
+
+
+@dataclass
+class Job:
+    """One candidate after the loader: its record so far, evidence, and the pixels for the model."""
+
+    record: Record | None  # None: skipped or resumed
+    evidence: list[Evidence] = field(default_factory=list)
+    pixels: object = None  # preprocessed tensor, when the model will see this file
+    seconds: float = 0.0
+    skipped: bool = False
+    pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
+
+
+class Inspector:
+    """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
+
+    def __init__(self, engine: "EngineLike | None", options: JudgeOptions, *, read_metadata: bool = True,
+                 resume=None, model_info: dict | None = None):
+        self.engine = engine
+        self.options = options
+        self.read_metadata = read_metadata
+        self.resume = resume or {}
+        self.model_info = model_info
+        self.memory = MemoryBudget(options.max_memory or default_max_memory())
+        self.changed: list[str] = []  # --resume: files recorded earlier with other content (judged again)
+
+    def inspect(self, candidate: "Candidate") -> Job:
+        """Everything one file needs before the model: read, hash, sniff, metadata, decode, preprocess.
+
+        Only a small head of each file is read before its format is known: a file found in a folder that is
+        not an image costs one read, whatever its size. An image is read whole only when it is no bigger than
+        any image within --max-pixels can be (`max_file_bytes`), and only once the loader threads together
+        have room for it and its decoding under --max-memory (`MemoryBudget`).
+        """
+        start = time.perf_counter()
+        path = Path(candidate.path)
+        shown, path_bytes = recorded_path(candidate.path)
+        record = Record(path=shown, path_bytes=path_bytes, threshold=self.options.threshold if self.engine else None,
+                        model=self.model_info)
+        job = Job(record=record)
+        if candidate.error:  # found unusable during discovery (missing, fifo, ...): never opened
+            record.verdict, record.error = "error", candidate.error
+            return job
+        earlier = self.resume.get(resume_key(path)) if self.resume else None
+        if earlier is not None and None in earlier:
+            return Job(record=None)  # recorded by an earlier run without a hash (it was unreadable then)
+        try:
+            with _OpenFile(path) as fh:
+                record.size = fh.size
+                fmt = sniff_format(fh.head[:SNIFF_BYTES])
+                if fmt is None and not (candidate.explicit or path.suffix.lower() in IMAGE_SUFFIXES):
+                    return Job(record=None, skipped=True)
+                record.format = fmt
+                limit = max_file_bytes(self.options.max_pixels)
+                if fmt is None:
+                    if fh.size <= limit:  # hashed in pieces; a bigger non-image is not worth reading at all
+                        record.sha256 = fh.sha256()
+                        if self._seen_before(record, earlier):
+                            return Job(record=None)
+                    raise ImageError("empty file (0 bytes)" if fh.size == 0
+                                     else "not an image (its content matches no image format)")
+                try:
+                    if fh.size > limit:
+                        raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can "
+                                         f"be ({_size(limit)}): not read")
+                    need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
+                    self._check_memory(need)
+                    if self.engine is not None:
+                        with self.memory.hold(fh.size):
+                            header = probe(fh.head, fh.reader(), fmt)
+                        if header is not None:
+                            record.width, record.height = header[0], header[1]
+                            if header[0] * header[1] <= self.options.max_pixels:
+                                need += decode_bytes(*header)
+                                self._check_memory(need)
+                except ImageError:
+                    # Refused unread. With --resume, a file recorded earlier (under other limits) is hashed in
+                    # pieces to tell whether it is the same content, so it is not written twice.
+                    if earlier:
+                        record.sha256 = fh.sha256()
+                        if self._seen_before(record, earlier):
+                            return Job(record=None)
+                    raise
+                with self.memory.hold(need):
+                    data = fh.read_all()
+                    record.sha256 = hashlib.sha256(data).hexdigest()
+                    if self._seen_before(record, earlier):
+                        return Job(record=None)
+                    if self.read_metadata:
+                        report = collect(path, data, fmt)
+                        job.evidence = report.items
+                        record.evidence = [e.to_dict() for e in report.items]
+                        record.exif = report.exif
+                        record.notes += report.notes
+                    try:
+                        if self.engine is not None:
+                            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+                            record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
+                            record.notes += loaded.notes
+                            job.pixels = self.engine.preprocess(loaded.image)
+                            del loaded
+                        else:
+                            _read_size(record, data, fmt, self.options.max_pixels)
+                    except ImageError as exc:  # decided in _finish: decisive metadata can still give a verdict
+                        job.pixel_error = str(exc)
+        except ImageError as exc:
+            record.verdict, record.error = "error", str(exc)
+        except Exception as exc:  # a reader or decoder bug must not end the scan: record it
+            record.verdict, record.error = "error", f"unexpected {type(exc).__name__}: {exc}"
+        job.seconds = time.perf_counter() - start
+        return job
+
+    def _check_memory(self, need: int) -> None:
+        if need > self.memory.total:
+            raise ImageError(f"reading and decoding it needs about {_size(need)}, more than --max-memory allows "
+                             f"({_size(self.memory.total)})")
+
+    def _seen_before(self, record: Record, earlier: frozenset | None) -> bool:
+        """--resume: True when this content is already recorded for this file; note it when the content changed."""
+        if not earlier:
+            return False
+        if record.sha256 in earlier:
+            return True
+        before = ", ".join(sorted(h[:12] for h in earlier if h))
+        record.notes.append(f"content changed since an earlier record of this file in the results file "
+                            f"(sha256 {before}… then, {record.sha256[:12]}… now): judged again; this record "
+                            "supersedes the earlier one")
+        self.changed.append(record.path)
+        return False
+
+
+def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise `ImageError` unless `path` decodes as an image: lets one-image commands fail before a model load."""
+    with _OpenFile(path) as fh:
+        limit = max_file_bytes(max_pixels)
+        if fh.size > limit:
+            raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
+                             f"({_size(limit)})")
+        load_image(fh.read_all(), max_pixels=max_pixels)
+
+
+def default_max_memory() -> int:
+    """--max-memory's default: a quarter of the machine's memory, and at least 1 GiB."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        physical = 8 * 2**30
+    return max(physical // 4, 2**30)
+
+
+class MemoryBudget:
+    """Bytes the loader threads may hold at once for files being read and decoded.
+
+    A thread waits until its share fits beside the others'; a share bigger than the whole budget is refused
+    by the caller before it asks, so the peak stays near the budget however many loader threads there are.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+        self.peak = 0  # the most held at once, for tests and benchmarks
+        self.waiting = 0  # threads waiting for room
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int):
+        with self._cond:
+            while self.used and self.used + amount > self.total:
+                self.waiting += 1
+                self._cond.notify_all()  # lets an observer (a test) see the new waiter
+                self._cond.wait()
+                self.waiting -= 1
+            self.used += amount
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= amount
+                self._cond.notify_all()
+
+
+class _OpenFile:
+    """A regular file opened for reading: its size, its first bytes, and bounded ways to read the rest.
+
+    Opened non-blocking and checked with fstat, so a file swapped for a FIFO after discovery cannot hang us.
+    OS errors become one-line `ImageError`s.
+    """
+
+    HEAD = 4096
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> "_OpenFile":
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            raise ImageError("broken symbolic link" if self.path.is_symlink() else "no such file") from None
+        except PermissionError:
+            raise ImageError("permission denied") from None
+        except OSError as exc:
+            raise ImageError(f"cannot open: {exc.strerror or exc}") from None
+        try:
+            st = os.fstat(self.fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageError("not a regular file")
+            self.size = st.st_size
+            self.head = self._pread(min(self.HEAD, self.size), 0)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+    def _pread(self, n: int, offset: int) -> bytes:
+        try:
+            return os.pread(self.fd, n, offset)
+        except OSError as exc:
+            raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+
+    def reader(self) -> io.BufferedReader:
+        """A file object over the same descriptor (not closing it), at the start."""
+        fh = os.fdopen(self.fd, "rb", closefd=False)
+        fh.seek(0)
+        return fh
+
+    def read_all(self) -> bytes:
+        """The whole file, as big as fstat said it was; a file that grew since is an error, not a surprise."""
+        try:
+            with self.reader() as fh:
+                data = fh.read(self.size + 1)
+        except OSError as exc:
+            raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+        if len(data) > self.size:
+            raise ImageError("the file grew while it was being read")
+        return data
+
+    def sha256(self) -> str:
+        """The hash of the whole file, read in 1 MiB pieces (memory stays flat whatever its size)."""
+        digest, offset = hashlib.sha256(), 0
+        while piece := self._pread(1 << 20, offset):
+            digest.update(piece)
+            offset += len(piece)
+        return digest.hexdigest()
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:
+    """Width, height and frames from the header alone (metadata-only scans never decode pixels).
+
+    The header is held to --max-pixels as a decoding scan would be, so both kinds of scan agree on a file.
+    """
+    import warnings
+
+    from PIL import Image
+
+    data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+            with im:
+                width, height = im.size
+                frames, frame_notes = count_frames(im, data, fmt)
+    except Exception:  # noqa: BLE001 - a header we cannot read is only a missing size here
+        record.notes.append("image header could not be read: size unknown")
+        return
+    record.width, record.height, record.frames = width, height, frames
+    record.notes += notes + frame_notes
+    check_size(width, height, max_pixels)
+
+

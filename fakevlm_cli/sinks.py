@@ -1,0 +1,150 @@
+"""Where records and messages go, decided once from the environment (httpie's and ruff's way).
+
+A **sink** takes records one by one (`write`) and is closed at the end (`close`): JSONL and CSV (output.py,
+no Rich), the terminal table and the explain panel (render.py). `scan_outputs` and `explain_outputs` pick the
+sinks, and the console for progress and summary, from what stdout and stderr are (a terminal, a pipe, a
+file, closed), `--format`, `-o` and `-q`. **Diagnostics** — `fakevlm: error: …` and `fakevlm: warning: …`
+lines — go to stderr, terminal-safe, and never raise: a closed stderr costs the messages, not the results.
+Piped runs never import Rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from fakevlm_cli.errors import OutputError
+from fakevlm_cli.output import CsvSink, JsonlSink, JsonObjectSink, safe_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakevlm_cli.record import Record
+    from fakevlm_cli.results_file import ResultsFile
+
+
+class Sink(Protocol):
+    def write(self, record: "Record") -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the process is attached to. stdout None: it was closed before we started (`>&-`)."""
+
+    stdout: IO[bytes] | None
+    stdout_tty: bool
+    stderr_tty: bool
+
+    @classmethod
+    def detect(cls) -> "Environment":
+        out = sys.stdout
+        return cls(stdout=getattr(out, "buffer", None) if out is not None else None,
+                   stdout_tty=_isatty(out), stderr_tty=_isatty(sys.stderr))
+
+    def require_stdout(self) -> IO[bytes]:
+        if self.stdout is None:
+            raise OutputError("stdout: is closed, nowhere to write results (use -o FILE)")
+        return self.stdout
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+class Diagnostics:
+    """One-line messages on stderr. Untrusted text is made terminal-safe; a closed stderr drops them."""
+
+    def line(self, text: str) -> None:
+        stream = sys.stderr
+        if stream is None:
+            return
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    def error(self, message: str) -> None:
+        self.line(f"fakevlm: error: {safe_text(message)}")
+
+    def file_error(self, path: str, message: str | None) -> None:
+        self.line(f"fakevlm: error: {safe_text(path)}: {safe_text(message)}")
+
+    def warn(self, message: str) -> None:
+        self.line(f"fakevlm: warning: {safe_text(message)}")
+
+    def note(self, message: str) -> None:
+        self.line(f"fakevlm: note: {safe_text(message)}")
+
+
+@dataclass
+class Outputs:
+    """The sinks of one run, and where progress and the summary are shown (None: nowhere)."""
+
+    sinks: list[Sink] = field(default_factory=list)
+    console: Any = None  # Rich console for the summary: the table's, else stderr's on a terminal (None: no summary)
+    live: Any = None  # Rich console for a progress bar: a terminal's (None: no bar)
+    table_on_screen: bool = False  # the table shows error rows itself; otherwise errors go to stderr as lines
+
+    def write(self, record: "Record") -> None:
+        for sink in self.sinks:
+            sink.write(record)
+
+    def close(self) -> None:
+        """Close every sink; the first failure is raised once all are closed."""
+        failure: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other sinks are closed
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+def scan_outputs(env: Environment, fmt: str | None, target: "ResultsFile | None", *, explain: bool,
+                 quiet: bool) -> Outputs:
+    """Sinks for `scan`: -o FILE gets JSONL or CSV (and a terminal still shows the table), else stdout gets
+    `--format`, by default the table on a terminal and JSONL when piped."""
+    out = Outputs()
+    if target is not None:
+        stream = target.start()
+        file_sink = JsonlSink if target.fmt == "jsonl" else CsvSink
+        out.sinks.append(file_sink(stream, str(target.path), owns_stream=True))
+        if env.stdout_tty and fmt in (None, "table"):
+            _add_table(out, explain)
+    else:
+        fmt = fmt or ("table" if env.stdout_tty else "jsonl")
+        if fmt == "table":
+            _add_table(out, explain)
+        else:
+            stream = env.require_stdout()
+            out.sinks.append((JsonlSink if fmt == "jsonl" else CsvSink)(stream, "stdout"))
+    if out.live is None and not quiet and env.stderr_tty:
+        from fakevlm_cli import render
+
+        out.live = render.console(stderr=True)
+        out.console = out.console or out.live
+    return out
+
+
+def _add_table(out: Outputs, explain: bool) -> None:
+    from fakevlm_cli import render
+
+    console = render.console()
+    out.sinks.append(render.TableSink(console, explain=explain))
+    out.console = console  # the summary ends the table, on screen or not
+    if console.is_terminal:  # rows and the live bar share one console to interleave cleanly
+        out.live, out.table_on_screen = console, True
+
+
+def explain_outputs(env: Environment, *, as_json: bool) -> Outputs:
+    """`explain`: one record as a panel on the terminal, or as one indented JSON object (`--json`)."""
+    if as_json:
+        return Outputs(sinks=[JsonObjectSink(env.require_stdout(), "stdout")])
+    from fakevlm_cli import render
+
+    return Outputs(sinks=[render.PanelSink(render.console())], table_on_screen=True)

@@ -1,0 +1,61 @@
+"""A stand-in engine for command-line tests, like `llm`'s MockModel: no torch, instant, predictable.
+
+P(fake) is the image's mean red level (0–1), so a test picks a verdict by the colour it paints; explain writes
+FakeVLM's sentence for that verdict. `install(monkeypatch)` makes `fakevlm_cli.run.load_engine` hand it out;
+`tests/stub_cli.py` does the same for a subprocess (signal tests). The real engine is tested on the tiny
+random LLaVA (plumbing) and the toy FakeVLM (right answers).
+"""
+
+from __future__ import annotations
+
+from fakevlm_cli.engine_types import Answer, ModelInfo
+
+
+class StubEngine:
+    info = ModelInfo(id="stub", revision=None, dtype="float32", quant="none", device="cpu", processor="stub",
+                     prompt="<image>Does the image looks real/fake?", prompt_ids_from="tokenizer.json")
+    verdict_steps = 16
+
+    def __init__(self):
+        self.notices: list[str] = []
+        self.batches: list[int] = []  # sizes of the batches it was called with
+        self.asked_for = None  # the EngineOptions it was loaded with
+
+    def preprocess(self, image):
+        from PIL import ImageStat
+
+        return ImageStat.Stat(image.convert("RGB")).mean[0] / 255.0
+
+    def verdicts(self, pixels):
+        self.batches.append(len(pixels))
+        return [Answer(p_fake=p, verdict_step=0) for p in pixels]
+
+    def explain_pixels(self, pixels, max_new_tokens=256):
+        self.batches.append(len(pixels))
+        answers = []
+        for p in pixels:
+            verdict = "fake" if p >= 0.5 else "real"
+            text = f"This is a {verdict} image. The red channel is at {p:.0%}."
+            answers.append(Answer(p_fake=p, verdict_step=0, lead_in="", text=text,
+                                  verdict_sentence=f"This is a {verdict} image.",
+                                  explanation=f"The red channel is at {p:.0%}.", text_verdict=verdict))
+        return answers
+
+    def free_memory(self) -> None:
+        pass
+
+
+def install(monkeypatch, on_load=None) -> StubEngine:
+    """Make every command load this stub instead of a model; `on_load()` runs at load time."""
+    from fakevlm_cli import run
+
+    engine = StubEngine()
+
+    def load_engine(options, *, notify=None):
+        if on_load is not None:
+            on_load()
+        engine.asked_for = options
+        return engine
+
+    monkeypatch.setattr(run, "load_engine", load_engine)
+    return engine
