@@ -12,8 +12,10 @@ of memory, say) is split and retried down to single images, so one bad image nev
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,42 +74,38 @@ class Scanner:
         return self.inspector.memory
 
     def run(self, candidates: Iterable["Candidate"]) -> Iterator[Record]:
-        """Yield one record per judged file, in candidate order. Safe to stop early (Ctrl-C, break)."""
+        """Yield one record per judged file, in candidate order. Safe to stop early (Ctrl-C, break).
+
+        A feeder thread walks `candidates` and hands each to the loader pool, a bounded window ahead, so the
+        main thread never waits on the source itself: when the source is slow (paths trickling in on
+        stdin), what is in hand is judged and written at once instead of waiting for a full batch.
+        """
         batch = self.options.batch_size
         workers = self.options.loader_threads
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakevlm-load")
-        window = max(2 * batch, 4 * workers)
-        pending: deque[Future] = deque()
-        source = iter(candidates)
+        feeder = _Feeder(candidates, pool, self.inspector.inspect, window=max(2 * batch, 4 * workers))
         ready: list[Job] = []
         waiting_for_model = 0
         try:
-            self._fill(pool, pending, source, window)
-            while pending:
-                job = pending.popleft().result()
-                self._fill(pool, pending, source, window)
+            for future in feeder:
+                job = future.result()
                 self.stats.files += 1
                 if job.record is None:
                     self.stats.skipped += job.skipped
                     self.stats.resumed += not job.skipped
                     self._progress()
-                    continue
-                ready.append(job)
-                waiting_for_model += job.pixels is not None
-                if waiting_for_model == 0 or waiting_for_model >= batch:
-                    # nothing in hand waits for the model (stream it now), or a batch is full
+                else:
+                    ready.append(job)
+                    waiting_for_model += job.pixels is not None
+                # Yield now when nothing in hand waits for the model, when a batch is full, or when nothing
+                # more is on its way yet (a slow source must not hold finished work back).
+                if ready and (waiting_for_model == 0 or waiting_for_model >= batch or feeder.idle()):
                     yield from self._finish(ready)
                     ready, waiting_for_model = [], 0
             yield from self._finish(ready)
         finally:
+            feeder.stop()
             pool.shutdown(wait=False, cancel_futures=True)
-
-    def _fill(self, pool, pending, source, window) -> None:
-        while len(pending) < window:
-            candidate = next(source, None)
-            if candidate is None:
-                return
-            pending.append(pool.submit(self.inspector.inspect, candidate))
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -180,3 +178,55 @@ class Scanner:
             record.answer, record.lead_in = answer.text, answer.lead_in
 
 
+
+
+class _Feeder:
+    """Walks the candidates in its own thread and submits each to the loader pool, at most `window` ahead.
+
+    Iterating it yields the futures in candidate order. An exception raised by the candidate source (an
+    unreadable --from-file, say) is raised in the consumer, after the futures submitted before it.
+    """
+
+    _END = object()
+
+    def __init__(self, candidates: Iterable["Candidate"], pool: ThreadPoolExecutor, work, *, window: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=window)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._feed, args=(candidates, pool, work), daemon=True,
+                                        name="fakevlm-feed")
+        self._thread.start()
+
+    def _feed(self, candidates, pool, work) -> None:
+        item: object = self._END
+        try:
+            for candidate in candidates:
+                if not self._put(pool.submit(work, candidate)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            item = exc
+        self._put(item)
+
+    def _put(self, item) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Future]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def idle(self) -> bool:
+        """True when nothing more has been handed over yet (the source is slow, or done)."""
+        return self._queue.empty()
+
+    def stop(self) -> None:
+        self._stopping.set()

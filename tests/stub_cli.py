@@ -10,7 +10,18 @@ from stub_engine import StubEngine  # noqa: E402
 
 import fakevlm_cli.run as run  # noqa: E402
 
-run.load_engine = lambda options, *, notify=None: StubEngine()
+import os  # noqa: E402
+import threading  # noqa: E402
+
+
+def load_engine(options, *, notify=None):
+    if os.environ.get("STUB_SLOW_LOAD"):  # a load that lasts until a signal ends it (Ctrl-C-while-loading tests)
+        print("stub: loading", file=sys.stderr, flush=True)
+        threading.Event().wait()
+    return StubEngine()
+
+
+run.load_engine = load_engine
 
 from fakevlm_cli.cli import main  # noqa: E402
 

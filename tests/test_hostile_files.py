@@ -7,6 +7,7 @@ address space is capped (RLIMIT_AS) so a regression fails fast instead of swappi
 from __future__ import annotations
 
 import io
+import os
 import json
 import logging
 import struct
@@ -402,3 +403,51 @@ def test_quiet_silences_library_warnings_but_not_our_errors(tmp_path, tiny_model
         logging.disable(logging.NOTSET)
     for result in (loud, quiet):
         assert result.exit_code in (0, 1) and "broken.jpg: not an image" in result.stderr
+
+
+# ---- everything at once -----------------------------------------------------------------------------------------
+
+def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(tmp_path):
+    """The README's bound: a scan of all of the above in one folder stays under 800 MiB peak RSS (measured:
+    see the README), finishes, and writes exactly one record per file that can be an image."""
+    d = tmp_path / "hostile"
+    d.mkdir()
+    for name, magic, size in (("clip.mp4", b"\x00\x00\x00\x18ftypmp42", 6 * 2**30),
+                              ("huge.jpg", b"\xff\xd8\xff\xe0", 3 * 2**30)):
+        with open(d / name, "wb") as fh:  # sparse
+            fh.write(magic)
+            fh.truncate(size)
+    bomb = zlib.compress(b"A" * (4 * MiB), 9)
+    (d / "text.png").write_bytes(png_with(b"".join(chunk(b"zTXt", b"k%d\x00\x00" % i + bomb) for i in range(300))))
+    (d / "refused.png").write_bytes(png_with(refused_chunks()["zTXt"]))
+    Image.fromarray(np.full((3000, 4000), 40_000, np.uint16)).save(d / "deep16.png")
+    (d / "pages.tif").write_bytes(tiff_chain(100_000))
+    (d / "anim.png").write_bytes(png_with(chunk(b"acTL", struct.pack(">II", 2**31 - 1, 0))))
+    Image.new("RGB", (4, 40_000)).save(d / "strip.png")
+    f.bomb_png(d / "bomb.png")
+    f.truncated_jpeg(d / "truncated.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / os.fsdecode(b"bad\xff\xfename.png")).write_bytes(png_with())
+    f.a1111_png(d / "sd.png")
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 600)
+    tiff += b"".join(struct.pack("<HHII", 0xC000 + i, 2, MiB, 8 + 2 + 12 * 600 + 4) for i in range(600))
+    (d / "exif.tif").write_bytes(tiff + b"\x00" * 4 + b"A" * MiB)
+    expected = sorted(p.name for p in d.iterdir() if p.name != "clip.mp4")
+    code = f"""
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from stub_engine import StubEngine
+        from fakevlm_cli.discover import discover
+        from fakevlm_cli.options import JudgeOptions
+        from fakevlm_cli.run import predict
+        records = list(predict(discover([{str(d)!r}]), JudgeOptions(workers=2), StubEngine()))
+        result = [[r.path.rsplit("/", 1)[-1], r.verdict, r.error] for r in records]
+    """
+    result, rss = bounded(code, address_space_mib=2560)
+    assert sorted(name for name, _, _ in result) == sorted(n.encode("utf-8", "surrogateescape").decode(
+        "utf-8", "backslashreplace") for n in expected)  # one record per file; the video is skipped
+    verdicts = {name: (verdict, error) for name, verdict, error in result}
+    assert verdicts["sd.png"][0] == "fake" and verdicts["deep16.png"][0] in ("real", "fake")
+    for bad in ("huge.jpg", "bomb.png", "truncated.jpg", "empty.jpg", "strip.png"):
+        assert verdicts[bad][0] == "error", (bad, verdicts[bad])
+    print(f"peak RSS {rss} MiB")
+    assert rss < 800

@@ -29,7 +29,10 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
     diag = Diagnostics()
     with _sigterm_raises():
         try:
-            return body(diag)
+            code = body(diag)
+            if code in _STOPPED:  # the command stopped itself cleanly (its summary was written): say why
+                diag.line(_STOPPED[code])
+            return code
         except Terminated:
             diag.line("fakevlm: terminated")
             return EXIT_TERMINATED
@@ -44,6 +47,9 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
                 raise
             diag.error(str(exc))
             return EXIT_ERROR
+
+
+_STOPPED = {EXIT_INTERRUPTED: "fakevlm: interrupted", EXIT_TERMINATED: "fakevlm: terminated"}
 
 
 def interrupted_code(exc: KeyboardInterrupt) -> int:
