@@ -26,6 +26,10 @@ from fakevlm_cli.loader import Inspector, Job
 from fakevlm_cli.options import JudgeOptions
 from fakevlm_cli.record import Record
 
+# How long images ready for the model wait for more of a batch when the source is slow (a fast source fills
+# batches well within it, so batch composition does not depend on timing).
+LINGER_SECONDS = 0.25
+
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
     from fakevlm_cli.engine_types import Answer, EngineLike
@@ -77,8 +81,8 @@ class Scanner:
         """Yield one record per judged file, in candidate order. Safe to stop early (Ctrl-C, break).
 
         A feeder thread walks `candidates` and hands each to the loader pool, a bounded window ahead, so the
-        main thread never waits on the source itself: when the source is slow (paths trickling in on
-        stdin), what is in hand is judged and written at once instead of waiting for a full batch.
+        main thread never blocks on the source itself: when the source is slow (paths trickling in on
+        stdin), images in hand wait at most LINGER_SECONDS for batch-mates before they are judged.
         """
         batch = self.options.batch_size
         workers = self.options.loader_threads
@@ -87,7 +91,16 @@ class Scanner:
         ready: list[Job] = []
         waiting_for_model = 0
         try:
-            for future in feeder:
+            while True:
+                # With images waiting for batch-mates, wait for the next file only so long: a slow source
+                # (paths trickling in on stdin) must not hold finished work back.
+                future = feeder.next(timeout=LINGER_SECONDS if waiting_for_model else None)
+                if future is _Feeder.END:
+                    break
+                if future is _Feeder.IDLE:
+                    yield from self._finish(ready)
+                    ready, waiting_for_model = [], 0
+                    continue
                 job = future.result()
                 self.stats.files += 1
                 if job.record is None:
@@ -97,9 +110,8 @@ class Scanner:
                 else:
                     ready.append(job)
                     waiting_for_model += job.pixels is not None
-                # Yield now when nothing in hand waits for the model, when a batch is full, or when nothing
-                # more is on its way yet (a slow source must not hold finished work back).
-                if ready and (waiting_for_model == 0 or waiting_for_model >= batch or feeder.idle()):
+                if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
+                    # nothing in hand waits for the model (stream it now), or a batch is full
                     yield from self._finish(ready)
                     ready, waiting_for_model = [], 0
             yield from self._finish(ready)
@@ -183,11 +195,12 @@ class Scanner:
 class _Feeder:
     """Walks the candidates in its own thread and submits each to the loader pool, at most `window` ahead.
 
-    Iterating it yields the futures in candidate order. An exception raised by the candidate source (an
+    `next` hands the futures over in candidate order. An exception raised by the candidate source (an
     unreadable --from-file, say) is raised in the consumer, after the futures submitted before it.
     """
 
-    _END = object()
+    END = object()  # the source is exhausted
+    IDLE = object()  # nothing arrived within the timeout
 
     def __init__(self, candidates: Iterable["Candidate"], pool: ThreadPoolExecutor, work, *, window: int):
         self._queue: queue.Queue = queue.Queue(maxsize=window)
@@ -197,7 +210,7 @@ class _Feeder:
         self._thread.start()
 
     def _feed(self, candidates, pool, work) -> None:
-        item: object = self._END
+        item: object = self.END
         try:
             for candidate in candidates:
                 if not self._put(pool.submit(work, candidate)):
@@ -215,18 +228,17 @@ class _Feeder:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[Future]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def idle(self) -> bool:
-        """True when nothing more has been handed over yet (the source is slow, or done)."""
-        return self._queue.empty()
+    def next(self, timeout: float | None = None):
+        """The next future in candidate order, END when there are no more, IDLE if none came within `timeout`."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return self.IDLE
+        if item is self.END:
+            self._queue.put(item)  # stays the answer to every later call
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def stop(self) -> None:
         self._stopping.set()
