@@ -177,6 +177,21 @@ def completion_script(shell: str) -> str:
     return cls(cli, {}, "fakevlm", "_FAKEVLM_COMPLETE").source()
 
 
+def reference_markdown() -> str:
+    """docs/cli.md: the `--help` of every command, as Click prints it at 100 columns (drift-checked in tests)."""
+    from click.testing import CliRunner
+
+    parts = ["# Command-line reference", "",
+             "Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
+             "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
+             "`fakevlm_cli/options.py`.", ""]
+    for name in ([], ["explain"], ["scan"], ["eval"], ["completion"]):
+        result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
+        title = " ".join(["fakevlm", *name])
+        parts += [f"## `{title}`", "", "```text", result.output.rstrip(), "```", ""]
+    return "\n".join(parts)
+
+
 def main() -> None:
     try:
         cli(prog_name="fakevlm")

@@ -22,7 +22,7 @@ from fakevlm_cli import __version__, run
 from fakevlm_cli.bench.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.bench.metrics import Prediction, evaluate
 from fakevlm_cli.bench.paper import compare
-from fakevlm_cli.commands.scan import silence_libraries
+from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest

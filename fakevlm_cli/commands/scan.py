@@ -9,12 +9,11 @@ they become final; Ctrl-C or SIGTERM stop the run with every finished record on 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from typing import Iterator
 
 from fakevlm_cli import run
-from fakevlm_cli.commands import interrupted_code
+from fakevlm_cli.commands import interrupted_code, silence_libraries
 from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
 from fakevlm_cli.options import ScanRequest
@@ -143,17 +142,3 @@ def _summary(stats: ScanStats, discovery: DiscoveryStats, outs: Outputs, diag: D
     for path in stats.changed:
         diag.warn(f"{path}: content changed since it was recorded in {target.path if target else '-o'}; judged "
                   "again (the new record supersedes the old one)")
-
-
-def silence_libraries() -> None:
-    """-q: library warnings (Pillow's "Invalid APNG", "Corrupt EXIF data", transformers' notices) go unprinted.
-
-    Our own errors are printed directly, not through `warnings` or `logging`, so they still reach stderr.
-    """
-    import logging
-    import warnings
-
-    warnings.simplefilter("ignore")
-    logging.disable(logging.WARNING)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
