@@ -18,7 +18,7 @@ from typing import IO
 import orjson
 
 from fakevlm_cli.errors import OutputError, PipeClosed
-from fakevlm_cli.record import Record
+from fakevlm_cli.record import Record, format_percent
 
 # Shown as they are: printable characters and plain spaces (category Zs). Everything else — C0 and C1 controls,
 # DEL, format characters (bidi overrides and isolates, zero-width joiners, soft hyphen, BOM, tag characters),
@@ -56,7 +56,7 @@ def _escape_char(ch: str) -> str:
 
 
 def percent(p: float | None) -> str:
-    return "—" if p is None else f"{p:.1%}"
+    return "—" if p is None else format_percent(p)
 
 
 def first_line(text: str | None) -> str:

@@ -21,6 +21,15 @@ SIGNAL_LABELS = {"ai_generated": "AI-generated", "ai_edited": "edited with gener
                  "camera": "camera metadata", "info": "metadata"}
 
 
+def format_percent(p: float) -> str:
+    """A probability for people: one decimal, but never a rounded 0.0 % or 100.0 % the model did not say."""
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    if 0.9995 <= p < 1:
+        return ">99.9%"
+    return f"{p:.1%}"
+
+
 @dataclass(frozen=True)
 class Cited:
     """One evidence item as a reason cites it."""
@@ -64,7 +73,7 @@ class Reason:
             if self.p_fake is None:
                 said = "the model stated no verdict" if self.verdict == "unknown" else f"model says {self.verdict}"
             else:
-                said = f"model says {self.verdict} (P(fake) = {self.p_fake:.1%})"
+                said = f"model says {self.verdict} (P(fake) = {format_percent(self.p_fake)})"
             return said + (" — overruled by the metadata" if self.overruled else "")
         if rule == "nothing":
             return "no model run, and no decisive provenance metadata"

@@ -56,3 +56,10 @@ def test_no_model_no_evidence():
 def test_a_model_that_stated_no_verdict_is_said_so():
     fused = fuse("unknown", None, [])
     assert fused.verdict == "unknown" and words(fused) == ["the model stated no verdict"]
+
+
+def test_probabilities_are_never_rounded_to_a_certainty_the_model_did_not_state():
+    assert words(fuse("real", 0.00004, []))[0] == "model says real (P(fake) = <0.1%)"
+    assert words(fuse("fake", 0.99996, []))[0] == "model says fake (P(fake) = >99.9%)"
+    assert words(fuse("fake", 1.0, []))[0] == "model says fake (P(fake) = 100.0%)"
+    assert words(fuse("real", 0.0, []))[0] == "model says real (P(fake) = 0.0%)"
