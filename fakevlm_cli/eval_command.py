@@ -18,9 +18,9 @@ from typing import Callable
 import orjson
 
 from fakevlm_cli import __version__
-from fakevlm_cli.bench.loaders import BenchItem, LoadResult, load_bench
-from fakevlm_cli.bench.metrics import Prediction, evaluate
-from fakevlm_cli.bench.paper import compare
+from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
+from fakevlm_cli.datasets.metrics import Prediction, evaluate
+from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.errors import DatasetError, FakevlmError, OutputError
 from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable

@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from fakevlm_cli.bench import paper
-from fakevlm_cli.bench.metrics import (Prediction, auc_by_fake_category, classification, evaluate, roc_auc,
+from fakevlm_cli.datasets import paper
+from fakevlm_cli.datasets.metrics import (Prediction, auc_by_fake_category, classification, evaluate, roc_auc,
                                        strip_verdict_sentence, text_scores)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fakevlm_cli.bench.loaders import BenchItem, load_bench, load_ddvqa, load_fakeclue, load_folder, load_loki
+from fakevlm_cli.datasets.loaders import BenchItem, load_bench, load_ddvqa, load_fakeclue, load_folder, load_loki
 from fakevlm_cli.errors import DatasetError, FakevlmError
 
 VERDICT_Q = "Does the image looks real/fake?"
