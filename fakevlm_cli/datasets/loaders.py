@@ -1,7 +1,10 @@
 """Benchmark loaders: turn a local copy of FakeClue, LOKI, DD-VQA or a real/fake folder into `BenchItem`s.
 
 Each loader reads the benchmark's own annotation files, so that our numbers are computed on exactly the
-records the paper used (arXiv 2503.14905; layouts in docs/reference.md). Two rules hold for every loader:
+records the paper used (arXiv 2503.14905). Layouts are those of the released files: FakeClue's
+``data_json/test.json`` (lingcco/FakeClue, the test split opendatalab/FakeVLM evaluates on),
+opendatalab/LOKI's ``data_json/image/true_or_false.json`` and ``open_ended_vqa.json``, and
+Reality-Defender/Research-DD-VQA's ``DQ_FF++/test_set/<Method>/<Method>.json``. Two rules hold for every loader:
 
 * An image path read from a dataset file must resolve (symlinks included) inside the data directory; a
   path that escapes is refused with a `DatasetError`, because dataset files are downloaded, untrusted input.
@@ -178,7 +181,8 @@ def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -
 
 
 def _label01(value: Any, path: Path, where: str) -> str:
-    """FakeClue's convention: 1 = real, 0 = fake (docs/reference.md). Booleans are refused as ambiguous."""
+    """FakeClue's convention in ``data_json/test.json``: 1 = real, 0 = fake (the paper's F1, with real as the
+    positive class, is computed on these labels). Booleans are refused as ambiguous."""
     if isinstance(value, bool) or value not in (0, 1, "0", "1"):
         raise DatasetError(f"{path}: {where}: label must be 1 (real) or 0 (fake), found {value!r}")
     return "real" if int(value) == 1 else "fake"

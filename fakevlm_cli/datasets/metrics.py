@@ -1,7 +1,8 @@
-"""Benchmark metrics with the FakeVLM paper's conventions (arXiv 2503.14905; docs/reference.md "Metrics").
+"""Benchmark metrics with the FakeVLM paper's conventions (arXiv 2503.14905: Acc, F1, ROUGE-L and CSS as
+in its result tables).
 
 Torch-free and scikit-learn-free: classification metrics are a few counts and a rank sum, and the text
-metrics import rouge_score / sentence-transformers only when asked for, so ``fakevlm bench`` stays light.
+metrics import rouge_score / sentence-transformers only when asked for, so ``fakevlm eval`` stays light.
 
 Conventions, stated once here and repeated in every result under ``conventions``:
 
