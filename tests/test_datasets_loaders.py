@@ -53,7 +53,6 @@ def test_fakeclue_reads_labels_categories_references_and_counts_missing(fakeclue
     first = result.items[0]
     assert first.image == (fakeclue / "test/a/real1.png").resolve() and first.image.is_absolute()
     assert first.reference == "This is a real image. Natural fur." and first.references == (first.reference,)
-    assert first.prompt is None
     assert result.missing == [str((fakeclue / "test/b/gone.png").resolve())]
     assert any("1 of 4 images are missing" in note for note in result.notes)
 
@@ -217,30 +216,37 @@ def ddvqa(tmp_path):
 def test_ddvqa_maps_the_ith_question_to_the_ith_frame(ddvqa):
     root, frames = ddvqa
     result = load_ddvqa(root, frames=frames)
-    got = {i.id: (i.image.name, i.label, i.category, i.prompt) for i in result.items}
-    assert got == {
-        "Deepfakes/0_114_102/0": ("1.png", "fake", "Deepfakes", None),
-        "Deepfakes/0_114_102/1": ("2.png", "fake", "Deepfakes", "<image>Does the person's skin look real/fake?"),
-        "Deepfakes/0_114_102/2": ("10.png", "fake", "Deepfakes", "<image>Does the person's nose look real/fake?"),
-        "Original/5_044/0": ("0001.png", "real", "Original", None)}
+    # Verdict questions only; part questions are skipped but still count for the frame position.
+    got = {i.id: (i.image.name, i.label, i.category) for i in result.items}
+    assert got == {"Deepfakes/0_114_102/0": ("1.png", "fake", "Deepfakes"),
+                   "Original/5_044/0": ("0001.png", "real", "Original")}
     verdict = result.items[0]
     assert verdict.reference == "The image looks fake. The nose is curved." and len(verdict.references) == 2
-    assert len(result.missing) == 2  # Original question 1 (one frame only) and the NeuralTextures video
-    assert any("Original/5_044: frame #1" in m for m in result.missing)
-    assert any("NeuralTextures/6_001_002: frame #0" in m for m in result.missing)
+    assert len(result.missing) == 1 and "NeuralTextures/6_001_002: frame #0" in result.missing[0]
 
 
-def test_ddvqa_verdict_only_keeps_the_frame_of_its_position(ddvqa):
+def test_ddvqa_verdict_question_takes_the_frame_of_its_position(ddvqa):
     root, frames = ddvqa
-    result = load_bench("ddvqa", root, frames=frames, verdict_only=True, categories="deepfakes,original")
-    assert [(i.id, i.image.name) for i in result.items] == [("Deepfakes/0_114_102/0", "1.png"),
+    write_json(root / "test_set" / "Deepfakes" / "Deepfakes.json", {"0_114_102": {
+        "0": qa("Does the person's skin look real/fake?", "The person's skin looks fake."),
+        "1": qa("Does the person's nose look real/fake?", "The person's nose looks fake."),
+        "2": qa(VERDICT_Q, "The image looks fake.")}})
+    result = load_bench("ddvqa", root, frames=frames, categories="deepfakes,original")
+    assert [(i.id, i.image.name) for i in result.items] == [("Deepfakes/0_114_102/2", "10.png"),
                                                            ("Original/5_044/0", "0001.png")]
+
+
+def test_ddvqa_part_questions_are_refused_not_silently_rescored(ddvqa):
+    root, frames = ddvqa
+    assert len(load_bench("ddvqa", root, frames=frames, verdict_only=True).items) == 2
+    with pytest.raises(FakevlmError, match="only the verdict question"):
+        load_bench("ddvqa", root, frames=frames, verdict_only=False)
 
 
 def test_ddvqa_without_frames_counts_everything_missing(ddvqa):
     root, _ = ddvqa
     result = load_ddvqa(root)
-    assert result.items == [] and len(result.missing) == 6
+    assert result.items == [] and len(result.missing) == 3
     assert any("no frames found" in note for note in result.notes)
 
 

@@ -35,8 +35,7 @@ DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ o
 
 @dataclass(frozen=True)
 class BenchItem:
-    """One image to score. ``prompt`` None means the engine's default prompt (the official real/fake
-    question); otherwise it is the complete raw prompt, ``<image>`` placeholder included. ``references``
+    """One image to score, asked the engine's prompt (the official real/fake question). ``references``
     holds every reference explanation (DD-VQA has up to three); ``reference`` is the first, or None."""
 
     id: str
@@ -44,7 +43,6 @@ class BenchItem:
     label: str
     category: str
     reference: str | None
-    prompt: str | None = None
     references: tuple[str, ...] = ()
 
 
@@ -189,12 +187,12 @@ def _label01(value: Any, path: Path, where: str) -> str:
 
 
 def _item(root: Path, image: Path, label: str, category: str, refs: Iterable[str], *,
-          item_id: str | None = None, prompt: str | None = None) -> BenchItem:
+          item_id: str | None = None) -> BenchItem:
     refs = tuple(ref for ref in refs if ref.strip())
     # A name that is not UTF-8 gets the record's escaped form, so the id survives a predictions file unchanged.
     item_id = item_id or recorded_path(image.relative_to(root).as_posix())[0]
     return BenchItem(id=item_id, image=image, label=label, category=category,
-                     reference=refs[0] if refs else None, prompt=prompt, references=refs)
+                     reference=refs[0] if refs else None, references=refs)
 
 
 # -------------------------------------------------------------------------------------------- FakeClue
@@ -369,14 +367,13 @@ def _frames(frames_root: Path, method_dir: Path | None, key: str, path: Path, wh
     return []
 
 
-def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limit=None,
-               verdict_only: bool = False) -> LoadResult:
+def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limit=None) -> LoadResult:
     """DD-VQA test split: ``test_set/<Method>/<Method>.json`` under data_dir (or the folder ``annotations``);
-    one item per question, category = method, Original = real and every other method = fake. As the
-    FakeVLM authors did (opendatalab/FakeVLM issue #3), the i-th question of a video is asked about the
-    i-th frame of ``frames/<Method>/<video id>/`` in natural order. The verdict question keeps the engine's
-    default prompt; part questions become ``<image>`` + question. ``verdict_only`` keeps only the verdict
-    question (still on the frame of its position)."""
+    one item per verdict question ("Does the image look real/fake?"), category = method, Original = real and
+    every other method = fake. As the FakeVLM authors did (opendatalab/FakeVLM issue #3), the i-th question of
+    a video goes with the i-th frame of ``frames/<Method>/<video id>/`` in natural order, so the verdict
+    question is asked about the frame of its position. Part questions (the person's skin, nose, eyes…) are
+    skipped: each would need its own prompt, and a scan asks every image the same one."""
     root = _root(data_dir)
     test_set = Path(annotations) if annotations else next(
         (p for p in (root / "test_set", root / "DQ_FF++" / "test_set") if p.is_dir()), root / "test_set")
@@ -402,8 +399,7 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
             for position, qid in enumerate(sorted(video, key=_natural_key)):
                 where = f"video {key!r} question {qid!r}"
                 question, answers = _answers(video[qid], path, where)
-                verdict = _is_verdict_question(question)
-                if verdict_only and not verdict:
+                if not _is_verdict_question(question):
                     continue
                 if position >= len(video_frames):
                     rows.append(_Row(method, None, f"{frames_root}/{method}/{key}: frame #{position} "
@@ -411,8 +407,7 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
                     continue
                 # a frame may be a symbolic link: it too must stay inside the frames directory
                 image = _inside(frames_root, str(video_frames[position].relative_to(frames_root)), path, where)
-                item = _item(frames_root, image, label, method, answers, item_id=f"{method}/{key}/{qid}",
-                             prompt=None if verdict else f"<image>{question}")
+                item = _item(frames_root, image, label, method, answers, item_id=f"{method}/{key}/{qid}")
                 rows.append(_Row(method, item))
     return _finish(rows, notes, categories, limit)
 
@@ -472,18 +467,23 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
 
 
 def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories=None, limit=None,
-               **options) -> LoadResult:
-    """Load benchmark ``name`` (fakeclue, loki, ddvqa, folder); ``options`` go to that loader
-    (``verdict_only`` for ddvqa)."""
+               verdict_only: bool = True) -> LoadResult:
+    """Load benchmark ``name`` (fakeclue, loki, ddvqa, folder).
+
+    ``verdict_only`` is accepted for callers that still pass it; only True is possible (DD-VQA items are its
+    verdict questions, see `load_ddvqa`), and it can go once no caller passes it."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in BENCHMARKS:
         raise FakevlmError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    if not verdict_only:
+        raise FakevlmError("only the verdict question is evaluated: part questions would each need their own prompt")
     if frames is not None and key != "ddvqa":
         raise FakevlmError("frames applies only to the ddvqa benchmark")
     if key == "folder":
         if annotations is not None:
             raise FakevlmError("the folder benchmark takes no annotations file")
-        return load_folder(data_dir, categories=categories, limit=limit, **options)
-    loader = {"fakeclue": load_fakeclue, "loki": load_loki, "ddvqa": load_ddvqa}[key]
-    extra = {"frames": frames} if key == "ddvqa" else {}
-    return loader(data_dir, annotations=annotations, categories=categories, limit=limit, **extra, **options)
+        return load_folder(data_dir, categories=categories, limit=limit)
+    if key == "ddvqa":
+        return load_ddvqa(data_dir, annotations=annotations, frames=frames, categories=categories, limit=limit)
+    loader = load_fakeclue if key == "fakeclue" else load_loki
+    return loader(data_dir, annotations=annotations, categories=categories, limit=limit)
