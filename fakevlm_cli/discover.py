@@ -3,7 +3,7 @@
 `discover` turns the paths a user gives (files, directories, lines of a path list) into a stream
 of candidate regular files. Whether a candidate is an image is decided later, by its content; this
 module only decides *which* files to look at, and it never opens one (opening a FIFO would hang).
-It is stdlib only and lazy, so ``fakevlm scan /huge/tree`` starts working at once.
+It is lazy, so ``fakevlm scan /huge/tree`` starts working at once.
 
 Rules (the docstring of `discover` gives the reasons):
 
@@ -15,9 +15,9 @@ Rules (the docstring of `discover` gives the reasons):
   children, 2 = grandchildren too, None = no limit.
 * **Explicit wins** - a path named by the user is never filtered: hidden names, symlinks and
   include/exclude globs only apply to what a directory walk finds.
-* **Globs** - gitignore-like, matched against the path relative to the walked directory (``/``
-  separated) and against the basename; exclude wins over include; an excluded directory is not
-  descended into.
+* **Globs** - gitignore patterns, matched against the path relative to the walked directory (``/``
+  separated; a pattern without ``/`` matches the name at any depth); exclude wins over include; an
+  excluded directory is not descended into.
 * **Once per file** - a file reached twice (two arguments, a hard link, a followed symlink) is
   yielded once, at its first position, by the ``(st_dev, st_ino)`` of the real file.
 """
@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import errno
 import math
-from itertools import compress
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = ["Candidate", "DiscoveryStats", "discover", "read_path_list"]
 
@@ -192,15 +196,19 @@ def discover(
       decides which relative paths the globs see.
     * depth: a directory argument is depth 0, its entries depth 1 and so on; entries deeper than
       `max_depth` are neither yielded nor listed.
-    * globs: `include` / `exclude` patterns are gitignore-like: ``*`` and ``?`` do not cross
-      ``/``, ``[abc]`` / ``[!abc]`` are classes, ``**`` as a whole component spans any number of
-      directories, a backslash escapes the next character, and matching is case-sensitive. A
-      pattern matches if it matches the entry's path relative to the walked directory or its
-      basename, so ``*.png`` works at any depth while ``raw/**`` means the top-level ``raw`` only
-      (``**/raw/**`` or plain ``raw`` for any level). A leading ``/`` anchors a pattern to the
-      walked directory; a trailing ``/`` makes it match directories only. An excluded directory
-      (matched itself, or ``dir`` for a ``dir/**`` pattern) is pruned. Include patterns select
-      files only: directories are descended unless excluded. Exclude wins over include.
+    * globs: `include` / `exclude` patterns are gitignore patterns (pathspec's implementation of
+      git's documented rules): ``*`` and ``?`` do not cross ``/``, ``[abc]`` / ``[!abc]`` are
+      classes, ``**`` as a whole component spans any number of directories, a backslash escapes the
+      next character, and matching is case-sensitive. They are matched against the entry's path
+      relative to the walked directory. A pattern with no ``/`` but a trailing one matches at any
+      depth (that is, against the name), so ``*.png`` works at any depth while ``raw/**`` means the
+      top-level ``raw`` only (``**/raw/**`` or plain ``raw`` for any level). A leading ``/`` anchors a
+      pattern to the walked directory; a trailing ``/`` makes it match directories only. A pattern
+      that matches a directory matches everything below it: an excluded directory (``raw``,
+      ``cache/``, or ``raw`` for ``raw/**``) is pruned, and an include pattern naming a directory
+      selects the files below it. Include patterns never prune: directories are descended unless
+      excluded. Exclude wins over include. Unlike a .gitignore line, a pattern is taken literally:
+      a leading ``#`` or ``!`` and trailing spaces are part of it.
     * FIFOs, sockets and devices are counted in ``stats.not_regular`` and never opened.
     * dedupe: a regular file whose ``(st_dev, st_ino)`` was already yielded (hard link, second
       argument, followed symlink) is counted in ``stats.duplicates``; the first path wins.
@@ -216,8 +224,8 @@ def discover(
             raise TypeError("include/exclude take a sequence of patterns, not a single string")
     walker = _Walker(
         max_depth=max_depth,
-        include=[_Glob(p) for p in include],
-        exclude=[_Glob(p) for p in exclude],
+        include=_Globs(include),
+        exclude=_Globs(exclude),
         hidden=hidden,
         follow_symlinks=follow_symlinks,
         stats=stats if stats is not None else DiscoveryStats(),
@@ -334,7 +342,7 @@ class _Walker:
                 kind = _kind_of_mode(st.st_mode)
 
             if kind == _DIR:
-                if _matches(self.exclude, sub_rel, name, is_dir=True):
+                if self.exclude.matches(sub_rel, is_dir=True):
                     stats.excluded += 1
                     continue
                 budget = self._budget(depth + 1)
@@ -357,8 +365,8 @@ class _Walker:
                 stack.append((path, sub_rel, depth + 1, key, self._list(path)))
                 continue
 
-            if (self.include and not _matches(self.include, sub_rel, name, is_dir=False)) or _matches(
-                self.exclude, sub_rel, name, is_dir=False
+            if (self.include and not self.include.matches(sub_rel, is_dir=False)) or self.exclude.matches(
+                sub_rel, is_dir=False
             ):
                 stats.excluded += 1
                 continue
@@ -434,81 +442,59 @@ def _reason(exc: OSError) -> str:
     return known.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
 
 
-class _Glob:
-    """One include/exclude pattern, compiled to a regular expression (see `discover`)."""
+class _Globs:
+    """The include or the exclude patterns of one `discover` call, in gitignore syntax (see `discover`).
 
-    def __init__(self, pattern: str):
-        self.pattern = pattern
-        body = pattern
-        self.dir_only = body.endswith("/")
-        self.anchored = body.startswith("/")
-        body = body.strip("/")
-        if not body:
-            raise ValueError(f"empty glob pattern: {pattern!r}")
-        self.regex = re.compile(_translate(body), re.DOTALL)
-        # "raw/**" excludes everything below raw, so it may prune raw itself.
-        self.prune = (
-            re.compile(_translate(body[:-3]), re.DOTALL) if body.endswith("/**") and len(body) > 3 else None
-        )
+    Matching is pathspec's gitignore implementation, given each pattern as a gitignore line that means it
+    literally (`_gitignore_line`) and each entry as its path relative to the walked directory, with a
+    trailing ``/`` for a directory. A pattern without a ``/`` (other than a trailing one) matches at any
+    depth, which is the same as matching the entry's name; a pattern that matches a directory matches
+    everything below it, so ``raw/**`` and ``raw`` both prune the directory ``raw``.
+    """
 
-    def matches(self, rel: str, name: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
+    def __init__(self, patterns: Sequence[str]):
+        self._spec: pathspec.PathSpec | None = None
+        lines = []
+        for pattern in patterns:
+            if not pattern.strip("/"):
+                raise ValueError(f"empty glob pattern: {pattern!r}")
+            lines.append(_gitignore_line(pattern))
+        if not lines:
+            return
+        import pathspec  # noqa: PLC0415 - only when there are globs: it adds ~10 ms to every start
+
+        try:
+            with warnings.catch_warnings():
+                # "[[]" is a valid class; Python's re only warns that it may change meaning one day.
+                warnings.simplefilter("ignore", FutureWarning)
+                self._spec = pathspec.PathSpec.from_lines("gitignore", lines)
+        except ValueError as exc:  # pathspec's GitIgnorePatternError, e.g. for an escaped "/" (a\/b)
+            raise ValueError(f"invalid glob pattern: {exc}") from None
+
+    def __bool__(self) -> bool:
+        return self._spec is not None
+
+    def matches(self, rel: str, is_dir: bool) -> bool:
+        if self._spec is None:
             return False
-        if self.regex.fullmatch(rel) or (not self.anchored and self.regex.fullmatch(name)):
-            return True
-        return is_dir and self.prune is not None and self.prune.fullmatch(rel) is not None
+        return self._spec.match_file(rel.replace("\n", "\0") + ("/" if is_dir else ""))
 
 
-def _matches(globs: list[_Glob], rel: str, name: str, is_dir: bool) -> bool:
-    return any(g.matches(rel, name, is_dir) for g in globs)
+def _gitignore_line(pattern: str) -> str:
+    """`pattern` as a gitignore line that means it literally.
 
-
-def _translate(pattern: str) -> str:
-    """Glob -> regex. Written out because `fnmatch` lets ``*`` cross ``/`` and has no ``**``."""
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            whole = pattern.startswith("**", i) and (i == 0 or pattern[i - 1] == "/")
-            if whole and i + 2 == n:
-                out.append(".*")  # trailing "**": everything below
-                i += 2
-                continue
-            if whole and pattern[i + 2] == "/":
-                out.append("(?:.*/)?")  # "**/": zero or more directories
-                i += 3
-                continue
-            while i < n and pattern[i] == "*":
-                i += 1
-            out.append("[^/]*")
-            continue
-        if c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            j = i + 1
-            if j < n and pattern[j] in "!^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1  # a "]" right after "[" or "[!" is literal
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append(re.escape(c))  # no closing "]": a literal "["
-            else:
-                body = pattern[i + 1 : j]
-                negate = body[:1] in ("!", "^")
-                if negate:
-                    body = body[1:]
-                chars = "".join(
-                    ch if ch == "-" and 0 < k < len(body) - 1 else re.escape(ch) for k, ch in enumerate(body)
-                )
-                out.append(f"(?!/)[{'^' if negate else ''}{chars}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+    A file name may hold a newline, which pathspec's regular expressions (``.``, ``$``) treat as a line
+    end; no name can hold a NUL, so newlines become NULs here and in the paths matched (`_Globs.matches`).
+    A command-line pattern is not a line of a .gitignore file, so a leading ``#`` or ``!`` is escaped (not a
+    comment, not a negation), trailing spaces are escaped (kept, not stripped), and a lone trailing
+    backslash matches itself.
+    """
+    tokens = re.findall(r"\\.|.", pattern.replace("\n", "\0"), re.DOTALL)
+    if tokens[0] in ("#", "!"):
+        tokens[0] = "\\" + tokens[0]
+    if tokens[-1] == "\\":
+        tokens[-1] = "\\\\"
+    end = len(tokens)
+    while end and tokens[end - 1] == " ":
+        end -= 1
+    return "".join(tokens[:end]) + "\\ " * (len(tokens) - end)
