@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from fakevlm_cli import evidence
-from fakevlm_cli.evidence import exif, png, sourcetypes
+from fakevlm_cli.evidence import exif, png, sourcetypes, xmp
 
 A1111 = ("a castle on a hill, golden hour, highly detailed\nNegative prompt: blurry, lowres\n"
          "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x512, Model hash: 6ce0161689, "
@@ -360,6 +360,39 @@ def test_xmp_deep_nesting_is_refused():
     packet = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 5000 + b"</a>" * 5000 + b"</x:xmpmeta>"
     report = evidence.collect(None, b"GIF89a" + packet, "GIF")
     assert any("nested too deep" in n for n in report.notes)
+
+
+AI_SOURCE = ' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"'
+
+
+@pytest.mark.parametrize("doctype", [
+    '<!DOCTYPE x:xmpmeta>',  # a DTD, even without entities
+    '<!DOCTYPE x:xmpmeta SYSTEM "file:///etc/passwd">',  # an external DTD
+    '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',  # an external entity
+    '<!DOCTYPE x [<!ENTITY % p SYSTEM "http://127.0.0.1/x.dtd"> %p;]>',  # a parameter entity
+])
+def test_xmp_dtds_and_external_entities_are_refused(tmp_path, doctype):
+    packet = doctype.encode() + _xmp(AI_SOURCE)
+    report = _collect(_save(tmp_path, "d.jpg", "JPEG", xmp=packet), "JPEG")
+    assert report.items == []
+    assert any(n.startswith("xmp: could not parse: DOCTYPE/ENTITY") for n in report.notes), report.notes
+
+
+def test_xmp_declaration_text_inside_a_comment_or_cdata_is_not_a_declaration():
+    # Before defusedxml a byte search refused any packet holding "<!DOCTYPE" or "<!ENTITY", even in a comment.
+    packet = _xmp(AI_SOURCE, '<!-- <!DOCTYPE x [<!ENTITY a "b">]> --><rdf:li><![CDATA[<!ENTITY c "d">]]></rdf:li>')
+    report = evidence.collect(None, b"GIF89a" + packet, "GIF")
+    assert _only(report, key="DigitalSourceType").signal == "ai_generated"
+    assert report.notes == []
+
+
+def test_xmp_size_and_element_limits():
+    many = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a/>" * (xmp.MAX_ELEMENTS + 1) + b"</x:xmpmeta>"
+    report = evidence.collect(None, b"GIF89a" + many, "GIF")
+    assert any("too many elements" in n for n in report.notes), report.notes
+    huge = _xmp(AI_SOURCE, "<!--" + "x" * xmp.MAX_PACKET + "-->")
+    report = evidence.collect(None, b"GIF89a" + huge, "GIF")
+    assert report.items == [] and any("packet too large" in n for n in report.notes), report.notes
 
 
 # --- IPTC vocabulary --------------------------------------------------------------------------------------
