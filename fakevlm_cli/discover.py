@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence, TextIO
 
 if TYPE_CHECKING:
     import pathspec
@@ -238,6 +238,17 @@ def discover(
 _DIR, _FILE, _LINK, _OTHER = range(4)
 
 
+class _Dir(NamedTuple):
+    """A directory on the walk's stack: where it is, its path relative to the walked argument, its depth,
+    its ``(st_dev, st_ino)`` and the iterator over its sorted entries."""
+
+    path: str
+    rel: str
+    depth: int
+    key: tuple[int, int]
+    entries: Iterator[tuple[str, int]]
+
+
 class _Walker:
     """The state one `discover` call shares across its arguments: options, stats, seen files."""
 
@@ -306,82 +317,95 @@ class _Walker:
     def _walk(self, root: str, root_key: tuple[int, int]) -> Iterator[Candidate]:
         if self.max_depth == 0:
             return
-        stats = self.stats
         self.walked[root_key] = max(self._budget(0), self.walked.get(root_key, -1))
         ancestors = {root_key}
         # An explicit stack instead of recursion: no recursion limit on deep trees, and the
         # ancestor set (loop detection) is exactly the directories on the stack.
-        stack = [(root, "", 0, root_key, self._list(root))]
+        stack = [_Dir(root, "", 0, root_key, self._list(root))]
         while stack:
-            dirpath, rel, depth, dir_key, entries = stack[-1]
-            item = next(entries, None)
+            parent = stack[-1]
+            item = next(parent.entries, None)
             if item is None:
                 stack.pop()
-                ancestors.discard(dir_key)
+                ancestors.discard(parent.key)
                 continue
             name, kind = item
             if not self.hidden and name.startswith("."):
-                stats.hidden += 1
+                self.stats.hidden += 1
                 continue
-            path = os.path.join(dirpath, name)
-            sub_rel = f"{rel}/{name}" if rel else name
-            st = None
-            via_link = kind == _LINK
-            if via_link:
-                if not self.follow:
-                    stats.symlinks += 1
+            path = os.path.join(parent.path, name)
+            rel = f"{parent.rel}/{name}" if parent.rel else name
+            link_st = None
+            if kind == _LINK:
+                link_st = self._follow(path)
+                if link_st is None:
                     continue
-                try:
-                    st = os.stat(path)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        stats.loops += 1
-                    else:
-                        stats.symlinks += 1
-                    continue
-                kind = _kind_of_mode(st.st_mode)
-
+                kind = _kind_of_mode(link_st.st_mode)
             if kind == _DIR:
-                if self.exclude.matches(sub_rel, is_dir=True):
-                    stats.excluded += 1
-                    continue
-                budget = self._budget(depth + 1)
-                if budget <= 0:
-                    continue
-                try:
-                    st = st or os.lstat(path)
-                except OSError as exc:
-                    stats.unreadable_dirs.append(f"{path}: {_reason(exc)}")
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in ancestors:
-                    stats.loops += 1
-                    continue
-                if via_link and self.walked.get(key, -1) >= budget:
-                    stats.duplicates += 1
-                    continue
-                self.walked[key] = max(budget, self.walked.get(key, -1))
-                ancestors.add(key)
-                stack.append((path, sub_rel, depth + 1, key, self._list(path)))
-                continue
+                child = self._enter(path, rel, parent.depth + 1, link_st, ancestors)
+                if child is not None:
+                    ancestors.add(child.key)
+                    stack.append(child)
+            elif (candidate := self._file(path, rel, kind, link_st)) is not None:
+                yield candidate
 
-            if (self.include and not self.include.matches(sub_rel, is_dir=False)) or self.exclude.matches(
-                sub_rel, is_dir=False
-            ):
-                stats.excluded += 1
-                continue
-            if kind != _FILE:
-                stats.not_regular += 1
-                continue
-            if st is None:
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    # Vanished or unreadable since the listing: let the scan report why.
-                    yield Candidate(Path(path), explicit=False)
-                    continue
-            if self._first_time(st, path):
-                yield Candidate(Path(path), explicit=False)
+    def _follow(self, path: str) -> os.stat_result | None:
+        """The target's stat of a symlink the walk found, or None when it is not followed (and counted)."""
+        if not self.follow:
+            self.stats.symlinks += 1
+            return None
+        try:
+            return os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self.stats.loops += 1
+            else:
+                self.stats.symlinks += 1
+            return None
+
+    def _enter(self, path: str, rel: str, depth: int, link_st: os.stat_result | None,
+               ancestors: set[tuple[int, int]]) -> _Dir | None:
+        """The directory to walk next, or None when it is skipped: excluded, too deep, unreadable, a
+        loop back to an ancestor, or (reached through a symlink) already walked with as much depth left."""
+        stats = self.stats
+        if self.exclude.matches(rel, is_dir=True):
+            stats.excluded += 1
+            return None
+        budget = self._budget(depth)
+        if budget <= 0:
+            return None
+        try:
+            st = link_st or os.lstat(path)
+        except OSError as exc:
+            stats.unreadable_dirs.append(f"{path}: {_reason(exc)}")
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            stats.loops += 1
+            return None
+        if link_st is not None and self.walked.get(key, -1) >= budget:
+            stats.duplicates += 1
+            return None
+        self.walked[key] = max(budget, self.walked.get(key, -1))
+        return _Dir(path, rel, depth, key, self._list(path))
+
+    def _file(self, path: str, rel: str, kind: int, link_st: os.stat_result | None) -> Candidate | None:
+        """The candidate for a non-directory the walk found, or None when it is skipped (and counted)."""
+        stats = self.stats
+        if (self.include and not self.include.matches(rel, is_dir=False)) or self.exclude.matches(rel, is_dir=False):
+            stats.excluded += 1
+            return None
+        if kind != _FILE:
+            stats.not_regular += 1
+            return None
+        st = link_st
+        if st is None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                # Vanished or unreadable since the listing: let the scan report why.
+                return Candidate(Path(path), explicit=False)
+        return Candidate(Path(path), explicit=False) if self._first_time(st, path) else None
 
     def _list(self, dirpath: str) -> Iterator[tuple[str, int]]:
         """The sorted ``(name, kind)`` entries of a directory; a failure is recorded, not raised.
