@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence, TextIO
 
 if TYPE_CHECKING:
     import pathspec
@@ -106,30 +106,37 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int
     longer than `max_len` (PATH_MAX: it cannot be a path) is skipped with a `warn` — memory stays bounded
     even on a list without separators, or ``--from-file /dev/zero``.
     """
-    empty = stream.read(0)
-    binary = isinstance(empty, bytes)
-    decode = os.fsdecode if binary else str
-    sep = (b"\0" if binary else "\0") if nul else (b"\n" if binary else "\n")
-    cr = b"\r" if binary else "\r"
+    binary = isinstance(stream.read(0), bytes)
     what = "entry" if nul else "line"
-    # read1 returns what the pipe has now instead of waiting for a full buffer.
-    read = getattr(stream, "read1", None) if binary else None
-    read = read or stream.read
-    limit = max_len if nul else max_len + 1  # room for a CR before the newline
-    pending: list = []  # the pieces of the entry being read (empty once it is known to be too long)
-    length = number = 0
-
-    def finished(entry):
-        if not nul:
-            entry = entry.removesuffix(cr)
-            if not entry.strip():
-                return None
-        return decode(entry) if entry else None
 
     def too_long(index: int) -> None:
         if warn is not None:
             warn(f"{what} {index} is longer than {max_len} bytes: not a path, skipped")
 
+    sep = "\0" if nul else "\n"
+    limit = max_len if nul else max_len + 1  # room for a CR before the newline
+    decode = os.fsdecode if binary else str
+    for entry in _bounded_entries(stream, sep.encode() if binary else sep, limit, too_long):
+        if not nul:
+            entry = entry.removesuffix(b"\r" if binary else "\r")
+            if not entry.strip():
+                continue  # blank or whitespace-only line
+        if entry:
+            yield decode(entry)
+
+
+def _bounded_entries(stream: BinaryIO | TextIO, sep: Any, limit: int,
+                     too_long: Callable[[int], None]) -> Iterator[Any]:
+    """The `sep`-separated entries of `stream` (bytes or str, as the stream reads), lazily; an entry longer
+    than `limit` is not kept: ``too_long(its 1-based number)`` is called instead, once, as soon as it is seen.
+
+    The stream is read in 64 KiB pieces (``read1`` on a binary stream: what the pipe holds now, instead of
+    waiting for a full buffer), each split once, and an entry joined once, so time is linear in the size.
+    """
+    empty = stream.read(0)
+    read = (getattr(stream, "read1", None) if isinstance(empty, bytes) else None) or stream.read
+    pending: list = []  # the pieces of the entry being read (empty once it is known to be too long)
+    length = number = 0  # the pending entry's length so far; how many entries were finished before it
     while chunk := read(65536):
         parts = chunk.split(sep)
         head = parts[0]
@@ -141,23 +148,22 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int
             too_long(number + 1)
         if len(parts) == 1:
             continue  # the entry goes on in the next chunk
-        if length <= limit and (path := finished(empty.join(pending))) is not None:
-            yield path
+        if length <= limit:
+            yield empty.join(pending)
         # Whole entries inside this chunk; empty ones (a run of separators) are skipped at C speed.
         middle = parts[1:-1]
         for index, entry in compress(enumerate(middle, number + 2), middle):
             if len(entry) > limit:
                 too_long(index)
-            elif (path := finished(entry)) is not None:
-                yield path
+            else:
+                yield entry
         number += len(parts) - 1
-        tail = parts[-1]
-        pending, length = [tail], len(tail)
+        pending, length = [parts[-1]], len(parts[-1])
         if length > limit:
             pending = []
             too_long(number + 1)
-    if length <= limit and (path := finished(empty.join(pending))) is not None:
-        yield path
+    if length <= limit:
+        yield empty.join(pending)
 
 
 def discover(
