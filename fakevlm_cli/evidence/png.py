@@ -127,16 +127,9 @@ def describe_chunks(chunks: dict[str, str]) -> list[Evidence]:
         if found:
             generator = "Fooocus" if "fooocus_scheme" in low else found[0]
             items.append(_item("parameters", found[1], generator))
-    for key in ("prompt", "workflow"):
-        if key in chunks:
-            comfy = describe_comfy(key, chunks[key])
-            if comfy:
-                items.append(_item(key, comfy, "ComfyUI"))
-    if "prompt" in low and not any(i.generator == "ComfyUI" for i in items) and (
-            "negative_prompt" in low or "use_stable_diffusion_model" in low):
-        fields = {"model": low.get("use_stable_diffusion_model"), "sampler": low.get("sampler_name"),
-                  "steps": low.get("num_inference_steps")}
-        items.append(_item("prompt", summary(fields, low["prompt"]), "Easy Diffusion"))
+    comfy = [_item(key, graph, "ComfyUI") for key in ("prompt", "workflow")
+             if key in chunks and (graph := describe_comfy(key, chunks[key]))]
+    items.extend(comfy or _easy_diffusion(low))  # Easy Diffusion's prompt chunk is text, not a graph
     items.extend(_invokeai(chunks))
     comment = chunks.get("Comment")
     if comment is not None:
@@ -152,6 +145,16 @@ def describe_chunks(chunks: dict[str, str]) -> list[Evidence]:
         signal, generator = classify_software(software)
         items.append(Evidence("png", "Software", clip(software), signal, False, generator))
     return items
+
+
+def _easy_diffusion(low: dict[str, str]) -> list[Evidence]:
+    """Easy Diffusion's chunks: ``prompt`` beside ``negative_prompt`` or ``use_stable_diffusion_model`` (keywords
+    lower-cased; a ``prompt`` that is a ComfyUI graph is not looked at here)."""
+    if "prompt" not in low or not ("negative_prompt" in low or "use_stable_diffusion_model" in low):
+        return []
+    fields = {"model": low.get("use_stable_diffusion_model"), "sampler": low.get("sampler_name"),
+              "steps": low.get("num_inference_steps")}
+    return [_item("prompt", summary(fields, low["prompt"]), "Easy Diffusion")]
 
 
 def describe_comfy(key: str, text: str) -> str | None:

@@ -156,13 +156,7 @@ def read_packet(packet: bytes, report: MetadataReport) -> None:
     except (ValueError, RecursionError) as exc:
         report.notes.append(f"xmp: could not parse: {clip(exc, 200)}")
         return
-    values: dict[str, list[str]] = {name: [] for name in _WANTED}
-    for el in root.iter():
-        for name in _WANTED:
-            if name in el.attrib:
-                values[name].append(el.attrib[name])
-        if el.tag in values:
-            values[el.tag].append(_text_of(el))
+    values = _values(root)
     tool = next((v.strip() for v in values[CREATOR_TOOL] if v.strip()), "")
     items = report.items
     for name, key in ((DST, "DigitalSourceType"), (DSFT, "DigitalSourceFileType")):
@@ -180,9 +174,22 @@ def read_packet(packet: bytes, report: MetadataReport) -> None:
         found = describe_parameters(comment, strict=True)
         if found:
             items.append(Evidence("xmp", "UserComment", found[1], "ai_generated", True, found[0]))
-    for history in root.iter(HISTORY):
+    history = next(root.iter(HISTORY), None)
+    if history is not None:
         _history(history, report)
-        break
+
+
+def _values(root: ET.Element) -> dict[str, list[str]]:
+    """Every value of the wanted properties, in document order, whichever RDF form holds them (an attribute
+    of rdf:Description or a child element)."""
+    values: dict[str, list[str]] = {name: [] for name in _WANTED}
+    for el in root.iter():
+        for name in _WANTED:
+            if name in el.attrib:
+                values[name].append(el.attrib[name])
+        if el.tag in values:
+            values[el.tag].append(_text_of(el))
+    return values
 
 
 def _history(history: ET.Element, report: MetadataReport) -> None:
