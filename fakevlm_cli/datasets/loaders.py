@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,20 @@ def _wanted(categories: str | Iterable[str] | None) -> set[str] | None:
 
 def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -> LoadResult:
     """Make ids unique, filter by category, apply the limit, then split present from missing images."""
+    rows = _select(_unique_ids(rows, notes), categories, limit)
+    result = LoadResult(notes=notes)
+    for row in rows:
+        if row.item is not None and row.item.image.is_file():
+            result.items.append(row.item)
+        else:
+            result.missing.append(row.missing or str(row.item.image))
+    if result.missing:
+        notes.append(f"{len(result.missing)} of {len(rows)} images are missing: counted, not scored")
+    return result
+
+
+def _unique_ids(rows: list[_Row], notes: list[str]) -> list[_Row]:
+    """The rows with a ``#n`` suffix on the n-th repeat of an id (noted), so predictions join back one to one."""
     seen: dict[str, int] = {}
     unique: list[_Row] = []
     for row in rows:
@@ -153,29 +167,24 @@ def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -
     duplicates = sum(count - 1 for count in seen.values())
     if duplicates:
         notes.append(f"{duplicates} duplicate record ids made unique with a #n suffix")
+    return unique
 
+
+def _select(rows: list[_Row], categories, limit: int | None) -> list[_Row]:
+    """The rows of the wanted categories (an unknown one is an error), then the first `limit` of them."""
     wanted = _wanted(categories)
     if wanted is not None:
-        known = {row.category.lower() for row in unique}
+        known = {row.category.lower() for row in rows}
         unknown = sorted(wanted - known)
         if unknown:
             raise DatasetError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                                f"this benchmark has: {', '.join(sorted(known)) or 'none'}")
-        unique = [row for row in unique if row.category.lower() in wanted]
+        rows = [row for row in rows if row.category.lower() in wanted]
     if limit is not None:
         if limit < 0:
             raise FakevlmError(f"limit must be 0 or more, got {limit}")
-        unique = unique[:limit]
-
-    result = LoadResult(notes=notes)
-    for row in unique:
-        if row.item is not None and row.item.image.is_file():
-            result.items.append(row.item)
-        else:
-            result.missing.append(row.missing or str(row.item.image))
-    if result.missing:
-        notes.append(f"{len(result.missing)} of {len(unique)} images are missing: counted, not scored")
-    return result
+        rows = rows[:limit]
+    return rows
 
 
 def _label01(value: Any, path: Path, where: str) -> str:
@@ -429,6 +438,30 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
     TIFF, BMP and the rest `images.sniff_format` knows); hidden files and folders and symbolic links are
     skipped (ripgrep's convention) and counted in the notes; order is the sorted relative path."""
     root = _root(data_dir)
+    classes = _class_folders(root)
+    notes = [f"{root}: no {label}/ folder" for label in ("real", "fake") if label not in classes]
+    rows: list[_Row] = []
+    links = others = 0
+    for label, top in classes.items():
+        for path in _visible_files(top):
+            if path.is_symlink():
+                links += 1
+            elif not _is_image(path):
+                others += 1
+            else:
+                parts = path.relative_to(top).parts
+                category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
+                rows.append(_Row(category, _item(root, path, label, category, [])))
+    rows.sort(key=lambda row: row.item.id)
+    if links:
+        notes.append(f"{links} symbolic links skipped")
+    if others:
+        notes.append(f"{others} files skipped: not a recognised image format")
+    return _finish(rows, notes, categories, limit)
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+    """``{"real": folder, "fake": folder}`` for the class folders present (any case, not symlinks)."""
     classes: dict[str, Path] = {}
     for child in sorted(root.iterdir()):
         label = child.name.lower()
@@ -438,29 +471,14 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
             classes[label] = child
     if not classes:
         raise DatasetError(f"{root}: no real/ or fake/ folder")
-    notes = [f"{root}: no {label}/ folder" for label in ("real", "fake") if label not in classes]
-    rows, links, others = [], 0, 0
-    for label, top in classes.items():
-        for current, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(current, d))]
-            for name in files:
-                path = Path(current, name)
-                if name.startswith("."):
-                    continue
-                if path.is_symlink():
-                    links += 1
-                elif not _is_image(path):
-                    others += 1
-                else:
-                    parts = path.relative_to(top).parts
-                    category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
-                    rows.append(_Row(category, _item(root, path, label, category, [])))
-    rows.sort(key=lambda row: row.item.id)
-    if links:
-        notes.append(f"{links} symbolic links skipped")
-    if others:
-        notes.append(f"{others} files skipped: not a recognised image format")
-    return _finish(rows, notes, categories, limit)
+    return classes
+
+
+def _visible_files(top: Path) -> Iterator[Path]:
+    """The files below `top` that are not hidden and not inside a hidden folder or a symlinked one."""
+    for current, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(current, d))]
+        yield from (Path(current, name) for name in files if not name.startswith("."))
 
 
 # ------------------------------------------------------------------------------------------ dispatcher
