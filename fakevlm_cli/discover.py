@@ -469,7 +469,7 @@ def _reason(exc: OSError) -> str:
         errno.ELOOP: "too many levels of symbolic links",
         errno.ENOTDIR: "not a directory",
     }
-    return known.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+    return known.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
 
 
 class _Globs:

@@ -14,6 +14,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -251,8 +252,8 @@ def count_frames(im: Image.Image, data: bytes, fmt: str) -> tuple[int, list[str]
 
 
 def _tiff_pages(data: bytes) -> tuple[int, list[str]]:
-    order = {b"II": "little", b"MM": "big"}.get(data[:2])
-    if order is None:
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
+    if data[:2] not in (b"II", b"MM"):
         return 1, []
     offset, seen, pages = int.from_bytes(data[4:8], order), set(), 0
     while offset and offset not in seen and offset + 2 <= len(data):

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from fakevlm_cli.synthetic import merge_pair
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
     from tokenizers import Tokenizer
@@ -203,8 +205,8 @@ def pixel_values(images: Iterable["Image.Image"]):
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images]) / 255.0
     if arr.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"toy images are {IMAGE_SIZE}×{IMAGE_SIZE}, got {arr.shape[2]}×{arr.shape[1]}")
-    arr = (arr - np.asarray(_CLIP_MEAN, np.float32)) / np.asarray(_CLIP_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    norm = (arr - np.asarray(_CLIP_MEAN, np.float32)) / np.asarray(_CLIP_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(norm.transpose(0, 3, 1, 2)))
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -242,7 +244,7 @@ def build_toy_tokenizer() -> "Tokenizer":
     vocab: dict[str, int] = {}
     for piece in specials + [f"<0x{i:02X}>" for i in range(256)] + sorted(learnt["vocab"], key=learnt["vocab"].get):
         vocab.setdefault(piece, len(vocab))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    merges = [merge_pair(m) for m in learnt["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = None
@@ -278,7 +280,10 @@ def prompt_ids(model_dir: str | Path, prompt: str = PROMPT, *, expand: bool = Tr
     """Oracle ids of the raw prompt (BOS added), with `<image>` expanded to the image tokens unless expand=False."""
     tok = oracle_tokenizer(model_dir)
     ids = tok.encode(prompt).ids
-    return expand_image_token(ids, tok.token_to_id("<image>")) if expand else ids
+    image_id = tok.token_to_id("<image>")
+    if image_id is None:
+        raise ValueError(f"{model_dir}: the tokenizer has no <image> token")
+    return expand_image_token(ids, image_id) if expand else ids
 
 
 def _answer_ids(tok, prompt: str, target: str) -> list[int]:
@@ -565,7 +570,7 @@ def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, held
     tok = build_toy_tokenizer()
     config = _build_config(recipe, tok)
     torch.manual_seed(recipe.seed)
-    model = LlavaForConditionalGeneration(config).to(torch.float32)
+    model = LlavaForConditionalGeneration(config).float()
     if recipe.pos_std is not None:
         torch.nn.init.normal_(model.model.vision_tower.embeddings.position_embedding.weight, std=recipe.pos_std)
     t_train = time.perf_counter()

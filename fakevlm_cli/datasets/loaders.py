@@ -145,10 +145,12 @@ def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -
     rows = _select(_unique_ids(rows, notes), categories, limit)
     result = LoadResult(notes=notes)
     for row in rows:
-        if row.item is not None and row.item.image.is_file():
+        if row.item is None:
+            result.missing.append(str(row.missing))
+        elif row.item.image.is_file():
             result.items.append(row.item)
         else:
-            result.missing.append(row.missing or str(row.item.image))
+            result.missing.append(str(row.item.image))
     if result.missing:
         notes.append(f"{len(result.missing)} of {len(rows)} images are missing: counted, not scored")
     return result
@@ -287,7 +289,9 @@ def _loki_references(root: Path, path: Path, notes: list[str]) -> dict[Path, str
     for index, record in enumerate(_record_list(_read_json(path), path)):
         if not isinstance(record, dict) or "image_path" not in record:
             continue
-        problems = record.get("problems") if isinstance(record.get("problems"), dict) else {}
+        problems = record.get("problems")
+        if not isinstance(problems, dict):
+            problems = {}
         text = " ".join(_descs(problems.get("global")) + _descs(problems.get("regional")))
         if text:
             refs[_inside(root, record["image_path"], path, _where(index, record))] = text
@@ -440,7 +444,7 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
     root = _root(data_dir)
     classes = _class_folders(root)
     notes = [f"{root}: no {label}/ folder" for label in ("real", "fake") if label not in classes]
-    rows: list[_Row] = []
+    items: list[BenchItem] = []
     links = others = 0
     for label, top in classes.items():
         for path in _visible_files(top):
@@ -451,8 +455,8 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
             else:
                 parts = path.relative_to(top).parts
                 category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
-                rows.append(_Row(category, _item(root, path, label, category, [])))
-    rows.sort(key=lambda row: row.item.id)
+                items.append(_item(root, path, label, category, []))
+    rows = [_Row(item.category, item) for item in sorted(items, key=lambda item: item.id)]
     if links:
         notes.append(f"{links} symbolic links skipped")
     if others:

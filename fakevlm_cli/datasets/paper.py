@@ -40,11 +40,12 @@ _FFPP_ALIASES = {"df": "Deepfakes", "deepfakes": "Deepfakes", "f2f": "Face2Face"
 
 
 def _dig(block: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = block
     for key in path:
-        if not isinstance(block, dict):
+        if not isinstance(value, dict):
             return None
-        block = block.get(key)
-    return block if isinstance(block, (int, float)) else None
+        value = value.get(key)
+    return value if isinstance(value, (int, float)) else None
 
 
 def _row(metric: str, ours: float | None, paper: float, best: tuple[str, dict[str, float]] | None) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import BinaryIO, Literal, cast
 
 import exifread
 
@@ -76,7 +77,7 @@ def _next_ifd_link(data: bytes) -> int | None:
         base, endian, _fake = exifread.determine_type(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - no EXIF found: exifread will say so itself
         return None
-    order = "little" if endian == b"I" else "big"
+    order: Literal["little", "big"] = "little" if endian == b"I" else "big"
     ifd0 = base + int.from_bytes(data[base + 4:base + 8], order)
     if ifd0 + 2 > len(data):
         return None
@@ -93,7 +94,7 @@ def _text(tag) -> str:
 def skipped_fields(exif: bytes, tags: dict) -> dict[str, bytes]:
     """The MakerNote and UserComment bytes in IFD0 and the EXIF IFD (Fooocus puts both in IFD0)."""
     base, endian, _fake = exifread.determine_type(io.BytesIO(exif))
-    order = "little" if endian == b"I" else "big"
+    order: Literal["little", "big"] = "little" if endian == b"I" else "big"
 
     def number(pos: int, size: int) -> int:
         return int.from_bytes(exif[pos:pos + size], order)
@@ -149,7 +150,8 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     if not data:
         return
     view = _BoundedView(data, MAX_EXIF_READ, _next_ifd_link(data))
-    tags = exifread.process_file(view, details=False, extract_thumbnail=False)
+    # exifread only seeks, tells and reads: the view is a BinaryIO for all it uses
+    tags = exifread.process_file(cast(BinaryIO, view), details=False, extract_thumbnail=False)
     if view.exhausted:
         report.notes.append(f"exif: stopped after reading {MAX_EXIF_READ // 2**20} MiB of fields (the rest was not "
                             "read)")

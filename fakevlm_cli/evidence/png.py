@@ -13,7 +13,15 @@ import re
 import zlib
 
 from . import xmp
-from ._common import classify_software, clip, describe_json_parameters, describe_parameters, loads_json, summary
+from ._common import (
+    classify_software,
+    clip,
+    describe_json_parameters,
+    describe_parameters,
+    dict_at,
+    loads_json,
+    summary,
+)
 from .types import Evidence, MetadataReport
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -142,8 +150,8 @@ def describe_chunks(chunks: dict[str, str]) -> list[Evidence]:
                            "Stable Diffusion"))
     software = chunks.get("Software", "").strip()
     if software and not any(i.generator == "NovelAI" for i in items):
-        signal, generator = classify_software(software)
-        items.append(Evidence("png", "Software", clip(software), signal, False, generator))
+        signal, maker = classify_software(software)
+        items.append(Evidence("png", "Software", clip(software), signal, False, maker))
     return items
 
 
@@ -172,7 +180,7 @@ def describe_comfy(key: str, text: str) -> str | None:
     fields: dict[str, object] = {}
     prompt = None
     for node in nodes:
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = dict_at(node, "inputs")
         for name, field in (("ckpt_name", "model"), ("unet_name", "model"), ("sampler_name", "sampler"),
                             ("steps", "steps")):
             value = inputs.get(name)
@@ -199,7 +207,7 @@ def _invokeai(chunks: dict[str, str]) -> list[Evidence]:
         return [_item("invokeai_graph", "node graph present", "InvokeAI")]
     if "sd-metadata" in chunks:
         obj = loads_json(chunks["sd-metadata"])
-        image = obj.get("image") if isinstance(obj, dict) and isinstance(obj.get("image"), dict) else {}
+        image = dict_at(obj, "image")
         prompt = image.get("prompt")
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
             prompt = prompt[0].get("prompt")

@@ -15,7 +15,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from . import sourcetypes
 from ._common import classify_software, clip, describe_parameters
-from .types import Evidence, MetadataReport
+from .types import Evidence, MetadataReport, Signal
 
 MAX_PACKET = 2 * 1024 * 1024
 MAX_DEPTH = 64
@@ -199,7 +199,8 @@ def _history(history: ET.Element, report: MetadataReport) -> None:
         return
     actions = dict.fromkeys(a for a in (_first(li, f"{{{ST_EVT}}}action") for li in events) if a)
     agents = dict.fromkeys(a for a in (_first(li, f"{{{ST_EVT}}}softwareAgent") for li in events) if a)
-    signal, generator = "info", None
+    signal: Signal = "info"
+    generator = None
     for agent in agents:
         agent_signal, agent_generator = classify_software(agent)
         if agent_signal == "ai_generated":
