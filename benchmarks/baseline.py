@@ -16,8 +16,8 @@ each comparison run on the same weights, dtype and device.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 UPSTREAM_PROMPT = "<image>Does the image looks real/fake?"
 UPSTREAM_BATCH = 16

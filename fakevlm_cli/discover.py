@@ -30,10 +30,11 @@ import os
 import re
 import stat
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
 if TYPE_CHECKING:
     import pathspec
@@ -491,7 +492,7 @@ class _Globs:
             lines.append(_gitignore_line(pattern))
         if not lines:
             return
-        import pathspec  # noqa: PLC0415 - only when there are globs: it adds ~10 ms to every start
+        import pathspec  # only when there are globs: it adds ~10 ms to every start
 
         try:
             with warnings.catch_warnings():

@@ -77,8 +77,14 @@ def merge_pair(merge: str | list[str]) -> tuple[str, str]:
 def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     """Build, save and return a tiny random LLaVA checkpoint directory (< 1 MB, about a second)."""
     import torch
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,15 +25,17 @@ torch and transformers are imported inside functions only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from fakevlm_cli.synthetic import merge_pair
 
@@ -74,7 +76,7 @@ _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ToyImage:
     """A synthetic image and its known answer. `box` is (x0, y0, x1, y1) in pixels, x1/y1 exclusive."""
 
-    image: "Image.Image"
+    image: Image.Image
     fake: bool
     box: tuple[int, int, int, int] | None
     region: str | None
@@ -175,7 +177,7 @@ def fresh_toy_images(n: int, *, start: int = FRESH_SEEDS) -> list[ToyImage]:
     return [toy_image(start + i, fake=(i % 2 == 0)) for i in range(n)]
 
 
-def lead_in_for(image: "Image.Image") -> str:
+def lead_in_for(image: Image.Image) -> str:
     """The lead-in the toy writes before "This is …": " ASSISTANT: " for a bright image, "\\n" for a dark one."""
     import numpy as np
 
@@ -197,7 +199,7 @@ def target_text(fake: bool, region: str | None, lead_in: str) -> str:
     return lead_in + answer_text(fake, region)
 
 
-def pixel_values(images: Iterable["Image.Image"]):
+def pixel_values(images: Iterable[Image.Image]):
     """CLIP-normalised float32 tensor (B, 3, S, S) of toy-sized images: what the processor gives, computed fast."""
     import numpy as np
     import torch
@@ -219,7 +221,7 @@ def _tokenizer_corpus() -> list[str]:
             for lead in LEAD_INS for region in (None, *REGIONS)]
 
 
-def build_toy_tokenizer() -> "Tokenizer":
+def build_toy_tokenizer() -> Tokenizer:
     """A Llama-2-shaped BPE tokenizer trained on the toy's texts (see the module docstring).
 
     Ids: <unk> 0, <s> 1, </s> 2, the 256 byte pieces <0x00>… 3–258, learnt pieces, then <image> and <pad> as
@@ -254,14 +256,14 @@ def build_toy_tokenizer() -> "Tokenizer":
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials + ["<image>", "<pad>"]])
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in [*specials, "<image>", "<pad>"]])
     for piece in VERDICT_PIECES.values():
         if piece not in vocab:
             raise AssertionError(f"{piece!r} must be one piece")
     return tok
 
 
-def oracle_tokenizer(model_dir: str | Path) -> "Tokenizer":
+def oracle_tokenizer(model_dir: str | Path) -> Tokenizer:
     """The checkpoint's tokenizer.json read by the raw `tokenizers` library: the ids upstream fed the model."""
     from tokenizers import Tokenizer
 
@@ -354,7 +356,7 @@ def _make_batch(tok, step: int, recipe: Recipe, prompt: list[int], answers: dict
     if step < recipe.curriculum:  # a big artifact is found in a few dozen steps; then it shrinks to final size
         f = step / recipe.curriculum
         lo, hi = (round(recipe.start_size + (end - recipe.start_size) * f) for end in (lo, hi))
-    toys = [_toy_image(s, f, (lo, hi)) for s, f in zip(seeds, fakes)]
+    toys = [_toy_image(s, f, (lo, hi)) for s, f in zip(seeds, fakes, strict=True)]
     targets = [answers[(t.lead_in, t.region)] for t in toys]
     width = len(prompt) + max(len(a) for a in targets)
     pad = tok.token_to_id("<pad>")
@@ -380,7 +382,7 @@ def _train(model, tok, recipe: Recipe, log: Callable[[str], None] | None):
     answers = {}
     for lead in LEAD_INS:
         for region in (None, *REGIONS):
-            answers[(lead, region)] = _answer_ids(tok, PROMPT, target_text(region is not None, region, lead)) + [eos]
+            answers[(lead, region)] = [*_answer_ids(tok, PROMPT, target_text(region is not None, region, lead)), eos]
 
     key_ids = torch.tensor(sorted({tok.token_to_id(p) for p in VERDICT_PIECES.values()}
                                   | {tok.token_to_id("▁" + w) for r in REGIONS for w in r.split()}))
@@ -658,10 +660,8 @@ def _move_into_place(built: Path, target: Path, key: str) -> None:
     # target holds a stale or broken build: move it aside, then take its place
     stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
     try:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.replace(target, stale / "old")
-        except FileNotFoundError:
-            pass
         try:
             os.replace(built, target)
         except OSError:

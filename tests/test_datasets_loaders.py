@@ -61,7 +61,7 @@ def test_fakeclue_category_filter_and_limit_are_deterministic(fakeclue, tmp_path
     assert [i.category for i in load_fakeclue(fakeclue, categories="DOC").items] == ["doc"]
     limited = load_fakeclue(fakeclue, categories=["animal", "doc"], limit=2)
     assert [i.id for i in limited.items] == ["test/a/real1.png", "test/a/fake1.png"] and not limited.missing
-    with pytest.raises(DatasetError, match="unknown category satellite.*animal, doc"):
+    with pytest.raises(DatasetError, match=r"unknown category satellite.*animal, doc"):
         load_fakeclue(fakeclue, categories="satellite")
     moved = write_json(tmp_path / "elsewhere.json", [clue("test/a/real1.png", 1)])
     assert len(load_bench("FakeClue", fakeclue, annotations=moved).items) == 1
@@ -85,7 +85,7 @@ def test_absolute_path_and_symlink_that_stay_inside_are_accepted(fakeclue):
     assert [i.image.name for i in load_fakeclue(fakeclue).items] == ["real1.png", "fake1.png"]
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ("[{\"image\": ", r"test\.json: invalid JSON at line 1"),
     ("{\"image\": \"x.png\"}", r"test\.json: expected a JSON list of records, found dict"),
     (json.dumps([clue("test/a/fake1.png", 0), {"image": "test/b/fake2.png", "cate": "doc"}]),

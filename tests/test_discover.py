@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -353,7 +354,7 @@ def test_symlink_farm_stays_linear(tmp_path):
     dirs = [tmp_path / f"d{i}" for i in range(levels + 1)]
     for i, d in enumerate(dirs):
         touch(d / f"f{i}.png")
-    for d, nxt in zip(dirs, dirs[1:]):
+    for d, nxt in itertools.pairwise(dirs):
         (d / "l1").symlink_to(nxt, target_is_directory=True)
         (d / "l2").symlink_to(nxt, target_is_directory=True)
     found, stats = run([dirs[0]], follow_symlinks=True)

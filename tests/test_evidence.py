@@ -85,7 +85,7 @@ def test_camera_jpeg_exif(tmp_path):
     assert report.notes == []
 
 
-@pytest.mark.parametrize("software,signal,generator", [
+@pytest.mark.parametrize(("software", "signal", "generator"), [
     ("Adobe Firefly", "ai_generated", "Adobe Firefly"),
     ("midjourney v6", "ai_generated", "Midjourney"),
     ("DALL-E 3", "ai_generated", "DALL-E"),
@@ -187,7 +187,7 @@ COMFY_PROMPT = json.dumps({"5": {"class_type": "CheckpointLoaderSimple",
                            "9": {"class_type": "KSampler", "inputs": {"sampler_name": "euler", "steps": 28}}})
 
 
-@pytest.mark.parametrize("chunks,key,generator,needle", [
+@pytest.mark.parametrize(("chunks", "key", "generator", "needle"), [
     ({"parameters": A1111}, "parameters", "Stable Diffusion (A1111)", "model=v1-5-pruned-emaonly"),
     ({"parameters": A1111.replace("v1.10.1", "f2.0.1v1.10.1-previous-519")}, "parameters",
      "Stable Diffusion (Forge)", "steps=20"),
@@ -290,10 +290,10 @@ def test_png_hostile_lengths_and_ztxt_bomb():
 @pytest.mark.parametrize("form", [
     ' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"',
     ' Iptc4xmpExt:DigitalSourceType="https://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia/"',
-    '><Iptc4xmpExt:DigitalSourceType rdf:resource="https://cv.iptc.org/newscodes/digitalsourcetype/'
-    'trainedAlgorithmicMedia"/',
-    '><Iptc4xmpExt:DigitalSourceType> http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia '
-    '</Iptc4xmpExt:DigitalSourceType',
+    ('><Iptc4xmpExt:DigitalSourceType rdf:resource="https://cv.iptc.org/newscodes/digitalsourcetype/'
+     'trainedAlgorithmicMedia"/'),
+    ('><Iptc4xmpExt:DigitalSourceType> http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia '
+     '</Iptc4xmpExt:DigitalSourceType'),
 ])
 def test_xmp_digital_source_type_forms(tmp_path, form):
     attrs, _, body = form.partition(">")

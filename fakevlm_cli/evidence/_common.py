@@ -54,7 +54,7 @@ def to_text(value: object) -> str:
 
 def loads_json(text: str) -> Any:
     """Parsed JSON or None. orjson first; stdlib as fallback because ComfyUI writes NaN, which orjson refuses."""
-    if len(text) > MAX_JSON_CHARS or not text.lstrip()[:1] in ("{", "["):
+    if len(text) > MAX_JSON_CHARS or text.lstrip()[:1] not in ("{", "["):
         return None
     if _orjson is not None:
         try:
