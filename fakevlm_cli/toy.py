@@ -572,7 +572,7 @@ def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, held
     tok = build_toy_tokenizer()
     config = _build_config(recipe, tok)
     torch.manual_seed(recipe.seed)
-    model = LlavaForConditionalGeneration(config).float()
+    model = LlavaForConditionalGeneration(config).to(torch.float32)
     if recipe.pos_std is not None:
         torch.nn.init.normal_(model.model.vision_tower.embeddings.position_embedding.weight, std=recipe.pos_std)
     t_train = time.perf_counter()
