@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import pathspec
@@ -92,7 +92,7 @@ class DiscoveryStats:
     outputs: list[str] = field(default_factory=list)
 
 
-def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int = MAX_PATH_BYTES,
+def read_path_list(stream: IO[bytes] | IO[str], nul: bool = False, *, max_len: int = MAX_PATH_BYTES,
                    warn: Callable[[str], None] | None = None) -> Iterator[str]:
     """Yield the paths listed in `stream` (``--from-file FILE`` or ``-`` for stdin), lazily.
 
@@ -126,7 +126,7 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int
             yield decode(entry)
 
 
-def _bounded_entries(stream: BinaryIO | TextIO, sep: Any, limit: int,
+def _bounded_entries(stream: IO[bytes] | IO[str], sep: Any, limit: int,
                      too_long: Callable[[int], None]) -> Iterator[Any]:
     """The `sep`-separated entries of `stream` (bytes or str, as the stream reads), lazily; an entry longer
     than `limit` is not kept: ``too_long(its 1-based number)`` is called instead, once, as soon as it is seen.
