@@ -1,7 +1,6 @@
 """The upstream evaluation loop, re-created as the baseline (no code copied from opendatalab/FakeVLM).
 
-What `scripts/eval.py` of opendatalab/FakeVLM does per batch, as described in /work/shared/docs/reference.md
-and issue #5 here:
+What `scripts/eval.py` of opendatalab/FakeVLM does per batch (see that file, and issue #5 here):
 
 * the raw prompt ``<image>Does the image looks real/fake?`` for every image, no chat wrapper;
 * prompts and images go through the processor together with ``padding="max_length", max_length=1024``
@@ -17,8 +16,8 @@ each comparison run on the same weights, dtype and device.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 UPSTREAM_PROMPT = "<image>Does the image looks real/fake?"
 UPSTREAM_BATCH = 16

@@ -161,7 +161,8 @@ def score_row(ctx: Ctx) -> None:
     out = {"images": n, "image_size": list(IMAGE_SIZE), "rounds": ctx.args.repeats,
            "batches": {str(b): _batch_figures(times, n, "score", b, base) for b in SCORE_BATCHES},
            # P(fake) at batch 1 vs 32: no padding anywhere, so they must agree
-           "batch_invariance_max_abs_diff": max(abs(x - y) for x, y in zip(best["score/1"], best["score/32"]))}
+           "batch_invariance_max_abs_diff": max(abs(x - y) for x, y in
+                                                zip(best["score/1"], best["score/32"], strict=True))}
     ctx.results["score"] = out
     bi = base["images_per_s"]
     ctx.row("score", f"baseline: upstream loop, batch 16 ({base['images']} img)", "", bi)

@@ -108,8 +108,8 @@ def startup_row(ctx: Ctx) -> None:
     ctx.log(f"startup: median of {runs} runs each")
     out = {"fakevlm": how, "runs": runs,
            "python -c pass": measure.time_command([sys.executable, "-c", "pass"], runs),
-           "fakevlm --help": measure.time_command(fv + ["--help"], runs),
-           "fakevlm scan FILE --no-model": measure.time_command(fv + ["scan", str(one), "--no-model"], runs)}
+           "fakevlm --help": measure.time_command([*fv, "--help"], runs),
+           "fakevlm scan FILE --no-model": measure.time_command([*fv, "scan", str(one), "--no-model"], runs)}
     tool = measure.exiftool_path()
     if tool:
         out["exiftool -json FILE"] = measure.time_command([tool, "-json", str(one)], runs)
@@ -135,7 +135,7 @@ def metadata_row(ctx: Ctx) -> None:
     fv, _ = measure.fakevlm_argv()
     jsonl = ctx.workdir / "scan.jsonl"
     ctx.log(f"metadata: fakevlm scan --no-model vs exiftool -json -r, median of {runs}")
-    ours = measure.time_command(fv + ["scan", str(folder), "--no-model", "-q", "--format", "jsonl", "-o", str(jsonl)],
+    ours = measure.time_command([*fv, "scan", str(folder), "--no-model", "-q", "--format", "jsonl", "-o", str(jsonl)],
                                 runs)
     ours["files_per_s"] = n / ours["median_s"]
     ours["records"] = sum(1 for _ in jsonl.open("rb")) if jsonl.exists() else 0

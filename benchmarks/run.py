@@ -40,12 +40,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `fakevlm_cli` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import measure  # noqa: E402
-from benchmarks.baseline import UPSTREAM_MAX_NEW_TOKENS  # noqa: E402
-from benchmarks.context import IMAGE_SIZE, Ctx, make_images, torch_num_threads  # noqa: E402
-from benchmarks.rows_model import explain_row, score_row  # noqa: E402
-from benchmarks.rows_scan import scan_row  # noqa: E402
-from benchmarks.rows_system import memory_row, metadata_row, startup_row  # noqa: E402
+from benchmarks import measure
+from benchmarks.baseline import UPSTREAM_MAX_NEW_TOKENS
+from benchmarks.context import IMAGE_SIZE, Ctx, make_images, torch_num_threads
+from benchmarks.rows_model import explain_row, score_row
+from benchmarks.rows_scan import scan_row
+from benchmarks.rows_system import memory_row, metadata_row, startup_row
 
 ROWS = {"score": score_row, "explain": explain_row, "scan": scan_row, "memory": memory_row,
         "startup": startup_row, "metadata": metadata_row}
@@ -53,10 +53,10 @@ MODEL_ROWS = ("score", "explain", "scan", "memory")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 DEFAULTS = {
-    "full": dict(images=128, explain_images=32, baseline_images=32, scan_images=160, n_files=2000, repeats=5,
-                 startup_runs=7, metadata_runs=3),
-    "quick": dict(images=16, explain_images=8, baseline_images=4, scan_images=16, n_files=40, repeats=1,
-                  startup_runs=3, metadata_runs=1),
+    "full": {"images": 128, "explain_images": 32, "baseline_images": 32, "scan_images": 160, "n_files": 2000,
+             "repeats": 5, "startup_runs": 7, "metadata_runs": 3},
+    "quick": {"images": 16, "explain_images": 8, "baseline_images": 4, "scan_images": 16, "n_files": 40,
+              "repeats": 1, "startup_runs": 3, "metadata_runs": 1},
 }
 
 # What became of the changes these benchmarks proposed; written into every JSON so a reader of an old and a
@@ -125,7 +125,7 @@ def render_table(table: list) -> str:
     align = ["<", "<", ">", ">", ">", "<", "<"]
     lines = []
     for k, r in enumerate(rows):
-        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(r, align, widths)).rstrip())
+        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(r, align, widths, strict=True)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -202,7 +202,7 @@ def build_report(ctx: Ctx, argv, rows: list, load: dict, total: float, torch_thr
         "experiments": EXPERIMENTS,
         "results": ctx.results,
         "targets": ctx.targets,
-        "table": [dict(zip(["row", "measure", "ours", "baseline", "ratio", "target", "status"], r))
+        "table": [dict(zip(["row", "measure", "ours", "baseline", "ratio", "target", "status"], r, strict=True))
                   for r in ctx.table],
         "notes": ctx.notes,
         "loadavg": load,

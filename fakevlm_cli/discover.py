@@ -3,7 +3,7 @@
 `discover` turns the paths a user gives (files, directories, lines of a path list) into a stream
 of candidate regular files. Whether a candidate is an image is decided later, by its content; this
 module only decides *which* files to look at, and it never opens one (opening a FIFO would hang).
-It is stdlib only and lazy, so ``fakevlm scan /huge/tree`` starts working at once.
+It is lazy, so ``fakevlm scan /huge/tree`` starts working at once.
 
 Rules (the docstring of `discover` gives the reasons):
 
@@ -15,9 +15,9 @@ Rules (the docstring of `discover` gives the reasons):
   children, 2 = grandchildren too, None = no limit.
 * **Explicit wins** - a path named by the user is never filtered: hidden names, symlinks and
   include/exclude globs only apply to what a directory walk finds.
-* **Globs** - gitignore-like, matched against the path relative to the walked directory (``/``
-  separated) and against the basename; exclude wins over include; an excluded directory is not
-  descended into.
+* **Globs** - gitignore patterns, matched against the path relative to the walked directory (``/``
+  separated; a pattern without ``/`` matches the name at any depth); exclude wins over include; an
+  excluded directory is not descended into.
 * **Once per file** - a file reached twice (two arguments, a hard link, a followed symlink) is
   yielded once, at its first position, by the ``(st_dev, st_ino)`` of the real file.
 """
@@ -26,13 +26,18 @@ from __future__ import annotations
 
 import errno
 import math
-from itertools import compress
 import os
 import re
 import stat
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = ["Candidate", "DiscoveryStats", "discover", "read_path_list"]
 
@@ -87,7 +92,7 @@ class DiscoveryStats:
     outputs: list[str] = field(default_factory=list)
 
 
-def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int = MAX_PATH_BYTES,
+def read_path_list(stream: IO[bytes] | IO[str], nul: bool = False, *, max_len: int = MAX_PATH_BYTES,
                    warn: Callable[[str], None] | None = None) -> Iterator[str]:
     """Yield the paths listed in `stream` (``--from-file FILE`` or ``-`` for stdin), lazily.
 
@@ -102,30 +107,37 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int
     longer than `max_len` (PATH_MAX: it cannot be a path) is skipped with a `warn` — memory stays bounded
     even on a list without separators, or ``--from-file /dev/zero``.
     """
-    empty = stream.read(0)
-    binary = isinstance(empty, bytes)
-    decode = os.fsdecode if binary else str
-    sep = (b"\0" if binary else "\0") if nul else (b"\n" if binary else "\n")
-    cr = b"\r" if binary else "\r"
+    binary = isinstance(stream.read(0), bytes)
     what = "entry" if nul else "line"
-    # read1 returns what the pipe has now instead of waiting for a full buffer.
-    read = getattr(stream, "read1", None) if binary else None
-    read = read or stream.read
-    limit = max_len if nul else max_len + 1  # room for a CR before the newline
-    pending: list = []  # the pieces of the entry being read (empty once it is known to be too long)
-    length = number = 0
-
-    def finished(entry):
-        if not nul:
-            entry = entry.removesuffix(cr)
-            if not entry.strip():
-                return None
-        return decode(entry) if entry else None
 
     def too_long(index: int) -> None:
         if warn is not None:
             warn(f"{what} {index} is longer than {max_len} bytes: not a path, skipped")
 
+    sep = "\0" if nul else "\n"
+    limit = max_len if nul else max_len + 1  # room for a CR before the newline
+    decode = os.fsdecode if binary else str
+    for entry in _bounded_entries(stream, sep.encode() if binary else sep, limit, too_long):
+        if not nul:
+            entry = entry.removesuffix(b"\r" if binary else "\r")
+            if not entry.strip():
+                continue  # blank or whitespace-only line
+        if entry:
+            yield decode(entry)
+
+
+def _bounded_entries(stream: IO[bytes] | IO[str], sep: Any, limit: int,
+                     too_long: Callable[[int], None]) -> Iterator[Any]:
+    """The `sep`-separated entries of `stream` (bytes or str, as the stream reads), lazily; an entry longer
+    than `limit` is not kept: ``too_long(its 1-based number)`` is called instead, once, as soon as it is seen.
+
+    The stream is read in 64 KiB pieces (``read1`` on a binary stream: what the pipe holds now, instead of
+    waiting for a full buffer), each split once, and an entry joined once, so time is linear in the size.
+    """
+    empty = stream.read(0)
+    read = (getattr(stream, "read1", None) if isinstance(empty, bytes) else None) or stream.read
+    pending: list = []  # the pieces of the entry being read (empty once it is known to be too long)
+    length = number = 0  # the pending entry's length so far; how many entries were finished before it
     while chunk := read(65536):
         parts = chunk.split(sep)
         head = parts[0]
@@ -137,23 +149,22 @@ def read_path_list(stream: BinaryIO | TextIO, nul: bool = False, *, max_len: int
             too_long(number + 1)
         if len(parts) == 1:
             continue  # the entry goes on in the next chunk
-        if length <= limit and (path := finished(empty.join(pending))) is not None:
-            yield path
+        if length <= limit:
+            yield empty.join(pending)
         # Whole entries inside this chunk; empty ones (a run of separators) are skipped at C speed.
         middle = parts[1:-1]
         for index, entry in compress(enumerate(middle, number + 2), middle):
             if len(entry) > limit:
                 too_long(index)
-            elif (path := finished(entry)) is not None:
-                yield path
+            else:
+                yield entry
         number += len(parts) - 1
-        tail = parts[-1]
-        pending, length = [tail], len(tail)
+        pending, length = [parts[-1]], len(parts[-1])
         if length > limit:
             pending = []
             too_long(number + 1)
-    if length <= limit and (path := finished(empty.join(pending))) is not None:
-        yield path
+    if length <= limit:
+        yield empty.join(pending)
 
 
 def discover(
@@ -192,15 +203,19 @@ def discover(
       decides which relative paths the globs see.
     * depth: a directory argument is depth 0, its entries depth 1 and so on; entries deeper than
       `max_depth` are neither yielded nor listed.
-    * globs: `include` / `exclude` patterns are gitignore-like: ``*`` and ``?`` do not cross
-      ``/``, ``[abc]`` / ``[!abc]`` are classes, ``**`` as a whole component spans any number of
-      directories, a backslash escapes the next character, and matching is case-sensitive. A
-      pattern matches if it matches the entry's path relative to the walked directory or its
-      basename, so ``*.png`` works at any depth while ``raw/**`` means the top-level ``raw`` only
-      (``**/raw/**`` or plain ``raw`` for any level). A leading ``/`` anchors a pattern to the
-      walked directory; a trailing ``/`` makes it match directories only. An excluded directory
-      (matched itself, or ``dir`` for a ``dir/**`` pattern) is pruned. Include patterns select
-      files only: directories are descended unless excluded. Exclude wins over include.
+    * globs: `include` / `exclude` patterns are gitignore patterns (pathspec's implementation of
+      git's documented rules): ``*`` and ``?`` do not cross ``/``, ``[abc]`` / ``[!abc]`` are
+      classes, ``**`` as a whole component spans any number of directories, a backslash escapes the
+      next character, and matching is case-sensitive. They are matched against the entry's path
+      relative to the walked directory. A pattern with no ``/`` but a trailing one matches at any
+      depth (that is, against the name), so ``*.png`` works at any depth while ``raw/**`` means the
+      top-level ``raw`` only (``**/raw/**`` or plain ``raw`` for any level). A leading ``/`` anchors a
+      pattern to the walked directory; a trailing ``/`` makes it match directories only. A pattern
+      that matches a directory matches everything below it: an excluded directory (``raw``,
+      ``cache/``, or ``raw`` for ``raw/**``) is pruned, and an include pattern naming a directory
+      selects the files below it. Include patterns never prune: directories are descended unless
+      excluded. Exclude wins over include. Unlike a .gitignore line, a pattern is taken literally:
+      a leading ``#`` or ``!`` and trailing spaces are part of it.
     * FIFOs, sockets and devices are counted in ``stats.not_regular`` and never opened.
     * dedupe: a regular file whose ``(st_dev, st_ino)`` was already yielded (hard link, second
       argument, followed symlink) is counted in ``stats.duplicates``; the first path wins.
@@ -216,8 +231,8 @@ def discover(
             raise TypeError("include/exclude take a sequence of patterns, not a single string")
     walker = _Walker(
         max_depth=max_depth,
-        include=[_Glob(p) for p in include],
-        exclude=[_Glob(p) for p in exclude],
+        include=_Globs(include),
+        exclude=_Globs(exclude),
         hidden=hidden,
         follow_symlinks=follow_symlinks,
         stats=stats if stats is not None else DiscoveryStats(),
@@ -228,6 +243,17 @@ def discover(
 
 # Entry kinds, read from the directory listing (d_type) so that classifying costs no stat.
 _DIR, _FILE, _LINK, _OTHER = range(4)
+
+
+class _Dir(NamedTuple):
+    """A directory on the walk's stack: where it is, its path relative to the walked argument, its depth,
+    its ``(st_dev, st_ino)`` and the iterator over its sorted entries."""
+
+    path: str
+    rel: str
+    depth: int
+    key: tuple[int, int]
+    entries: Iterator[tuple[str, int]]
 
 
 class _Walker:
@@ -298,82 +324,95 @@ class _Walker:
     def _walk(self, root: str, root_key: tuple[int, int]) -> Iterator[Candidate]:
         if self.max_depth == 0:
             return
-        stats = self.stats
         self.walked[root_key] = max(self._budget(0), self.walked.get(root_key, -1))
         ancestors = {root_key}
         # An explicit stack instead of recursion: no recursion limit on deep trees, and the
         # ancestor set (loop detection) is exactly the directories on the stack.
-        stack = [(root, "", 0, root_key, self._list(root))]
+        stack = [_Dir(root, "", 0, root_key, self._list(root))]
         while stack:
-            dirpath, rel, depth, dir_key, entries = stack[-1]
-            item = next(entries, None)
+            parent = stack[-1]
+            item = next(parent.entries, None)
             if item is None:
                 stack.pop()
-                ancestors.discard(dir_key)
+                ancestors.discard(parent.key)
                 continue
             name, kind = item
             if not self.hidden and name.startswith("."):
-                stats.hidden += 1
+                self.stats.hidden += 1
                 continue
-            path = os.path.join(dirpath, name)
-            sub_rel = f"{rel}/{name}" if rel else name
-            st = None
-            via_link = kind == _LINK
-            if via_link:
-                if not self.follow:
-                    stats.symlinks += 1
+            path = os.path.join(parent.path, name)
+            rel = f"{parent.rel}/{name}" if parent.rel else name
+            link_st = None
+            if kind == _LINK:
+                link_st = self._follow(path)
+                if link_st is None:
                     continue
-                try:
-                    st = os.stat(path)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        stats.loops += 1
-                    else:
-                        stats.symlinks += 1
-                    continue
-                kind = _kind_of_mode(st.st_mode)
-
+                kind = _kind_of_mode(link_st.st_mode)
             if kind == _DIR:
-                if _matches(self.exclude, sub_rel, name, is_dir=True):
-                    stats.excluded += 1
-                    continue
-                budget = self._budget(depth + 1)
-                if budget <= 0:
-                    continue
-                try:
-                    st = st or os.lstat(path)
-                except OSError as exc:
-                    stats.unreadable_dirs.append(f"{path}: {_reason(exc)}")
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in ancestors:
-                    stats.loops += 1
-                    continue
-                if via_link and self.walked.get(key, -1) >= budget:
-                    stats.duplicates += 1
-                    continue
-                self.walked[key] = max(budget, self.walked.get(key, -1))
-                ancestors.add(key)
-                stack.append((path, sub_rel, depth + 1, key, self._list(path)))
-                continue
+                child = self._enter(path, rel, parent.depth + 1, link_st, ancestors)
+                if child is not None:
+                    ancestors.add(child.key)
+                    stack.append(child)
+            elif (candidate := self._file(path, rel, kind, link_st)) is not None:
+                yield candidate
 
-            if (self.include and not _matches(self.include, sub_rel, name, is_dir=False)) or _matches(
-                self.exclude, sub_rel, name, is_dir=False
-            ):
-                stats.excluded += 1
-                continue
-            if kind != _FILE:
-                stats.not_regular += 1
-                continue
-            if st is None:
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    # Vanished or unreadable since the listing: let the scan report why.
-                    yield Candidate(Path(path), explicit=False)
-                    continue
-            if self._first_time(st, path):
-                yield Candidate(Path(path), explicit=False)
+    def _follow(self, path: str) -> os.stat_result | None:
+        """The target's stat of a symlink the walk found, or None when it is not followed (and counted)."""
+        if not self.follow:
+            self.stats.symlinks += 1
+            return None
+        try:
+            return os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self.stats.loops += 1
+            else:
+                self.stats.symlinks += 1
+            return None
+
+    def _enter(self, path: str, rel: str, depth: int, link_st: os.stat_result | None,
+               ancestors: set[tuple[int, int]]) -> _Dir | None:
+        """The directory to walk next, or None when it is skipped: excluded, too deep, unreadable, a
+        loop back to an ancestor, or (reached through a symlink) already walked with as much depth left."""
+        stats = self.stats
+        if self.exclude.matches(rel, is_dir=True):
+            stats.excluded += 1
+            return None
+        budget = self._budget(depth)
+        if budget <= 0:
+            return None
+        try:
+            st = link_st or os.lstat(path)
+        except OSError as exc:
+            stats.unreadable_dirs.append(f"{path}: {_reason(exc)}")
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            stats.loops += 1
+            return None
+        if link_st is not None and self.walked.get(key, -1) >= budget:
+            stats.duplicates += 1
+            return None
+        self.walked[key] = max(budget, self.walked.get(key, -1))
+        return _Dir(path, rel, depth, key, self._list(path))
+
+    def _file(self, path: str, rel: str, kind: int, link_st: os.stat_result | None) -> Candidate | None:
+        """The candidate for a non-directory the walk found, or None when it is skipped (and counted)."""
+        stats = self.stats
+        if (self.include and not self.include.matches(rel, is_dir=False)) or self.exclude.matches(rel, is_dir=False):
+            stats.excluded += 1
+            return None
+        if kind != _FILE:
+            stats.not_regular += 1
+            return None
+        st = link_st
+        if st is None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                # Vanished or unreadable since the listing: let the scan report why.
+                return Candidate(Path(path), explicit=False)
+        return Candidate(Path(path), explicit=False) if self._first_time(st, path) else None
 
     def _list(self, dirpath: str) -> Iterator[tuple[str, int]]:
         """The sorted ``(name, kind)`` entries of a directory; a failure is recorded, not raised.
@@ -431,84 +470,62 @@ def _reason(exc: OSError) -> str:
         errno.ELOOP: "too many levels of symbolic links",
         errno.ENOTDIR: "not a directory",
     }
-    return known.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+    return known.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
 
 
-class _Glob:
-    """One include/exclude pattern, compiled to a regular expression (see `discover`)."""
+class _Globs:
+    """The include or the exclude patterns of one `discover` call, in gitignore syntax (see `discover`).
 
-    def __init__(self, pattern: str):
-        self.pattern = pattern
-        body = pattern
-        self.dir_only = body.endswith("/")
-        self.anchored = body.startswith("/")
-        body = body.strip("/")
-        if not body:
-            raise ValueError(f"empty glob pattern: {pattern!r}")
-        self.regex = re.compile(_translate(body), re.DOTALL)
-        # "raw/**" excludes everything below raw, so it may prune raw itself.
-        self.prune = (
-            re.compile(_translate(body[:-3]), re.DOTALL) if body.endswith("/**") and len(body) > 3 else None
-        )
+    Matching is pathspec's gitignore implementation, given each pattern as a gitignore line that means it
+    literally (`_gitignore_line`) and each entry as its path relative to the walked directory, with a
+    trailing ``/`` for a directory. A pattern without a ``/`` (other than a trailing one) matches at any
+    depth, which is the same as matching the entry's name; a pattern that matches a directory matches
+    everything below it, so ``raw/**`` and ``raw`` both prune the directory ``raw``.
+    """
 
-    def matches(self, rel: str, name: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
+    def __init__(self, patterns: Sequence[str]):
+        self._spec: pathspec.PathSpec | None = None
+        lines = []
+        for pattern in patterns:
+            if not pattern.strip("/"):
+                raise ValueError(f"empty glob pattern: {pattern!r}")
+            lines.append(_gitignore_line(pattern))
+        if not lines:
+            return
+        import pathspec  # only when there are globs: it adds ~10 ms to every start
+
+        try:
+            with warnings.catch_warnings():
+                # "[[]" is a valid class; Python's re only warns that it may change meaning one day.
+                warnings.simplefilter("ignore", FutureWarning)
+                self._spec = pathspec.PathSpec.from_lines("gitignore", lines)
+        except ValueError as exc:  # pathspec's GitIgnorePatternError, e.g. for an escaped "/" (a\/b)
+            raise ValueError(f"invalid glob pattern: {exc}") from None
+
+    def __bool__(self) -> bool:
+        return self._spec is not None
+
+    def matches(self, rel: str, is_dir: bool) -> bool:
+        if self._spec is None:
             return False
-        if self.regex.fullmatch(rel) or (not self.anchored and self.regex.fullmatch(name)):
-            return True
-        return is_dir and self.prune is not None and self.prune.fullmatch(rel) is not None
+        return self._spec.match_file(rel.replace("\n", "\0") + ("/" if is_dir else ""))
 
 
-def _matches(globs: list[_Glob], rel: str, name: str, is_dir: bool) -> bool:
-    return any(g.matches(rel, name, is_dir) for g in globs)
+def _gitignore_line(pattern: str) -> str:
+    """`pattern` as a gitignore line that means it literally.
 
-
-def _translate(pattern: str) -> str:
-    """Glob -> regex. Written out because `fnmatch` lets ``*`` cross ``/`` and has no ``**``."""
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            whole = pattern.startswith("**", i) and (i == 0 or pattern[i - 1] == "/")
-            if whole and i + 2 == n:
-                out.append(".*")  # trailing "**": everything below
-                i += 2
-                continue
-            if whole and pattern[i + 2] == "/":
-                out.append("(?:.*/)?")  # "**/": zero or more directories
-                i += 3
-                continue
-            while i < n and pattern[i] == "*":
-                i += 1
-            out.append("[^/]*")
-            continue
-        if c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            j = i + 1
-            if j < n and pattern[j] in "!^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1  # a "]" right after "[" or "[!" is literal
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append(re.escape(c))  # no closing "]": a literal "["
-            else:
-                body = pattern[i + 1 : j]
-                negate = body[:1] in ("!", "^")
-                if negate:
-                    body = body[1:]
-                chars = "".join(
-                    ch if ch == "-" and 0 < k < len(body) - 1 else re.escape(ch) for k, ch in enumerate(body)
-                )
-                out.append(f"(?!/)[{'^' if negate else ''}{chars}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+    A file name may hold a newline, which pathspec's regular expressions (``.``, ``$``) treat as a line
+    end; no name can hold a NUL, so newlines become NULs here and in the paths matched (`_Globs.matches`).
+    A command-line pattern is not a line of a .gitignore file, so a leading ``#`` or ``!`` is escaped (not a
+    comment, not a negation), trailing spaces are escaped (kept, not stripped), and a lone trailing
+    backslash matches itself.
+    """
+    tokens = re.findall(r"\\.|.", pattern.replace("\n", "\0"), re.DOTALL)
+    if tokens[0] in ("#", "!"):
+        tokens[0] = "\\" + tokens[0]
+    if tokens[-1] == "\\":
+        tokens[-1] = "\\\\"
+    end = len(tokens)
+    while end and tokens[end - 1] == " ":
+        end -= 1
+    return "".join(tokens[:end]) + "\\ " * (len(tokens) - end)

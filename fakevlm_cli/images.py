@@ -14,6 +14,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -53,6 +54,9 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 SNIFF_BYTES = 32
 
 
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # BITMAPCOREHEADER ... BITMAPV5HEADER
+
+
 def sniff_format(head: bytes) -> str | None:
     """Return the Pillow format name for a file's first bytes, or None when it is not an image we know.
 
@@ -68,10 +72,9 @@ def sniff_format(head: bytes) -> str | None:
         if brand in _HEIF_BRANDS:
             return "HEIF"
         return None
-    if head[:2] == b"BM" and len(head) >= 14:
-        # "BM" alone is too common a text prefix; require a plausible header size field.
-        if int.from_bytes(head[14:18], "little") not in (12, 40, 52, 56, 64, 108, 124):
-            return None
+    # "BM" alone is too common a text prefix; require a plausible header size field.
+    if head[:2] == b"BM" and len(head) >= 14 and int.from_bytes(head[14:18], "little") not in _BMP_HEADER_SIZES:
+        return None
     for offset, magic, name in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return name
@@ -187,7 +190,7 @@ def without_refused_png_chunks(data: bytes) -> tuple[bytes, list[str]]:
 
 def _pillow_text_size(ctype: bytes, body: bytes, per_chunk: int) -> tuple[int, str | None]:
     """(text size Pillow would count, why Pillow would refuse the chunk or None), as PngImagePlugin judges."""
-    _key, sep, rest = body.partition(b"\0")
+    _key, _sep, rest = body.partition(b"\0")
     if ctype == b"tEXt":
         return len(rest), None
     if ctype in (b"zTXt", b"iCCP"):
@@ -250,8 +253,8 @@ def count_frames(im: Image.Image, data: bytes, fmt: str) -> tuple[int, list[str]
 
 
 def _tiff_pages(data: bytes) -> tuple[int, list[str]]:
-    order = {b"II": "little", b"MM": "big"}.get(data[:2])
-    if order is None:
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
+    if data[:2] not in (b"II", b"MM"):
         return 1, []
     offset, seen, pages = int.from_bytes(data[4:8], order), set(), 0
     while offset and offset not in seen and offset + 2 <= len(data):

@@ -44,7 +44,7 @@ def _build_tokenizer():
 
     # Rebuild with the byte pieces as ordinary vocabulary right after the specials, as Llama lays them out.
     vocab: dict[str, int] = {}
-    for piece in specials + byte_pieces + sorted(trained, key=trained.get):
+    for piece in specials + byte_pieces + sorted(trained, key=lambda piece: trained[piece]):
         vocab.setdefault(piece, len(vocab))
     merges = _merges_of(trainer_tok)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
@@ -65,14 +65,26 @@ def _merges_of(tokenizer) -> list[tuple[str, str]]:
     import json
 
     model = json.loads(tokenizer.to_str())["model"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return [merge_pair(m) for m in model["merges"]]
+
+
+def merge_pair(merge: str | list[str]) -> tuple[str, str]:
+    """One BPE merge from a tokenizer.json: ``"a b"`` (tokenizers < 0.20) or ``["a", "b"]``."""
+    first, second = merge.split(" ") if isinstance(merge, str) else merge
+    return first, second
 
 
 def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     """Build, save and return a tiny random LLaVA checkpoint directory (< 1 MB, about a second)."""
     import torch
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +107,7 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     )
     config.pad_token_id = tokenizer.pad_token_id
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).to(torch.float32).eval()
+    model = LlavaForConditionalGeneration(config).float().eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     image_processor = CLIPImageProcessorPil(
@@ -132,7 +144,7 @@ def build_llava15_shaped(out_dir: str | Path, processor_dir: str | Path | None, 
     config.text_config.num_key_value_heads = 4
     config.text_config.bos_token_id, config.text_config.eos_token_id = 1, 2
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).to(torch.float32).eval()
+    model = LlavaForConditionalGeneration(config).float().eval()
     model.generation_config.bos_token_id, model.generation_config.eos_token_id = 1, 2
     model.generation_config.pad_token_id = 32001
     model.save_pretrained(out)
@@ -156,7 +168,9 @@ def llava_1_5_7b_config():
         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5,
         pad_token_id=32001,
     )
-    return LlavaConfig(
+    config = LlavaConfig(
         vision_config=vision, text_config=text, image_token_index=32000, image_seq_length=576,
-        vision_feature_select_strategy="default", vision_feature_layer=-2, pad_token_id=32001,
+        vision_feature_select_strategy="default", vision_feature_layer=-2,
     )
+    config.pad_token_id = 32001
+    return config

@@ -25,15 +25,19 @@ torch and transformers are imported inside functions only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from fakevlm_cli.synthetic import merge_pair
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -72,7 +76,7 @@ _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ToyImage:
     """A synthetic image and its known answer. `box` is (x0, y0, x1, y1) in pixels, x1/y1 exclusive."""
 
-    image: "Image.Image"
+    image: Image.Image
     fake: bool
     box: tuple[int, int, int, int] | None
     region: str | None
@@ -173,7 +177,7 @@ def fresh_toy_images(n: int, *, start: int = FRESH_SEEDS) -> list[ToyImage]:
     return [toy_image(start + i, fake=(i % 2 == 0)) for i in range(n)]
 
 
-def lead_in_for(image: "Image.Image") -> str:
+def lead_in_for(image: Image.Image) -> str:
     """The lead-in the toy writes before "This is …": " ASSISTANT: " for a bright image, "\\n" for a dark one."""
     import numpy as np
 
@@ -195,7 +199,7 @@ def target_text(fake: bool, region: str | None, lead_in: str) -> str:
     return lead_in + answer_text(fake, region)
 
 
-def pixel_values(images: Iterable["Image.Image"]):
+def pixel_values(images: Iterable[Image.Image]):
     """CLIP-normalised float32 tensor (B, 3, S, S) of toy-sized images: what the processor gives, computed fast."""
     import numpy as np
     import torch
@@ -203,8 +207,8 @@ def pixel_values(images: Iterable["Image.Image"]):
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images]) / 255.0
     if arr.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"toy images are {IMAGE_SIZE}×{IMAGE_SIZE}, got {arr.shape[2]}×{arr.shape[1]}")
-    arr = (arr - np.asarray(_CLIP_MEAN, np.float32)) / np.asarray(_CLIP_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    norm = (arr - np.asarray(_CLIP_MEAN, np.float32)) / np.asarray(_CLIP_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(norm.transpose(0, 3, 1, 2)))
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -217,7 +221,7 @@ def _tokenizer_corpus() -> list[str]:
             for lead in LEAD_INS for region in (None, *REGIONS)]
 
 
-def build_toy_tokenizer() -> "Tokenizer":
+def build_toy_tokenizer() -> Tokenizer:
     """A Llama-2-shaped BPE tokenizer trained on the toy's texts (see the module docstring).
 
     Ids: <unk> 0, <s> 1, </s> 2, the 256 byte pieces <0x00>… 3–258, learnt pieces, then <image> and <pad> as
@@ -242,7 +246,7 @@ def build_toy_tokenizer() -> "Tokenizer":
     vocab: dict[str, int] = {}
     for piece in specials + [f"<0x{i:02X}>" for i in range(256)] + sorted(learnt["vocab"], key=learnt["vocab"].get):
         vocab.setdefault(piece, len(vocab))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    merges = [merge_pair(m) for m in learnt["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = None
@@ -252,14 +256,14 @@ def build_toy_tokenizer() -> "Tokenizer":
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials + ["<image>", "<pad>"]])
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in [*specials, "<image>", "<pad>"]])
     for piece in VERDICT_PIECES.values():
         if piece not in vocab:
             raise AssertionError(f"{piece!r} must be one piece")
     return tok
 
 
-def oracle_tokenizer(model_dir: str | Path) -> "Tokenizer":
+def oracle_tokenizer(model_dir: str | Path) -> Tokenizer:
     """The checkpoint's tokenizer.json read by the raw `tokenizers` library: the ids upstream fed the model."""
     from tokenizers import Tokenizer
 
@@ -278,7 +282,10 @@ def prompt_ids(model_dir: str | Path, prompt: str = PROMPT, *, expand: bool = Tr
     """Oracle ids of the raw prompt (BOS added), with `<image>` expanded to the image tokens unless expand=False."""
     tok = oracle_tokenizer(model_dir)
     ids = tok.encode(prompt).ids
-    return expand_image_token(ids, tok.token_to_id("<image>")) if expand else ids
+    image_id = tok.token_to_id("<image>")
+    if image_id is None:
+        raise ValueError(f"{model_dir}: the tokenizer has no <image> token")
+    return expand_image_token(ids, image_id) if expand else ids
 
 
 def _answer_ids(tok, prompt: str, target: str) -> list[int]:
@@ -352,7 +359,7 @@ def _make_batch(tok, step: int, recipe: Recipe, prompt: list[int], answers: dict
     if step < recipe.curriculum:  # a big artifact is found in a few dozen steps; then it shrinks to final size
         f = step / recipe.curriculum
         lo, hi = (round(recipe.start_size + (end - recipe.start_size) * f) for end in (lo, hi))
-    toys = [_toy_image(s, f, (lo, hi)) for s, f in zip(seeds, fakes)]
+    toys = [_toy_image(s, f, (lo, hi)) for s, f in zip(seeds, fakes, strict=True)]
     targets = [answers[(t.lead_in, t.region)] for t in toys]
     width = len(prompt) + max(len(a) for a in targets)
     pad = tok.token_to_id("<pad>")
@@ -378,7 +385,7 @@ def _train(model, tok, recipe: Recipe, log: Callable[[str], None] | None):
     answers = {}
     for lead in LEAD_INS:
         for region in (None, *REGIONS):
-            answers[(lead, region)] = _answer_ids(tok, PROMPT, target_text(region is not None, region, lead)) + [eos]
+            answers[(lead, region)] = [*_answer_ids(tok, PROMPT, target_text(region is not None, region, lead)), eos]
 
     key_ids = torch.tensor(sorted({tok.token_to_id(p) for p in VERDICT_PIECES.values()}
                                   | {tok.token_to_id("▁" + w) for r in REGIONS for w in r.split()}))
@@ -587,7 +594,7 @@ def build_toy_fakevlm(out_dir: str | Path, *, recipe: Recipe | None = None, held
     tok = build_toy_tokenizer()
     config = _build_config(recipe, tok)
     torch.manual_seed(recipe.seed)
-    model = LlavaForConditionalGeneration(config).to(torch.float32)
+    model = LlavaForConditionalGeneration(config).float()
     if recipe.pos_std is not None:
         torch.nn.init.normal_(model.model.vision_tower.embeddings.position_embedding.weight, std=recipe.pos_std)
     saved_threads = torch.get_num_threads()
@@ -666,10 +673,8 @@ def _move_into_place(built: Path, target: Path, key: str) -> None:
     # target holds a stale or broken build: move it aside, then take its place
     stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
     try:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.replace(target, stale / "old")
-        except FileNotFoundError:
-            pass
         try:
             os.replace(built, target)
         except OSError:

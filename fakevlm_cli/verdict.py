@@ -23,7 +23,7 @@ _NEGATIONS = {"not", "no", "never", "neither", "nor", "isn't", "isnt", "doesn't"
 # Words that may sit between a negation and the word it governs ("not a real", "not entirely fake").
 _FILLERS = {"a", "an", "the", "at", "all", "really", "entirely", "completely", "quite", "truly", "very",
             "actually", "be", "been", "look", "looks", "appear", "appears", "seem", "seems", "like", "is",
-            "image", "photo", "picture", "an", "ai", "ai-"}
+            "image", "photo", "picture", "ai"}
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*|n't")

@@ -8,9 +8,8 @@ import struct
 import zlib
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
-
 from conftest import noise_image
+from PIL import Image, PngImagePlugin
 
 A1111 = ("a photo of an astronaut riding a horse\nNegative prompt: blurry\n"
          "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model hash: abc123, Model: sd15")

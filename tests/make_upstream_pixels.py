@@ -23,7 +23,7 @@ from PIL import Image
 from transformers import AutoProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upstream_cases import decoded_digest, write_cases  # noqa: E402
+from upstream_cases import decoded_digest, write_cases
 
 
 def main(processor_dir: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fakevlm_cli import discover as discover_mod
-from fakevlm_cli.discover import Candidate, DiscoveryStats, _Glob, discover, read_path_list
+from fakevlm_cli.discover import Candidate, DiscoveryStats, _Globs, discover, read_path_list
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -183,10 +184,50 @@ def test_explicit_hidden_paths_are_scanned(tmp_path):
         ("cache/", "x/cache", True, True),  # trailing "/" : directories only
         ("cache/", "x/cache", False, False),
         ("**/sub/*.png", "new\nline/sub/a.png", False, True),  # names with newlines
+        ("*.png", "a.png\n", False, False),  # ...and a name ending in one: no "$ before a newline" match
+        ("a?b", "a\nb", False, True),
+        # A pattern is taken literally, not as a .gitignore line (kept across the move to pathspec)
+        ("#notes", "#notes", False, True),  # not a comment
+        ("!a.png", "!a.png", False, True),  # not a negation
+        ("!a.png", "a.png", False, False),
+        ("a.png ", "a.png ", False, True),  # trailing spaces are kept...
+        ("a.png ", "a.png", False, False),  # ...not stripped
+        ("a\\ ", "a ", False, True),
+        ("back\\", "back\\", False, True),  # a lone trailing backslash matches itself
+        # New with pathspec: a pattern that matches a directory matches what is below it (git's rule)
+        ("raw", "raw/a.png", False, True),
+        ("cache/", "x/cache/a.png", False, True),
+        ("**/thumbs/*", "thumbs/sub", True, True),  # so thumbs/sub is pruned, as it was before
+        # pathspec lets a negated class match the "/" between two names (git's wildmatch would not);
+        # pinned so that a change in pathspec is noticed
+        ("a[!x]b", "a/b", False, True),
     ],
 )
 def test_glob_semantics(pattern, path, is_dir, expected):
-    assert _Glob(pattern).matches(path, path.rsplit("/", 1)[-1], is_dir) is expected
+    assert _Globs([pattern]).matches(path, is_dir) is expected
+
+
+def test_class_opening_with_a_bracket_raises_no_warning(recwarn):
+    assert _Globs(["[[]bold]*"]).matches("[bold] a.png", False)
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
+
+
+def test_invalid_glob_is_rejected_at_call_time(tree):
+    with pytest.raises(ValueError, match="invalid glob pattern"):
+        discover([tree], exclude=["raw\\/x"])  # an escaped "/" is not a gitignore pattern
+
+
+def test_include_naming_a_directory_selects_the_files_below_it(tmp_path):
+    # Before pathspec, an include pattern was matched against files only, so "raw" selected files
+    # called raw and "cache/" nothing; now both select what lies below such folders, as in git.
+    root = tmp_path / "r"
+    for rel in ["raw/a.png", "raw/deep/b.png", "x/raw/c.png", "raw.png", "cache/d.png", "e.png"]:
+        touch(root / rel)
+    found, stats = run([root], include=["raw", "cache/"])
+    assert rels(root, found) == ["cache/d.png", "raw/a.png", "raw/deep/b.png", "x/raw/c.png"]
+    assert stats.excluded == 2  # raw.png and e.png
+    found, _ = run([root], include=["/raw/"])
+    assert rels(root, found) == ["raw/a.png", "raw/deep/b.png"]
 
 
 def test_include_exclude_and_pruning(tmp_path):
@@ -313,7 +354,7 @@ def test_symlink_farm_stays_linear(tmp_path):
     dirs = [tmp_path / f"d{i}" for i in range(levels + 1)]
     for i, d in enumerate(dirs):
         touch(d / f"f{i}.png")
-    for d, nxt in zip(dirs, dirs[1:]):
+    for d, nxt in itertools.pairwise(dirs):
         (d / "l1").symlink_to(nxt, target_is_directory=True)
         (d / "l2").symlink_to(nxt, target_is_directory=True)
     found, stats = run([dirs[0]], follow_symlinks=True)

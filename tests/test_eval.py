@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from conftest import noise_image
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from conftest import noise_image
 from fakevlm_cli.cli import cli
 from fakevlm_cli.record import load_schema
 
@@ -213,7 +213,8 @@ def test_verdict_from_text_counts_unreadable_answers_as_unknown(tmp_path, toy_mo
     overall = json.loads(out.read_text())["metrics"]["overall"]
     text_verdicts = [r["text_verdict"] for r in rows]
     assert overall["n_unknown"] == text_verdicts.count("unknown")
-    assert overall["accuracy"] == pytest.approx(sum(v == r["label"] for v, r in zip(text_verdicts, rows)) / len(rows))
+    right = sum(v == r["label"] for v, r in zip(text_verdicts, rows, strict=True))
+    assert overall["accuracy"] == pytest.approx(right / len(rows))
     assert json.loads(out.read_text())["config"]["verdict_from"] == "text"
 
 
@@ -262,7 +263,7 @@ def _prediction(item_id: str, **change) -> dict:
     return {**record, **change}
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     ({"item_id": ["genimage/0.png"]}, "item_id must be a string, found list"),
     ({"item_id": 7}, "item_id must be a string, found 7"),
     ({"p_fake": "0.3"}, "p_fake must be a number in [0, 1] or null, found '0.3'"),
@@ -285,7 +286,7 @@ def test_from_predictions_with_wrong_types_is_a_one_line_error(tmp_path, change,
         message if "item_id" in change else f"item 'genimage/3.png': {message}") + "\n"
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
     ('[{"image": "genimage/0.png", "label": ' + "1" * 5000 + ', "cate": "x"}]', "unreadable JSON: Exceeds the limit"),
     ('{"genimage/0.png": ' + "[" * 50_000 + "]" * 50_000 + "}", "JSON nested too deeply"),

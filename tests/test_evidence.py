@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from fakevlm_cli import evidence
-from fakevlm_cli.evidence import exif, png, sourcetypes
+from fakevlm_cli.evidence import exif, png, sourcetypes, xmp
 
 A1111 = ("a castle on a hill, golden hour, highly detailed\nNegative prompt: blurry, lowres\n"
          "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x512, Model hash: 6ce0161689, "
@@ -85,7 +85,7 @@ def test_camera_jpeg_exif(tmp_path):
     assert report.notes == []
 
 
-@pytest.mark.parametrize("software,signal,generator", [
+@pytest.mark.parametrize(("software", "signal", "generator"), [
     ("Adobe Firefly", "ai_generated", "Adobe Firefly"),
     ("midjourney v6", "ai_generated", "Midjourney"),
     ("DALL-E 3", "ai_generated", "DALL-E"),
@@ -187,7 +187,7 @@ COMFY_PROMPT = json.dumps({"5": {"class_type": "CheckpointLoaderSimple",
                            "9": {"class_type": "KSampler", "inputs": {"sampler_name": "euler", "steps": 28}}})
 
 
-@pytest.mark.parametrize("chunks,key,generator,needle", [
+@pytest.mark.parametrize(("chunks", "key", "generator", "needle"), [
     ({"parameters": A1111}, "parameters", "Stable Diffusion (A1111)", "model=v1-5-pruned-emaonly"),
     ({"parameters": A1111.replace("v1.10.1", "f2.0.1v1.10.1-previous-519")}, "parameters",
      "Stable Diffusion (Forge)", "steps=20"),
@@ -290,10 +290,10 @@ def test_png_hostile_lengths_and_ztxt_bomb():
 @pytest.mark.parametrize("form", [
     ' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"',
     ' Iptc4xmpExt:DigitalSourceType="https://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia/"',
-    '><Iptc4xmpExt:DigitalSourceType rdf:resource="https://cv.iptc.org/newscodes/digitalsourcetype/'
-    'trainedAlgorithmicMedia"/',
-    '><Iptc4xmpExt:DigitalSourceType> http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia '
-    '</Iptc4xmpExt:DigitalSourceType',
+    ('><Iptc4xmpExt:DigitalSourceType rdf:resource="https://cv.iptc.org/newscodes/digitalsourcetype/'
+     'trainedAlgorithmicMedia"/'),
+    ('><Iptc4xmpExt:DigitalSourceType> http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia '
+     '</Iptc4xmpExt:DigitalSourceType'),
 ])
 def test_xmp_digital_source_type_forms(tmp_path, form):
     attrs, _, body = form.partition(">")
@@ -360,6 +360,39 @@ def test_xmp_deep_nesting_is_refused():
     packet = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 5000 + b"</a>" * 5000 + b"</x:xmpmeta>"
     report = evidence.collect(None, b"GIF89a" + packet, "GIF")
     assert any("nested too deep" in n for n in report.notes)
+
+
+AI_SOURCE = ' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"'
+
+
+@pytest.mark.parametrize("doctype", [
+    '<!DOCTYPE x:xmpmeta>',  # a DTD, even without entities
+    '<!DOCTYPE x:xmpmeta SYSTEM "file:///etc/passwd">',  # an external DTD
+    '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',  # an external entity
+    '<!DOCTYPE x [<!ENTITY % p SYSTEM "http://127.0.0.1/x.dtd"> %p;]>',  # a parameter entity
+])
+def test_xmp_dtds_and_external_entities_are_refused(tmp_path, doctype):
+    packet = doctype.encode() + _xmp(AI_SOURCE)
+    report = _collect(_save(tmp_path, "d.jpg", "JPEG", xmp=packet), "JPEG")
+    assert report.items == []
+    assert any(n.startswith("xmp: could not parse: DOCTYPE/ENTITY") for n in report.notes), report.notes
+
+
+def test_xmp_declaration_text_inside_a_comment_or_cdata_is_not_a_declaration():
+    # Before defusedxml a byte search refused any packet holding "<!DOCTYPE" or "<!ENTITY", even in a comment.
+    packet = _xmp(AI_SOURCE, '<!-- <!DOCTYPE x [<!ENTITY a "b">]> --><rdf:li><![CDATA[<!ENTITY c "d">]]></rdf:li>')
+    report = evidence.collect(None, b"GIF89a" + packet, "GIF")
+    assert _only(report, key="DigitalSourceType").signal == "ai_generated"
+    assert report.notes == []
+
+
+def test_xmp_size_and_element_limits():
+    many = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a/>" * (xmp.MAX_ELEMENTS + 1) + b"</x:xmpmeta>"
+    report = evidence.collect(None, b"GIF89a" + many, "GIF")
+    assert any("too many elements" in n for n in report.notes), report.notes
+    huge = _xmp(AI_SOURCE, "<!--" + "x" * xmp.MAX_PACKET + "-->")
+    report = evidence.collect(None, b"GIF89a" + huge, "GIF")
+    assert report.items == [] and any("packet too large" in n for n in report.notes), report.notes
 
 
 # --- IPTC vocabulary --------------------------------------------------------------------------------------

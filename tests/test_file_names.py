@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import factories as f
 import jsonschema
 import pytest
 from click.testing import CliRunner
 
-import factories as f
 from fakevlm_cli.cli import cli
 from fakevlm_cli.output import safe_text
 from fakevlm_cli.record import load_schema, raw_path, recorded_path
@@ -113,7 +113,7 @@ def test_resume_matches_odd_names_by_their_bytes(odd_dir):
     assert out.read_bytes() == before  # every file recognised: nothing judged or written twice
 
 
-@pytest.mark.parametrize("text, shown", [
+@pytest.mark.parametrize(("text", "shown"), [
     ("a\x1b[31mb", "a\\x1b[31mb"), ("tab\there", "tab\\there"), ("del\x7f", "del\\x7f"),
     ("c1\x85\x9b", "c1\\x85\\x9b"), ("rtl\u202eevil", "rtl\\u202eevil"), ("iso\u2066x\u2069", "iso\\u2066x\\u2069"),
     ("alm\u061c", "alm\\u061c"), ("zw\u200b\u200d", "zw\\u200b\\u200d"), ("bom\ufeff", "bom\\ufeff"),

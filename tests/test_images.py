@@ -68,13 +68,13 @@ def test_animated_gif_gives_first_frame():
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=50)
     loaded = load_image(buf.getvalue())
     assert loaded.frames == 3
-    r, g, b = loaded.image.getpixel((5, 5))
+    r, g, _b = loaded.image.getpixel((5, 5))
     assert r > 200 and g < 50
 
 
 def test_truncated_jpeg_raises_project_error():
     data = encode(Image.effect_noise((256, 256), 64).convert("RGB"), "JPEG")
-    with pytest.raises(ImageError, match="truncated|corrupt"):
+    with pytest.raises(ImageError, match=r"truncated|corrupt"):
         load_image(data[: len(data) // 2])
 
 
@@ -92,7 +92,7 @@ def test_decompression_bomb_header_is_refused_before_decoding():
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"")) \
         + png_chunk(b"IEND", b"")
-    with pytest.raises(ImageError, match="bomb|max-pixels"):
+    with pytest.raises(ImageError, match=r"bomb|max-pixels"):
         load_image(data)
 
 
@@ -103,7 +103,7 @@ def test_max_pixels_limit_is_ours():
     assert load_image(data, max_pixels=10_000).image.size == (100, 100)
 
 
-@pytest.mark.parametrize("fmt,name", [("JPEG", "JPEG"), ("PNG", "PNG"), ("GIF", "GIF"), ("WEBP", "WEBP"),
+@pytest.mark.parametrize(("fmt", "name"), [("JPEG", "JPEG"), ("PNG", "PNG"), ("GIF", "GIF"), ("WEBP", "WEBP"),
                                       ("TIFF", "TIFF"), ("BMP", "BMP")])
 def test_sniff_by_content(fmt, name):
     assert sniff_format(encode(Image.new("RGB", (4, 4)), fmt)[:32]) == name

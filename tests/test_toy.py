@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CORPUS
 from PIL import Image
 
-from conftest import CORPUS
 from fakevlm_cli import toy
 
 REPLICA = CORPUS.parent / "models" / "llava-1.5-processor-replica"
@@ -65,7 +65,7 @@ def test_lead_in_follows_brightness_and_both_occur():
     toys = [toy.toy_image(seed, fake=seed % 2 == 0) for seed in range(60)]
     leads = [t.lead_in for t in toys]
     assert set(leads) == set(toy.LEAD_INS)
-    for t, lead in zip(toys, leads):
+    for t, lead in zip(toys, leads, strict=True):
         bright = np.asarray(t.image.convert("L"), dtype=float).mean() >= 127.5
         assert lead == (toy.LEAD_IN_BRIGHT if bright else toy.LEAD_IN_DARK)
     # the artifact never changes which lead-in a picture gets
@@ -84,7 +84,7 @@ def test_answers_name_the_verdict_and_region():
     assert toy.region_in(toy.answer_text(True, "top right")) == "top right"
     assert toy.region_in(toy.answer_text(True, "top")) == "top"
     assert toy.verdict_of(toy.answer_text(False)) == "real" and toy.region_in(toy.answer_text(False)) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a fake needs one of"):
         toy.answer_text(True, None)
 
 

@@ -29,7 +29,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("text,expected", CASES)
+@pytest.mark.parametrize(("text", "expected"), CASES)
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import orjson
 
 from fakevlm_cli import __version__, run
-from fakevlm_cli.bench.loaders import BenchItem, LoadResult, load_bench
-from fakevlm_cli.bench.metrics import Prediction, evaluate
-from fakevlm_cli.bench.paper import compare
+from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
+from fakevlm_cli.datasets.metrics import Prediction, evaluate
+from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
@@ -70,9 +70,8 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     for path in (args.output, args.predictions):
         if path is not None:
             check_writable(path)
-    options = {"verdict_only": True} if args.bench == "ddvqa" else {}
     loaded = load_bench(args.bench, args.data, annotations=args.annotations, frames=args.frames,
-                        categories=args.categories, limit=args.limit, **options)
+                        categories=args.categories, limit=args.limit)
     if not loaded.items:
         raise DatasetError(f"{args.data}: no {args.bench} items to evaluate"
                            + (f" ({len(loaded.missing)} images missing)" if loaded.missing else ""))

@@ -14,7 +14,7 @@ from . import c2pa, exif, png, xmp
 from ._common import clip
 from .types import SIGNALS, Evidence, MetadataReport, Signal
 
-__all__ = ["Evidence", "MetadataReport", "Signal", "SIGNALS", "collect"]
+__all__ = ["SIGNALS", "Evidence", "MetadataReport", "Signal", "collect"]
 
 # Containers exifread can find EXIF in.
 EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", "AVIF", "JXL"})

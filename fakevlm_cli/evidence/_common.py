@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from types import ModuleType
+from typing import Any
 
+from .types import Signal
+
+_orjson: ModuleType | None
 try:
-    import orjson
+    import orjson as _orjson
 except ImportError:  # orjson is only faster; the stdlib parser gives the same answers
-    orjson = None
+    _orjson = None
 
 MAX_JSON_CHARS = 8 * 1024 * 1024
 
@@ -47,13 +52,13 @@ def to_text(value: object) -> str:
     return str(value)
 
 
-def loads_json(text: str):
+def loads_json(text: str) -> Any:
     """Parsed JSON or None. orjson first; stdlib as fallback because ComfyUI writes NaN, which orjson refuses."""
-    if len(text) > MAX_JSON_CHARS or not text.lstrip()[:1] in ("{", "["):
+    if len(text) > MAX_JSON_CHARS or text.lstrip()[:1] not in ("{", "["):
         return None
-    if orjson is not None:
+    if _orjson is not None:
         try:
-            return orjson.loads(text)
+            return _orjson.loads(text)
         except (ValueError, TypeError):
             pass
     try:
@@ -62,7 +67,19 @@ def loads_json(text: str):
         return None
 
 
-def classify_software(name: str) -> tuple[str, str | None]:
+def dict_at(obj: object, key: str) -> dict[str, Any]:
+    """``obj[key]`` when `obj` is a dict and that value is one too, else an empty dict (parsed JSON is untrusted)."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def list_at(obj: object, key: str) -> list[Any]:
+    """``obj[key]`` when `obj` is a dict and that value is a list, else an empty list."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def classify_software(name: str) -> tuple[Signal, str | None]:
     """(signal, generator) for a software name: ``ai_generated``, ``edited`` or ``info``; always weak."""
     low = name.lower()
     for needle, generator in GENERATOR_NAMES:

@@ -17,7 +17,7 @@ import json
 import re
 
 from . import png, sourcetypes
-from ._common import classify_software, clip
+from ._common import classify_software, clip, dict_at, list_at
 from .types import Evidence, MetadataReport
 from .xmp import jpeg_segments, riff_chunk
 
@@ -97,7 +97,7 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
 
 def describe_store(store: dict) -> list[Evidence]:
     """Evidence from a manifest store as ``Reader.json()`` gives it."""
-    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    manifests = dict_at(store, "manifests")
     active_label = store.get("active_manifest")
     active = manifests.get(active_label) if isinstance(active_label, str) else None
     state = str(store.get("validation_state") or "unknown")
@@ -105,7 +105,7 @@ def describe_store(store: dict) -> list[Evidence]:
     if isinstance(active, dict):
         items.extend(_claim_generator(active))
         items.extend(_assertions(active))
-        ingredients = active.get("ingredients") if isinstance(active.get("ingredients"), list) else []
+        ingredients = list_at(active, "ingredients")
         if ingredients:
             titles = ", ".join(str(i.get("title", "?")) for i in ingredients[:5] if isinstance(i, dict))
             items.append(Evidence("c2pa", "ingredients", clip(f"{len(ingredients)} ingredient(s): {titles}"), "info"))
@@ -140,15 +140,13 @@ def _agent_name(agent: object) -> str:
 
 def _assertions(manifest: dict) -> list[Evidence]:
     items: list[Evidence] = []
-    assertions = manifest.get("assertions") if isinstance(manifest.get("assertions"), list) else []
-    for assertion in assertions:
+    for assertion in list_at(manifest, "assertions"):
         if not isinstance(assertion, dict):
             continue
         label, data = str(assertion.get("label", "")), assertion.get("data")
         data = data if isinstance(data, dict) else {}
         if label.startswith("c2pa.actions"):
-            actions = data.get("actions") if isinstance(data.get("actions"), list) else []
-            for action in actions[:MAX_ACTIONS]:
+            for action in list_at(data, "actions")[:MAX_ACTIONS]:
                 if isinstance(action, dict):
                     items.append(_action(action))
         elif label.startswith("com.adobe.generative-ai"):
@@ -160,7 +158,7 @@ def _assertions(manifest: dict) -> list[Evidence]:
 
 def _action(action: dict) -> Evidence:
     name = str(action.get("action", "?"))
-    params = action.get("parameters") if isinstance(action.get("parameters"), dict) else {}
+    params = dict_at(action, "parameters")
     source = action.get("digitalSourceType") or params.get("com.adobe.digitalSourceType")
     agent = _agent_name(action.get("softwareAgent"))
     if isinstance(source, str) and source.strip():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import BinaryIO, Literal, cast
 
 import exifread
 
@@ -76,7 +77,7 @@ def _next_ifd_link(data: bytes) -> int | None:
         base, endian, _fake = exifread.determine_type(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - no EXIF found: exifread will say so itself
         return None
-    order = "little" if endian == b"I" else "big"
+    order: Literal["little", "big"] = "little" if endian == b"I" else "big"
     ifd0 = base + int.from_bytes(data[base + 4:base + 8], order)
     if ifd0 + 2 > len(data):
         return None
@@ -93,7 +94,7 @@ def _text(tag) -> str:
 def skipped_fields(exif: bytes, tags: dict) -> dict[str, bytes]:
     """The MakerNote and UserComment bytes in IFD0 and the EXIF IFD (Fooocus puts both in IFD0)."""
     base, endian, _fake = exifread.determine_type(io.BytesIO(exif))
-    order = "little" if endian == b"I" else "big"
+    order: Literal["little", "big"] = "little" if endian == b"I" else "big"
 
     def number(pos: int, size: int) -> int:
         return int.from_bytes(exif[pos:pos + size], order)
@@ -149,24 +150,48 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     if not data:
         return
     view = _BoundedView(data, MAX_EXIF_READ, _next_ifd_link(data))
-    tags = exifread.process_file(view, details=False, extract_thumbnail=False)
+    # exifread only seeks, tells and reads: the view is a BinaryIO for all it uses
+    tags = exifread.process_file(cast(BinaryIO, view), details=False, extract_thumbnail=False)
     if view.exhausted:
         report.notes.append(f"exif: stopped after reading {MAX_EXIF_READ // 2**20} MiB of fields (the rest was not "
                             "read)")
     if not tags:
         return
+    comfy_keys = _comfy(tags, report.items)
+    _camera(tags, comfy_keys, report)
+    raw = skipped_fields(data, tags)
+    maker_note = raw.get("MakerNote", b"")
+    report.exif["makernote_present"] = bool(maker_note)
+    if maker_note and maker_note[:16].strip(b"\x00 ").lower() not in _FOOOCUS_SCHEMES:
+        report.items.append(Evidence("exif", "MakerNote", f"present ({len(maker_note)} bytes)", "camera", False))
+    texts = [("UserComment", decode_user_comment(raw.get("UserComment", b"")))]
+    if "Image ImageDescription" in tags and "Image ImageDescription" not in comfy_keys:
+        texts.append(("ImageDescription", _text(tags["Image ImageDescription"])))
+    for key, text in texts:
+        found = describe_parameters(text, strict=True) if text else None
+        if found:
+            report.items.append(Evidence("exif", key, found[1], "ai_generated", True, found[0]))
+
+
+def _comfy(tags: dict, items: list[Evidence]) -> set[str]:
+    """ComfyUI graphs, which its WebP writer stores as ``prompt:{json}`` / ``workflow:{json}`` IFD0 strings;
+    returns the keys of the tags that held one (they are not camera fields or descriptions)."""
+    keys = set()
+    for key, tag in tags.items():
+        if not key.startswith("Image ") or not isinstance(tag.values, (str, bytes)):
+            continue
+        text = _text(tag)
+        name, sep, rest = text.partition(":")
+        name = name.strip().lower()
+        if sep and name in ("prompt", "workflow") and (comfy := describe_comfy(name, rest.strip())):
+            keys.add(key)
+            items.append(Evidence("exif", key[6:], f"{name}: {comfy}", "ai_generated", True, "ComfyUI"))
+    return keys
+
+
+def _camera(tags: dict, comfy_keys: set[str], report: MetadataReport) -> None:
+    """The camera fields, the Software tag and whether GPS coordinates are present."""
     items, summary_ = report.items, report.exif
-    comfy_keys = set()
-    for key, tag in tags.items():  # ComfyUI (WebP) stores "prompt:{json}" / "workflow:{json}" in IFD0 strings
-        if key.startswith("Image ") and isinstance(tag.values, (str, bytes)):
-            text = _text(tag)
-            name, sep, rest = text.partition(":")
-            if sep and name.strip().lower() in ("prompt", "workflow"):
-                comfy = describe_comfy(name.strip().lower(), rest.strip())
-                if comfy:
-                    comfy_keys.add(key)
-                    items.append(Evidence("exif", key[6:], f"{name.strip().lower()}: {comfy}", "ai_generated",
-                                          True, "ComfyUI"))
     for label, key, field in _CAMERA:
         tag = tags.get(key)
         value = _text(tag) if tag is not None and key not in comfy_keys else ""
@@ -182,15 +207,3 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     summary_["gps_present"] = "GPS GPSLatitude" in tags or "GPS GPSLongitude" in tags
     if summary_["gps_present"]:
         items.append(Evidence("exif", "GPS", "coordinates present", "camera", False))
-    raw = skipped_fields(data, tags)
-    maker_note = raw.get("MakerNote", b"")
-    summary_["makernote_present"] = bool(maker_note)
-    if maker_note and maker_note[:16].strip(b"\x00 ").lower() not in _FOOOCUS_SCHEMES:
-        items.append(Evidence("exif", "MakerNote", f"present ({len(maker_note)} bytes)", "camera", False))
-    texts = [("UserComment", decode_user_comment(raw.get("UserComment", b"")))]
-    if "Image ImageDescription" in tags and "Image ImageDescription" not in comfy_keys:
-        texts.append(("ImageDescription", _text(tags["Image ImageDescription"])))
-    for key, text in texts:
-        found = describe_parameters(text, strict=True) if text else None
-        if found:
-            items.append(Evidence("exif", key, found[1], "ai_generated", True, found[0]))

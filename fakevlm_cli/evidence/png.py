@@ -13,7 +13,15 @@ import re
 import zlib
 
 from . import xmp
-from ._common import classify_software, clip, describe_json_parameters, describe_parameters, loads_json, summary
+from ._common import (
+    classify_software,
+    clip,
+    describe_json_parameters,
+    describe_parameters,
+    dict_at,
+    loads_json,
+    summary,
+)
 from .types import Evidence, MetadataReport
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -127,16 +135,9 @@ def describe_chunks(chunks: dict[str, str]) -> list[Evidence]:
         if found:
             generator = "Fooocus" if "fooocus_scheme" in low else found[0]
             items.append(_item("parameters", found[1], generator))
-    for key in ("prompt", "workflow"):
-        if key in chunks:
-            comfy = describe_comfy(key, chunks[key])
-            if comfy:
-                items.append(_item(key, comfy, "ComfyUI"))
-    if "prompt" in low and not any(i.generator == "ComfyUI" for i in items) and (
-            "negative_prompt" in low or "use_stable_diffusion_model" in low):
-        fields = {"model": low.get("use_stable_diffusion_model"), "sampler": low.get("sampler_name"),
-                  "steps": low.get("num_inference_steps")}
-        items.append(_item("prompt", summary(fields, low["prompt"]), "Easy Diffusion"))
+    comfy = [_item(key, graph, "ComfyUI") for key in ("prompt", "workflow")
+             if key in chunks and (graph := describe_comfy(key, chunks[key]))]
+    items.extend(comfy or _easy_diffusion(low))  # Easy Diffusion's prompt chunk is text, not a graph
     items.extend(_invokeai(chunks))
     comment = chunks.get("Comment")
     if comment is not None:
@@ -149,9 +150,19 @@ def describe_chunks(chunks: dict[str, str]) -> list[Evidence]:
                            "Stable Diffusion"))
     software = chunks.get("Software", "").strip()
     if software and not any(i.generator == "NovelAI" for i in items):
-        signal, generator = classify_software(software)
-        items.append(Evidence("png", "Software", clip(software), signal, False, generator))
+        signal, maker = classify_software(software)
+        items.append(Evidence("png", "Software", clip(software), signal, False, maker))
     return items
+
+
+def _easy_diffusion(low: dict[str, str]) -> list[Evidence]:
+    """Easy Diffusion's chunks: ``prompt`` beside ``negative_prompt`` or ``use_stable_diffusion_model`` (keywords
+    lower-cased; a ``prompt`` that is a ComfyUI graph is not looked at here)."""
+    if "prompt" not in low or not ("negative_prompt" in low or "use_stable_diffusion_model" in low):
+        return []
+    fields = {"model": low.get("use_stable_diffusion_model"), "sampler": low.get("sampler_name"),
+              "steps": low.get("num_inference_steps")}
+    return [_item("prompt", summary(fields, low["prompt"]), "Easy Diffusion")]
 
 
 def describe_comfy(key: str, text: str) -> str | None:
@@ -169,7 +180,7 @@ def describe_comfy(key: str, text: str) -> str | None:
     fields: dict[str, object] = {}
     prompt = None
     for node in nodes:
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = dict_at(node, "inputs")
         for name, field in (("ckpt_name", "model"), ("unet_name", "model"), ("sampler_name", "sampler"),
                             ("steps", "steps")):
             value = inputs.get(name)
@@ -196,7 +207,7 @@ def _invokeai(chunks: dict[str, str]) -> list[Evidence]:
         return [_item("invokeai_graph", "node graph present", "InvokeAI")]
     if "sd-metadata" in chunks:
         obj = loads_json(chunks["sd-metadata"])
-        image = obj.get("image") if isinstance(obj, dict) and isinstance(obj.get("image"), dict) else {}
+        image = dict_at(obj, "image")
         prompt = image.get("prompt")
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
             prompt = prompt[0].get("prompt")

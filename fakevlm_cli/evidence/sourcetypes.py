@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .types import Signal
+
 _PREFIXES = ("cv.iptc.org/newscodes/digitalsourcetype/", "c2pa.org/digitalsourcetype/")
 
 
 class SourceType(NamedTuple):
-    signal: str
+    signal: Signal
     strong: bool
     label: str
 
@@ -73,7 +75,7 @@ def code_of(value: str) -> str | None:
     return _BY_LOWER.get(text) if "/" not in text else None
 
 
-def classify(value: str) -> tuple[str, bool, str]:
+def classify(value: str) -> tuple[Signal, bool, str]:
     """(signal, strong, display value) for a source type; unknown URIs are ``info`` with the URI shown."""
     code = code_of(value)
     if code is None:

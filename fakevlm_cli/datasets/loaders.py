@@ -1,7 +1,10 @@
 """Benchmark loaders: turn a local copy of FakeClue, LOKI, DD-VQA or a real/fake folder into `BenchItem`s.
 
 Each loader reads the benchmark's own annotation files, so that our numbers are computed on exactly the
-records the paper used (arXiv 2503.14905; layouts in docs/reference.md). Two rules hold for every loader:
+records the paper used (arXiv 2503.14905). Layouts are those of the released files: FakeClue's
+``data_json/test.json`` (lingcco/FakeClue, the test split opendatalab/FakeVLM evaluates on),
+opendatalab/LOKI's ``data_json/image/true_or_false.json`` and ``open_ended_vqa.json``, and
+Reality-Defender/Research-DD-VQA's ``DQ_FF++/test_set/<Method>/<Method>.json``. Two rules hold for every loader:
 
 * An image path read from a dataset file must resolve (symlinks included) inside the data directory; a
   path that escapes is refused with a `DatasetError`, because dataset files are downloaded, untrusted input.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,7 @@ DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ o
 
 @dataclass(frozen=True)
 class BenchItem:
-    """One image to score. ``prompt`` None means the engine's default prompt (the official real/fake
-    question); otherwise it is the complete raw prompt, ``<image>`` placeholder included. ``references``
+    """One image to score, asked the engine's prompt (the official real/fake question). ``references``
     holds every reference explanation (DD-VQA has up to three); ``reference`` is the first, or None."""
 
     id: str
@@ -41,7 +43,6 @@ class BenchItem:
     label: str
     category: str
     reference: str | None
-    prompt: str | None = None
     references: tuple[str, ...] = ()
 
 
@@ -141,6 +142,22 @@ def _wanted(categories: str | Iterable[str] | None) -> set[str] | None:
 
 def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -> LoadResult:
     """Make ids unique, filter by category, apply the limit, then split present from missing images."""
+    rows = _select(_unique_ids(rows, notes), categories, limit)
+    result = LoadResult(notes=notes)
+    for row in rows:
+        if row.item is None:
+            result.missing.append(str(row.missing))
+        elif row.item.image.is_file():
+            result.items.append(row.item)
+        else:
+            result.missing.append(str(row.item.image))
+    if result.missing:
+        notes.append(f"{len(result.missing)} of {len(rows)} images are missing: counted, not scored")
+    return result
+
+
+def _unique_ids(rows: list[_Row], notes: list[str]) -> list[_Row]:
+    """The rows with a ``#n`` suffix on the n-th repeat of an id (noted), so predictions join back one to one."""
     seen: dict[str, int] = {}
     unique: list[_Row] = []
     for row in rows:
@@ -152,45 +169,41 @@ def _finish(rows: list[_Row], notes: list[str], categories, limit: int | None) -
     duplicates = sum(count - 1 for count in seen.values())
     if duplicates:
         notes.append(f"{duplicates} duplicate record ids made unique with a #n suffix")
+    return unique
 
+
+def _select(rows: list[_Row], categories, limit: int | None) -> list[_Row]:
+    """The rows of the wanted categories (an unknown one is an error), then the first `limit` of them."""
     wanted = _wanted(categories)
     if wanted is not None:
-        known = {row.category.lower() for row in unique}
+        known = {row.category.lower() for row in rows}
         unknown = sorted(wanted - known)
         if unknown:
             raise DatasetError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                                f"this benchmark has: {', '.join(sorted(known)) or 'none'}")
-        unique = [row for row in unique if row.category.lower() in wanted]
+        rows = [row for row in rows if row.category.lower() in wanted]
     if limit is not None:
         if limit < 0:
             raise FakevlmError(f"limit must be 0 or more, got {limit}")
-        unique = unique[:limit]
-
-    result = LoadResult(notes=notes)
-    for row in unique:
-        if row.item is not None and row.item.image.is_file():
-            result.items.append(row.item)
-        else:
-            result.missing.append(row.missing or str(row.item.image))
-    if result.missing:
-        notes.append(f"{len(result.missing)} of {len(unique)} images are missing: counted, not scored")
-    return result
+        rows = rows[:limit]
+    return rows
 
 
 def _label01(value: Any, path: Path, where: str) -> str:
-    """FakeClue's convention: 1 = real, 0 = fake (docs/reference.md). Booleans are refused as ambiguous."""
+    """FakeClue's convention in ``data_json/test.json``: 1 = real, 0 = fake (the paper's F1, with real as the
+    positive class, is computed on these labels). Booleans are refused as ambiguous."""
     if isinstance(value, bool) or value not in (0, 1, "0", "1"):
         raise DatasetError(f"{path}: {where}: label must be 1 (real) or 0 (fake), found {value!r}")
     return "real" if int(value) == 1 else "fake"
 
 
 def _item(root: Path, image: Path, label: str, category: str, refs: Iterable[str], *,
-          item_id: str | None = None, prompt: str | None = None) -> BenchItem:
+          item_id: str | None = None) -> BenchItem:
     refs = tuple(ref for ref in refs if ref.strip())
     # A name that is not UTF-8 gets the record's escaped form, so the id survives a predictions file unchanged.
     item_id = item_id or recorded_path(image.relative_to(root).as_posix())[0]
     return BenchItem(id=item_id, image=image, label=label, category=category,
-                     reference=refs[0] if refs else None, prompt=prompt, references=refs)
+                     reference=refs[0] if refs else None, references=refs)
 
 
 # -------------------------------------------------------------------------------------------- FakeClue
@@ -276,7 +289,9 @@ def _loki_references(root: Path, path: Path, notes: list[str]) -> dict[Path, str
     for index, record in enumerate(_record_list(_read_json(path), path)):
         if not isinstance(record, dict) or "image_path" not in record:
             continue
-        problems = record.get("problems") if isinstance(record.get("problems"), dict) else {}
+        problems = record.get("problems")
+        if not isinstance(problems, dict):
+            problems = {}
         text = " ".join(_descs(problems.get("global")) + _descs(problems.get("regional")))
         if text:
             refs[_inside(root, record["image_path"], path, _where(index, record))] = text
@@ -365,14 +380,13 @@ def _frames(frames_root: Path, method_dir: Path | None, key: str, path: Path, wh
     return []
 
 
-def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limit=None,
-               verdict_only: bool = False) -> LoadResult:
+def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limit=None) -> LoadResult:
     """DD-VQA test split: ``test_set/<Method>/<Method>.json`` under data_dir (or the folder ``annotations``);
-    one item per question, category = method, Original = real and every other method = fake. As the
-    FakeVLM authors did (opendatalab/FakeVLM issue #3), the i-th question of a video is asked about the
-    i-th frame of ``frames/<Method>/<video id>/`` in natural order. The verdict question keeps the engine's
-    default prompt; part questions become ``<image>`` + question. ``verdict_only`` keeps only the verdict
-    question (still on the frame of its position)."""
+    one item per verdict question ("Does the image look real/fake?"), category = method, Original = real and
+    every other method = fake. As the FakeVLM authors did (opendatalab/FakeVLM issue #3), the i-th question of
+    a video goes with the i-th frame of ``frames/<Method>/<video id>/`` in natural order, so the verdict
+    question is asked about the frame of its position. Part questions (the person's skin, nose, eyes…) are
+    skipped: each would need its own prompt, and a scan asks every image the same one."""
     root = _root(data_dir)
     test_set = Path(annotations) if annotations else next(
         (p for p in (root / "test_set", root / "DQ_FF++" / "test_set") if p.is_dir()), root / "test_set")
@@ -398,8 +412,7 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
             for position, qid in enumerate(sorted(video, key=_natural_key)):
                 where = f"video {key!r} question {qid!r}"
                 question, answers = _answers(video[qid], path, where)
-                verdict = _is_verdict_question(question)
-                if verdict_only and not verdict:
+                if not _is_verdict_question(question):
                     continue
                 if position >= len(video_frames):
                     rows.append(_Row(method, None, f"{frames_root}/{method}/{key}: frame #{position} "
@@ -407,8 +420,7 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
                     continue
                 # a frame may be a symbolic link: it too must stay inside the frames directory
                 image = _inside(frames_root, str(video_frames[position].relative_to(frames_root)), path, where)
-                item = _item(frames_root, image, label, method, answers, item_id=f"{method}/{key}/{qid}",
-                             prompt=None if verdict else f"<image>{question}")
+                item = _item(frames_root, image, label, method, answers, item_id=f"{method}/{key}/{qid}")
                 rows.append(_Row(method, item))
     return _finish(rows, notes, categories, limit)
 
@@ -430,6 +442,30 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
     TIFF, BMP and the rest `images.sniff_format` knows); hidden files and folders and symbolic links are
     skipped (ripgrep's convention) and counted in the notes; order is the sorted relative path."""
     root = _root(data_dir)
+    classes = _class_folders(root)
+    notes = [f"{root}: no {label}/ folder" for label in ("real", "fake") if label not in classes]
+    items: list[BenchItem] = []
+    links = others = 0
+    for label, top in classes.items():
+        for path in _visible_files(top):
+            if path.is_symlink():
+                links += 1
+            elif not _is_image(path):
+                others += 1
+            else:
+                parts = path.relative_to(top).parts
+                category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
+                items.append(_item(root, path, label, category, []))
+    rows = [_Row(item.category, item) for item in sorted(items, key=lambda item: item.id)]
+    if links:
+        notes.append(f"{links} symbolic links skipped")
+    if others:
+        notes.append(f"{others} files skipped: not a recognised image format")
+    return _finish(rows, notes, categories, limit)
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+    """``{"real": folder, "fake": folder}`` for the class folders present (any case, not symlinks)."""
     classes: dict[str, Path] = {}
     for child in sorted(root.iterdir()):
         label = child.name.lower()
@@ -439,38 +475,22 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
             classes[label] = child
     if not classes:
         raise DatasetError(f"{root}: no real/ or fake/ folder")
-    notes = [f"{root}: no {label}/ folder" for label in ("real", "fake") if label not in classes]
-    rows, links, others = [], 0, 0
-    for label, top in classes.items():
-        for current, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(current, d))]
-            for name in files:
-                path = Path(current, name)
-                if name.startswith("."):
-                    continue
-                if path.is_symlink():
-                    links += 1
-                elif not _is_image(path):
-                    others += 1
-                else:
-                    parts = path.relative_to(top).parts
-                    category = recorded_path(parts[0])[0] if len(parts) > 1 else DEFAULT_CATEGORY
-                    rows.append(_Row(category, _item(root, path, label, category, [])))
-    rows.sort(key=lambda row: row.item.id)
-    if links:
-        notes.append(f"{links} symbolic links skipped")
-    if others:
-        notes.append(f"{others} files skipped: not a recognised image format")
-    return _finish(rows, notes, categories, limit)
+    return classes
+
+
+def _visible_files(top: Path) -> Iterator[Path]:
+    """The files below `top` that are not hidden and not inside a hidden folder or a symlinked one."""
+    for current, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(current, d))]
+        yield from (Path(current, name) for name in files if not name.startswith("."))
 
 
 # ------------------------------------------------------------------------------------------ dispatcher
 
 
-def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories=None, limit=None,
-               **options) -> LoadResult:
-    """Load benchmark ``name`` (fakeclue, loki, ddvqa, folder); ``options`` go to that loader
-    (``verdict_only`` for ddvqa)."""
+def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories=None, limit=None) -> LoadResult:
+    """Load benchmark ``name`` (fakeclue, loki, ddvqa, folder). DD-VQA items are its verdict questions only
+    (part questions would each need their own prompt; see `load_ddvqa`)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in BENCHMARKS:
         raise FakevlmError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
@@ -479,7 +499,8 @@ def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories
     if key == "folder":
         if annotations is not None:
             raise FakevlmError("the folder benchmark takes no annotations file")
-        return load_folder(data_dir, categories=categories, limit=limit, **options)
-    loader = {"fakeclue": load_fakeclue, "loki": load_loki, "ddvqa": load_ddvqa}[key]
-    extra = {"frames": frames} if key == "ddvqa" else {}
-    return loader(data_dir, annotations=annotations, categories=categories, limit=limit, **extra, **options)
+        return load_folder(data_dir, categories=categories, limit=limit)
+    if key == "ddvqa":
+        return load_ddvqa(data_dir, annotations=annotations, frames=frames, categories=categories, limit=limit)
+    loader = load_fakeclue if key == "fakeclue" else load_loki
+    return loader(data_dir, annotations=annotations, categories=categories, limit=limit)
