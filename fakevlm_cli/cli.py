@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import MISSING
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import click
 
@@ -27,7 +28,7 @@ class ByteSize(click.ParamType):
     """A size in bytes: 1073741824, 512M, 4G, 1.5G (K/M/G/T are powers of 1024; a trailing B or iB is ignored)."""
 
     name = "size"
-    _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    _UNITS: ClassVar[dict[str, int]] = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
     def convert(self, value, param, ctx):
         if isinstance(value, int):
@@ -44,10 +45,10 @@ class ByteSize(click.ParamType):
 
 
 _PATH_KINDS = {
-    "path": dict(dir_okay=False),
-    "existing-file": dict(exists=True, dir_okay=False),
-    "existing-dir": dict(exists=True, file_okay=False),
-    "existing-path": dict(exists=True),
+    "path": {"dir_okay": False},
+    "existing-file": {"exists": True, "dir_okay": False},
+    "existing-dir": {"exists": True, "file_okay": False},
+    "existing-path": {"exists": True},
 }
 
 
@@ -68,21 +69,27 @@ def _param(command: str, f) -> Callable:
         kwargs["show_default"] = meta.get("show_default", default not in (None, False, ()))
     if kind == "flag":
         kwargs["is_flag"] = True
-    elif kind in _PATH_KINDS:
-        kwargs["type"] = click.Path(path_type=Path, **_PATH_KINDS[kind])
-    elif kind == "rfile":
-        kwargs["type"] = click.File("rb")
-    elif kind == "bytesize":
-        kwargs["type"] = ByteSize()
-    elif "choices" in meta:
-        kwargs["type"] = click.Choice(meta["choices"])
-    elif "range" in meta:
-        lo, hi = meta["range"]
-        kwargs["type"] = (click.FloatRange if "float" in str(f.type) else click.IntRange)(lo, hi)
-    for key in ("multiple", "envvar", "metavar"):
-        if key in meta:
-            kwargs[key] = meta[key]
+    else:
+        kwargs["type"] = _click_type(f)
+    kwargs.update({key: meta[key] for key in ("multiple", "envvar", "metavar") if key in meta})
     return click.option(*meta["flags"], f.name, **kwargs)
+
+
+def _click_type(f) -> Any:
+    """The Click type of a declared option (None: Click infers it from the default)."""
+    meta = f.metadata
+    kind = meta.get("kind")
+    if kind in _PATH_KINDS:
+        return click.Path(path_type=Path, **_PATH_KINDS[kind])
+    if kind == "rfile":
+        return click.File("rb")
+    if kind == "bytesize":
+        return ByteSize()
+    if "choices" in meta:
+        return click.Choice(meta["choices"])
+    if "range" in meta:
+        return (click.FloatRange if "float" in str(f.type) else click.IntRange)(*meta["range"])
+    return None
 
 
 def declared_options(command: str) -> Callable:
@@ -100,6 +107,7 @@ def _run(command: str, values: dict) -> None:
     from fakevlm_cli.commands import run_command
 
     request = options.build(command, values)
+    body: Callable[..., int]
     if command == "scan":
         from fakevlm_cli.commands.scan import scan as body
     elif command == "explain":
@@ -109,10 +117,15 @@ def _run(command: str, values: dict) -> None:
     sys.exit(run_command(lambda diag: body(request, diag)))
 
 
+def _debug_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        os.environ["FAKEVLM_DEBUG"] = "1"
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="fakevlm")
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
-              callback=lambda ctx, p, v: v and os.environ.__setitem__("FAKEVLM_DEBUG", "1"),
+              callback=_debug_flag,
               help="Show tracebacks instead of one-line errors.")
 def cli():
     """Tell real photos from AI-generated or deep-faked ones with FakeVLM, explain why, and read provenance
@@ -174,6 +187,8 @@ def completion_script(shell: str) -> str:
     from click.shell_completion import get_completion_class
 
     cls = get_completion_class(shell)
+    if cls is None:  # pragma: no cover - the Choice above allows only shells Click knows
+        raise click.BadParameter(f"no completion for {shell}")
     return cls(cli, {}, "fakevlm", "_FAKEVLM_COMPLETE").source()
 
 
@@ -182,9 +197,9 @@ def reference_markdown() -> str:
     from click.testing import CliRunner
 
     parts = ["# Command-line reference", "",
-             "Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
+             ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
-             "`fakevlm_cli/options.py`.", ""]
+             "`fakevlm_cli/options.py`."), ""]
     for name in ([], ["explain"], ["scan"], ["eval"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])

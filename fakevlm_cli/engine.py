@@ -27,10 +27,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from fakevlm_cli.engine_types import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, DEFAULT_VERDICT_STEPS,
-                                      UPSTREAM_PROMPT_IDS, VERDICT_CONTEXT, Answer, ModelInfo)
+from fakevlm_cli.engine_types import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_PROMPT,
+    DEFAULT_VERDICT_STEPS,
+    UPSTREAM_PROMPT_IDS,
+    VERDICT_CONTEXT,
+    Answer,
+    ModelInfo,
+)
 from fakevlm_cli.errors import ModelLoadError
 from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, first_difference
@@ -40,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image
 
-__all__ = ["Engine", "EngineOptions", "ModelInfo", "Answer"]
+__all__ = ["Answer", "Engine", "EngineOptions", "ModelInfo"]
 
 # What ends a lead-in: the text after the last of these (plus spaces) is where the verdict sentence starts.
 _LEAD_IN_END = re.compile(r"^(.*[.!?:;\n])\s*", re.S)
@@ -79,11 +87,11 @@ class Engine:
         self._verdict_ids = frozenset((self._fake_id, self._real_id))
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
-        self._ids_cache: dict[tuple[int, ...], "torch.Tensor"] = {}
+        self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, options: EngineOptions = EngineOptions()) -> "Engine":
+    def load(cls, options: EngineOptions = EngineOptions()) -> Engine:
         """Load model and processor from a hub id or a local directory, exactly as users run it."""
         from fakevlm_cli.loading import load
 
@@ -107,7 +115,7 @@ class Engine:
         return self.codec.decode(self._lead_in)
 
     # ---- preprocessing (thread-safe; loader threads run it) --------------------------------------------
-    def preprocess(self, image: "Image.Image") -> "torch.Tensor":
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize, crop and normalise one RGB image to pixel values.
 
         A large photo is first resized by Pillow to exactly the size the processor would resize it to (same
@@ -119,31 +127,29 @@ class Engine:
         out = self.processor.image_processor(images=[image], return_tensors="pt")
         return out["pixel_values"][0]
 
-    def _resize_like_processor(self, image: "Image.Image") -> "Image.Image":
+    def _resize_like_processor(self, image: Image.Image) -> Image.Image:
         ip = self.processor.image_processor
         size = getattr(ip, "size", None)
         short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
         width, height = image.size
         if not getattr(ip, "do_resize", False) or not short or min(width, height) <= short:
             return image
-        if width <= height:  # transformers' get_resize_output_image_size: the long side is int()-rounded
-            target = (short, int(short * height / width))
-        else:
-            target = (int(short * width / height), short)
+        # transformers' get_resize_output_image_size: the long side is int()-rounded
+        target = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
         return image.resize(target, resample=int(getattr(ip, "resample", 3)))
 
     # ---- the two paths ---------------------------------------------------------------------------------
-    def score(self, images: Sequence["Image.Image"]) -> list[float | None]:
+    def score(self, images: Sequence[Image.Image]) -> list[float | None]:
         return self.score_pixels([self.preprocess(im) for im in images])
 
-    def explain(self, images: Sequence["Image.Image"], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]:
+    def explain(self, images: Sequence[Image.Image], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]:
         return self.explain_pixels([self.preprocess(im) for im in images], max_new_tokens)
 
-    def score_pixels(self, pixels: Sequence["torch.Tensor"]) -> list[float | None]:
+    def score_pixels(self, pixels: Sequence[torch.Tensor]) -> list[float | None]:
         """P(fake) for each image at its verdict step (None where the model states no verdict)."""
         return [answer.p_fake for answer in self.verdicts(pixels)]
 
-    def verdicts(self, pixels: Sequence["torch.Tensor"]) -> list[Answer]:
+    def verdicts(self, pixels: Sequence[torch.Tensor]) -> list[Answer]:
         """The verdict step and P(fake) of each image, without generating the explanation."""
         import torch
 
@@ -171,15 +177,15 @@ class Engine:
                 elif step < len(lead) and token == lead[step]:
                     continue
                 else:  # the model writes something else here: decode this row on from its own token
-                    diverged.setdefault(tuple(lead[:step]) + (token,), []).append(row)
+                    diverged.setdefault((*tuple(lead[:step]), token), []).append(row)
                 break
         for prefix, rows in diverged.items():
             found = self._decode_to_verdict(batch[rows], prefix)
-            for row, answer in zip(rows, found):
+            for row, answer in zip(rows, found, strict=True):
                 results[row] = answer
         return results  # type: ignore[return-value]
 
-    def explain_pixels(self, pixels: Sequence["torch.Tensor"],
+    def explain_pixels(self, pixels: Sequence[torch.Tensor],
                        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]:
         """Free greedy answers (as upstream), with P(fake) from the verdict step of the same generation."""
         if not pixels:
@@ -197,7 +203,7 @@ class Engine:
         return answers
 
     # ---- internals -------------------------------------------------------------------------------------
-    def _decode_to_verdict(self, batch: "torch.Tensor", prefix: tuple[int, ...]) -> list[Answer]:
+    def _decode_to_verdict(self, batch: torch.Tensor, prefix: tuple[int, ...]) -> list[Answer]:
         """Greedy-decode rows whose known answer so far is `prefix`, until each states a verdict or stops."""
         budget = self.verdict_steps - len(prefix)
         if budget <= 0:
@@ -250,12 +256,12 @@ class Engine:
         self._lead_ins[tuple(lead_in)] += 1
         self._lead_in = self._lead_ins.most_common(1)[0][0]
 
-    def _pixel_batch(self, pixels: Sequence["torch.Tensor"]) -> "torch.Tensor":
+    def _pixel_batch(self, pixels: Sequence[torch.Tensor]) -> torch.Tensor:
         import torch
 
         return torch.stack(list(pixels)).to(self.device, self.dtype)
 
-    def _inputs(self, batch: "torch.Tensor", extra: tuple[int, ...]) -> dict:
+    def _inputs(self, batch: torch.Tensor, extra: tuple[int, ...]) -> dict:
         import torch
 
         ids = self._ids_cache.get(extra)
@@ -266,7 +272,7 @@ class Engine:
         ids = ids.expand(batch.shape[0], -1)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": batch}
 
-    def _pair(self, logits: "torch.Tensor") -> list[float]:
+    def _pair(self, logits: torch.Tensor) -> list[float]:
         """Softmax over the fake/real logits, for one row (1-D) or a batch (2-D)."""
         import torch
 
@@ -300,7 +306,7 @@ class Engine:
         config = self.model.config
         image_id = getattr(config, "image_token_index", None)
         if image_id is None:
-            image_id = getattr(config, "image_token_id")
+            image_id = config.image_token_id
         raw = self.codec.encode(self.prompt)
         if raw.count(image_id) != 1:
             raise ModelLoadError(f"the prompt must hold exactly one {placeholder} (the tokenizer finds "
@@ -320,10 +326,11 @@ class Engine:
         The two full answers are tokenised and compared: the first differing token of each is the verdict
         token. Nothing is hard-coded, so any tokenizer works, however it splits the words.
         """
-        if self.forced:
+        if self.answer_prefix is not None:
+            prefix = self.answer_prefix
             base = self.codec.encode(self.prompt)
-            fake = self.codec.encode(self.prompt + self.answer_prefix + " fake image.")
-            real = self.codec.encode(self.prompt + self.answer_prefix + " real image.")
+            fake = self.codec.encode(self.prompt + prefix + " fake image.")
+            real = self.codec.encode(self.prompt + prefix + " real image.")
         else:
             base = []
             fake = self.codec.encode(VERDICT_CONTEXT + " fake image.", special=False)

@@ -9,8 +9,9 @@ wrapper and nothing forced after it, greedy decoding up to 256 new tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -82,7 +83,7 @@ class EngineLike(Protocol):
     notices: list[str]
     verdict_steps: int
 
-    def preprocess(self, image: "Image.Image") -> Any: ...
+    def preprocess(self, image: Image.Image) -> Any: ...
 
     def verdicts(self, pixels: Sequence[Any]) -> list[Answer]: ...
 

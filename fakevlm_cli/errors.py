@@ -33,7 +33,7 @@ class OutputError(FakevlmError):
     """An output cannot be written or resumed from (a full disk, a closed stdout, a file that is not ours)."""
 
 
-class PipeClosed(Exception):
+class PipeClosedError(Exception):
     """The process reading our stdout closed it: stop quietly (EXIT_PIPE)."""
 
 

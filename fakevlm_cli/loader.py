@@ -16,13 +16,22 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from fakevlm_cli.errors import ImageError
 from fakevlm_cli.evidence import collect
 from fakevlm_cli.evidence.types import Evidence
-from fakevlm_cli.images import (SNIFF_BYTES, check_size, count_frames, decode_bytes, load_image, max_file_bytes,
-                                probe, sniff_format, without_refused_png_chunks)
+from fakevlm_cli.images import (
+    SNIFF_BYTES,
+    check_size,
+    count_frames,
+    decode_bytes,
+    load_image,
+    max_file_bytes,
+    probe,
+    sniff_format,
+    without_refused_png_chunks,
+)
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
@@ -40,18 +49,30 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".t
 class Job:
     """One candidate after the loader: its record so far, evidence, and the pixels for the model."""
 
-    record: Record | None  # None: skipped or resumed
+    record: Record
     evidence: list[Evidence] = field(default_factory=list)
     pixels: object = None  # preprocessed tensor, when the model will see this file
     seconds: float = 0.0
-    skipped: bool = False
     pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
+
+
+@dataclass(frozen=True)
+class NoRecord:
+    """A candidate that gets no record: not an image, found in a folder (`skipped`), or already recorded."""
+
+    skipped: bool = False
+
+
+class _Unrecorded(Exception):  # noqa: N818 - not an error: the file gets no record (skipped, or already recorded)
+    def __init__(self, skipped: bool = False):
+        super().__init__()
+        self.skipped = skipped
 
 
 class Inspector:
     """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
 
-    def __init__(self, engine: "EngineLike | None", options: JudgeOptions, *, read_metadata: bool = True,
+    def __init__(self, engine: EngineLike | None, options: JudgeOptions, *, read_metadata: bool = True,
                  resume=None, model_info: dict | None = None):
         self.engine = engine
         self.options = options
@@ -61,7 +82,7 @@ class Inspector:
         self.memory = MemoryBudget(options.max_memory or default_max_memory())
         self.changed: list[str] = []  # --resume: files recorded earlier with other content (judged again)
 
-    def inspect(self, candidate: "Candidate") -> Job:
+    def inspect(self, candidate: Candidate) -> Job | NoRecord:
         """Everything one file needs before the model: read, hash, sniff, metadata, decode, preprocess.
 
         Only a small head of each file is read before its format is known: a file found in a folder that is
@@ -80,72 +101,94 @@ class Inspector:
             return job
         earlier = self.resume.get(resume_key(path)) if self.resume else None
         if earlier is not None and None in earlier:
-            return Job(record=None)  # recorded by an earlier run without a hash (it was unreadable then)
+            return NoRecord()  # recorded by an earlier run without a hash (it was unreadable then)
         try:
             with _OpenFile(path) as fh:
-                record.size = fh.size
-                fmt = sniff_format(fh.head[:SNIFF_BYTES])
-                if fmt is None and not (candidate.explicit or path.suffix.lower() in IMAGE_SUFFIXES):
-                    return Job(record=None, skipped=True)
-                record.format = fmt
-                limit = max_file_bytes(self.options.max_pixels)
-                if fmt is None:
-                    if fh.size <= limit:  # hashed in pieces; a bigger non-image is not worth reading at all
-                        record.sha256 = fh.sha256()
-                        if self._seen_before(record, earlier):
-                            return Job(record=None)
-                    raise ImageError("empty file (0 bytes)" if fh.size == 0
-                                     else "not an image (its content matches no image format)")
-                try:
-                    if fh.size > limit:
-                        raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can "
-                                         f"be ({_size(limit)}): not read")
-                    need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
-                    self._check_memory(need)
-                    if self.engine is not None:
-                        with self.memory.hold(fh.size):
-                            header = probe(fh.head, fh.reader(), fmt)
-                        if header is not None:
-                            record.width, record.height = header[0], header[1]
-                            if header[0] * header[1] <= self.options.max_pixels:
-                                need += decode_bytes(*header)
-                                self._check_memory(need)
-                except ImageError:
-                    # Refused unread. With --resume, a file recorded earlier (under other limits) is hashed in
-                    # pieces to tell whether it is the same content, so it is not written twice.
-                    if earlier:
-                        record.sha256 = fh.sha256()
-                        if self._seen_before(record, earlier):
-                            return Job(record=None)
-                    raise
+                fmt = self._identify(fh, candidate, record, earlier)
+                need = self._admit(fh, fmt, record, earlier)
                 with self.memory.hold(need):
                     data = fh.read_all()
                     record.sha256 = hashlib.sha256(data).hexdigest()
                     if self._seen_before(record, earlier):
-                        return Job(record=None)
-                    if self.read_metadata:
-                        report = collect(path, data, fmt)
-                        job.evidence = report.items
-                        record.evidence = [e.to_dict() for e in report.items]
-                        record.exif = report.exif
-                        record.notes += report.notes
-                    try:
-                        if self.engine is not None:
-                            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
-                            record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
-                            record.notes += loaded.notes
-                            job.pixels = self.engine.preprocess(loaded.image)
-                            del loaded
-                        else:
-                            _read_size(record, data, fmt, self.options.max_pixels)
-                    except ImageError as exc:  # decided in _finish: decisive metadata can still give a verdict
-                        job.pixel_error = str(exc)
+                        raise _Unrecorded()
+                    self._read_metadata(path, data, fmt, job)
+                    self._decode(data, fmt, job)
+        except _Unrecorded as nothing:
+            return NoRecord(skipped=nothing.skipped)
         except ImageError as exc:
             record.verdict, record.error = "error", str(exc)
-        except Exception as exc:  # a reader or decoder bug must not end the scan: record it
+        except Exception as exc:  # noqa: BLE001 - a reader or decoder bug must not end the scan: record it
             record.verdict, record.error = "error", f"unexpected {type(exc).__name__}: {exc}"
         job.seconds = time.perf_counter() - start
         return job
+
+    def _identify(self, fh: _OpenFile, candidate: Candidate, record: Record, earlier: frozenset | None) -> str:
+        """The file's format from its first bytes; a non-image is skipped (found in a folder) or an error."""
+        record.size = fh.size
+        fmt = sniff_format(fh.head[:SNIFF_BYTES])
+        if fmt is None and not (candidate.explicit or Path(candidate.path).suffix.lower() in IMAGE_SUFFIXES):
+            raise _Unrecorded(skipped=True)
+        record.format = fmt
+        if fmt is not None:
+            return fmt
+        if fh.size <= max_file_bytes(self.options.max_pixels):  # hashed in pieces; a bigger one is not read
+            record.sha256 = fh.sha256()
+            if self._seen_before(record, earlier):
+                raise _Unrecorded()
+        raise ImageError("empty file (0 bytes)" if fh.size == 0
+                         else "not an image (its content matches no image format)")
+
+    def _admit(self, fh: _OpenFile, fmt: str, record: Record, earlier: frozenset | None) -> int:
+        """The memory reading and decoding the file will need, or ImageError when it is refused unread."""
+        limit = max_file_bytes(self.options.max_pixels)
+        try:
+            if fh.size > limit:
+                raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
+                                 f"({_size(limit)}): not read")
+            need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
+            self._check_memory(need)
+            if self.engine is not None:
+                with self.memory.hold(fh.size):
+                    header = probe(fh.head, fh.reader(), fmt)
+                if header is not None:
+                    record.width, record.height = header[0], header[1]
+                    if header[0] * header[1] <= self.options.max_pixels:
+                        need += decode_bytes(*header)
+                        self._check_memory(need)
+            return need
+        except ImageError:
+            # Refused unread. With --resume, a file recorded earlier (under other limits) is hashed in pieces to
+            # tell whether it is the same content, so it is not written twice.
+            if earlier:
+                record.sha256 = fh.sha256()
+                if self._seen_before(record, earlier):
+                    raise _Unrecorded() from None
+            raise
+
+    def _read_metadata(self, path: Path, data: bytes, fmt: str, job: Job) -> None:
+        if not self.read_metadata:
+            return
+        record = job.record
+        report = collect(path, data, fmt)
+        job.evidence = report.items
+        record.evidence = [e.to_dict() for e in report.items]
+        record.exif = report.exif
+        record.notes += report.notes
+
+    def _decode(self, data: bytes, fmt: str, job: Job) -> None:
+        """Pixels for the model (or, without one, the size from the header); a failure is decided later:
+        decisive metadata can still give the file a verdict (pipeline._finish)."""
+        record = job.record
+        try:
+            if self.engine is None:
+                _read_size(record, data, fmt, self.options.max_pixels)
+                return
+            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+            record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
+            record.notes += loaded.notes
+            job.pixels = self.engine.preprocess(loaded.image)
+        except ImageError as exc:
+            job.pixel_error = str(exc)
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:
@@ -156,8 +199,8 @@ class Inspector:
         """--resume: True when this content is already recorded for this file; note it when the content changed."""
         if not earlier:
             return False
-        if record.sha256 in earlier:
-            return True
+        if record.sha256 is None or record.sha256 in earlier:
+            return record.sha256 is not None
         before = ", ".join(sorted(h[:12] for h in earlier if h))
         record.notes.append(f"content changed since an earlier record of this file in the results file "
                             f"(sha256 {before}… then, {record.sha256[:12]}… now): judged again; this record "
@@ -229,7 +272,7 @@ class _OpenFile:
     def __init__(self, path: Path):
         self.path = path
 
-    def __enter__(self) -> "_OpenFile":
+    def __enter__(self) -> _OpenFile:
         try:
             self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:

@@ -12,8 +12,14 @@ import logging
 import os
 from pathlib import Path
 
-from fakevlm_cli.engine_types import (DEFAULT_MODEL, DTYPES, QUANTS, UPSTREAM_PROCESSOR,
-                                      UPSTREAM_PROCESSOR_REVISION, ModelInfo)
+from fakevlm_cli.engine_types import (
+    DEFAULT_MODEL,
+    DTYPES,
+    QUANTS,
+    UPSTREAM_PROCESSOR,
+    UPSTREAM_PROCESSOR_REVISION,
+    ModelInfo,
+)
 from fakevlm_cli.errors import ModelLoadError
 from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, find_tokenizer_file
@@ -36,20 +42,7 @@ def _quiet_libraries() -> None:
 def load(cls, options: EngineOptions):
     """Load model and processor and return ``cls(model, processor, ...)`` (an `Engine`)."""
     _quiet_libraries()
-    source = options.model
-    if _looks_like_path(source):
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            raise ModelLoadError(f"model directory '{source}' does not exist")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"'{source}' is not a model directory (no config.json in it)")
-        source = str(path)
-    if options.dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype '{options.dtype}' (choose from {', '.join(DTYPES)})")
-    if options.quant not in QUANTS:
-        raise ModelLoadError(f"unknown quantisation '{options.quant}' (choose from {', '.join(QUANTS)})")
-
-    import torch
+    source = _checked_source(options)
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -67,6 +60,40 @@ def load(cls, options: EngineOptions):
         raise ModelLoadError(
             f"'{options.model}' is a '{getattr(config, 'model_type', 'unknown')}' checkpoint, not a LLaVA model"
         )
+    model = _load_model(source, options, dtype, device, local_only)
+    processor, processor_source, processor_revision = _load_processor(source, options, notices, local_only)
+    codec = _codec(processor, processor_source, processor_revision, local_only, notices)
+    revision = options.revision or getattr(config, "_commit_hash", None)
+    info = ModelInfo(id=options.model, revision=revision, dtype=str(dtype).replace("torch.", ""),
+                     quant=options.quant, device=str(device), processor=processor_source,
+                     processor_revision=processor_revision, prompt=options.prompt,
+                     answer_prefix=options.answer_prefix, prompt_ids_from=codec.source)
+    return cls(model, processor, info=info, codec=codec, prompt=options.prompt,
+               answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices)
+
+
+def _checked_source(options: EngineOptions) -> str:
+    """The model source (a hub id, or a local folder that holds a config), and options checked for sense."""
+    source = options.model
+    if _looks_like_path(source):
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"model directory '{source}' does not exist")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"'{source}' is not a model directory (no config.json in it)")
+        source = str(path)
+    if options.dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype '{options.dtype}' (choose from {', '.join(DTYPES)})")
+    if options.quant not in QUANTS:
+        raise ModelLoadError(f"unknown quantisation '{options.quant}' (choose from {', '.join(QUANTS)})")
+    return source
+
+
+def _load_model(source: str, options: EngineOptions, dtype, device, local_only: bool):
+    """The LLaVA weights: safetensors preferred, no remote code, on `device` in `dtype` (or quantised)."""
+    import torch
+    import transformers
+
     kwargs: dict = {"revision": options.revision, "trust_remote_code": False, "dtype": dtype,
                     "local_files_only": local_only}
     if Path(source).is_dir() and any(Path(source).glob("*.safetensors")):
@@ -82,16 +109,7 @@ def load(cls, options: EngineOptions):
         raise ModelLoadError(_explain_load_failure(options.model, exc)) from exc
     if "device_map" not in kwargs:
         model = model.to(device)
-    model.eval()
-    processor, processor_source, processor_revision = _load_processor(source, options, notices, local_only)
-    codec = _codec(processor, processor_source, processor_revision, local_only, notices)
-    revision = options.revision or getattr(config, "_commit_hash", None)
-    info = ModelInfo(id=options.model, revision=revision, dtype=str(dtype).replace("torch.", ""),
-                     quant=options.quant, device=str(device), processor=processor_source,
-                     processor_revision=processor_revision, prompt=options.prompt,
-                     answer_prefix=options.answer_prefix, prompt_ids_from=codec.source)
-    return cls(model, processor, info=info, codec=codec, prompt=options.prompt,
-               answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices)
+    return model.eval()
 
 
 def _pick_device(name: str, notices: list[str]):

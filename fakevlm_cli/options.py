@@ -14,8 +14,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
-from fakevlm_cli.engine_types import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_VERDICT_STEPS,
-                                      DTYPES, QUANTS)
+from fakevlm_cli.engine_types import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_PROMPT,
+    DEFAULT_VERDICT_STEPS,
+    DTYPES,
+    QUANTS,
+)
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
 PIXEL_MODES = ("viewer", "upstream")
@@ -33,7 +39,7 @@ def default_workers() -> int:
     return min(8, os.cpu_count() or 2)
 
 
-def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:
+def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:  # noqa: A002 - Click's name for it
     """Declare one option: a dataclass field whose metadata says how the command line spells and parses it.
 
     spec keys: choices, range=(lo, hi), kind ("flag", "path", "dir", "existing-path", "existing-file",
@@ -54,7 +60,8 @@ class EngineOptions:
     revision: str | None = opt(None, "--revision", help="Hub revision (branch, tag or commit) of the model.")
     processor: str | None = opt(None, "--processor",
                                 help="Processor to pair with the model (default: llava-hf/llava-1.5-7b-hf at a272c74 "
-                                     "for lingcco/fakeVLM, as the upstream evaluation; the checkpoint's own for others).")
+                                     "for lingcco/fakeVLM, as the upstream evaluation; the checkpoint's own for "
+                                     "others).")
     processor_revision: str | None = opt(None, "--processor-revision", help="Hub revision of --processor.")
     device: str = opt("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
     dtype: str = opt("auto", "--dtype", choices=DTYPES,
@@ -178,7 +185,8 @@ class EvalArgs:
     from_predictions: Path | None = opt(None, "--from-predictions", kind="existing-file",
                                         help="Re-score a predictions file instead of running the model.")
     compare_to: str | None = opt(None, "--compare-to", choices=PAPER_ROWS,
-                                 help="Paper figures to print beside ours (default: the benchmark's own; folder: none).")
+                                 help="Paper figures to print beside ours (default: the benchmark's own; "
+                                      "folder: none).")
     verdict_from: str = opt("score", "--verdict-from", choices=("score", "text"),
                             help="Judge by P(fake) >= threshold, or (with --explain) by the verdict sentence the "
                                  "model wrote, as the paper's scripts do; unreadable text counts as unknown.")

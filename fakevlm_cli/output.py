@@ -17,7 +17,7 @@ from typing import IO
 
 import orjson
 
-from fakevlm_cli.errors import OutputError, PipeClosed
+from fakevlm_cli.errors import OutputError, PipeClosedError
 from fakevlm_cli.record import Record, format_percent
 
 # Shown as they are: printable characters and plain spaces (category Zs). Everything else — C0 and C1 controls,
@@ -104,7 +104,7 @@ class _StreamSink:
     """Writes whole lines to a byte stream and flushes each, so a killed run loses nothing already written.
 
     A failed write is fatal and said in one line (`OutputError`: a full disk, a closed stdout); a reader that
-    went away (`| head -1`) is not an error (`PipeClosed`).
+    went away (`| head -1`) is not an error (`PipeClosedError`).
     """
 
     def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False):
@@ -117,7 +117,7 @@ class _StreamSink:
             self.stream.write(data)
             self.stream.flush()
         except BrokenPipeError:
-            raise PipeClosed(self.name) from None
+            raise PipeClosedError(self.name) from None
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
             reason = getattr(exc, "strerror", None) or str(exc)
             raise OutputError(f"{self.name}: cannot write results: {reason}") from None
@@ -128,7 +128,7 @@ class _StreamSink:
             if self.owns_stream:
                 self.stream.close()
         except BrokenPipeError:
-            raise PipeClosed(self.name) from None
+            raise PipeClosedError(self.name) from None
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise OutputError(f"{self.name}: cannot write results: {reason}") from None

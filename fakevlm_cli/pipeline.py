@@ -16,13 +16,13 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from fakevlm_cli.fusion import fuse
-from fakevlm_cli.loader import Inspector, Job
+from fakevlm_cli.loader import Inspector, Job, NoRecord
 from fakevlm_cli.options import JudgeOptions
 from fakevlm_cli.record import Record
 
@@ -62,7 +62,7 @@ class Scanner:
     False judges the pixels alone (eval).
     """
 
-    def __init__(self, engine: "EngineLike | None", options: JudgeOptions = JudgeOptions(), *,
+    def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
                  on_progress: Callable[[ScanStats], None] | None = None):
         self.engine = engine
@@ -77,7 +77,7 @@ class Scanner:
     def memory(self):
         return self.inspector.memory
 
-    def run(self, candidates: Iterable["Candidate"]) -> Iterator[Record]:
+    def run(self, candidates: Iterable[Candidate]) -> Iterator[Record]:
         """Yield one record per judged file, in candidate order. Safe to stop early (Ctrl-C, break).
 
         A feeder thread walks `candidates` and hands each to the loader pool, a bounded window ahead, so the
@@ -103,7 +103,7 @@ class Scanner:
                     continue
                 job = future.result()
                 self.stats.files += 1
-                if job.record is None:
+                if isinstance(job, NoRecord):
                     self.stats.skipped += job.skipped
                     self.stats.resumed += not job.skipped
                     self._progress()
@@ -148,6 +148,13 @@ class Scanner:
             self._progress()
             yield record
 
+    @property
+    def _model(self) -> EngineLike:
+        """The engine; only jobs with pixels reach the model, and only a scan with an engine makes pixels."""
+        if self.engine is None:
+            raise RuntimeError("pixels to judge in a metadata-only scan")
+        return self.engine
+
     def _run_model(self, jobs: list[Job]) -> None:
         """One engine call for the batch; on failure, halve and retry so only the guilty image errors."""
         start = time.perf_counter()
@@ -155,7 +162,7 @@ class Scanner:
             self._call_engine(jobs)
         except Exception as exc:  # noqa: BLE001 - out of memory, a bad tensor: isolate it
             if len(jobs) > 1:
-                self.engine.free_memory()
+                self._model.free_memory()
                 half = len(jobs) // 2
                 self._run_model(jobs[:half])
                 self._run_model(jobs[half:])
@@ -171,17 +178,17 @@ class Scanner:
     def _call_engine(self, jobs: list[Job]) -> None:
         pixels = [j.pixels for j in jobs]
         if self.options.explain:
-            answers = self.engine.explain_pixels(pixels, self.options.max_new_tokens)
+            answers = self._model.explain_pixels(pixels, self.options.max_new_tokens)
         else:
-            answers = self.engine.verdicts(pixels)
-        for job, answer in zip(jobs, answers):
+            answers = self._model.verdicts(pixels)
+        for job, answer in zip(jobs, answers, strict=True):
             self._set_model_result(job.record, answer)
 
-    def _set_model_result(self, record: Record, answer: "Answer") -> None:
+    def _set_model_result(self, record: Record, answer: Answer) -> None:
         if answer.p_fake is None:
             record.p_fake, record.model_verdict = None, "unknown"
             record.notes.append(f"the model stated no verdict ('fake' or 'real') within its first "
-                                f"{self.engine.verdict_steps} tokens")
+                                f"{self._model.verdict_steps} tokens")
         else:
             record.p_fake = round(float(answer.p_fake), 6)
             record.model_verdict = "fake" if answer.p_fake >= self.options.threshold else "real"
@@ -202,7 +209,7 @@ class _Feeder:
     END = object()  # the source is exhausted
     IDLE = object()  # nothing arrived within the timeout
 
-    def __init__(self, candidates: Iterable["Candidate"], pool: ThreadPoolExecutor, work, *, window: int):
+    def __init__(self, candidates: Iterable[Candidate], pool: ThreadPoolExecutor, work, *, window: int):
         self._queue: queue.Queue = queue.Queue(maxsize=window)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._feed, args=(candidates, pool, work), daemon=True,

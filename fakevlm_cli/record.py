@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from fakevlm_cli import __version__
 
@@ -122,7 +123,7 @@ class Record:
 
     def to_dict(self) -> dict:
         """The JSONL object: every field always present (null when unknown), in a stable order."""
-        out = {"schema": SCHEMA_VERSION}
+        out: dict[str, Any] = {"schema": SCHEMA_VERSION}
         for name in _FIELD_ORDER:
             out[name] = getattr(self, name)
         out["reasons"] = [r.word() for r in self.reasons]
@@ -132,7 +133,7 @@ class Record:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Record":
+    def from_dict(cls, data: dict) -> Record:
         """Rebuild a record from a JSONL object, ignoring fields this version does not know."""
         known = {k: data[k] for k in _ALL_FIELDS if k in data}
         known["reasons"] = [Reason("text", text=str(r)) for r in known.get("reasons") or []]
@@ -143,7 +144,7 @@ class Record:
         """The item most worth showing in one table cell: strong markers first, then by signal weight."""
         if not self.evidence:
             return None
-        return max(self.evidence, key=lambda e: (bool(e.get("strong")), _SIGNAL_WEIGHT.get(e.get("signal"), 0)))
+        return max(self.evidence, key=lambda e: (bool(e.get("strong")), _SIGNAL_WEIGHT.get(str(e.get("signal")), 0)))
 
 
 _FIELD_ORDER = (
@@ -152,11 +153,11 @@ _FIELD_ORDER = (
     "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
     "error", "model", "elapsed_ms",
 )
-_ALL_FIELDS = _FIELD_ORDER + ("label", "category", "item_id")
+_ALL_FIELDS = (*_FIELD_ORDER, "label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}
 
 
-def recorded_path(path: "str | bytes | os.PathLike") -> tuple[str, str | None]:
+def recorded_path(path: str | bytes | os.PathLike) -> tuple[str, str | None]:
     """(`path`, `path_bytes`) for a file name as the OS gave it: the lossless, JSON-safe form of a record's path.
 
     Linux names are bytes, and need not be UTF-8 (``b"bad\\xff.png"`` is legal). A UTF-8 name is recorded as it

@@ -83,30 +83,8 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def explain_panel(record: Record) -> Panel:
-    """Verdict in colour, P(fake) as a percentage, the explanation wrapped, evidence and the model id."""
-    head = Text.assemble("Verdict: ", verdict_text(record.verdict), "   P(fake): ",
-                         (percent(record.p_fake), "bold"))
-    if record.disagreement:
-        head.append("   metadata overrules the model", style="bold red")
-    parts: list = [head]
-    if record.model_verdict and record.model_verdict != record.verdict:
-        parts.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
-    if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
-        parts.append(plain(f"The generated text says: {record.text_verdict} (the verdict above follows "
-                           f"P(fake) and the threshold)", style="yellow"))
-    if record.p_fake is None and record.model_verdict == "unknown":
-        parts.append(plain("The model stated no verdict ('fake' or 'real') where it was expected.", style="yellow"))
-    if record.answer:
-        parts += [Text(""), plain(record.answer)]
-    elif record.explanation:
-        parts += [Text(""), plain(record.explanation)]
-    elif record.text_verdict is not None:
-        parts += [Text(""), Text("(the model gave no answer)", style="dim")]
-    if record.evidence:
-        parts += [Text(""), Text("Metadata evidence", style="bold")]
-        for ev in record.evidence:
-            style = "red" if ev.get("strong") and ev["signal"].startswith("ai_") else ""
-            parts.append(plain(f"• [{ev['signal']}] {ev['source']} {ev['key']}: {ev['value']}", style=style))
+    """Verdict in colour, P(fake) as a percentage, the model's answer wrapped, evidence, reasons, the model id."""
+    parts: list = [*_verdict_lines(record), *_answer_lines(record), *_evidence_lines(record)]
     reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
         parts += [Text(""), Text("Why", style="bold")]
@@ -116,6 +94,40 @@ def explain_panel(record: Record) -> Panel:
     return Panel(Group(*parts), title=plain(record.path), title_align="left",
                  subtitle=plain(footer, style="dim"), subtitle_align="right",
                  border_style=VERDICT_STYLE.get(record.verdict, "").replace("bold ", ""))
+
+
+def _verdict_lines(record: Record) -> list:
+    head = Text.assemble("Verdict: ", verdict_text(record.verdict), "   P(fake): ",
+                         (percent(record.p_fake), "bold"))
+    if record.disagreement:
+        head.append("   metadata overrules the model", style="bold red")
+    lines: list = [head]
+    if record.model_verdict and record.model_verdict != record.verdict:
+        lines.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
+    if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
+        lines.append(plain(f"The generated text says: {record.text_verdict} (the verdict above follows "
+                           f"P(fake) and the threshold)", style="yellow"))
+    if record.p_fake is None and record.model_verdict == "unknown":
+        lines.append(plain("The model stated no verdict ('fake' or 'real') where it was expected.", style="yellow"))
+    return lines
+
+
+def _answer_lines(record: Record) -> list:
+    if record.answer or record.explanation:
+        return [Text(""), plain(record.answer or record.explanation)]
+    if record.text_verdict is not None:
+        return [Text(""), Text("(the model gave no answer)", style="dim")]
+    return []
+
+
+def _evidence_lines(record: Record) -> list:
+    if not record.evidence:
+        return []
+    lines: list = [Text(""), Text("Metadata evidence", style="bold")]
+    for ev in record.evidence:
+        style = "red" if ev.get("strong") and ev["signal"].startswith("ai_") else ""
+        lines.append(plain(f"• [{ev['signal']}] {ev['source']} {ev['key']}: {ev['value']}", style=style))
+    return lines
 
 
 _SKIP_LABEL = {"symlinks": "symlinks not followed", "not_regular": "not regular files",
@@ -166,6 +178,15 @@ def _cell(value, fmt: str) -> str:
 
 def eval_tables(run) -> list:
     """Categories × metrics (overall last), then ours beside the paper's figures, then the conventions."""
+    out: list = [_metrics_table(run)]
+    if run.request.args.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
+        out.append(_auc_line(run.metrics["overall"]))
+    if run.paper:
+        out.append(_paper_table(run))
+    return out + [plain(n, style="dim") for n in _eval_notes(run.metrics)]
+
+
+def _metrics_table(run) -> Table:
     metrics = run.metrics
     text = metrics["overall"].get("text")
     table = Table(title=plain(f"{run.request.args.bench} · {len(run.loaded.items)} items"), title_justify="left")
@@ -187,43 +208,55 @@ def eval_tables(run) -> list:
         add(name, block)
     table.add_section()
     add("overall", metrics["overall"], style="bold")
-    out: list = [table]
-    if run.request.args.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
-        auc = metrics["overall"].get("roc_auc_fake_positive")
-        line = Text.assemble(("ROC-AUC of P(fake): ", "bold"), (_cell(auc, "{:.4f}"), "bold cyan"))
-        per = metrics["overall"].get("roc_auc_fake_category_vs_all_real") or {}
-        if len(per) > 1:
-            line.append("   per fake category vs all real: " +
-                        ", ".join(f"{safe_text(k)} {_cell(v, '{:.3f}')}" for k, v in per.items()))
-        out.append(line)
-    if run.paper:
-        paper = Table(title=f"beside the paper ({run.paper_bench}; arXiv 2503.14905)", title_justify="left")
-        for header in ("metric", "ours", "FakeVLM paper", "diff", "best other in paper"):
-            paper.add_column(header, justify="left" if header in ("metric", "best other in paper") else "right")
-        for row in run.paper:
-            diff = row["diff"]
-            diff_text = Text("—" if diff is None else f"{diff:+.3f}",
-                             style="" if diff is None else ("green" if diff >= -0.01 else "red"))
-            other = "" if row.get("best_other") is None else f"{row['best_other']:.3f} ({row['best_other_model']})"
-            paper.add_row(row["metric"], _cell(row["ours"], "{:.3f}"), f"{row['paper']:.3f}", diff_text, other)
-        out.append(paper)
+    return table
+
+
+def _auc_line(overall: dict) -> Text:
+    line = Text.assemble(("ROC-AUC of P(fake): ", "bold"),
+                         (_cell(overall.get("roc_auc_fake_positive"), "{:.4f}"), "bold cyan"))
+    per = overall.get("roc_auc_fake_category_vs_all_real") or {}
+    if len(per) > 1:
+        line.append("   per fake category vs all real: " +
+                    ", ".join(f"{safe_text(k)} {_cell(v, '{:.3f}')}" for k, v in per.items()))
+    return line
+
+
+def _paper_table(run) -> Table:
+    paper = Table(title=f"beside the paper ({run.paper_bench}; arXiv 2503.14905)", title_justify="left")
+    for header in ("metric", "ours", "FakeVLM paper", "diff", "best other in paper"):
+        paper.add_column(header, justify="left" if header in ("metric", "best other in paper") else "right")
+    for row in run.paper:
+        diff = row["diff"]
+        diff_text = Text("—" if diff is None else f"{diff:+.3f}",
+                         style="" if diff is None else ("green" if diff >= -0.01 else "red"))
+        other = "" if row.get("best_other") is None else f"{row['best_other']:.3f} ({row['best_other_model']})"
+        paper.add_row(row["metric"], _cell(row["ours"], "{:.3f}"), f"{row['paper']:.3f}", diff_text, other)
+    return paper
+
+
+def _eval_notes(metrics: dict) -> list[str]:
     notes = []
     if metrics["overall"].get("n_missing"):
         notes.append(f"{metrics['overall']['n_missing']} images missing (not scored)")
-    if text:
+    if metrics["overall"].get("text"):
         info = metrics["conventions"].get("text") or {}
         notes.append("text metrics: " + ", ".join(f"{k}={v}" for k, v in info.items() if v is not None))
     notes.append("F1 (real+) uses real as the positive class, as the paper; unknown verdicts count as wrong")
-    out += [plain(n, style="dim") for n in notes]
-    return out
+    return notes
 
 
 class Progress:
     """A transient bar: files (or items) done of the total, the rate and the time left, on a terminal only."""
 
     def __init__(self, console: Console, total: int, label: str = "scanning", unit: str = "img"):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.unit = unit
         self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
@@ -231,7 +264,7 @@ class Progress:
                                  console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
         self.task = self.progress.add_task(label, total=total, rate="")
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self.progress.start()
         return self
 

@@ -18,11 +18,13 @@ Rules, each there because breaking it loses someone's work:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 import orjson
@@ -30,6 +32,7 @@ import orjson
 from fakevlm_cli.errors import OutputError
 from fakevlm_cli.record import raw_path
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks, the rest still holds
@@ -41,7 +44,7 @@ _HEAD = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # a record is a few KB; a longer "line" means this is not a results file
 
 
-def resume_key(path: "str | bytes | os.PathLike") -> bytes:
+def resume_key(path: str | bytes | os.PathLike) -> bytes:
     """What --resume matches files by: the absolute path with symbolic links resolved, as raw OS bytes.
 
     So ``photos/a.jpg``, ``./photos/a.jpg``, ``/home/me/photos/a.jpg`` and a symlink to it are one file, and a
@@ -112,6 +115,13 @@ class ResultsFile:
         self._end = 0  # resume: where the complete records end
         self._newline = False  # resume: the last record is whole but lacks its newline
 
+    @property
+    def fd(self) -> int:
+        """The open results file (between `open` and `start` or `abandon`)."""
+        if self._fd is None:
+            raise RuntimeError("the results file is not open")
+        return self._fd
+
     # ---- before anything is opened for writing --------------------------------------------------------------
     def check(self) -> None:
         """Refuse, without touching anything, an output that cannot or must not be written."""
@@ -142,7 +152,7 @@ class ResultsFile:
             raise OutputError(f"{path}: exists and is not a fakevlm results file: refusing to overwrite it "
                               "(--force overwrites it)")
 
-    def check_not_input(self, inputs: "list[str]", role: str = "also an input") -> None:
+    def check_not_input(self, inputs: list[str], role: str = "also an input") -> None:
         """Refuse an existing output that is one of `inputs` (same file, through any link)."""
         if self.key is None:
             return
@@ -167,7 +177,7 @@ class ResultsFile:
             raise OutputError(f"{self.path}: cannot write results: {exc.strerror or exc}") from None
         try:
             self._lock()
-            st = os.fstat(self._fd)
+            st = os.fstat(self.fd)
             self.key = (st.st_dev, st.st_ino)
             if not stat.S_ISREG(st.st_mode):
                 return
@@ -184,7 +194,7 @@ class ResultsFile:
         if fcntl is None:
             return
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError(f"{self.path}: another fakevlm run is writing this file; wait for it to finish "
                               "or choose another -o") from None
@@ -195,15 +205,15 @@ class ResultsFile:
 
     def _still_ours(self) -> bool:
         try:
-            return looks_like_results(os.pread(self._fd, _HEAD, 0))
+            return looks_like_results(os.pread(self.fd, _HEAD, 0))
         except OSError:
             return False
 
     def _read_records(self) -> None:
         """Index the records; refuse (untouched) a file that holds anything but fakevlm records."""
-        path, index = self.path, self.index
+        path = self.path
         offset = number = 0
-        with os.fdopen(os.dup(self._fd), "rb") as fh:
+        with os.fdopen(os.dup(self.fd), "rb") as fh:
             while line := fh.readline(MAX_LINE + 1):
                 number += 1
                 if not line.endswith(b"\n"):
@@ -252,7 +262,7 @@ class ResultsFile:
 
         Called after the model has loaded, so a failed load never costs earlier results.
         """
-        fd, self._fd = self._fd, None
+        fd, self._fd = self.fd, None
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 end = self._end if self.resume else 0
@@ -276,10 +286,8 @@ class ResultsFile:
             empty = False
         os.close(fd)
         if empty and not self.existed:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.path)
-            except OSError:
-                pass
 
 
 def _record_or_none(line: bytes) -> dict | None:

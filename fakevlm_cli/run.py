@@ -7,8 +7,8 @@ image is judged is decided here and below (pipeline → loader → engine), the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from fakevlm_cli.options import EngineOptions, JudgeOptions
 from fakevlm_cli.pipeline import Scanner, ScanStats
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.record import Record
 
 
-def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None = None) -> "EngineLike":
+def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None = None) -> EngineLike:
     """Load the model (this is where torch is first imported) and pass each of its notices to `notify`.
 
     The one place engines are made from options: tests stand a stub in here (tests/stub_engine.py).
@@ -33,10 +33,10 @@ def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None 
     return engine
 
 
-def predict(sources: Iterable["Candidate"], options: JudgeOptions, engine: "EngineLike | None", *,
+def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,
             read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            ) -> Iterator["Record"]:
+            ) -> Iterator[Record]:
     """One record per source, in order, as each becomes final. `engine` None: metadata only.
 
     `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries.

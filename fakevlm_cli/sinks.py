@@ -10,6 +10,7 @@ Piped runs never import Rich.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Sink(Protocol):
-    def write(self, record: "Record") -> None: ...
+    def write(self, record: Record) -> None: ...
 
     def close(self) -> None: ...
 
@@ -37,7 +38,7 @@ class Environment:
     stderr_tty: bool
 
     @classmethod
-    def detect(cls) -> "Environment":
+    def detect(cls) -> Environment:
         out = sys.stdout
         return cls(stdout=getattr(out, "buffer", None) if out is not None else None,
                    stdout_tty=_isatty(out), stderr_tty=_isatty(sys.stderr))
@@ -62,10 +63,8 @@ class Diagnostics:
         stream = sys.stderr
         if stream is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             print(text, file=stream, flush=True)
-        except (OSError, ValueError):
-            pass
 
     def error(self, message: str) -> None:
         self.line(f"fakevlm: error: {safe_text(message)}")
@@ -89,7 +88,7 @@ class Outputs:
     live: Any = None  # Rich console for a progress bar: a terminal's (None: no bar)
     table_on_screen: bool = False  # the table shows error rows itself; otherwise errors go to stderr as lines
 
-    def write(self, record: "Record") -> None:
+    def write(self, record: Record) -> None:
         for sink in self.sinks:
             sink.write(record)
 
@@ -105,7 +104,7 @@ class Outputs:
             raise failure
 
 
-def scan_outputs(env: Environment, fmt: str | None, target: "ResultsFile | None", *, explain: bool,
+def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, *, explain: bool,
                  quiet: bool) -> Outputs:
     """Sinks for `scan`: -o FILE gets JSONL or CSV (and a terminal still shows the table), else stdout gets
     `--format`, by default the table on a terminal and JSONL when piped."""

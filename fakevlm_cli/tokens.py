@@ -11,8 +11,8 @@ processor ships no `tokenizer.json` does the transformers tokenizer stand in, an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -25,13 +25,13 @@ class Codec:
         self.source = source
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Codec":
+    def from_file(cls, path: str | Path) -> Codec:
         from tokenizers import Tokenizer
 
         return cls(Tokenizer.from_file(str(path)), "tokenizer.json")
 
     @classmethod
-    def from_transformers(cls, tokenizer) -> "Codec":
+    def from_transformers(cls, tokenizer) -> Codec:
         return cls(tokenizer, "transformers")
 
     @property
@@ -75,7 +75,7 @@ def find_tokenizer_file(source: str, revision: str | None = None, local_only: bo
 
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
     """Index of the first position where two id lists differ (None when one is a prefix of the other)."""
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x != y:
             return i
     return None

@@ -6,12 +6,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stub_engine import StubEngine  # noqa: E402
+import os
+import threading
 
-import fakevlm_cli.run as run  # noqa: E402
+from stub_engine import StubEngine
 
-import os  # noqa: E402
-import threading  # noqa: E402
+import fakevlm_cli.run as run
 
 
 def load_engine(options, *, notify=None):

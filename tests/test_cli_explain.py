@@ -95,7 +95,8 @@ def test_explain_truncated_image(run, tiny_model, tmp_path):
 def test_explain_missing_model_directory(run, tmp_path, photo):
     result = run("explain", photo, "--model", tmp_path / "models" / "fakevlm")
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"fakevlm: error: model directory '{tmp_path / 'models' / 'fakevlm'}' does not exist"
+    missing = tmp_path / "models" / "fakevlm"
+    assert result.stderr.strip() == f"fakevlm: error: model directory '{missing}' does not exist"
 
 
 def test_model_from_environment(tiny_model, photo, monkeypatch):

@@ -11,13 +11,13 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import noise_image
+from reference import greedy_tokens, reference_verdicts
+
 from fakevlm_cli.engine import Engine
 from fakevlm_cli.engine_types import DEFAULT_PROMPT
-from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.errors import ModelLoadError
-from reference import greedy_tokens, reference_verdicts
+from fakevlm_cli.options import EngineOptions
 
 IMAGES = [noise_image(seed, size=(40 + 9 * seed, 56)) for seed in range(8)]
 FORCED = "\nThis is a"
@@ -83,9 +83,9 @@ def test_verdict_search_batch_equals_one_by_one_and_any_lead_in(rigged, designat
 def test_the_lead_in_is_learnt_and_checked_in_one_pass(rigged, designated, monkeypatch):
     answers = rigged.verdicts([rigged.preprocess(im) for im in IMAGES])
     rows = designated[2]
-    leads = Counter(tuple(row[:a.verdict_step]) for row, a in zip(rows, answers) if a.p_fake is not None)
+    leads = Counter(tuple(row[:a.verdict_step]) for row, a in zip(rows, answers, strict=True) if a.p_fake is not None)
     assert rigged._lead_in == leads.most_common(1)[0][0]
-    matching = [im for im, row, a in zip(IMAGES, rows, answers)
+    matching = [im for im, row, a in zip(IMAGES, rows, answers, strict=True)
                 if a.p_fake is not None and tuple(row[:a.verdict_step]) == rigged._lead_in]
     calls = []
     monkeypatch.setattr(rigged.model, "generate", lambda *a, **k: calls.append(1))
@@ -127,20 +127,20 @@ def test_forced_scores_are_probabilities(forced):
     scores = forced.score(IMAGES)
     assert len(scores) == 8
     assert all(0.0 <= p <= 1.0 for p in scores)
-    assert len(set(round(p, 6) for p in scores)) > 1  # the images really reach the model
+    assert len({round(p, 6) for p in scores}) > 1  # the images really reach the model
 
 
 def test_forced_batch_of_eight_equals_one_by_one(forced):
     batched = forced.score(IMAGES)
     single = [forced.score([im])[0] for im in IMAGES]
-    assert max(abs(a - b) for a, b in zip(batched, single)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(batched, single, strict=True)) < 1e-4
 
 
 def test_forced_explain_batch_equals_single_and_score_matches(forced):
     batched = forced.explain(IMAGES, max_new_tokens=12)
     single = [forced.explain([im], max_new_tokens=12)[0] for im in IMAGES]
     assert [a.text for a in batched] == [b.text for b in single]
-    for answer, p in zip(batched, forced.score(IMAGES)):
+    for answer, p in zip(batched, forced.score(IMAGES), strict=True):
         assert abs(answer.p_fake - p) < 1e-4  # text and score come from the same pass as the score path
 
 
@@ -164,7 +164,7 @@ def test_bf16_load_scores_close_to_fp32(tiny_model, engine):
     assert bf16.info.dtype == "bfloat16"
     got, want = bf16.score(IMAGES[:4]), fp32.score(IMAGES[:4])
     assert all(0 <= p <= 1 for p in got)
-    assert max(abs(a - b) for a, b in zip(got, want)) < 0.05
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.05
 
 
 @pytest.mark.parametrize("quant", ["8bit", "4bit"])
@@ -178,7 +178,7 @@ def test_quantised_load_on_cpu(tiny_model, quant):
     assert eng.info.quant == quant
     batched = eng.score(IMAGES[:4])
     assert all(0 <= p <= 1 for p in batched)
-    assert max(abs(a - eng.score([im])[0]) for a, im in zip(batched, IMAGES[:4])) < 1e-3
+    assert max(abs(a - eng.score([im])[0]) for a, im in zip(batched, IMAGES[:4], strict=True)) < 1e-3
 
 
 def test_default_device_on_cpu_machine_gives_notice(tiny_model):
@@ -197,7 +197,7 @@ def test_missing_model_directory(tmp_path):
 
 
 def test_directory_without_config(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config.json"):
         Engine.load(EngineOptions(model=str(tmp_path)))
 
 
@@ -208,7 +208,7 @@ def test_not_a_llava_checkpoint(tmp_path):
 
 
 def test_uncached_hub_model_offline_says_how_to_fix():
-    with pytest.raises(ModelLoadError, match="hf download|--model PATH"):
+    with pytest.raises(ModelLoadError, match=r"hf download|--model PATH"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM-does-not-exist"))
 
 
@@ -219,7 +219,7 @@ def test_unavailable_device(tiny_model):
         pytest.skip("this machine has a GPU")
     with pytest.raises(ModelLoadError, match="no CUDA"):
         Engine.load(EngineOptions(model=str(tiny_model), device="cuda"))
-    with pytest.raises(ModelLoadError, match="unknown device|not supported"):
+    with pytest.raises(ModelLoadError, match=r"unknown device|not supported"):
         Engine.load(EngineOptions(model=str(tiny_model), device="tpu9"))
 
 
@@ -250,7 +250,7 @@ def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     calls = []
     monkeypatch.setattr(loading_module, "_hub_reachable", lambda: calls.append(1) or False)
-    with pytest.raises(ModelLoadError, match="hub cannot be reached.*hf download"):
+    with pytest.raises(ModelLoadError, match=r"hub cannot be reached.*hf download"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM"))
     assert calls == [1]
 
@@ -287,7 +287,7 @@ def test_a_processor_for_another_image_size_is_refused(tiny_model, engine):
     original = engine.processor.image_processor.crop_size
     engine.processor.image_processor.crop_size = {"height": 224, "width": 224}
     try:
-        with pytest.raises(ModelLoadError, match="crops images to 224 px.*expects 112 px"):
+        with pytest.raises(ModelLoadError, match=r"crops images to 224 px.*expects 112 px"):
             Engine(engine.model, engine.processor, info=ModelInfo("m", None, "float32", "none", "cpu"))
     finally:
         engine.processor.image_processor.crop_size = original

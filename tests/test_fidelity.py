@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+from upstream_cases import decoded_digest, write_cases
+
 from fakevlm_cli.engine import Engine
 from fakevlm_cli.engine_types import UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS
-from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.images import load_image
-from upstream_cases import decoded_digest, write_cases
+from fakevlm_cli.options import EngineOptions
 
 REPLICA = SHARED / "models" / "llava-1.5-processor-replica"
 # [1] + [32000]*576 + the rest: the ids upstream's processor produced, with <image> as the model expands it.
@@ -175,7 +175,7 @@ def test_processor_is_loaded_with_the_pil_backend(tiny_model, monkeypatch):
     assert isinstance(engine.processor.image_processor, PilBackend)
 
 
-@pytest.mark.parametrize("bf16, expected", [(True, "bfloat16"), (False, "float16")])
+@pytest.mark.parametrize(("bf16", "expected"), [(True, "bfloat16"), (False, "float16")])
 def test_auto_dtype_is_bfloat16_on_gpus_that_have_it(monkeypatch, bf16, expected):
     import torch
 

@@ -42,8 +42,8 @@ def level(module: str) -> int:
 def imports(path: Path) -> set[str]:
     """fakevlm_cli modules `path` imports at run time (imports under `if TYPE_CHECKING:` are for types only)."""
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                   for n in ast.walk(node)}
+    typing_only = {id(n) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     found = set()
@@ -90,9 +90,9 @@ def test_there_is_no_import_cycle():
         state[node] = 1
         for dep in edges.get(node, ()):
             if state.get(dep) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(trail + [node, dep]))
+                raise AssertionError("import cycle: " + " -> ".join([*trail, node, dep]))
             if dep not in state:
-                visit(dep, trail + [node])
+                visit(dep, [*trail, node])
         state[node] = 2
 
     for module in edges:

@@ -7,16 +7,16 @@ import json
 import os
 from pathlib import Path
 
+import factories as f
 import pytest
+import stub_engine
 from click.testing import CliRunner
 
-import factories as f
 from fakevlm_cli.cli import cli
-import stub_engine
 
 
-def scan(*args, input=None):
-    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=input, catch_exceptions=False)
+def scan(*args, stdin=None):
+    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=stdin, catch_exceptions=False)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_output_named_as_an_input_is_refused_even_when_it_is_ours(photos, tmp_pa
 def test_output_listed_on_stdin_with_force_is_refused(photos):
     out = photos / "img001.jpg"
     evidence = out.read_bytes()
-    result = scan("-", "--no-model", "-o", out, "--force", input=f"{photos / 'sd.png'}\n{out}\n")
+    result = scan("-", "--no-model", "-o", out, "--force", stdin=f"{photos / 'sd.png'}\n{out}\n")
     assert result.exit_code == 2 and "also an input" in result.stderr and out.read_bytes() == evidence
 
 

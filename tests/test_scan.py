@@ -6,17 +6,15 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import factories as f
 import jsonschema
 import pytest
 from click.testing import CliRunner
 
-import factories as f
 from fakevlm_cli.cli import cli
 from fakevlm_cli.record import load_schema
 
@@ -39,8 +37,8 @@ def evidence_dir(tmp_path) -> Path:
     return d
 
 
-def scan(*args, input=None):
-    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=input, catch_exceptions=False)
+def scan(*args, stdin=None):
+    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=stdin, catch_exceptions=False)
 
 
 def records(output: str) -> list[dict]:
@@ -107,7 +105,7 @@ def test_records_do_not_depend_on_batch_size(evidence_dir, toy_model):
 
     one, eight = run(1), run(8)
     assert [r["path"] for r in one] == [r["path"] for r in eight]
-    for a, b in zip(one, eight):
+    for a, b in zip(one, eight, strict=True):
         if a["p_fake"] is not None:
             assert abs(a["p_fake"] - b["p_fake"]) < 1e-4
             a["p_fake"] = b["p_fake"]
@@ -157,7 +155,7 @@ def test_table_output_is_terminal_safe(tmp_path):
 
 def test_paths_from_stdin_and_file(tmp_path):
     a, b = f.plain_png(tmp_path / "a b.png"), f.a1111_png(tmp_path / "sd.png")
-    rows = records(scan("-", "--no-model", "--format", "jsonl", input=f"{a}\n{b}\n").stdout)
+    rows = records(scan("-", "--no-model", "--format", "jsonl", stdin=f"{a}\n{b}\n").stdout)
     assert [Path(r["path"]).name for r in rows] == ["a b.png", "sd.png"]
     listing = tmp_path / "list.txt"
     listing.write_bytes(f"{b}\0{a}\0".encode())
@@ -185,7 +183,9 @@ def test_hidden_and_globs(tmp_path):
     f.plain_png(tmp_path / ".hidden.png")
     f.plain_png(tmp_path / "keep.png")
     f.plain_png(tmp_path / "skip.png")
-    names = lambda *a: [Path(r["path"]).name for r in records(scan(tmp_path, "--no-model", "--format", "jsonl", *a).stdout)]
+    def names(*args):
+        return [Path(r["path"]).name for r in records(scan(tmp_path, "--no-model", "--format", "jsonl", *args).stdout)]
+
     assert names() == ["keep.png", "skip.png"]
     assert names("--hidden") == [".hidden.png", "keep.png", "skip.png"]
     assert names("--exclude", "skip*") == ["keep.png"]

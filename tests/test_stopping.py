@@ -64,7 +64,7 @@ def test_records_stream_while_paths_still_arrive(pictures, model):
     assert proc.returncode == (1 if model else 0), err
 
 
-@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+@pytest.mark.parametrize(("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
                                                  (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_stops_the_scan_with_every_finished_record_whole(pictures, signum, code, said):
     proc = start("-", "--format", "jsonl")
@@ -86,7 +86,7 @@ def judged(proc: subprocess.Popen, n: int) -> None:
         n -= int(line.split()[-1])
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_leaves_a_resumable_results_file(pictures, tmp_path, signum, code):
     out = tmp_path / "out.jsonl"
     proc = start("-", "-o", out, env={"STUB_SAY_JUDGED": "1"})
@@ -126,7 +126,7 @@ def test_kill_9_then_resume_loses_nothing_and_writes_nothing_twice(pictures, tmp
     assert sorted(Path(r["path"]).name for r in rows) == [f"p{i}.png" for i in range(8)]
 
 
-@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+@pytest.mark.parametrize(("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
                                                  (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_while_the_model_loads(pictures, tmp_path, signum, code, said):
     """Ctrl-C during a (long) model load exits 130 — not click's "Aborted!" and 1 — and costs no results."""

@@ -5,11 +5,11 @@ told about (" ASSISTANT: " for bright images, a newline for dark ones, both in o
 from __future__ import annotations
 
 import pytest
+from reference import reference_verdicts
 
 from fakevlm_cli import toy
 from fakevlm_cli.engine import Engine
 from fakevlm_cli.options import EngineOptions
-from reference import reference_verdicts
 
 # Fresh images (never trained on), half fake, bright and dark mixed.
 TOYS = toy.fresh_toy_images(16, start=toy.FRESH_SEEDS + 7000)
@@ -44,7 +44,7 @@ def test_score_path_equals_plain_generate_at_the_verdict_step(toy_engine, refere
     answers = engine.verdicts([engine.preprocess(im) for im in IMAGES])  # a fresh engine: nothing learnt yet
     assert all(r is not None for r in reference)
     assert [a.verdict_step for a in answers] == [r[0] for r in reference]
-    assert max(abs(a.p_fake - r[1]) for a, r in zip(answers, reference)) <= 1e-5
+    assert max(abs(a.p_fake - r[1]) for a, r in zip(answers, reference, strict=True)) <= 1e-5
     # the two lead-ins have different lengths, so the verdict comes at two different steps
     assert len({a.verdict_step for a in answers}) == 2
 
@@ -54,7 +54,7 @@ def test_batch_equals_one_by_one_whatever_was_learnt(toy_engine, reference):
     single = [engine.score([im])[0] for im in IMAGES]  # learns and re-learns the lead-in as it goes
     batched = engine.score(IMAGES)
     for got in (single, batched):
-        assert max(abs(g - r[1]) for g, r in zip(got, reference)) <= 1e-5
+        assert max(abs(g - r[1]) for g, r in zip(got, reference, strict=True)) <= 1e-5
 
 
 def test_the_learnt_lead_in_is_what_the_model_writes(toy_engine):
@@ -69,7 +69,7 @@ def test_the_learnt_lead_in_is_what_the_model_writes(toy_engine):
 
 def test_explain_gives_the_models_own_verdict_sentence_and_explanation(toy_engine, reference):
     answers = toy_engine.explain(IMAGES, max_new_tokens=40)
-    for answer, t, ref in zip(answers, TOYS, reference):
+    for answer, t, ref in zip(answers, TOYS, reference, strict=True):
         verdict = "fake" if t.fake else "real"
         assert answer.verdict_sentence == f"This is a {verdict} image."
         assert answer.text_verdict == verdict

@@ -12,11 +12,18 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
-from fakevlm_cli.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_TERMINATED, FakevlmError, PipeClosed,
-                                Terminated)
+from fakevlm_cli.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    EXIT_TERMINATED,
+    FakevlmError,
+    PipeClosedError,
+    Terminated,
+)
 from fakevlm_cli.sinks import Diagnostics
 
 
@@ -39,7 +46,7 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
         except KeyboardInterrupt:
             diag.line("fakevlm: interrupted")
             return EXIT_INTERRUPTED
-        except PipeClosed:
+        except PipeClosedError:
             _silence_stdout()
             return EXIT_PIPE
         except FakevlmError as exc:

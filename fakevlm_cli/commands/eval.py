@@ -19,10 +19,10 @@ from pathlib import Path
 import orjson
 
 from fakevlm_cli import __version__, run
+from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate
 from fakevlm_cli.datasets.paper import compare
-from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest
@@ -80,7 +80,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
         model = next((r.model for r in records if r.model), None)
     else:
         records, model = _predict(request, loaded.items, diag, env)
-    preds = [_prediction(item, record, args.verdict_from) for item, record in zip(loaded.items, records)]
+    preds = [_prediction(item, record, args.verdict_from) for item, record in zip(loaded.items, records, strict=True)]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
     paper = compare(paper_bench, metrics) if paper_bench else []
@@ -102,7 +102,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
             judged = run.predict([Candidate(path=item.image, explicit=True) for item in items], request.judge,
                                  engine, read_metadata=False, stats=stats,
                                  on_progress=bar.update if bar else None)
-            for item, record in zip(items, judged):
+            for item, record in zip(items, judged, strict=True):
                 record.label, record.category, record.item_id = item.label, item.category, item.id
                 records.append(record)
                 if sink is not None:
@@ -171,8 +171,8 @@ def _prediction_problem(data: dict) -> str | None:
         return where + f"text_verdict must be real, fake, unknown or null, found {shown(data.get('text_verdict'))}"
     for key, kind in (("explanation", str), ("model", dict)):
         if data.get(key) is not None and not isinstance(data[key], kind):
-            return where + f"{key} must be a {'string' if kind is str else 'JSON object'} or null, " \
-                           f"found {shown(data[key])}"
+            wanted = "string" if kind is str else "JSON object"
+            return where + f"{key} must be a {wanted} or null, found {shown(data[key])}"
     return None
 
 
@@ -218,7 +218,7 @@ def write_results(path: Path, run: EvalRun) -> None:
 
 
 def _versions() -> dict:
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("torch", "transformers"):
         module = sys.modules.get(name)
         out[name] = getattr(module, "__version__", None) if module else None

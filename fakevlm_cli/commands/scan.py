@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator
+from collections.abc import Iterable, Iterator
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
-from fakevlm_cli.discover import DiscoveryStats, discover, read_path_list
+from fakevlm_cli.discover import Candidate, DiscoveryStats, discover, read_path_list
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
 from fakevlm_cli.options import ScanRequest
 from fakevlm_cli.pipeline import ScanStats
@@ -33,6 +33,36 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     target = _results_file(request)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
+    candidates = _candidates(request, diag, discovery, avoid, target)
+    total = None  # known only when a progress bar needs it
+    try:
+        if target is not None:
+            target.open()
+            if target.key is not None:
+                avoid.add(target.key)
+        if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes
+            candidates = list(candidates)
+            total = len(candidates)
+        engine = None if outputs.no_model else run.load_engine(
+            request.engine, notify=None if outputs.quiet else diag.note)
+        outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
+    stats = ScanStats()
+    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total)
+    _summary(stats, discovery, outs, diag, stopped is not None, target)
+    if stopped is not None:
+        return interrupted_code(stopped)
+    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
+                target: ResultsFile | None) -> Iterable[Candidate]:
+    """What discovery yields for the request (lazily, unless the output must be checked against all of it)."""
+    inputs = request.inputs
+    candidates: Iterable[Candidate]
     try:
         candidates = discover(_arguments(request, diag), max_depth=inputs.max_depth, include=inputs.include,
                               exclude=inputs.exclude, hidden=inputs.hidden, follow_symlinks=inputs.follow_symlinks,
@@ -45,27 +75,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         if discovery.outputs:
             raise OutputError(f"{target.path}: is also an input ({discovery.outputs[0]}): refusing to write "
                               "results over it")
-    show_progress = not outputs.quiet and env.stderr_tty
-    try:
-        if target is not None:
-            target.open()
-            avoid.add(target.key)
-        if show_progress:  # an ETA needs the total; otherwise discovery streams and scanning starts at once
-            candidates = list(candidates)
-        engine = None if outputs.no_model else run.load_engine(
-            request.engine, notify=None if outputs.quiet else diag.note)
-        outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
-    except BaseException:
-        if target is not None:
-            target.abandon()
-        raise
-    stats = ScanStats()
-    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag,
-                         total=len(candidates) if show_progress else None)
-    _summary(stats, discovery, outs, diag, stopped is not None, target)
-    if stopped is not None:
-        return interrupted_code(stopped)
-    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+    return candidates
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
