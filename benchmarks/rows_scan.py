@@ -37,6 +37,11 @@ class _InstantEngine:
 
     verdict_steps = 16
 
+    def sharing_cpu(self, loader_threads):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def verdicts(self, pixels):
         from fakevlm_cli.engine_types import Answer
 

@@ -10,6 +10,7 @@ wrapper and nothing forced after it, greedy decoding up to 256 new tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,3 +91,5 @@ class EngineLike(Protocol):
     def explain_pixels(self, pixels: Sequence[Any], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]: ...
 
     def free_memory(self) -> None: ...
+
+    def sharing_cpu(self, loader_threads: int) -> AbstractContextManager[None]: ...

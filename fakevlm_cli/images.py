@@ -116,21 +116,29 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
         width, height = im.size
         check_size(width, height, max_pixels)
         frames, frame_notes = count_frames(im, data, fmt)
-        try:
-            im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
-            im.load()
-            rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(ImageOps.exif_transpose(im))
-            # Pillow carries a palette's transparent index into an RGB copy's info; transformers 5 would then
-            # composite that colour onto white. The conversion above has already decided about transparency.
-            rgb.info.pop("transparency", None)
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"decompression bomb refused: {exc}") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            text = str(exc) or type(exc).__name__
-            if "truncated" in text:
-                raise ImageError(f"truncated {fmt} file: image data ends early") from None
-            raise ImageError(f"corrupt {fmt} image data: {text}") from None
+        rgb = _decode_rgb(im, fmt, mode)
     return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames, notes=notes + frame_notes)
+
+
+def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
+    """The first frame, decoded and converted to RGB as `mode` says; decoding errors become `ImageError`."""
+    try:
+        im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
+        im.load()
+        if mode != "upstream":  # in place: no full-size copy of the (usual) picture that needs no turning
+            ImageOps.exif_transpose(im, in_place=True)
+        rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(im)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text:
+            raise ImageError(f"truncated {fmt} file: image data ends early") from None
+        raise ImageError(f"corrupt {fmt} image data: {text}") from None
+    # Pillow carries a palette's transparent index into an RGB copy's info; transformers 5 would then composite
+    # that colour onto white. The conversion above has already decided about transparency.
+    rgb.info.pop("transparency", None)
+    return rgb
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:

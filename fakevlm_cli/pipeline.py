@@ -12,6 +12,7 @@ of memory, say) is split and retried down to single images, so one bad image nev
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -90,31 +91,33 @@ class Scanner:
         feeder = _Feeder(candidates, pool, self.inspector.inspect, window=max(2 * batch, 4 * workers))
         ready: list[Job] = []
         waiting_for_model = 0
+        sharing = self.engine.sharing_cpu(workers) if self.engine is not None else contextlib.nullcontext()
         try:
-            while True:
-                # With images waiting for batch-mates, wait for the next file only so long: a slow source
-                # (paths trickling in on stdin) must not hold finished work back.
-                future = feeder.next(timeout=LINGER_SECONDS if waiting_for_model else None)
-                if future is _Feeder.END:
-                    break
-                if future is _Feeder.IDLE:
-                    yield from self._finish(ready)
-                    ready, waiting_for_model = [], 0
-                    continue
-                job = future.result()
-                self.stats.files += 1
-                if isinstance(job, NoRecord):
-                    self.stats.skipped += job.skipped
-                    self.stats.resumed += not job.skipped
-                    self._progress()
-                else:
-                    ready.append(job)
-                    waiting_for_model += job.pixels is not None
-                if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
-                    # nothing in hand waits for the model (stream it now), or a batch is full
-                    yield from self._finish(ready)
-                    ready, waiting_for_model = [], 0
-            yield from self._finish(ready)
+            with sharing:
+                while True:
+                    # With images waiting for batch-mates, wait for the next file only so long: a slow source
+                    # (paths trickling in on stdin) must not hold finished work back.
+                    future = feeder.next(timeout=LINGER_SECONDS if waiting_for_model else None)
+                    if future is _Feeder.END:
+                        break
+                    if future is _Feeder.IDLE:
+                        yield from self._finish(ready)
+                        ready, waiting_for_model = [], 0
+                        continue
+                    job = future.result()
+                    self.stats.files += 1
+                    if isinstance(job, NoRecord):
+                        self.stats.skipped += job.skipped
+                        self.stats.resumed += not job.skipped
+                        self._progress()
+                    else:
+                        ready.append(job)
+                        waiting_for_model += job.pixels is not None
+                    if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
+                        # nothing in hand waits for the model (stream it now), or a batch is full
+                        yield from self._finish(ready)
+                        ready, waiting_for_model = [], 0
+                yield from self._finish(ready)
         finally:
             feeder.stop()
             pool.shutdown(wait=False, cancel_futures=True)

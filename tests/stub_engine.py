@@ -46,6 +46,11 @@ class StubEngine:
                                   explanation=f"The red channel is at {p:.0%}.", text_verdict=verdict))
         return answers
 
+    def sharing_cpu(self, loader_threads):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def free_memory(self) -> None:
         pass
 

@@ -173,6 +173,9 @@ def test_loader_threads_share_one_memory_budget(tmp_path):
             def verdicts(self, pixels):
                 from fakevlm_cli.engine_types import Answer
                 return [Answer(p_fake=0.25, verdict_step=0)] * len(pixels)
+            def sharing_cpu(self, loader_threads):
+                import contextlib
+                return contextlib.nullcontext()
         files = sorted(glob.glob({str(tmp_path)!r} + "/*.png"))
         scanner = Scanner(Engine(), JudgeOptions(workers=4, batch_size=4, max_memory=600 * 2**20))
         records = list(scanner.run([Candidate(p, explicit=True) for p in files]))

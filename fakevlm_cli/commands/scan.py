@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
+from typing import IO
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
@@ -127,12 +128,22 @@ def _arguments(request: ScanRequest, diag: Diagnostics) -> Iterator[str]:
     inputs = request.inputs
     for path in inputs.paths:
         if path == "-":
-            yield from read_path_list(sys.stdin.buffer, nul=inputs.nul, warn=_warner(diag, "stdin"))
+            yield from read_path_list(_unbuffered(sys.stdin.buffer), nul=inputs.nul, warn=_warner(diag, "stdin"))
         else:
             yield path
     if inputs.from_file is not None:
         name = getattr(inputs.from_file, "name", "--from-file")
-        yield from read_path_list(inputs.from_file, nul=inputs.nul, warn=_warner(diag, str(name)))
+        yield from read_path_list(_unbuffered(inputs.from_file), nul=inputs.nul, warn=_warner(diag, str(name)))
+
+
+def _unbuffered(stream: IO[bytes]) -> IO[bytes]:
+    """The same file read straight from its descriptor: the scan's feeder thread may be blocked reading it
+    when the run ends, and must not be holding the lock of a buffered stream that the interpreter flushes on
+    its way out (a daemon thread holding it aborts the process)."""
+    try:
+        return open(stream.fileno(), "rb", buffering=0, closefd=False)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's BytesIO): read it as it is
+        return stream
 
 
 def _warner(diag: Diagnostics, source: str):
