@@ -134,6 +134,13 @@ class Engine:
         return self.answer_prefix is not None
 
     @property
+    def input_short_edge(self) -> int | None:
+        """The short side the processor resizes images to (336 for LLaVA-1.5)."""
+        size = getattr(self.processor.image_processor, "size", None)
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return int(short) if short else None
+
+    @property
     def lead_in(self) -> str:
         """The lead-in the score path currently checks first, as text."""
         return self.codec.decode(self._lead_in)

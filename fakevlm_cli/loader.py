@@ -183,7 +183,9 @@ class Inspector:
             if self.engine is None:
                 _read_size(record, data, fmt, self.options.max_pixels)
                 return
-            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+            draft = getattr(self.engine, "input_short_edge", None) if self.options.fast_decode else None
+            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels,
+                                draft_short=draft)
             record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
             record.notes += loaded.notes
             job.pixels = self.engine.preprocess(loaded.image)

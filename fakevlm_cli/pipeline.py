@@ -68,7 +68,8 @@ class Scanner:
                  on_progress: Callable[[ScanStats], None] | None = None):
         self.engine = engine
         self.options = options
-        model_info = {**engine.info.to_dict(), "pixels": options.pixels} if engine is not None else None
+        model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
+                                                  "fast_decode": options.fast_decode}
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
                                    model_info=model_info)
         self.stats = ScanStats(changed=self.inspector.changed)

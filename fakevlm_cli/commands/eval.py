@@ -110,7 +110,8 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     finally:
         if sink is not None:
             sink.close()
-    return records, {**engine.info.to_dict(), "pixels": request.judge.pixels}
+    return records, {**engine.info.to_dict(), "pixels": request.judge.pixels,
+                     "fast_decode": request.judge.fast_decode}
 
 
 def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:
