@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.files import photo_like  # noqa: E402
+from benchmarks.files import photo_like
 
 __all__ = ["photo_like"]

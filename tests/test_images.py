@@ -122,7 +122,6 @@ def test_fast_decode_reduces_only_big_jpegs_and_keeps_their_stored_size(tmp_path
     import io
 
     import numpy as np
-
     from benchmarks_files import photo_like
 
     big = io.BytesIO()
