@@ -335,3 +335,23 @@ def test_a_processor_for_another_image_size_is_refused(tiny_model, engine):
             Engine(engine.model, engine.processor, info=ModelInfo("m", None, "float32", "none", "cpu"))
     finally:
         engine.processor.image_processor.crop_size = original
+
+
+def test_a_long_explanation_is_exactly_what_plain_greedy_generate_writes(engine):
+    """Long answers decode into a static KV cache: the tokens must be those of plain `generate` (dynamic cache)."""
+    import torch
+
+    from fakevlm_cli.engine import STATIC_CACHE_FROM
+
+    steps = STATIC_CACHE_FROM + 16
+    answers = engine.explain(IMAGES[:4], max_new_tokens=steps)
+    ids = torch.tensor([engine.prompt_ids] * 4)
+    pixels = torch.stack([engine.preprocess(im) for im in IMAGES[:4]])
+    with torch.inference_mode():
+        plain = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels,
+                                      max_new_tokens=steps, do_sample=False)
+    for answer, row in zip(answers, plain[:, ids.shape[1]:].tolist(), strict=True):
+        eos = engine.model.generation_config.eos_token_id
+        row = row[: row.index(eos)] if eos in row else row
+        assert answer.lead_in == ""  # a random model writes no verdict: its whole answer is `text`
+        assert answer.text == engine.codec.decode(row).strip()
