@@ -415,7 +415,7 @@ class _FastPixels:
             ramp = Image.fromarray(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2), "RGB")
             values = ip(images=[ramp], do_resize=False, do_center_crop=False, return_tensors="np")
             lut = np.ascontiguousarray(values["pixel_values"][0][:, 0, :], dtype=np.float32)  # (3, 256)
-            fast = cls(engine, torch.from_numpy(lut), (int(height), int(width)))
+            fast = cls(engine, lut, (int(height), int(width)))
             rng = np.random.default_rng(0)
             for size in ((523, 389), (301, 451), (int(width) + 1, int(height)), (97, 61)):
                 probe = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
@@ -436,9 +436,11 @@ class _FastPixels:
         if top < 0 or left < 0:  # smaller than the crop after resizing: the processor pads; let it
             out = self.engine.processor.image_processor(images=[image], return_tensors="pt")
             return out["pixel_values"][0]
-        window = torch.from_numpy(np.array(pixels[top:top + crop_h, left:left + crop_w], dtype=np.uint8))
-        index = window.permute(2, 0, 1).long()  # (3, h, w) of 0..255
-        return torch.gather(self.lut, 1, index.reshape(3, -1)).reshape(3, crop_h, crop_w)
+        window = pixels[top:top + crop_h, left:left + crop_w]
+        out = np.empty((3, crop_h, crop_w), dtype=np.float32)
+        for channel in range(3):  # one table lookup per value, in NumPy (no torch threads to share)
+            np.take(self.lut[channel], window[..., channel], out=out[channel])
+        return torch.from_numpy(out)
 
 
 class _VerdictWatch:
