@@ -72,7 +72,7 @@ def _param(command: str, f) -> Callable:
     else:
         kwargs["type"] = _click_type(f)
     kwargs.update({key: meta[key] for key in ("multiple", "envvar", "metavar") if key in meta})
-    return click.option(*meta["flags"], f.name, **kwargs)
+    return click.option(*options.flags_of(command, f), f.name, **kwargs)
 
 
 def _click_type(f) -> Any:
@@ -134,6 +134,7 @@ def cli():
     \b
     Examples:
       fakevlm explain photo.jpg
+      fakevlm explain clip.mp4                  # the most suspicious of 8 sampled frames
       fakevlm scan ./photos -o results.jsonl
       fakevlm scan ./photos --no-model          # metadata only, no GPU needed
       fakevlm eval --bench fakeclue --data ./FakeClue
@@ -145,7 +146,8 @@ def cli():
 def explain(**values):
     """Give one image's verdict, P(fake) and the model's artifact explanation.
 
-    Exit code 0 (real or no verdict), 1 (fake), 2 (error).
+    A video is judged on its sampled frames (--frames, --fps); the explanation is of its most suspicious
+    frame, named by its time. Exit code 0 (real or no verdict), 1 (fake), 2 (error).
     """
     _run("explain", values)
 
@@ -153,7 +155,7 @@ def explain(**values):
 @cli.command(context_settings=CONTEXT)
 @declared_options("scan")
 def scan(**values):
-    """Scan files and folders: model verdict + metadata evidence for every image.
+    """Scan files and folders: model verdict + metadata evidence for every image and video.
 
     PATHS are files or folders (walked recursively); '-' reads a list of paths from stdin. Exit code 0
     (nothing judged fake), 1 (something fake), 2 (fatal error), 130/143 (interrupted; records kept).

@@ -107,7 +107,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
     if fmt is None:
         raise ImageError("not an image (unrecognised content)")
     if fmt == "HEIF":
-        raise ImageError("HEIF/HEIC images are not supported by Pillow; convert to JPEG or PNG first")
+        heif_opener()
     data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -148,6 +148,24 @@ def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
     # that colour onto white. The conversion above has already decided about transparency.
     rgb.info.pop("transparency", None)
     return rgb
+
+
+_HEIF_READY = False
+
+
+def heif_opener() -> None:
+    """Teach Pillow HEIF/HEIC (iPhone photos) through pillow-heif, once; its wheels bundle libheif. libheif turns
+    the picture upright itself (its `irot`/`imir` boxes), and leaves EXIF orientation at 1, so nothing is
+    turned twice."""
+    global _HEIF_READY
+    if _HEIF_READY:
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageError("HEIF/HEIC images need pillow-heif (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
+    _HEIF_READY = True
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:
@@ -321,6 +339,8 @@ def probe(head: bytes, fh, fmt: str) -> tuple[int, int, str] | None:
         width, height, depth, color = struct.unpack(">IIBB", head[16:26])
         return width, height, _PNG_MODES.get((color, depth), "L" if color == 0 else "RGBA")
     try:
+        if fmt == "HEIF":
+            heif_opener()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(fh) as im:

@@ -94,6 +94,9 @@ class JudgeOptions:
     pixels: str = opt("viewer", "--pixels", choices=PIXEL_MODES,
                       help="viewer: EXIF orientation applied, transparency on white (as people see the file); "
                            "upstream: exactly as the upstream FakeVLM evaluation fed the model (no orientation).")
+    video_frames: int = opt(8, "--frames", range=(1, 256), help="Frames sampled evenly from each video.")
+    video_fps: float | None = opt(None, "--fps", range=(0.001, 60.0),
+                                  help="Sample video frames at this rate instead (at most 256 a clip).")
     fast_decode: bool = opt(False, "--fast-decode", kind="flag",
                             help="Decode big JPEGs at a reduced scale before the model's resize: about 3x faster "
                                  "on 12 MP photos, pixels slightly different (docs/performance.md).")
@@ -158,7 +161,7 @@ class ScanRequest:
 
 @dataclass(frozen=True)
 class ExplainArgs:
-    image: Path = opt(MISSING, "image", kind="argument", help="The image to explain.")
+    image: Path = opt(MISSING, "image", kind="argument", help="The image or video to explain.")
     as_json: bool = opt(False, "--json", kind="flag", help="Print one JSON object (the scan record schema).")
 
 
@@ -214,6 +217,7 @@ class CommandSpec:
     exclude: frozenset[str] = frozenset()  # options of those groups the command does not offer
     defaults: dict = field(default_factory=dict)  # this command's own defaults (declared nowhere else)
     fixed: dict = field(default_factory=dict)  # values the command sets itself (not options)
+    flags: dict = field(default_factory=dict)  # this command's own spelling of an option (a clash with its own)
 
 
 COMMANDS: dict[str, CommandSpec] = {
@@ -230,6 +234,7 @@ COMMANDS: dict[str, CommandSpec] = {
         EvalRequest, (("args", EvalArgs), ("judge", JudgeOptions), ("engine", EngineOptions)),
         exclude=frozenset({"max_memory"}),
         defaults={"pixels": "upstream"},  # eval measures what the paper measured: upstream's pixels
+        flags={"video_frames": ("--video-frames",), "video_fps": ("--video-fps",)},  # --frames: DD-VQA's folder
     ),
 }
 
@@ -238,6 +243,11 @@ def declared(command: str) -> list[tuple[str, Any]]:
     """(group attribute, dataclass field) of every option `command` offers, in --help order."""
     spec = COMMANDS[command]
     return [(attr, f) for attr, group in spec.groups for f in fields(group) if f.name not in spec.exclude]
+
+
+def flags_of(command: str, f) -> tuple[str, ...]:
+    """The flags `command` spells option field `f` with."""
+    return COMMANDS[command].flags.get(f.name, f.metadata["flags"])
 
 
 def default_of(command: str, f) -> Any:

@@ -22,10 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fakevlm_cli.engine_types import Answer
 from fakevlm_cli.fusion import fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
 from fakevlm_cli.options import JudgeOptions
 from fakevlm_cli.record import Record
+from fakevlm_cli.video import AGGREGATE, aggregate
 
 # How long images ready for the model wait for more of a batch when the source is slow (a fast source fills
 # batches well within it, so batch composition does not depend on timing).
@@ -33,7 +35,7 @@ LINGER_SECONDS = 0.25
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import Answer, EngineLike
+    from fakevlm_cli.engine_types import EngineLike
 
 
 @dataclass
@@ -113,7 +115,7 @@ class Scanner:
                         self._progress()
                     else:
                         ready.append(job)
-                        waiting_for_model += job.pixels is not None
+                        waiting_for_model += len(job.pixels)  # a clip brings several frames
                     if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
                         # nothing in hand waits for the model (stream it now), or a batch is full
                         yield from self._finish(ready)
@@ -129,7 +131,7 @@ class Scanner:
 
     # ---- main thread -----------------------------------------------------------------------------------
     def _finish(self, jobs: list[Job]) -> Iterator[Record]:
-        todo = [j for j in jobs if j.pixels is not None]
+        todo = [j for j in jobs if j.pixels]
         if todo:
             self._run_model(todo)
         for job in jobs:
@@ -147,7 +149,7 @@ class Scanner:
                 fused = fuse(record.model_verdict, record.p_fake, job.evidence)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
-            job.pixels = None
+            job.pixels = []
             self.stats.verdicts[record.verdict] += 1
             self._progress()
             yield record
@@ -180,15 +182,59 @@ class Scanner:
             job.seconds += spent / len(jobs)
 
     def _call_engine(self, jobs: list[Job]) -> None:
-        pixels = [j.pixels for j in jobs]
-        if self.options.explain:
-            answers = self._model.explain_pixels(pixels, self.options.max_new_tokens)
-        else:
-            answers = self._model.verdicts(pixels)
-        for job, answer in zip(jobs, answers, strict=True):
-            self._set_model_result(job.record, answer)
+        images = [j for j in jobs if j.sample_times is None]
+        if images:
+            pixels = [j.pixels[0] for j in images]
+            if self.options.explain:
+                answers = self._batched(lambda p: self._model.explain_pixels(p, self.options.max_new_tokens), pixels)
+            else:
+                answers = self._batched(self._model.verdicts, pixels)
+            for job, answer in zip(images, answers, strict=True):
+                self._set_model_result(job.record, answer)
+        clips = [j for j in jobs if j.sample_times is not None]
+        if clips:  # the sampled frames of every clip, --batch-size at a time
+            answers = self._batched(self._model.verdicts, [p for j in clips for p in j.pixels])
+            start = 0
+            for job in clips:
+                self._set_clip_result(job, answers[start:start + len(job.pixels)])
+                start += len(job.pixels)
 
-    def _set_model_result(self, record: Record, answer: Answer) -> None:
+    def _batched(self, call, pixels: list) -> list[Answer]:
+        """`call` over `pixels` in slices of --batch-size (a clip brings up to 256 frames at once)."""
+        size = self.options.batch_size
+        return [answer for i in range(0, len(pixels), size) for answer in call(pixels[i:i + size])]
+
+    def _set_clip_result(self, job: Job, answers: list[Answer]) -> None:
+        """A clip's verdict from its frames' (`video.aggregate`); with --explain, its most suspicious frame's
+        answer."""
+        record, times = job.record, job.sample_times or []
+        frames = [{"t": round(t, 3), "p_fake": None if a.p_fake is None else round(float(a.p_fake), 6)}
+                  for t, a in zip(times, answers, strict=True)]
+        video = dict(record.video or {})
+        video["sampled"] = frames
+        record.video = video
+        judged = [(a.p_fake, i) for i, a in enumerate(answers) if a.p_fake is not None]
+        if not judged:
+            self._set_model_result(record, answers[0])
+            return
+        p_fake, top = aggregate([p for p, _ in judged]), max(judged)[1]
+        video["aggregate"] = AGGREGATE
+        video["most_suspicious"] = frames[top]
+        if len(judged) < len(answers):
+            record.notes.append(f"the model stated no verdict on {len(answers) - len(judged)} of "
+                                f"{len(answers)} sampled frames")
+        explained = None
+        if self.options.explain:
+            explained = self._model.explain_pixels([job.pixels[top]], self.options.max_new_tokens)[0]
+            video["explained_frame"] = frames[top]
+        self._set_model_result(record, explained or answers[top], p_fake=p_fake)
+
+    def _set_model_result(self, record: Record, answer: Answer, *, p_fake: float | None = None) -> None:
+        """`answer`'s verdict, or the given `p_fake` (a clip's aggregate) with `answer`'s text."""
+        if p_fake is not None:
+            answer = Answer(p_fake=p_fake, verdict_step=answer.verdict_step, lead_in=answer.lead_in,
+                            text=answer.text, verdict_sentence=answer.verdict_sentence,
+                            explanation=answer.explanation, text_verdict=answer.text_verdict)
         if answer.p_fake is None:
             record.p_fake, record.model_verdict = None, "unknown"
             record.notes.append(f"the model stated no verdict ('fake' or 'real') within its first "

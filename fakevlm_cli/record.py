@@ -113,6 +113,8 @@ class Record:
     width: int | None = None
     height: int | None = None
     frames: int | None = None
+    media: str | None = None  # "image" or "video", from the content
+    video: dict | None = None  # a clip's container facts and sampled frames (docs/record.md)
     error: str | None = None
     model: dict | None = None
     elapsed_ms: float | None = None
@@ -149,9 +151,8 @@ class Record:
 
 _FIELD_ORDER = (
     "path", "path_bytes", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation",
-    "answer", "lead_in", "reasons",
-    "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
-    "error", "model", "elapsed_ms",
+    "answer", "lead_in", "reasons", "disagreement", "evidence", "exif", "notes", "sha256", "size", "format",
+    "width", "height", "frames", "media", "video", "error", "model", "elapsed_ms",
 )
 _ALL_FIELDS = (*_FIELD_ORDER, "label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text
+from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text, seconds, video_cell
 from fakevlm_cli.record import Record
 
 VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
@@ -55,6 +55,8 @@ class TableSink:
             note = plain(first_line(record.explanation))
         else:
             note = plain(record.reasons[0].word() if record.reasons else "")
+        if record.video and record.verdict != "error":
+            note = Text.assemble((video_cell(record), "cyan"), " ", note)
         flag = Text(" !", style="bold red") if record.disagreement else Text("")
         table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
                       plain(evidence_cell(record)), note)
@@ -84,7 +86,8 @@ def console(*, stderr: bool = False) -> Console:
 
 def explain_panel(record: Record) -> Panel:
     """Verdict in colour, P(fake) as a percentage, the model's answer wrapped, evidence, reasons, the model id."""
-    parts: list = [*_verdict_lines(record), *_answer_lines(record), *_evidence_lines(record)]
+    parts: list = [*_verdict_lines(record), *_video_lines(record), *_answer_lines(record),
+                   *_evidence_lines(record)]
     reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
         parts += [Text(""), Text("Why", style="bold")]
@@ -109,6 +112,32 @@ def _verdict_lines(record: Record) -> list:
                            f"P(fake) and the threshold)", style="yellow"))
     if record.p_fake is None and record.model_verdict == "unknown":
         lines.append(plain("The model stated no verdict ('fake' or 'real') where it was expected.", style="yellow"))
+    return lines
+
+
+def _video_lines(record: Record) -> list:
+    """A clip: what it is, each judged frame's P(fake), and which frame the explanation is about."""
+    video = record.video
+    if not video:
+        return []
+    fps = f" at {video['fps']:.3g} fps" if video.get("fps") else ""
+    length = f", {seconds(video['duration_s'])}" if video.get("duration_s") else ""
+    lines: list = [Text(""), plain(f"Video: {video['container']} {video['codec']} {video['width']}x{video['height']}"
+                                   f"{length}{fps}", style="bold")]
+    if "frame" in video:
+        lines.append(plain(f"Judged frame #{video['frame']['index']} (at {seconds(video['frame']['t'])})"))
+    sampled = video.get("sampled") or []
+    if sampled:
+        lines.append(plain(f"{len(sampled)} frames judged; the clip's P(fake) is the {video.get('aggregate', '?')}"))
+        strip = Text("  ")
+        top = (video.get("most_suspicious") or {}).get("t")
+        for i, frame in enumerate(sampled):
+            style = "bold red" if frame["t"] == top else "dim" if (frame["p_fake"] or 0) < 0.5 else "red"
+            strip.append(("  " if i else "") + f"{seconds(frame['t'])} {percent(frame['p_fake'])}", style=style)
+        lines.append(strip)
+    if video.get("explained_frame"):
+        lines.append(plain(f"The explanation below is about the most suspicious frame, at "
+                           f"{seconds(video['explained_frame']['t'])}.", style="dim"))
     return lines
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 
 LAYERS = {
-    0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy"],
+    0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
+        "video"],
     1: ["options", "record"],
     2: ["images", "output", "fusion", "results_file"],
     3: ["loader", "loading", "render", "datasets", "bench"],

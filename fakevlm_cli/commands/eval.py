@@ -99,7 +99,8 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     stats, records = ScanStats(), []
     try:
         with bar or contextlib.nullcontext():
-            judged = run.predict([Candidate(path=item.image, explicit=True) for item in items], request.judge,
+            sources = [Candidate(path=item.image, explicit=True, frame_index=item.frame_index) for item in items]
+            judged = run.predict(sources, request.judge,
                                  engine, read_metadata=False, stats=stats,
                                  on_progress=bar.update if bar else None)
             for item, record in zip(items, judged, strict=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fakevlm_cli import run
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError
-from fakevlm_cli.loader import check_image
+from fakevlm_cli.loader import check_media
 from fakevlm_cli.options import ExplainRequest
 from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
@@ -15,7 +15,7 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     env = env or Environment.detect()
     image = request.args.image
     try:  # a bad file is reported before the (slow) model load
-        check_image(image, request.judge.max_pixels)
+        check_media(image, request.judge.max_pixels)
     except ImageError as exc:
         raise FakevlmError(f"{image}: {exc}") from None
     outs = explain_outputs(env, as_json=request.args.as_json)

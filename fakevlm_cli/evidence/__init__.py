@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pathlib
 
-from . import c2pa, exif, png, xmp
+from . import c2pa, container, exif, png, xmp
 from ._common import clip
 from .types import SIGNALS, Evidence, MetadataReport, Signal
 
-__all__ = ["SIGNALS", "Evidence", "MetadataReport", "Signal", "collect"]
+__all__ = ["SIGNALS", "Evidence", "MetadataReport", "Signal", "collect", "read_container"]
 
 # Containers exifread can find EXIF in.
 EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", "AVIF", "JXL"})
@@ -46,3 +46,8 @@ def collect(path: pathlib.Path, data: bytes, fmt: str) -> MetadataReport:
             reason = clip(f"{type(exc).__name__}: {exc}", 200)
             report.notes.append(f"{name}: could not parse: {reason}")
     return report
+
+
+def read_container(stream, fmt: str) -> MetadataReport:
+    """A video's evidence: its container tags and C2PA manifest, read from `stream` (never whole)."""
+    return container.read(stream, fmt)

@@ -26,7 +26,8 @@ REMOTE_NOTE = "remote manifest, not fetched"
 _SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
              "core": {"allowed_network_hosts": []}}
 _MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
-         "TIFF": "image/tiff", "HEIF": "image/heif", "AVIF": "image/avif", "JXL": "image/jxl"}
+         "TIFF": "image/tiff", "HEIF": "image/heif", "AVIF": "image/avif", "JXL": "image/jxl",
+         "MP4": "video/mp4", "M4V": "video/mp4", "MOV": "video/quicktime", "AVI": "video/x-msvideo"}
 # Actions that record where the asset came from rather than a change to it.
 _NEUTRAL_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.transcoded",
                     "c2pa.repackaged", "c2pa.converted", "c2pa.watermarked", "c2pa.unknown"}
@@ -59,6 +60,20 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     embedded, remote = markers(data, fmt)
     if not (embedded or remote):
         return
+    mime = _MIME.get(fmt)
+    _read_with(lambda c2pa, context: (c2pa.Reader.try_create(mime, io.BytesIO(data), context=context) if mime
+                                      else c2pa.Reader.try_create(io.BytesIO(data), context=context)),
+               embedded, report)
+
+
+def read_stream(stream, fmt: str, report: MetadataReport) -> None:
+    """Report the manifest store of a file read as a stream (a video, never held in memory whole)."""
+    mime = _MIME.get(fmt)
+    if mime is not None:
+        _read_with(lambda c2pa, context: c2pa.Reader.try_create(mime, stream, context=context), False, report)
+
+
+def _read_with(make_reader, embedded: bool, report: MetadataReport) -> None:
     try:
         import c2pa
     except ImportError:
@@ -70,10 +85,7 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     if _context is None:
         _context = c2pa.Context.from_dict(_SETTINGS)
     try:
-        stream = io.BytesIO(data)
-        mime = _MIME.get(fmt)
-        reader = (c2pa.Reader.try_create(mime, stream, context=_context) if mime
-                  else c2pa.Reader.try_create(stream, context=_context))
+        reader = make_reader(c2pa, _context)
         if reader is None:
             return
         with reader:
