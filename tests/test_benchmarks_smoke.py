@@ -69,3 +69,14 @@ def test_benchmark_pieces_run(engine, tmp_path):
     assert args.skip_set == {"memory", "startup"} and args.n_files == run.DEFAULTS["quick"]["n_files"]
     table = run.render_table([["score", "ours images/s, batch 8", "1.0", "2.0", "0.50x", "", ""]])
     assert table.splitlines()[0].split()[:2] == ["row", "measure"] and "batch 8" in table
+
+
+def test_video_aggregate_benchmark_picks_apart_the_aggregators(capsys):
+    """One toy clip of each kind: the aggregator the scan uses is the one that tells all four apart."""
+    from benchmarks import video_aggregate
+
+    results = video_aggregate.main(clips_per_kind=1)
+    assert results["real"]["top third mean"] == 0 and results["fake"]["top third mean"] == 1
+    assert results["quarter fake"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 1}
+    assert results["one spurious frame"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 0}
+    assert "top third mean" in capsys.readouterr().out
