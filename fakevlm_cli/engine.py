@@ -92,7 +92,7 @@ class Engine:
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
         self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self._fast: _FastPixels | None = _FastPixels.checked(self)
+        self.pixels = Pixels(processor)
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -101,6 +101,14 @@ class Engine:
         from fakevlm_cli.loading import load
 
         return load(cls, options)
+
+    @staticmethod
+    def load_pixels(options: EngineOptions = EngineOptions()) -> Pixels:
+        """The processor alone, as `load` would pair it with the model: preprocessing without the weights
+        (a Ray CPU task's)."""
+        from fakevlm_cli.loading import load_processor
+
+        return Pixels(load_processor(options))
 
     @contextmanager
     def sharing_cpu(self, loader_threads: int) -> Iterator[None]:
@@ -138,9 +146,11 @@ class Engine:
     @property
     def input_short_edge(self) -> int | None:
         """The short side the processor resizes images to (336 for LLaVA-1.5)."""
-        size = getattr(self.processor.image_processor, "size", None)
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
-        return int(short) if short else None
+        return self.pixels.input_short_edge
+
+    @property
+    def _fast(self) -> _FastPixels | None:
+        return self.pixels.fast
 
     @property
     def lead_in(self) -> str:
@@ -149,32 +159,11 @@ class Engine:
 
     # ---- preprocessing (thread-safe; loader threads run it) --------------------------------------------
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize, crop and normalise one RGB image to the processor's pixel values, bit for bit.
-
-        Pillow resizes to exactly the size the processor would (same shortest edge, same rounding, same
-        filter); then the centre crop is an array slice, and rescale + normalise is a lookup table holding the
-        processor's own output for each of the 256 values of each channel (`_FastPixels`). The processor's
-        array conversions at full size and its float arithmetic over every pixel are skipped; `__init__`
-        checks the result equals the processor's, and falls back to the processor where it would not.
-        """
-        if self._fast is not None:
-            return self._fast(image)
-        image = self._resize_like_processor(image)
-        out = self.processor.image_processor(images=[image], return_tensors="pt")
-        return out["pixel_values"][0]
+        return self.pixels.preprocess(image)
 
     def _resize_like_processor(self, image: Image.Image) -> Image.Image:
-        ip = self.processor.image_processor
-        size = getattr(ip, "size", None)
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
-        width, height = image.size
-        if not getattr(ip, "do_resize", False) or not short or min(width, height) == short:
-            return image
-        # transformers' get_resize_output_image_size: the long side is int()-rounded
-        target = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
-        return image.resize(target, resample=int(getattr(ip, "resample", 3)))
+        return self.pixels.resize_like_processor(image)
 
-    # ---- the two paths ---------------------------------------------------------------------------------
     def score(self, images: Sequence[Image.Image]) -> list[float | None]:
         return self.score_pixels([self.preprocess(im) for im in images])
 
@@ -388,6 +377,49 @@ class Engine:
         return fake[k], real[k], tuple(fake[len(base):k]) if self.forced else ()
 
 
+class Pixels:
+    """The processor's image side: one RGB image to the model's pixel values. Needs no weights, so a Ray CPU
+    task preprocesses with it while the replicas hold the model (`Engine.load_pixels`); thread-safe."""
+
+    def __init__(self, processor):
+        self.processor = processor
+        self.fast: _FastPixels | None = _FastPixels.checked(self)
+
+    @property
+    def input_short_edge(self) -> int | None:
+        """The short side the processor resizes images to (336 for LLaVA-1.5)."""
+        size = getattr(self.processor.image_processor, "size", None)
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return int(short) if short else None
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize, crop and normalise one RGB image to the processor's pixel values, bit for bit.
+
+        Pillow resizes to exactly the size the processor would (same shortest edge, same rounding, same
+        filter); then the centre crop is an array slice, and rescale + normalise is a lookup table holding the
+        processor's own output for each of the 256 values of each channel (`_FastPixels`). The processor's
+        array conversions at full size and its float arithmetic over every pixel are skipped; `__init__`
+        checks the result equals the processor's, and falls back to the processor where it would not.
+        """
+        if self.fast is not None:
+            return self.fast(image)
+        image = self.resize_like_processor(image)
+        out = self.processor.image_processor(images=[image], return_tensors="pt")
+        return out["pixel_values"][0]
+
+    def resize_like_processor(self, image: Image.Image) -> Image.Image:
+        ip = self.processor.image_processor
+        size = getattr(ip, "size", None)
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        width, height = image.size
+        if not getattr(ip, "do_resize", False) or not short or min(width, height) == short:
+            return image
+        # transformers' get_resize_output_image_size: the long side is int()-rounded
+        target = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+        return image.resize(target, resample=int(getattr(ip, "resample", 3)))
+
+    # ---- the two paths ---------------------------------------------------------------------------------
+
 class _FastPixels:
     """Pixel values as the processor computes them, without its per-pixel float arithmetic (see `preprocess`).
 
@@ -395,11 +427,11 @@ class _FastPixels:
     LLaVA-1.5) and only when its output on probe images is bit-identical to the processor's.
     """
 
-    def __init__(self, engine: Engine, lut, crop: tuple[int, int]):
+    def __init__(self, engine: Pixels, lut, crop: tuple[int, int]):
         self.engine, self.lut, self.crop = engine, lut, crop
 
     @classmethod
-    def checked(cls, engine: Engine) -> _FastPixels | None:
+    def checked(cls, engine: Pixels) -> _FastPixels | None:
         import numpy as np
         import torch
         from PIL import Image
@@ -419,7 +451,7 @@ class _FastPixels:
             rng = np.random.default_rng(0)
             for size in ((523, 389), (301, 451), (int(width) + 1, int(height)), (97, 61)):
                 probe = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-                theirs = ip(images=[engine._resize_like_processor(probe)], return_tensors="pt")["pixel_values"][0]
+                theirs = ip(images=[engine.resize_like_processor(probe)], return_tensors="pt")["pixel_values"][0]
                 if not torch.equal(fast(probe), theirs):
                     return None
         except Exception:  # noqa: BLE001 - any surprise in the processor: keep using it as it is
@@ -430,7 +462,7 @@ class _FastPixels:
         import numpy as np
         import torch
 
-        pixels = np.asarray(self.engine._resize_like_processor(image))
+        pixels = np.asarray(self.engine.resize_like_processor(image))
         crop_h, crop_w = self.crop
         top, left = (pixels.shape[0] - crop_h) // 2, (pixels.shape[1] - crop_w) // 2
         if top < 0 or left < 0:  # smaller than the crop after resizing: the processor pads; let it

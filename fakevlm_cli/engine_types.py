@@ -77,6 +77,15 @@ class Answer:
     text_verdict: str | None = None
 
 
+class Preprocessor(Protocol):
+    """An image to what the engine's `verdicts` takes: `engine.Pixels` (the processor alone), or an engine."""
+
+    @property
+    def input_short_edge(self) -> int | None: ...
+
+    def preprocess(self, image: Image.Image) -> Any: ...
+
+
 class EngineLike(Protocol):
     """What the run layer needs of an engine: `engine.Engine`, or a stand-in in tests and benchmarks."""
 

@@ -50,11 +50,7 @@ def load(cls, options: EngineOptions):
     notices: list[str] = []
     device = _pick_device(options.device, notices)
     dtype = _pick_dtype(options.dtype, device)
-    local_only = _offline_requested()
-    if not local_only and not Path(source).is_dir() and not _hub_reachable():
-        # Without this, huggingface_hub retries for ~25 s before falling back to the cache (or failing).
-        local_only = True
-        notices.append("the Hugging Face hub cannot be reached: using the local cache only")
+    local_only = _local_only(source, notices)
     config = _load_config(source, options.revision, local_only)
     if getattr(config, "model_type", None) != "llava":
         raise ModelLoadError(
@@ -70,6 +66,25 @@ def load(cls, options: EngineOptions):
                      answer_prefix=options.answer_prefix, prompt_ids_from=codec.source)
     return cls(model, processor, info=info, codec=codec, prompt=options.prompt,
                answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices)
+
+
+def load_processor(options: EngineOptions):
+    """The processor `load` pairs with the model, loaded alone (no weights, no torch model): for preprocessing
+    where the model is not (a Ray CPU task)."""
+    _quiet_libraries()
+    source = _checked_source(options)
+    notices: list[str] = []
+    return _load_processor(source, options, notices, _local_only(source, notices))[0]
+
+
+def _local_only(source: str, notices: list[str]) -> bool:
+    """Whether to load from the local cache alone: asked for (HF_HUB_OFFLINE), or the hub cannot be reached."""
+    local_only = _offline_requested()
+    if not local_only and not Path(source).is_dir() and not _hub_reachable():
+        # Without this, huggingface_hub retries for ~25 s before falling back to the cache (or failing).
+        local_only = True
+        notices.append("the Hugging Face hub cannot be reached: using the local cache only")
+    return local_only
 
 
 def _checked_source(options: EngineOptions) -> str:

@@ -15,7 +15,7 @@ from fakevlm_cli.pipeline import Scanner, ScanStats
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import EngineLike
+    from fakevlm_cli.engine_types import EngineLike, Preprocessor
     from fakevlm_cli.record import Record
 
 
@@ -31,6 +31,14 @@ def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None 
         if notify is not None:
             notify(notice)
     return engine
+
+
+def load_pixels(options: EngineOptions) -> Preprocessor:
+    """The model's preprocessing alone (its processor, no weights): what a Ray CPU task turns images into
+    pixels with, exactly as `load_engine`'s engine would."""
+    from fakevlm_cli.engine import Engine
+
+    return Engine.load_pixels(options)
 
 
 def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,
