@@ -36,6 +36,8 @@ from itertools import compress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
+from fakevlm_cli.objects import is_uri
+
 if TYPE_CHECKING:
     import pathspec
 
@@ -57,7 +59,7 @@ class Candidate:
     an error record without opening the path, so a typo shows up in the output instead of vanishing.
     """
 
-    path: Path
+    path: Path | str  # a str only for an object-store URI (``s3://bucket/key``, objects.py)
     explicit: bool
     error: str | None = None
     frame_index: int | None = None  # a video's frame to judge as an image (DD-VQA), instead of sampling it
@@ -270,6 +272,7 @@ class _Walker:
         self.avoid = avoid
         self.seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of files already yielded
         self.seen_errors: set[str] = set()  # explicit paths already yielded with an error
+        self.seen_uris: set[str] = set()  # object-store URIs already yielded
         self.walked: dict[tuple[int, int], float] = {}  # directory -> depth budget it was walked with
 
     def run(self, paths: Iterable[str | os.PathLike]) -> Iterator[Candidate]:
@@ -279,6 +282,9 @@ class _Walker:
     def _explicit(self, text: str) -> Iterator[Candidate]:
         if not text:
             self.stats.missing.append("'': empty path")
+            return
+        if is_uri(text):
+            yield from self._remote(text)
             return
         try:
             st = os.stat(text)
@@ -298,14 +304,48 @@ class _Walker:
             self.stats.not_regular += 1
             yield Candidate(Path(text), True, f"not a regular file ({_type_name(st.st_mode)})")
 
+    def _remote(self, uri: str) -> Iterator[Candidate]:
+        """An object-store URI: the object itself, or every object under a prefix (a "folder"), sorted, with
+        the walk's rules on what the listing finds: hidden names, --max-depth and the globs."""
+        from fakevlm_cli.errors import ImageError
+        from fakevlm_cli.objects import listing, relative
+
+        try:
+            folder, found = listing(uri)
+        except ImageError as exc:
+            yield from self._explicit_error(uri, str(exc))
+            return
+        if not folder:
+            if uri not in self.seen_uris:
+                self.seen_uris.add(uri)
+                yield Candidate(uri, explicit=True)
+            else:
+                self.stats.duplicates += 1
+            return
+        for found_uri in found:
+            rel = relative(found_uri, uri)
+            parts = rel.split("/")
+            if not self.hidden and any(part.startswith(".") for part in parts):
+                self.stats.hidden += 1
+            elif self.max_depth is not None and len(parts) > self.max_depth:
+                continue
+            elif (self.include and not self.include.matches(rel, is_dir=False)) or \
+                    self.exclude.matches(rel, is_dir=False):
+                self.stats.excluded += 1
+            elif found_uri in self.seen_uris:
+                self.stats.duplicates += 1
+            else:
+                self.seen_uris.add(found_uri)
+                yield Candidate(found_uri, explicit=False)
+
     def _explicit_error(self, text: str, reason: str) -> Iterator[Candidate]:
-        key = str(Path(text))
+        key = text if is_uri(text) else str(Path(text))
         if key in self.seen_errors:
             self.stats.duplicates += 1
             return
         self.seen_errors.add(key)
         self.stats.missing.append(f"{text}: {reason}")
-        yield Candidate(Path(text), explicit=True, error=reason)
+        yield Candidate(text if is_uri(text) else Path(text), explicit=True, error=reason)
 
     def _first_time(self, st: os.stat_result, path: str) -> bool:
         key = (st.st_dev, st.st_ino)

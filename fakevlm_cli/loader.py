@@ -33,6 +33,7 @@ from fakevlm_cli.images import (
     sniff_format,
     without_refused_png_chunks,
 )
+from fakevlm_cli.objects import RemoteFile, is_uri
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
@@ -104,11 +105,11 @@ class Inspector:
         if candidate.error:  # found unusable during discovery (missing, fifo, ...): never opened
             record.verdict, record.error = "error", candidate.error
             return job
-        earlier = self.resume.get(resume_key(path)) if self.resume else None
+        earlier = self.resume.get(resume_key(candidate.path)) if self.resume else None
         if earlier is not None and None in earlier:
             return NoRecord()  # recorded by an earlier run without a hash (it was unreadable then)
         try:
-            with _OpenFile(path) as fh:
+            with RemoteFile(str(candidate.path)) if is_uri(candidate.path) else _OpenFile(path) as fh:
                 fmt = self._identify(fh, candidate, record, earlier)
                 if fmt in VIDEO_FORMATS:
                     self._video(fh, path, fmt, job, earlier, candidate.frame_index)
@@ -131,7 +132,7 @@ class Inspector:
         job.seconds = time.perf_counter() - start
         return job
 
-    def _identify(self, fh: _OpenFile, candidate: Candidate, record: Record, earlier: frozenset | None) -> str:
+    def _identify(self, fh: _Source, candidate: Candidate, record: Record, earlier: frozenset | None) -> str:
         """The file's format from its first bytes; a non-image is skipped (found in a folder) or an error."""
         record.size = fh.size
         fmt = sniff_format(fh.head[:SNIFF_BYTES]) or sniff_video(fh.head[:64])
@@ -148,7 +149,7 @@ class Inspector:
         raise ImageError("empty file (0 bytes)" if fh.size == 0
                          else "not an image (its content matches no image or video format)")
 
-    def _admit(self, fh: _OpenFile, fmt: str, record: Record, earlier: frozenset | None) -> int:
+    def _admit(self, fh: _Source, fmt: str, record: Record, earlier: frozenset | None) -> int:
         """The memory reading and decoding the file will need, or ImageError when it is refused unread."""
         limit = max_file_bytes(self.options.max_pixels)
         try:
@@ -202,7 +203,7 @@ class Inspector:
         except ImageError as exc:
             job.pixel_error = str(exc)
 
-    def _video(self, fh: _OpenFile, path: Path, fmt: str, job: Job, earlier: frozenset | None,
+    def _video(self, fh: _Source, path: Path, fmt: str, job: Job, earlier: frozenset | None,
                frame_index: int | None) -> None:
         """A clip: hashed in pieces (never read whole), its container read, frames sampled by seeking and
         preprocessed one by one; `frame_index` asks for that one frame instead (DD-VQA)."""
@@ -378,6 +379,9 @@ class _OpenFile:
             digest.update(piece)
             offset += len(piece)
         return digest.hexdigest()
+
+
+_Source = _OpenFile | RemoteFile  # a local file or an object-store object, read the same way
 
 
 def _size(n: int) -> str:

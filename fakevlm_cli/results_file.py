@@ -30,6 +30,7 @@ from typing import IO
 import orjson
 
 from fakevlm_cli.errors import OutputError
+from fakevlm_cli.objects import is_uri
 from fakevlm_cli.record import raw_path
 
 fcntl: ModuleType | None
@@ -49,8 +50,10 @@ def resume_key(path: str | bytes | os.PathLike) -> bytes:
 
     So ``photos/a.jpg``, ``./photos/a.jpg``, ``/home/me/photos/a.jpg`` and a symlink to it are one file, and a
     name that is not UTF-8 matches its record exactly (through `path_bytes`). Relative paths are taken from
-    the current directory.
+    the current directory; an object-store URI (``s3://…``) is matched as it is written.
     """
+    if is_uri(path):  # an object-store URI is its own key
+        return str(path).encode()
     raw = path if isinstance(path, bytes) else os.fsencode(path)
     return os.path.realpath(raw)
 
