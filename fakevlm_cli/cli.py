@@ -69,6 +69,8 @@ def _param(command: str, f) -> Callable:
         kwargs["show_default"] = meta.get("show_default", default not in (None, False, ()))
     if kind == "flag":
         kwargs["is_flag"] = True
+    elif kind == "optional-value":  # --ray alone, or --ray ADDRESS
+        kwargs.update(is_flag=False, flag_value=meta["flag_value"])
     else:
         kwargs["type"] = _click_type(f)
     kwargs.update({key: meta[key] for key in ("multiple", "envvar", "metavar") if key in meta})

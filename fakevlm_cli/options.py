@@ -43,8 +43,9 @@ def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:  # noqa: A002
     """Declare one option: a dataclass field whose metadata says how the command line spells and parses it.
 
     spec keys: choices, range=(lo, hi), kind ("flag", "path", "dir", "existing-path", "existing-file",
-    "existing-dir", "rfile", "bytesize", "argument", "arguments"), multiple, envvar, metavar, show_default,
-    parse (a function applied to the parsed value).
+    "existing-dir", "rfile", "bytesize", "argument", "arguments", "optional-value": a value that may be left
+    out, which gives flag_value), multiple, envvar, metavar, show_default, flag_value, parse (a function applied
+    to the parsed value).
     """
     return field(default=default, metadata={"flags": flags, "help": help, **spec})
 
@@ -112,6 +113,24 @@ class JudgeOptions:
         return self.workers or default_workers()
 
 
+# ---- running on a Ray cluster (scan and eval) -------------------------------------------------------------------
+
+LOCAL_CLUSTER = "local"  # --ray with no address: start a Ray instance on this machine
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the work runs: this process (default), or a Ray cluster (distributed.py, docs/ray.md)."""
+
+    ray: str | None = opt(None, "--ray", kind="optional-value", flag_value=LOCAL_CLUSTER, metavar="[ADDRESS]",
+                          help="Run on Ray Data: --ray alone starts a local Ray, --ray auto joins the cluster this "
+                               "machine belongs to (ray start), --ray HOST:PORT or ray://HOST:10001 a given one. "
+                               "Needs fakevlm-cli[ray].")
+    replicas: int | None = opt(None, "--replicas", range=(1, 4096),
+                               help="With --ray: model replicas, each an actor holding one copy of the model (default: "
+                                    "one per GPU in the cluster, else 1).")
+
+
 # ---- scan -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -155,6 +174,7 @@ class ScanRequest:
     outputs: ScanOutputs
     judge: JudgeOptions
     engine: EngineOptions
+    cluster: ClusterOptions = ClusterOptions()
 
 
 # ---- explain --------------------------------------------------------------------------------------------------
@@ -206,6 +226,7 @@ class EvalRequest:
     args: EvalArgs
     judge: JudgeOptions
     engine: EngineOptions
+    cluster: ClusterOptions = ClusterOptions()
 
 
 # ---- which groups each command takes ----------------------------------------------------------------------------
@@ -228,10 +249,11 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "scan": CommandSpec(
         ScanRequest, (("inputs", ScanInputs), ("outputs", ScanOutputs), ("judge", JudgeOptions),
-                      ("engine", EngineOptions)),
+                      ("engine", EngineOptions), ("cluster", ClusterOptions)),
     ),
     "eval": CommandSpec(
-        EvalRequest, (("args", EvalArgs), ("judge", JudgeOptions), ("engine", EngineOptions)),
+        EvalRequest, (("args", EvalArgs), ("judge", JudgeOptions), ("engine", EngineOptions),
+                      ("cluster", ClusterOptions)),
         exclude=frozenset({"max_memory"}),
         defaults={"pixels": "upstream"},  # eval measures what the paper measured: upstream's pixels
         flags={"video_frames": ("--video-frames",), "video_fps": ("--video-fps",)},  # --frames: DD-VQA's folder

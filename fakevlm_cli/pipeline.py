@@ -72,6 +72,7 @@ class Scanner:
         self.options = options
         model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
                                                   "fast_decode": options.fast_decode}
+        self.model_info = model_info  # what every record's `model` says
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
                                    model_info=model_info)
         self.stats = ScanStats(changed=self.inspector.changed)
@@ -130,6 +131,11 @@ class Scanner:
             self.on_progress(self.stats)
 
     # ---- main thread -----------------------------------------------------------------------------------
+    def finish(self, jobs: list[Job]) -> Iterator[Record]:
+        """The records of inspected jobs (loader.Inspector's, here or in a Ray CPU task): the model on those
+        with pixels, in batches, then fusion; in the jobs' order. A Ray replica's whole work (distributed.py)."""
+        return self._finish(jobs)
+
     def _finish(self, jobs: list[Job]) -> Iterator[Record]:
         todo = [j for j in jobs if j.pixels]
         if todo:

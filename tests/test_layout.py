@@ -10,13 +10,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 
 LAYERS = {
     0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
-        "video"],
+        "video", "objects"],
     1: ["options", "record"],
     2: ["images", "output", "fusion", "results_file"],
     3: ["loader", "loading", "render", "datasets", "bench"],
     4: ["engine", "pipeline", "sinks"],
     5: ["run"],
-    6: ["commands"],
+    6: ["commands", "distributed"],
     7: ["commands.scan", "commands.explain", "commands.eval"],
     8: ["cli"],
     9: ["__main__"],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from fakevlm_cli import __version__, run
+from fakevlm_cli import __version__, distributed, run
 from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate
@@ -65,6 +65,8 @@ def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | Non
 def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalRun:
     started = time.perf_counter()
     args, judge = request.args, request.judge
+    if request.cluster.replicas and not request.cluster.ray:
+        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
     if args.verdict_from == "text" and not judge.explain:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
     for path in (args.output, args.predictions):
@@ -89,7 +91,9 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
 
 
 def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment):
-    engine = run.load_engine(request.engine, notify=None if request.args.quiet else diag.note)
+    notify = None if request.args.quiet else diag.note
+    cluster = distributed.connect(request.cluster, notify=notify) if request.cluster.ray else None
+    engine = None if cluster is not None else run.load_engine(request.engine, notify=notify)
     sink = _open_predictions(request.args.predictions) if request.args.predictions is not None else None
     bar = None
     if not request.args.quiet and env.stderr_tty:
@@ -100,9 +104,13 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     try:
         with bar or contextlib.nullcontext():
             sources = [Candidate(path=item.image, explicit=True, frame_index=item.frame_index) for item in items]
-            judged = run.predict(sources, request.judge,
-                                 engine, read_metadata=False, stats=stats,
-                                 on_progress=bar.update if bar else None)
+            if cluster is not None:
+                judged = distributed.predict(sources, request.judge, distributed.EngineSpec(request.engine), cluster,
+                                             replicas=request.cluster.replicas, read_metadata=False, stats=stats,
+                                             on_progress=bar.update if bar else None)
+            else:
+                judged = run.predict(sources, request.judge, engine, read_metadata=False, stats=stats,
+                                     on_progress=bar.update if bar else None)
             for item, record in zip(items, judged, strict=True):
                 record.label, record.category, record.item_id = item.label, item.category, item.id
                 records.append(record)
@@ -111,6 +119,10 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     finally:
         if sink is not None:
             sink.close()
+        if cluster is not None:
+            cluster.close()
+    if engine is None:  # on Ray: what the replicas wrote into the records
+        return records, next((r.model for r in records if r.model), None)
     return records, {**engine.info.to_dict(), "pixels": request.judge.pixels,
                      "fast_decode": request.judge.fast_decode}
 

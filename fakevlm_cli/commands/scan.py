@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, Any
 
-from fakevlm_cli import run
+from fakevlm_cli import distributed, run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
 from fakevlm_cli.discover import Candidate, DiscoveryStats, discover, read_path_list
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
@@ -26,16 +27,47 @@ from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
     env = env or Environment.detect()
-    inputs, outputs, judge = request.inputs, request.outputs, request.judge
+    inputs, outputs = request.inputs, request.outputs
     if not inputs.paths and inputs.from_file is None:
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
+    if request.cluster.replicas and not request.cluster.ray:
+        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
     if outputs.quiet:
         silence_libraries()
     target = _results_file(request)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
     candidates = _candidates(request, diag, discovery, avoid, target)
-    total = None  # known only when a progress bar needs it
+    run_ = _start(request, diag, env, target, avoid, candidates)
+    stats = ScanStats()
+    try:
+        stopped = _judge_all(run_.candidates, request, run_.engine, target, run_.outs, stats, diag,
+                             total=run_.total, cluster=run_.cluster)
+    finally:
+        if run_.cluster is not None:
+            run_.cluster.close()
+    _summary(stats, discovery, run_.outs, diag, stopped is not None, target)
+    if stopped is not None:
+        return interrupted_code(stopped)
+    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+@dataclass
+class _Started:
+    candidates: Iterable[Candidate]
+    total: int | None  # known only when a progress bar needs it
+    engine: Any
+    cluster: distributed.Cluster | None
+    outs: Outputs
+
+
+def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: ResultsFile | None, avoid: set,
+           candidates: Iterable[Candidate]) -> _Started:
+    """Lock the -o file, load the model (or join Ray: its replicas load the model), open the sinks; on any
+    failure, leave the -o file as it was."""
+    outputs = request.outputs
+    notify = None if outputs.quiet else diag.note
+    total = engine = cluster = None
     try:
         if target is not None:
             target.open()
@@ -44,19 +76,18 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes
             candidates = list(candidates)
             total = len(candidates)
-        engine = None if outputs.no_model else run.load_engine(
-            request.engine, notify=None if outputs.quiet else diag.note)
-        outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
+        if request.cluster.ray:
+            cluster = distributed.connect(request.cluster, notify=notify)
+        elif not outputs.no_model:
+            engine = run.load_engine(request.engine, notify=notify)
+        outs = scan_outputs(env, outputs.fmt, target, explain=request.judge.explain, quiet=outputs.quiet)
     except BaseException:
         if target is not None:
             target.abandon()
+        if cluster is not None:
+            cluster.close()
         raise
-    stats = ScanStats()
-    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total)
-    _summary(stats, discovery, outs, diag, stopped is not None, target)
-    if stopped is not None:
-        return interrupted_code(stopped)
-    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+    return _Started(candidates, total, engine, cluster, outs)
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
@@ -80,7 +111,7 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
-               diag: Diagnostics, total: int | None) -> KeyboardInterrupt | None:
+               diag: Diagnostics, total: int | None, cluster=None) -> KeyboardInterrupt | None:
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
     from_render = None
     if total is not None and outs.live is not None:
@@ -90,9 +121,16 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     stopped = None
     try:
         with from_render or contextlib.nullcontext():
-            records = run.predict(candidates, request.judge, engine,
-                                  resume=target.index.recorded if target is not None else None, stats=stats,
-                                  on_progress=from_render.update if from_render else None)
+            resume = target.index.recorded if target is not None else None
+            progress = from_render.update if from_render else None
+            if cluster is not None:
+                spec = None if request.outputs.no_model else distributed.EngineSpec(request.engine)
+                records = distributed.predict(candidates, request.judge, spec, cluster,
+                                              replicas=request.cluster.replicas, resume=resume, stats=stats,
+                                              on_progress=progress)
+            else:
+                records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
+                                      on_progress=progress)
             for record in records:
                 outs.write(record)
                 if record.verdict == "error" and not outs.table_on_screen:

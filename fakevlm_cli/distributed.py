@@ -1,0 +1,280 @@
+"""`scan --ray` / `eval --ray`: the same per-file work as `run.predict`, spread over a Ray cluster with Ray Data.
+
+The pipeline (docs/ray.md):
+
+1. the driver lists the inputs (discover.py: local paths and object-store URIs) and hands Ray one row each;
+2. **CPU tasks** inspect them — loader.Inspector, unchanged: bounded reads, hash, sniff, metadata, decode, and
+   preprocessing with the model's processor alone (`run.load_pixels`, loaded once per worker process);
+3. an **actor pool of replicas** (`--replicas`, one GPU each when the cluster has GPUs) judges them: each actor
+   loads the model once (`EngineSpec.load`, i.e. `run.load_engine`) and runs pipeline.Scanner.finish — the
+   single-process scan's own batching, retry-in-halves, clip aggregation and fusion;
+4. records stream back to the driver in input order (Ray Data's backpressure bounds what is in flight), where
+   the command writes them through its usual sinks.
+
+So a record is the one a single-process scan writes, field for field. Ray restarts a replica that dies and
+retries its batch (Ray Data's defaults for actor pools); the driver keeps the first answer for each input, so a
+retried batch is never written twice, and an input Ray never answered for becomes an error record, so none is
+lost. Ray is imported only here, and only with --ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from fakevlm_cli import run
+from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.loader import Inspector, Job, NoRecord
+from fakevlm_cli.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
+from fakevlm_cli.pipeline import Scanner, ScanStats
+from fakevlm_cli.record import Record, recorded_path
+from fakevlm_cli.results_file import resume_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakevlm_cli.discover import Candidate
+    from fakevlm_cli.engine_types import EngineLike, Preprocessor
+
+INSPECT_BATCH = 4  # files per CPU task: small, so one slow file holds few others back
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How a replica makes its engine and a CPU task its preprocessing; picklable, sent to every worker.
+
+    This is the seam for other inference backends: a vLLM or SGLang engine is another spec whose `load`
+    returns an `engine_types.EngineLike` (its `verdicts` / `explain_pixels` over the pixels `load_pixels`
+    makes), with `gpus` saying what one replica needs. Nothing else in the pipeline changes.
+    """
+
+    options: EngineOptions
+    gpus: float = 1.0  # a replica's GPUs, when the cluster has any
+
+    def load(self) -> EngineLike:
+        return run.load_engine(self.options)
+
+    def load_pixels(self) -> Preprocessor:
+        return run.load_pixels(self.options)
+
+
+@dataclass
+class Cluster:
+    """A connection to Ray: `started` when this run started a local instance (stopped by `close`)."""
+
+    address: str
+    started: bool
+    cpus: float
+    gpus: float
+
+    def replicas(self, wanted: int | None) -> int:
+        return wanted or max(1, int(self.gpus))
+
+    def close(self) -> None:
+        if self.started:
+            import ray
+
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+
+def _quiet_ray() -> None:
+    """Ray's own logs stay off stderr, which carries fakevlm's one-line diagnostics; its errors still raise."""
+    import logging
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name in ("ray", "ray.data", "ray._private", "ray.util"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _check_address(address: str) -> None:
+    if address in (LOCAL_CLUSTER, "auto") or address.startswith("ray://") or ":" in address:
+        return
+    raise FakevlmError(f"--ray: {address!r} is not a cluster address (auto, HOST:PORT or ray://HOST:PORT); to "
+                       "start a local Ray, write --ray=local or put --ray after the paths")
+
+
+def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = None) -> Cluster:
+    """Join the cluster --ray names, or start a local one; a Ray already initialised in this process is used."""
+    address = options.ray or LOCAL_CLUSTER
+    _check_address(address)
+    try:
+        import ray
+    except ImportError:
+        raise FakevlmError("--ray needs Ray: pip install 'fakevlm-cli[ray]'") from None
+    _quiet_ray()
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
+        if address == LOCAL_CLUSTER:
+            kwargs["include_dashboard"] = False
+        else:
+            kwargs["address"] = address
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - ConnectionError, a version mismatch, a bad address: one line
+            raise FakevlmError(f"--ray {address}: cannot start or join Ray: {_first_line(exc)}") from None
+    resources = ray.cluster_resources()
+    cluster = Cluster(address=address, started=started, cpus=float(resources.get("CPU", 0)),
+                      gpus=float(resources.get("GPU", 0)))
+    if notify is not None:
+        where = "a local Ray" if address == LOCAL_CLUSTER and started else f"Ray at {address}"
+        notify(f"running on {where}: {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs")
+    return cluster
+
+
+def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpec | None, cluster: Cluster, *,
+            replicas: int | None = None, read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
+            stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
+            ) -> Iterator[Record]:
+    """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas)."""
+    import ray.data
+
+    stats = stats if stats is not None else ScanStats()
+    rows, paths = [], []
+    for index, candidate in enumerate(sources):
+        earlier = resume.get(resume_key(candidate.path)) if resume else None
+        rows.append({"i": index, "task": pickle.dumps((candidate, earlier))})
+        paths.append(candidate.path)
+    if not rows:
+        return
+    _quiet_ray()
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # records in input order, as a single-process scan's
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    dataset: Any = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // INSPECT_BATCH, 200)))
+    dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "options": options,
+                                                       "read_metadata": read_metadata},
+                                  batch_size=INSPECT_BATCH, num_cpus=1, batch_format="numpy")
+    if spec is None:
+        dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"options": options}, batch_size=INSPECT_BATCH,
+                                      num_cpus=1, batch_format="numpy")
+    else:
+        count = cluster.replicas(replicas)
+        resources: dict[str, float] = ({"num_gpus": spec.gpus} if cluster.gpus else
+                                       {"num_cpus": _cpus_per_replica(cluster.cpus, count)})
+        dataset = dataset.map_batches(_replica_class(spec, options),
+                                      batch_size=options.batch_size, batch_format="numpy",
+                                      compute=ray.data.ActorPoolStrategy(size=count), **resources)
+    yield from _collect(dataset, paths, stats, on_progress)
+
+
+def _collect(dataset, paths: list, stats: ScanStats, on_progress) -> Iterator[Record]:
+    """The driver's side: each input's first answer, once, in order; an input with none is an error record."""
+    answered: set[int] = set()
+    rows = dataset.iter_rows()
+    try:
+        for row in rows:
+            index = int(row["i"])
+            if index in answered:  # a retried batch answering again: written once
+                continue
+            answered.add(index)
+            stats.files += 1
+            outcome, changed, model_seconds = pickle.loads(row["out"])
+            if isinstance(outcome, NoRecord):
+                stats.skipped += outcome.skipped
+                stats.resumed += not outcome.skipped
+            else:
+                if changed:
+                    stats.changed.append(outcome.path)
+                if model_seconds:
+                    stats.model_seconds += model_seconds
+                    stats.model_images += 1
+                stats.verdicts[outcome.verdict] += 1
+            if on_progress is not None:
+                on_progress(stats)
+            if not isinstance(outcome, NoRecord):
+                yield outcome
+    finally:
+        with contextlib.suppress(Exception):
+            rows.close()
+    for index, path in enumerate(paths):
+        if index not in answered:  # never seen so far; Ray raises rather than drop a row, but say so if it did
+            shown, path_bytes = recorded_path(path)
+            stats.files += 1
+            stats.verdicts["error"] += 1
+            yield Record(path=shown, path_bytes=path_bytes, verdict="error",
+                         error="the cluster returned no result for this file")
+
+
+# ---- what runs on the cluster ------------------------------------------------------------------------------------
+
+_PIXELS: dict[EngineSpec, Preprocessor] = {}  # per worker process: the processor is loaded once, not per batch
+
+
+def _pixels(spec: EngineSpec) -> Preprocessor:
+    if spec not in _PIXELS:
+        _PIXELS[spec] = spec.load_pixels()
+    return _PIXELS[spec]
+
+
+def _inspect(batch: dict, *, spec: EngineSpec | None, options: JudgeOptions, read_metadata: bool) -> dict:
+    """A CPU task: loader.Inspector over a few inputs, with the processor standing in for the engine."""
+    pixels = _pixels(spec) if spec is not None else None
+    out = []
+    for task in batch["task"]:
+        candidate, earlier = pickle.loads(task)
+        resume = {resume_key(candidate.path): earlier} if earlier is not None else None
+        inspector = Inspector(cast("EngineLike | None", pixels), options, read_metadata=read_metadata,
+                              resume=resume)
+        job = inspector.inspect(candidate)
+        out.append(pickle.dumps((job, bool(inspector.changed))))
+    return {"i": batch["i"], "job": out}
+
+
+def _finish_jobs(scanner: Scanner, batch: dict) -> dict:
+    """The replica's (or a metadata-only task's) part: Scanner.finish over the batch's jobs, in order."""
+    inspected = [pickle.loads(item) for item in batch["job"]]
+    jobs = [job for job, _ in inspected if isinstance(job, Job)]
+    judged = sum(1 for job in jobs if job.pixels)
+    before = scanner.stats.model_seconds
+    for job in jobs:
+        job.record.model = scanner.model_info
+    records = iter(list(scanner.finish(jobs)))
+    share = (scanner.stats.model_seconds - before) / judged if judged else 0.0
+    out = []
+    for job, changed in inspected:
+        had_pixels = isinstance(job, Job) and bool(job.pixels)  # finish empties pixels: decided before
+        outcome = next(records) if isinstance(job, Job) else job
+        out.append(pickle.dumps((outcome, changed, share if had_pixels else 0.0)))
+    return {"i": batch["i"], "out": out}
+
+
+def _finish_metadata(batch: dict, *, options: JudgeOptions) -> dict:
+    return _finish_jobs(Scanner(None, options), batch)
+
+
+def _replica_class(spec: EngineSpec, options: JudgeOptions) -> type:
+    """The replica actor's class, with `spec` and `options` inside it: Ray ships a class defined here by value,
+    so its actors take no constructor arguments (which Ray keeps in its object store, and warns about, for actors
+    it may restart)."""
+
+    class Replica:
+        """One model replica: an actor of Ray Data's pool, the engine loaded once in its constructor."""
+
+        def __init__(self):
+            self.scanner = Scanner(spec.load(), options)
+
+        def __call__(self, batch: dict) -> dict:
+            return _finish_jobs(self.scanner, batch)
+
+    return Replica
+
+
+def _cpus_per_replica(cpus: float, replicas: int) -> float:
+    """Without GPUs, replicas share the CPUs with the inspecting tasks: a quarter (at least one) is left to
+    those, or the pool would hold every CPU and the tasks that feed it could never be scheduled."""
+    if cpus <= 0:
+        return 1.0
+    spare = max(1.0, cpus // 4)
+    return max(0.1, round((cpus - spare) / replicas, 2)) if cpus > spare else 0.1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
