@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.engine_types import EngineLike, Preprocessor
 
 INSPECT_BATCH = 4  # files per CPU task: small, so one slow file holds few others back
+INSPECT_MEMORY = 512 * 2**20  # a CPU task reads and decodes one file at a time: a 12 MP photo needs ~150 MB
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def _quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _check_address(address: str) -> None:
+def check_address(address: str) -> None:
+    """A usage error unless `address` can name a cluster (checked before anything starts: `scan --ray ./photos`
+    takes ./photos as the address)."""
     if address in (LOCAL_CLUSTER, "auto") or address.startswith("ray://") or ":" in address:
         return
     raise FakevlmError(f"--ray: {address!r} is not a cluster address (auto, HOST:PORT or ray://HOST:PORT); to "
@@ -99,7 +102,7 @@ def _check_address(address: str) -> None:
 def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = None) -> Cluster:
     """Join the cluster --ray names, or start a local one; a Ray already initialised in this process is used."""
     address = options.ray or LOCAL_CLUSTER
-    _check_address(address)
+    check_address(address)
     try:
         import ray
     except ImportError:
@@ -149,7 +152,12 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     dataset: Any = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // INSPECT_BATCH, 200)))
     dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "options": options,
                                                        "read_metadata": read_metadata},
-                                  batch_size=INSPECT_BATCH, num_cpus=1, batch_format="numpy")
+                                  batch_size=INSPECT_BATCH, batch_format="numpy", num_cpus=1,
+                                  # What one file being decoded may need. Asked for here (not by the replicas),
+                                  # it also keeps Ray Data from fusing this stage into the replicas' (it fuses
+                                  # ops whose resource requests are equal): decoding stays in CPU tasks
+                                  # instead of queueing on the model's actors.
+                                  memory=INSPECT_MEMORY)
     if spec is None:
         dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"options": options}, batch_size=INSPECT_BATCH,
                                       num_cpus=1, batch_format="numpy")
@@ -202,6 +210,7 @@ def _collect(dataset, paths: list, stats: ScanStats, on_progress) -> Iterator[Re
 
 
 # ---- what runs on the cluster ------------------------------------------------------------------------------------
+
 
 _PIXELS: dict[EngineSpec, Preprocessor] = {}  # per worker process: the processor is loaded once, not per batch
 

@@ -19,8 +19,14 @@ from fakevlm_cli.errors import ImageError
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 
 
+_URI_BYTES = re.compile(_URI.pattern.encode())
+
+
 def is_uri(path: object) -> bool:
-    """True for an object-store URI (``s3://bucket/key``), False for a local path (a str, bytes or Path)."""
+    """True for an object-store URI (``s3://bucket/key``, as str or bytes), False for a local path (a Path, or
+    a str or bytes without a scheme)."""
+    if isinstance(path, bytes):
+        return _URI_BYTES.match(path) is not None
     return isinstance(path, str) and _URI.match(path) is not None
 
 

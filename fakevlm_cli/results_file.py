@@ -53,7 +53,7 @@ def resume_key(path: str | bytes | os.PathLike) -> bytes:
     the current directory; an object-store URI (``s3://…``) is matched as it is written.
     """
     if is_uri(path):  # an object-store URI is its own key
-        return str(path).encode()
+        return path if isinstance(path, bytes) else str(path).encode()
     raw = path if isinstance(path, bytes) else os.fsencode(path)
     return os.path.realpath(raw)
 

@@ -67,3 +67,48 @@ def photo(tmp_path) -> Path:
     path = tmp_path / "photo.jpg"
     noise_image(1).save(path, "JPEG", quality=90)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server on localhost (moto's server mode), found by boto3/s3fs through AWS_ENDPOINT_URL,
+    as a real deployment's would be (the libraries' own environment, never fakevlm options). Yields a boto3
+    client; tests make their own buckets."""
+    import logging
+
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the test's stderr
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_server):
+    """One local Ray (2 CPUs) for the whole session: `--ray` finds it initialised and uses it, so each test
+    pays for its replicas, not for a cluster. Started after the S3 server, so its workers see the endpoint;
+    the tests folder is on their path (tests/ray_faults.py)."""
+    ray = pytest.importorskip("ray")
+    tests = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

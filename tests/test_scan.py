@@ -69,11 +69,12 @@ def test_no_model_scan_reads_metadata_and_fuses(evidence_dir):
     assert result.exit_code == 1  # at least one fake
 
 
-def test_no_model_scan_never_imports_torch(evidence_dir):
+def test_no_model_scan_never_imports_torch_ray_or_fsspec(evidence_dir):
     code = ("import sys\nfrom fakevlm_cli.cli import main\n"
             f"sys.argv=['fakevlm','scan',{str(evidence_dir)!r},'--no-model','-o',{str(evidence_dir / 'o.jsonl')!r}]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-            "print('EXIT', code, [m for m in ('torch', 'transformers') if m in sys.modules])")
+            "print('EXIT', code, [m for m in ('torch', 'transformers', 'ray', 'fsspec', 'pyarrow')"
+            " if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "EXIT 1 []" in out.stdout, out.stderr
 

@@ -28,6 +28,8 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
     env = env or Environment.detect()
     inputs, outputs = request.inputs, request.outputs
+    if request.cluster.ray:
+        distributed.check_address(request.cluster.ray)
     if not inputs.paths and inputs.from_file is None:
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
     if request.cluster.replicas and not request.cluster.ray:

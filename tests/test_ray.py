@@ -1,0 +1,156 @@
+"""`scan --ray` / `eval --ray` on a local Ray (2 CPUs, one session for the module; tests/conftest.py) with the tiny
+model and 2 replicas: records equal a single-process scan's, for a folder, a bucket on a local S3-compatible
+server, a clip and bad files alike; a replica killed mid-batch loses nothing and writes nothing twice; Ctrl-C
+leaves whole lines; --resume goes on where a run stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import factories as f
+import pytest
+from click.testing import CliRunner
+from conftest import noise_image
+
+from fakevlm_cli.cli import cli
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+# The tiny model states no verdict freely; forced, every image gets a P(fake). As typed on a command line
+# (options.unescape makes "\\n" a newline).
+FORCED = "\\nThis is a"
+
+
+def run(*args, **kwargs):
+    return CliRunner().invoke(cli, [*map(str, args)], catch_exceptions=False, **kwargs)
+
+
+def rows(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def same(got: list[dict], expected: list[dict]) -> None:
+    """Record for record: every field but the timing equal, each P(fake) (a clip's frames' too) to float noise."""
+    assert [r["path"] for r in got] == [r["path"] for r in expected]
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine["p_fake"] == pytest.approx(theirs["p_fake"], abs=1e-5)
+        assert _rounded(mine) == _rounded(theirs)
+
+
+def _rounded(value, key=None):
+    """`value` with every p_fake rounded to 4 places (batch composition moves the sixth) and no elapsed_ms."""
+    if isinstance(value, dict):
+        return {k: _rounded(v, k) for k, v in value.items() if k != "elapsed_ms"}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return round(value, 4) if key == "p_fake" and value is not None else value
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, s3_server) -> list[str]:
+    """A folder (photos with and without provenance, a clip, a truncated JPEG, a text file named .jpg) and a
+    bucket prefix holding more photos."""
+    folder = tmp_path_factory.mktemp("ray-photos")
+    f.camera_jpeg(folder / "camera.jpg")
+    f.a1111_png(folder / "sd.png")
+    f.truncated_jpeg(folder / "truncated.jpg")
+    (folder / "text.jpg").write_text("not a JPEG")
+    f.video_clip(folder / "clip.mp4", [noise_image(i) for i in range(4)])
+    for i in range(6):
+        noise_image(20 + i).save(folder / f"n{i}.png")
+    s3_server.create_bucket(Bucket="ray-bucket")
+    for i in range(4):
+        path = folder.parent / f"up{i}.jpg"
+        noise_image(40 + i).save(path, "JPEG", quality=90)
+        s3_server.upload_file(str(path), "ray-bucket", f"batch/up{i}.jpg")
+    return [str(folder), "s3://ray-bucket/batch"]
+
+
+@pytest.fixture(scope="module")
+def model_args(tiny_model) -> list[str]:
+    return ["--model", tiny_model, "--device", "cpu", "--answer-prefix", FORCED, "--batch-size", "2", "--frames", "2"]
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, model_args) -> list[dict]:
+    """The single-process scan of the same inputs."""
+    result = run("scan", *inputs, *model_args, "--format", "jsonl")
+    assert result.exit_code == 1
+    return rows(result.stdout)
+
+
+def test_ctrl_c_leaves_whole_lines_and_resume_on_ray_equals_the_single_process_scan(
+        inputs, model_args, reference, ray_cluster, tmp_path):
+    """A driver joins the session's cluster by address and is stopped by Ctrl-C after its first record; a run
+    with --resume on what it wrote then judges the rest with 2 replicas: a folder, a bucket, a clip and bad
+    files, record for record the single-process scan's."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = subprocess.Popen([sys.executable, "-m", "fakevlm_cli", "scan", *inputs, *model_args, "--ray", address,
+                             "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        first = proc.stdout.readline()  # unbuffered: communicate() below gets every byte after this line
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert b"fakevlm: interrupted" in err
+    kept = (first + rest).decode().splitlines()
+    assert 1 <= len(kept) < len(reference) and all(json.loads(line)["path"] for line in kept)  # whole lines
+    out = tmp_path / "out.jsonl"
+    out.write_text("\n".join(kept) + "\n")
+
+    result = run("scan", *inputs, *model_args, "--ray", "--replicas", "2", "-o", out, "--resume")
+    assert result.exit_code == 1, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[:len(kept)] == kept
+    got = rows("\n".join(lines))
+    same(got, reference)
+    by_name = {Path(r["path"]).name: r for r in got}
+    assert by_name["clip.mp4"]["media"] == "video" and len(by_name["clip.mp4"]["video"]["sampled"]) == 2
+    assert by_name["truncated.jpg"]["verdict"] == "error"
+    assert by_name["up0.jpg"]["path"] == "s3://ray-bucket/batch/up0.jpg" and by_name["up0.jpg"]["p_fake"] is not None
+
+
+def test_a_replica_killed_mid_batch_loses_nothing_and_duplicates_nothing(inputs, tiny_model, reference, tmp_path):
+    from ray_faults import DiesOnceSpec
+
+    from fakevlm_cli import distributed
+    from fakevlm_cli.discover import discover
+    from fakevlm_cli.options import ClusterOptions, EngineOptions, JudgeOptions, unescape
+
+    marker = tmp_path / "died"
+    spec = DiesOnceSpec(EngineOptions(model=str(tiny_model), device="cpu", answer_prefix=unescape(FORCED)),
+                        marker=str(marker))
+    cluster = distributed.connect(ClusterOptions(ray="local"))
+    assert not cluster.started  # the session's Ray, not a new one
+    judge = JudgeOptions(batch_size=2, video_frames=2)
+    records = [r.to_dict() for r in distributed.predict(discover(inputs), judge, spec, cluster, replicas=2)]
+    assert marker.exists()  # a replica did die, holding a batch
+    same(records, reference)
+
+
+def test_eval_on_ray_scores_what_eval_in_one_process_scores(tiny_model, tmp_path):
+    data = tmp_path / "bench"
+    for label in ("real", "fake"):
+        (data / label).mkdir(parents=True)
+        for i in range(2):
+            noise_image(60 + i + (label == "fake") * 10).save(data / label / f"{i}.png")
+    args = ["eval", "--bench", "folder", "--data", data, "--model", tiny_model, "--device", "cpu",
+            "--answer-prefix", FORCED, "-q"]
+    single, on_ray = tmp_path / "single.jsonl", tmp_path / "ray.jsonl"
+    assert run(*args, "--predictions", single).exit_code == 0
+    assert run(*args, "--predictions", on_ray, "--ray", "--replicas", "1").exit_code == 0
+    same(rows(on_ray.read_text()), rows(single.read_text()))
+
+
+def test_ray_address_and_replicas_are_checked_before_anything_starts(tmp_path):
+    result = run("scan", "--ray", str(tmp_path), "--no-model")
+    assert result.exit_code == 2 and "is not a cluster address" in result.stderr and "--ray=local" in result.stderr
+    result = run("scan", str(tmp_path), "--replicas", "2", "--no-model")
+    assert result.exit_code == 2 and "--replicas needs --ray" in result.stderr
