@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
     from fakevlm_cli.engine_types import EngineLike, Preprocessor
 
-INSPECT_BATCH = 4  # files per CPU task: small, so one slow file holds few others back
+INSPECT_BATCH = 16  # files per CPU task: enough to spread its cost, few enough that a slow file holds few back
 INSPECT_MEMORY = 512 * 2**20  # a CPU task reads and decodes one file at a time: a 12 MP photo needs ~150 MB
 
 
