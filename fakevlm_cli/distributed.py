@@ -20,6 +20,7 @@ lost. Ray is imported only here, and only with --ray.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -149,10 +150,12 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
-    dataset: Any = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // INSPECT_BATCH, 200)))
+    # Files per CPU task: INSPECT_BATCH, fewer when there are few files, so that every CPU gets some.
+    per_task = max(1, min(INSPECT_BATCH, math.ceil(len(rows) / (2 * max(1.0, cluster.cpus)))))
+    dataset: Any = ray.data.from_items(rows, override_num_blocks=min(math.ceil(len(rows) / per_task), 1000))
     dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "options": options,
                                                        "read_metadata": read_metadata},
-                                  batch_size=INSPECT_BATCH, batch_format="numpy", num_cpus=1,
+                                  batch_size=per_task, batch_format="numpy", num_cpus=1,
                                   # What one file being decoded may need. Asked for here (not by the replicas),
                                   # it also keeps Ray Data from fusing this stage into the replicas' (it fuses
                                   # ops whose resource requests are equal): decoding stays in CPU tasks

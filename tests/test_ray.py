@@ -101,7 +101,8 @@ def test_ctrl_c_leaves_whole_lines_and_resume_on_ray_equals_the_single_process_s
     assert proc.returncode == 130, err.decode()
     assert b"fakevlm: interrupted" in err
     kept = (first + rest).decode().splitlines()
-    assert 1 <= len(kept) < len(reference) and all(json.loads(line)["path"] for line in kept)  # whole lines
+    assert 1 <= len(kept) <= len(reference) and all(json.loads(line)["path"] for line in kept)  # whole lines
+    kept = kept[:3]  # as if it had stopped here (it may have got further: the tiny model is quick)
     out = tmp_path / "out.jsonl"
     out.write_text("\n".join(kept) + "\n")
 
