@@ -46,6 +46,7 @@ class ByteSize(click.ParamType):
 
 _PATH_KINDS = {
     "path": {"dir_okay": False},
+    "dir": {"file_okay": False},
     "existing-file": {"exists": True, "dir_okay": False},
     "existing-dir": {"exists": True, "file_okay": False},
     "existing-path": {"exists": True},
@@ -112,6 +113,8 @@ def _run(command: str, values: dict) -> None:
         from fakevlm_cli.commands.scan import scan as body
     elif command == "explain":
         from fakevlm_cli.commands.explain import explain as body
+    elif command == "report":
+        from fakevlm_cli.commands.report import report as body
     else:
         from fakevlm_cli.commands.eval import eval_command as body
     sys.exit(run_command(lambda diag: body(request, diag)))
@@ -137,6 +140,7 @@ def cli():
       fakevlm scan ./photos -o results.jsonl
       fakevlm scan ./photos --no-model          # metadata only, no GPU needed
       fakevlm eval --bench fakeclue --data ./FakeClue
+      fakevlm scan ./photos -o results.jsonl --localise --report report.html
     """
 
 
@@ -166,6 +170,17 @@ def scan(**values):
 def eval_(**values):
     """Score the model on a local benchmark copy with the paper's metrics, beside the paper's figures."""
     _run("eval", values)
+
+
+@cli.command(context_settings=CONTEXT)
+@declared_options("report")
+def report(**values):
+    """Write a self-contained HTML report (thumbnails, verdicts, heatmaps, metadata) from JSONL records.
+
+    RESULTS is any JSONL file fakevlm wrote (scan -o, eval --predictions). No model is loaded. The report
+    opens offline from disk and fetches nothing.
+    """
+    _run("report", values)
 
 
 # ---- completion ------------------------------------------------------------------------------------------
@@ -200,7 +215,7 @@ def reference_markdown() -> str:
              ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
              "`fakevlm_cli/options.py`."), ""]
-    for name in ([], ["explain"], ["scan"], ["eval"], ["completion"]):
+    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])
         parts += [f"## `{title}`", "", "```text", result.output.rstrip(), "```", ""]

@@ -7,6 +7,7 @@ only as much as its format allows: see `Inspector.inspect`. Whatever goes wrong 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fakevlm_cli.errors import ImageError
 from fakevlm_cli.evidence import collect
@@ -33,6 +34,7 @@ from fakevlm_cli.images import (
     without_refused_png_chunks,
 )
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
+from fakevlm_cli.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
 
@@ -54,6 +56,8 @@ class Job:
     pixels: object = None  # preprocessed tensor, when the model will see this file
     seconds: float = 0.0
     pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
+    input_size: tuple[int, int] | None = None  # of the picture handed to the model (after orientation)
+    preview: Any = None  # a downscaled copy (PIL) of that picture, kept only to draw its heatmap (--heatmaps)
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,10 @@ class Inspector:
     """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions, *, read_metadata: bool = True,
-                 resume=None, model_info: dict | None = None):
+                 resume=None, model_info: dict | None = None, preview: bool = False, thumbnails: int = 0):
         self.engine = engine
+        self.preview = preview  # keep a downscaled copy of each picture for its heatmap
+        self.thumbnails = thumbnails  # > 0: a thumbnail of that size on each record (for the HTML report)
         self.options = options
         self.read_metadata = read_metadata
         self.resume = resume or {}
@@ -182,13 +188,29 @@ class Inspector:
         try:
             if self.engine is None:
                 _read_size(record, data, fmt, self.options.max_pixels)
+                if self.thumbnails:  # metadata-only scans decode pixels for the report's picture alone
+                    with contextlib.suppress(ImageError):
+                        image = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+                        self._thumbnail(record, image.image)
                 return
             loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
             record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
             record.notes += loaded.notes
             job.pixels = self.engine.preprocess(loaded.image)
+            job.input_size = loaded.image.size
+            if self.preview:
+                job.preview = downscaled(loaded.image, PREVIEW_MAX_SIDE)
+            if self.thumbnails:
+                self._thumbnail(record, loaded.image)
         except ImageError as exc:
             job.pixel_error = str(exc)
+
+    def _thumbnail(self, record: Record, image) -> None:
+        """The report's picture of the file; a picture that cannot be made costs the thumbnail, not the record."""
+        try:
+            record.thumbnail = thumbnail(image, self.thumbnails)
+        except (OSError, ValueError) as exc:
+            record.notes.append(f"no thumbnail: {exc}")
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:

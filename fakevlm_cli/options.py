@@ -18,9 +18,11 @@ from fakevlm_cli.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
+    DEFAULT_RELEVANCE_METHOD,
     DEFAULT_VERDICT_STEPS,
     DTYPES,
     QUANTS,
+    RELEVANCE_METHODS,
 )
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
@@ -100,6 +102,12 @@ class JudgeOptions:
                                  help="Memory the loader threads may use at once to read and decode files, e.g. 4G "
                                       "(default: a quarter of RAM, at least 1G); a file that alone needs more is "
                                       "an error record.")
+    localise: bool = opt(False, "--localise", kind="flag",
+                         help="Also map where in the image the verdict comes from (the record's localisation "
+                              "field: top regions as boxes, the map over the model's image tokens; "
+                              "docs/localisation.md).")
+    heatmap_method: str = opt(DEFAULT_RELEVANCE_METHOD, "--heatmap-method", choices=RELEVANCE_METHODS,
+                              help="How --localise maps relevance (the default measured most faithful).")
 
     @property
     def loader_threads(self) -> int:
@@ -139,6 +147,10 @@ class ScanOutputs:
     force: bool = opt(False, "--force", kind="flag",
                       help="Let -o overwrite an existing file that is not a fakevlm results file.")
     no_model: bool = opt(False, "--no-model", kind="flag", help="Metadata only: never loads torch or the model.")
+    heatmaps: Path | None = opt(None, "--heatmaps", kind="dir", metavar="DIR",
+                                help="Write a heatmap picture per image into DIR (implies --localise).")
+    report: Path | None = opt(None, "--report", kind="path", metavar="FILE.html",
+                              help="Also write a self-contained HTML report of the records (docs/report.md).")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag",
                       help="No progress, summary or library warnings on stderr; errors only.")
 
@@ -157,6 +169,8 @@ class ScanRequest:
 class ExplainArgs:
     image: Path = opt(MISSING, "image", kind="argument", help="The image to explain.")
     as_json: bool = opt(False, "--json", kind="flag", help="Print one JSON object (the scan record schema).")
+    heatmap: Path | None = opt(None, "--heatmap", kind="path", metavar="FILE.png",
+                               help="Write the heatmap picture to FILE.png (implies --localise).")
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,27 @@ class EvalRequest:
     engine: EngineOptions
 
 
+# ---- report ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportArgs:
+    results: Path = opt(MISSING, "results", kind="argument", help="JSONL records written by fakevlm.")
+    output: Path = opt(MISSING, "-o", "--output", kind="path", metavar="FILE.html", help="The HTML file to write.")
+    images_from: Path | None = opt(None, "--images-from", kind="existing-dir", metavar="DIR",
+                                   help="Folder that relative paths in the records are relative to (default: the "
+                                        "current folder, then the results file's folder).")
+    thumbnail_size: int = opt(160, "--thumbnail-size", range=(0, 1024), metavar="PX",
+                              help="Longest side of the embedded thumbnails (0: none).")
+    title: str | None = opt(None, "--title", help="Title of the report (default: the results file's name).")
+    force: bool = opt(False, "--force", kind="flag",
+                      help="Let -o overwrite an existing file that is not a fakevlm report.")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    args: ReportArgs
+
+
 # ---- which groups each command takes ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -228,6 +263,7 @@ COMMANDS: dict[str, CommandSpec] = {
         exclude=frozenset({"max_memory"}),
         defaults={"pixels": "upstream"},  # eval measures what the paper measured: upstream's pixels
     ),
+    "report": CommandSpec(ReportRequest, (("args", ReportArgs),)),
 }
 
 

@@ -13,17 +13,21 @@ of memory, say) is split and retried down to single images, so one bad image nev
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fakevlm_cli.fusion import fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
+from fakevlm_cli.localise import crop_box, describe
 from fakevlm_cli.options import JudgeOptions
+from fakevlm_cli.pictures import write_heatmap
 from fakevlm_cli.record import Record
 
 # How long images ready for the model wait for more of a batch when the source is slow (a fast source fills
@@ -64,12 +68,14 @@ class Scanner:
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
-                 on_progress: Callable[[ScanStats], None] | None = None):
+                 on_progress: Callable[[ScanStats], None] | None = None, heatmaps: Path | None = None,
+                 thumbnails: int = 0):
         self.engine = engine
         self.options = options
+        self.heatmaps = heatmaps if options.localise else None
         model_info = {**engine.info.to_dict(), "pixels": options.pixels} if engine is not None else None
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
-                                   model_info=model_info)
+                                   model_info=model_info, preview=self.heatmaps is not None, thumbnails=thumbnails)
         self.stats = ScanStats(changed=self.inspector.changed)
         self.on_progress = on_progress
 
@@ -143,7 +149,7 @@ class Scanner:
                 fused = fuse(record.model_verdict, record.p_fake, job.evidence)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
-            job.pixels = None
+            job.pixels = job.preview = None
             self.stats.verdicts[record.verdict] += 1
             self._progress()
             yield record
@@ -183,6 +189,68 @@ class Scanner:
             answers = self._model.verdicts(pixels)
         for job, answer in zip(jobs, answers, strict=True):
             self._set_model_result(job.record, answer)
+        if self.options.localise:
+            self._localise(jobs, answers)
+
+    def _localise(self, jobs: list[Job], answers: list[Answer]) -> None:
+        """Relevance maps for the batch's verdicts (heatmap pictures too with --heatmaps). A map that cannot be
+        computed or written is a note on its record, never an error: the verdict stands without it."""
+        todo = []
+        for job, answer in zip(jobs, answers, strict=True):
+            if answer.p_fake is None:
+                job.record.notes.append("no heatmap: the model stated no verdict")
+            else:
+                todo.append((job, answer))
+        if not todo:
+            return
+        grids = self._relevance([job.pixels for job, _ in todo], [answer for _, answer in todo])
+        try:
+            view = self._model.view
+        except Exception as exc:  # noqa: BLE001 - an engine that cannot say how it crops: no maps, verdicts stand
+            grids = [exc] * len(todo)
+        for (job, _), grid in zip(todo, grids, strict=True):
+            record = job.record
+            if isinstance(grid, Exception):
+                record.notes.append(f"no heatmap: {type(grid).__name__}: {grid}".rstrip(": "))
+                continue
+            size = job.input_size or (record.width or 0, record.height or 0)
+            try:
+                record.localisation = describe(grid, method=self.options.heatmap_method, image_size=size,
+                                               crop=crop_box(size[0], size[1], view))
+            except ValueError as exc:
+                record.notes.append(f"no heatmap: {exc}")
+                continue
+            if self.heatmaps is not None and job.preview is not None:
+                self._write_heatmap(job, record.localisation)
+
+    def _relevance(self, pixels: list, answers: list[Answer]) -> list:
+        """One map (or the exception that prevented it) per image: the batch at once, else one by one."""
+        method, chunk = self.options.heatmap_method, self.options.batch_size
+        try:
+            return list(self._model.relevance(pixels, answers, method, chunk))
+        except Exception as exc:  # noqa: BLE001 - out of memory, say: retried image by image below
+            self._model.free_memory()
+            if len(pixels) == 1:
+                return [exc]
+        found: list = []
+        for pixel, answer in zip(pixels, answers, strict=True):
+            try:
+                found += list(self._model.relevance([pixel], [answer], method, chunk))
+            except Exception as exc:  # noqa: BLE001 - this image gets a note, the others their maps
+                self._model.free_memory()
+                found.append(exc)
+        return found
+
+    def _write_heatmap(self, job: Job, localisation: dict) -> None:
+        record = job.record
+        path = self.heatmaps / heatmap_name(record)  # type: ignore[operator]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_heatmap(path, job.preview, localisation, boxes=record.model_verdict == "fake")
+        except (OSError, ValueError) as exc:
+            record.notes.append(f"heatmap not written: {getattr(exc, 'strerror', None) or exc}")
+            return
+        localisation["heatmap"] = str(path)
 
     def _set_model_result(self, record: Record, answer: Answer) -> None:
         if answer.p_fake is None:
@@ -197,6 +265,13 @@ class Scanner:
             record.answer, record.lead_in = answer.text, answer.lead_in
 
 
+
+
+def heatmap_name(record: Record) -> str:
+    """A heatmap's file name: the content's hash (the same picture always gets the same map) and a readable,
+    filesystem-safe part of the file's name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(record.path).stem).strip("._")[:40] or "image"
+    return f"{(record.sha256 or '0' * 16)[:16]}-{stem}.png"
 
 
 class _Feeder:

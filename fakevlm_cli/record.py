@@ -116,10 +116,14 @@ class Record:
     error: str | None = None
     model: dict | None = None
     elapsed_ms: float | None = None
+    # With --localise: where the model's verdict comes from (localise.describe; docs/localisation.md).
+    localisation: dict | None = None
     # Only in `fakevlm eval` predictions: the ground truth the record is scored against.
     label: str | None = None
     category: str | None = None
     item_id: str | None = None
+    # In-process only, never written: a small JPEG of the picture for `scan --report` (pictures.thumbnail).
+    thumbnail: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The JSONL object: every field always present (null when unknown), in a stable order."""
@@ -151,7 +155,7 @@ _FIELD_ORDER = (
     "path", "path_bytes", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation",
     "answer", "lead_in", "reasons",
     "disagreement", "evidence", "exif", "notes", "sha256", "size", "format", "width", "height", "frames",
-    "error", "model", "elapsed_ms",
+    "error", "model", "elapsed_ms", "localisation",
 )
 _ALL_FIELDS = (*_FIELD_ORDER, "label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}

@@ -84,7 +84,7 @@ def console(*, stderr: bool = False) -> Console:
 
 def explain_panel(record: Record) -> Panel:
     """Verdict in colour, P(fake) as a percentage, the model's answer wrapped, evidence, reasons, the model id."""
-    parts: list = [*_verdict_lines(record), *_answer_lines(record), *_evidence_lines(record)]
+    parts: list = [*_verdict_lines(record), *_answer_lines(record), *_where_lines(record), *_evidence_lines(record)]
     reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
         parts += [Text(""), Text("Why", style="bold")]
@@ -118,6 +118,22 @@ def _answer_lines(record: Record) -> list:
     if record.text_verdict is not None:
         return [Text(""), Text("(the model gave no answer)", style="dim")]
     return []
+
+
+def _where_lines(record: Record) -> list:
+    """--localise: the map's top regions, in the image's pixels, and the heatmap picture's path."""
+    loc = record.localisation
+    if not loc:
+        return []
+    lines: list = [Text(""), plain(f"Where ({loc.get('method')}, in the centre crop the model saw)", style="bold")]
+    if record.model_verdict != "fake":
+        lines.append(Text("no regions: the model did not judge this image fake", style="dim"))
+    for number, region in enumerate(loc.get("regions") or [] if record.model_verdict == "fake" else [], 1):
+        x0, y0, x1, y1 = (round(v) for v in region["box"])
+        lines.append(plain(f"• region {number}: ({x0}, {y0})–({x1}, {y1}) px, {region['score']:.0%} of the map"))
+    if loc.get("heatmap"):
+        lines.append(plain(f"heatmap: {loc['heatmap']}", style="dim"))
+    return lines
 
 
 def _evidence_lines(record: Record) -> list:

@@ -8,6 +8,7 @@ image is judged is decided here and below (pipeline → loader → engine), the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fakevlm_cli.options import EngineOptions, JudgeOptions
@@ -36,12 +37,15 @@ def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None 
 def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,
             read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            ) -> Iterator[Record]:
+            heatmaps: Path | None = None, thumbnails: int = 0) -> Iterator[Record]:
     """One record per source, in order, as each becomes final. `engine` None: metadata only.
 
-    `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries.
+    `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries. With
+    `options.localise`, `heatmaps` is a folder for heatmap pictures; `thumbnails` > 0 puts a thumbnail of that
+    size on each record (in memory only, for the HTML report).
     """
-    scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress)
+    scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress,
+                      heatmaps=heatmaps, thumbnails=thumbnails)
     if stats is not None:
         scanner.stats = stats
         stats.changed = scanner.inspector.changed

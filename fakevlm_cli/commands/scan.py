@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
@@ -21,16 +24,21 @@ from fakevlm_cli.pipeline import ScanStats
 from fakevlm_cli.results_file import ResultsFile, format_for_path
 from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
 
+if TYPE_CHECKING:  # pragma: no cover
+    from fakevlm_cli.report import ReportSink
+
 
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
     env = env or Environment.detect()
+    request = _with_localise(request)
     inputs, outputs, judge = request.inputs, request.outputs, request.judge
     if not inputs.paths and inputs.from_file is None:
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
     if outputs.quiet:
         silence_libraries()
     target = _results_file(request)
+    report = _report_sink(request, target)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
     candidates = _candidates(request, diag, discovery, avoid, target)
@@ -46,9 +54,10 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         engine = None if outputs.no_model else run.load_engine(
             request.engine, notify=None if outputs.quiet else diag.note)
         outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
+        if report is not None:
+            outs.sinks.append(report)
     except BaseException:
-        if target is not None:
-            target.abandon()
+        _abandon(target, report)
         raise
     stats = ScanStats()
     stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total)
@@ -91,7 +100,9 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
         with from_render or contextlib.nullcontext():
             records = run.predict(candidates, request.judge, engine,
                                   resume=target.index.recorded if target is not None else None, stats=stats,
-                                  on_progress=from_render.update if from_render else None)
+                                  on_progress=from_render.update if from_render else None,
+                                  heatmaps=request.outputs.heatmaps,
+                                  thumbnails=_thumbnails(request))
             for record in records:
                 outs.write(record)
                 if record.verdict == "error" and not outs.table_on_screen:
@@ -101,6 +112,48 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     finally:
         outs.close()
     return stopped
+
+
+def _abandon(target: ResultsFile | None, report: ReportSink | None) -> None:
+    """Before any record: leave the -o file as it was, and write no report."""
+    if target is not None:
+        target.abandon()
+    if report is not None:
+        report.writer.abandon()
+
+
+def _with_localise(request: ScanRequest) -> ScanRequest:
+    """--heatmaps implies --localise; both need the model."""
+    outputs, judge = request.outputs, request.judge
+    if outputs.heatmaps is not None and not judge.localise:
+        request = replace(request, judge=replace(judge, localise=True))
+    if outputs.no_model and request.judge.localise:
+        raise FakevlmError("--localise and --heatmaps need the model: drop --no-model")
+    return request
+
+
+def _thumbnails(request: ScanRequest) -> int:
+    if request.outputs.report is None:
+        return 0
+    from fakevlm_cli.report import THUMBNAIL_SIZE
+
+    return THUMBNAIL_SIZE
+
+
+def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink | None:
+    """The --report sink, its file checked before any work (never an input, never the -o file, never a file
+    that is not a fakevlm report unless --force). The report module is imported only when asked for."""
+    path = request.outputs.report
+    if path is None:
+        return None
+    from fakevlm_cli.report import ReportSink, check_target
+    if target is not None and path.resolve() == Path(target.path).resolve():
+        raise FakevlmError(f"{path}: --report and -o name the same file")
+    check_target(path, force=request.outputs.force,
+                 inputs=[Path(p) for p in request.inputs.paths if p != "-" and Path(p).is_file()])
+    names = [p for p in request.inputs.paths if p != "-"]
+    source = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") or "stdin"
+    return ReportSink(path, source=source, title="fakevlm scan")
 
 
 def _results_file(request: ScanRequest) -> ResultsFile | None:
