@@ -199,13 +199,38 @@ def eval_tables(run) -> list:
         out.append(_auc_line(run.metrics["overall"]))
     if run.paper:
         out.append(_paper_table(run))
-    return out + [plain(n, style="dim") for n in _eval_notes(run.metrics)]
+    if run.metrics.get("localisation", {}).get("n"):
+        out.append(_localisation_table(run.metrics["localisation"]))
+    notes = [n for n in run.loaded.notes if n.startswith(("localisation over", "text metrics"))]
+    return out + [plain(n, style="dim") for n in [*notes, *_eval_notes(run.metrics)]]
+
+
+def _localisation_table(scores: dict) -> Table:
+    """--localise: pointing game and energy inside the human boxes, the model's maps beside the centre prior."""
+    methods = ", ".join(scores.get("methods") or []) or "no map"
+    table = Table(title=plain(f"localisation · {scores['n']} images with boxes ({methods})"), title_justify="left")
+    for header in ("", "pointing game", "energy in boxes"):
+        table.add_column(header, justify="left" if not header else "right")
+    table.add_row("model's maps", _cell(scores["pointing_game"], "{:.3f}"), _cell(scores["energy_in_boxes"], "{:.3f}"))
+    prior = scores["centre_prior"]
+    table.add_row("centre prior", _cell(prior["pointing_game"], "{:.3f}"), _cell(prior["energy_in_boxes"], "{:.3f}"))
+    extra = []
+    if scores.get("n_without_map"):
+        extra.append(f"{scores['n_without_map']} without a map (counted as misses)")
+    if scores.get("n_boxes_outside_crop"):
+        extra.append(f"{scores['n_boxes_outside_crop']} with every box outside the centre crop the model saw")
+    if extra:
+        table.caption = "; ".join(extra)
+    return table
 
 
 def _metrics_table(run) -> Table:
     metrics = run.metrics
     text = metrics["overall"].get("text")
-    table = Table(title=plain(f"{run.request.args.bench} · {len(run.loaded.items)} items"), title_justify="left")
+    scored = sum(1 for item in run.loaded.items if getattr(item, "scored", True))
+    extra = len(run.loaded.items) - scored
+    title = f"{run.request.args.bench} · {scored} items" + (f" (+{extra} for localisation only)" if extra else "")
+    table = Table(title=plain(title), title_justify="left")
     table.add_column("category", no_wrap=True, min_width=7)
     for _, header, _ in _EVAL_COLUMNS:
         table.add_column(header, justify="right")

@@ -21,7 +21,7 @@ import orjson
 from fakevlm_cli import __version__, run
 from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
-from fakevlm_cli.datasets.metrics import Prediction, evaluate
+from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
@@ -71,7 +71,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
         if path is not None:
             check_writable(path)
     loaded = load_bench(args.bench, args.data, annotations=args.annotations, frames=args.frames,
-                        categories=args.categories, limit=args.limit)
+                        categories=args.categories, limit=args.limit, localise=judge.localise)
     if not loaded.items:
         raise DatasetError(f"{args.data}: no {args.bench} items to evaluate"
                            + (f" ({len(loaded.missing)} images missing)" if loaded.missing else ""))
@@ -80,8 +80,11 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
         model = next((r.model for r in records if r.model), None)
     else:
         records, model = _predict(request, loaded.items, diag, env)
-    preds = [_prediction(item, record, args.verdict_from) for item, record in zip(loaded.items, records, strict=True)]
+    pairs = list(zip(loaded.items, records, strict=True))
+    preds = [_prediction(item, record, args.verdict_from) for item, record in pairs if item.scored]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
+    if judge.localise:
+        metrics["localisation"] = _localisation(pairs, loaded, args.bench)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
     paper = compare(paper_bench, metrics) if paper_bench else []
     return EvalRun(request=request, loaded=loaded, metrics=metrics, paper=paper, paper_bench=paper_bench,
@@ -111,6 +114,19 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
         if sink is not None:
             sink.close()
     return records, {**engine.info.to_dict(), "pixels": request.judge.pixels}
+
+
+def _localisation(pairs: list[tuple[BenchItem, Record]], loaded: LoadResult, bench: str) -> dict:
+    """--localise: the maps against the benchmark's human boxes (LOKI's regional problems), beside the centre
+    prior; a benchmark without boxes gets its maps in the predictions and a note here."""
+    boxed = [(record.localisation, item.boxes) for item, record in pairs if item.boxes]
+    if not boxed:
+        note = f"{bench} has no boxes: the maps are in the predictions, nothing to score them against"
+        loaded.notes.append(note)
+        return {"n": 0, "note": note}
+    scores = localisation(boxed)
+    scores["n_scored_items"] = sum(1 for item, _ in pairs if item.scored)
+    return scores
 
 
 def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:

@@ -239,6 +239,53 @@ def _text_summary(preds: Sequence[Prediction], scores: Iterable[dict[str, float]
     return summary
 
 
+# ------------------------------------------------------------------------------------------ localisation
+
+
+def localisation(maps: Sequence[tuple[dict | None, Sequence[Sequence[float]]]]) -> dict[str, Any]:
+    """Relevance maps against human boxes: (the record's `localisation`, or None where no map was made; the
+    item's boxes as (x0, y0, x1, y1)) per annotated image.
+
+    * ``pointing_game``: share of images whose map's maximum falls in a box (half a cell of tolerance); an image
+      without a map counts as a miss, as an unknown verdict counts as wrong.
+    * ``energy_in_boxes``: mean share of each map's positive mass inside the boxes (images with a map).
+    * ``centre_prior``: the same two for a centred Gaussian on the same grid and crop: what a map that knows
+      nothing about the image scores.
+    * ``n_boxes_outside_crop``: images whose boxes all lie outside the centre crop the model saw (no map can hit
+      them; they stay in the counts).
+    """
+    from fakevlm_cli import localise
+
+    hits: list[bool] = []
+    prior_hits: list[bool] = []
+    energy: list[float] = []
+    prior_energy: list[float] = []
+    without, outside = 0, 0
+    for loc, boxes in maps:
+        if not loc or not loc.get("grid"):
+            without += 1
+            hits.append(False)
+            continue
+        grid, crop = loc["grid"], loc["crop"]
+        if all(b[2] <= crop[0] or b[0] >= crop[2] or b[3] <= crop[1] or b[1] >= crop[3] for b in boxes):
+            outside += 1
+        prior = localise.centre_prior((len(grid), len(grid[0])))
+        hits.append(localise.pointing_hit(grid, crop, boxes))
+        prior_hits.append(localise.pointing_hit(prior, crop, boxes))
+        for values, target in ((grid, energy), (prior, prior_energy)):
+            share = localise.energy_inside(values, crop, boxes)
+            if share is not None:
+                target.append(share)
+
+    def mean(values: list) -> float | None:
+        return math.fsum(values) / len(values) if values else None
+
+    methods = sorted({str(loc.get("method")) for loc, _ in maps if loc})
+    return {"n": len(maps), "n_without_map": without, "n_boxes_outside_crop": outside, "methods": methods,
+            "pointing_game": mean(hits), "energy_in_boxes": mean(energy),
+            "centre_prior": {"pointing_game": mean(prior_hits), "energy_in_boxes": mean(prior_energy)}}
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
