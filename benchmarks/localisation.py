@@ -147,8 +147,18 @@ def main(argv=None) -> int:
     from fakevlm_cli.engine import Engine
     from fakevlm_cli.options import EngineOptions
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    engine = Engine.load(EngineOptions(model=str(toy.cached_toy_fakevlm()), device="cpu", dtype="float32"))
+    try:
+        engine = Engine.load(EngineOptions(model=str(toy.cached_toy_fakevlm()), device="cpu", dtype="float32"))
+        return _measure_all(engine, args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure_all(engine, args) -> int:
+    import torch
+
     toys = [toy.toy_image(SEED_BASE + i, True) for i in range(args.fakes)]
     pixels = [engine.preprocess(t.image) for t in toys]
     answers = engine.verdicts(pixels)

@@ -229,3 +229,18 @@ def test_describe_regions_and_measures():
 def test_a_map_with_nothing_positive_has_no_regions():
     loc = localise.describe(-np.ones((3, 3)), method="gradient", image_size=(30, 30), crop=(0, 0, 30, 30))
     assert loc["regions"] == [] and loc["scale"] == 1.0
+
+
+def test_the_faithfulness_benchmark_runs(tmp_path):
+    """benchmarks/localisation.py (docs/localisation.md's numbers): its pieces run and report every method."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import localisation as bench
+
+    out = tmp_path / "loc.json"
+    assert bench.main(["--fakes", "2", "--random-orders", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["method"] for r in doc["rows"]] == [*relevance.METHODS, "gradient-x-input", "random", "centre prior"]
+    assert doc["paired"]["best"] in relevance.METHODS and len(doc["paired"]["against"]) == 2

@@ -229,3 +229,16 @@ def test_thumbnail_size_option(size, tmp_path):
         assert max(Image.open(BytesIO(base64.b64decode(thumb))).size) == size
     else:
         assert thumb is None
+
+
+def test_report_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    results = write_jsonl(tmp_path / "r.jsonl", [record("a.jpg")])
+    code = ("import sys\nfrom fakevlm_cli.cli import main\n"
+            f"sys.argv = ['fakevlm', 'report', {str(results)!r}, '-o', {str(tmp_path / 'r.html')!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+            "print('LOADED', [m for m in ('torch', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out and (tmp_path / "r.html").exists()
