@@ -27,7 +27,7 @@ torch is imported inside functions only; the engine (engine.py) calls in here wi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +59,8 @@ def geometry(model) -> Geometry:
 
 
 def occlusion_block(grid: int) -> int:
-    """Side of an occlusion block in patches: at most 12 × 12 blocks (144 variants on LLaVA's 24 × 24 grid),
-    one patch each on small grids."""
+    """Side of an occlusion block in patches: 2 on LLaVA's 24 × 24 grid (windows of 2 × 2 blocks sliding by a
+    block: 11 × 11 = 121 variants), one patch on grids of 12 or fewer."""
     return max(1, math.ceil(grid / 12))
 
 
@@ -76,10 +76,14 @@ def log_odds(engine, pixels: torch.Tensor, prefix: tuple[int, ...]) -> torch.Ten
     return logits[:, engine._fake_id] - logits[:, engine._real_id]
 
 
-def _chunked_log_odds(engine, variants: torch.Tensor, prefix: tuple[int, ...], chunk: int) -> torch.Tensor:
+def _chunked_log_odds(engine, variant: Callable[[int], torch.Tensor], count: int, prefix: tuple[int, ...],
+                      chunk: int) -> torch.Tensor:
+    """log_odds of `count` pixel variants, `variant(i)` each, made and scored `chunk` at a time: neither the
+    model nor the CPU ever holds more than one chunk of them."""
     import torch
 
-    parts = [log_odds(engine, variants[i:i + chunk], prefix).cpu() for i in range(0, variants.shape[0], chunk)]
+    parts = [log_odds(engine, torch.stack([variant(i) for i in range(start, min(count, start + chunk))]), prefix).cpu()
+             for start in range(0, count, chunk)]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
@@ -134,12 +138,16 @@ def occlusion(engine, pixel: torch.Tensor, prefix: tuple[int, ...], *, chunk: in
     if starts[-1] != geo.grid - window:
         starts.append(geo.grid - window)
     boxes = [(r, c) for r in starts for c in starts]
-    variants = pixel.expand(len(boxes), *pixel.shape).clone()
-    for i, (r, c) in enumerate(boxes):
+
+    def variant(i: int) -> torch.Tensor:
+        r, c = boxes[i]
         y0, y1, x0, x1 = r * geo.patch, (r + window) * geo.patch, c * geo.patch, (c + window) * geo.patch
-        variants[i, :, y0:y1, x0:x1] = base[:, y0:y1, x0:x1]
+        out = pixel.clone()
+        out[:, y0:y1, x0:x1] = base[:, y0:y1, x0:x1]
+        return out
+
     full = float(log_odds(engine, pixel[None], prefix)[0])
-    scores = _chunked_log_odds(engine, variants, prefix, chunk)
+    scores = _chunked_log_odds(engine, variant, len(boxes), prefix, chunk)
     total = np.zeros((geo.grid, geo.grid), dtype=np.float64)
     covered = np.zeros((geo.grid, geo.grid), dtype=np.float64)
     for (r, c), score in zip(boxes, scores.tolist(), strict=True):
@@ -262,12 +270,12 @@ def curves(engine, pixel: torch.Tensor, prefix: tuple[int, ...], order: Sequence
     base = baseline_of(pixel, geo)
     n = geo.grid * geo.grid
     counts = sorted({round(n * i / steps) for i in range(steps + 1)})
-    deleted, inserted = [], []
-    for k in counts:
-        mask = _patch_mask(geo, order[:k])
-        deleted.append(torch.where(mask, base, pixel))
-        inserted.append(torch.where(mask, pixel, base))
-    scores = _chunked_log_odds(engine, torch.stack(deleted + inserted), prefix, chunk)
+
+    def variant(i: int) -> torch.Tensor:  # deletions first, then insertions
+        mask = _patch_mask(geo, order[:counts[i % len(counts)]])
+        return torch.where(mask, base, pixel) if i < len(counts) else torch.where(mask, pixel, base)
+
+    scores = _chunked_log_odds(engine, variant, 2 * len(counts), prefix, chunk)
     p = torch.sigmoid(scores).tolist()
     return p[: len(counts)], p[len(counts):]
 
