@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pathlib
 
-from . import c2pa, exif, png, xmp
+from . import c2pa, exif, jpeg, png, xmp
 from ._common import clip
 from .types import SIGNALS, Evidence, MetadataReport, Signal
 
@@ -27,6 +27,8 @@ def _readers(data: bytes, fmt: str):
         return
     if fmt in EXIF_FORMATS:
         yield "exif", lambda report: exif.read(data, fmt, report)
+    if fmt in ("JPEG", "MPO"):
+        yield "jpeg", lambda report: jpeg.read(data, fmt, report)
     if fmt == "PNG":
         yield "png", lambda report: png.read(data, report)  # also reads the PNG's XMP (iTXt)
     else:
