@@ -433,8 +433,8 @@ def describe_thumbnail(check: ThumbnailCheck) -> Evidence:
     else:
         text = (f"the EXIF thumbnail ({tw}×{th}) shows different content than the image (largest difference: "
                 f"{check.region}; correlation {check.correlation:.2f}): the picture was changed after the "
-                "thumbnail was written, the metadata came from another photo, or the image data is damaged. Says nothing "
-                "about AI")
+                "thumbnail was written, the metadata came from another photo, or the image data is damaged. Says "
+                "nothing about AI")
     return Evidence("jpeg", "thumbnail", clip(text, 300), "edited")
 
 
