@@ -193,3 +193,15 @@ def test_thumbnail_claiming_a_huge_size_is_not_decoded(tmp_path):
     scene().save(path, "JPEG", exif=exif_with_thumbnail(bytes(thumb)))
     item, report = _thumbnail_item(path)
     assert item is None and report.notes == []
+
+
+def test_exif_without_ifd1_costs_no_second_exif_pass(tmp_path, monkeypatch):
+    """Most EXIF has no IFD1 (Pillow, phones' edits, web tools): the thumbnail search stops at the TIFF header."""
+    from factories import camera_jpeg
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("exifread was asked for a thumbnail that IFD0 says is not there")
+
+    path = camera_jpeg(tmp_path / "cam.jpg")
+    monkeypatch.setattr(jpeg.exifread, "process_file", refuse)
+    assert jpeg.exif_thumbnail(path.read_bytes()) is None
