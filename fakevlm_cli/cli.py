@@ -44,6 +44,24 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class Band(click.ParamType):
+    """Two probabilities LO,HI with 0 <= LO < HI <= 1, e.g. 0.3,0.7 (a percent sign is allowed: 30%,70%)."""
+
+    name = "band"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace(" ", "").split(",")
+        try:
+            lo, hi = (float(p[:-1]) / 100 if p.endswith("%") else float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not LO,HI (example: 0.3,0.7)", param, ctx)
+        if not 0 <= lo < hi <= 1:
+            self.fail(f"{value!r}: needs 0 <= LO < HI <= 1", param, ctx)
+        return (lo, hi)
+
+
 _PATH_KINDS = {
     "path": {"dir_okay": False},
     "existing-file": {"exists": True, "dir_okay": False},
@@ -85,6 +103,8 @@ def _click_type(f) -> Any:
         return click.File("rb")
     if kind == "bytesize":
         return ByteSize()
+    if kind == "band":
+        return Band()
     if "choices" in meta:
         return click.Choice(meta["choices"])
     if "range" in meta:

@@ -78,10 +78,11 @@ class Inspector:
     """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions, *, read_metadata: bool = True,
-                 resume=None, model_info: dict | None = None):
+                 resume=None, model_info: dict | None = None, trust_anchors: str | None = None):
         self.engine = engine
         self.options = options
         self.read_metadata = read_metadata
+        self.trust_anchors = trust_anchors  # PEM bundle C2PA signers are checked against (--trust-anchors)
         self.resume = resume or {}
         self.model_info = model_info
         self.memory = MemoryBudget(options.max_memory or default_max_memory())
@@ -179,7 +180,7 @@ class Inspector:
         if not self.read_metadata:
             return
         record = job.record
-        report = collect(path, data, fmt)
+        report = collect(path, data, fmt, trust_anchors=self.trust_anchors)
         job.evidence = report.items
         record.evidence = [e.to_dict() for e in report.items]
         record.exif = report.exif
@@ -211,7 +212,7 @@ class Inspector:
         if self._seen_before(record, earlier):
             raise _Unrecorded()
         if self.read_metadata:
-            report = read_container(fh.reader(), fmt)
+            report = read_container(fh.reader(), fmt, trust_anchors=self.trust_anchors)
             job.evidence = report.items
             record.evidence = [e.to_dict() for e in report.items]
             record.notes += report.notes

@@ -43,7 +43,7 @@ def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:  # noqa: A002
     """Declare one option: a dataclass field whose metadata says how the command line spells and parses it.
 
     spec keys: choices, range=(lo, hi), kind ("flag", "path", "dir", "existing-path", "existing-file",
-    "existing-dir", "rfile", "bytesize", "argument", "arguments"), multiple, envvar, metavar, show_default,
+    "existing-dir", "rfile", "bytesize", "band", "argument", "arguments"), multiple, envvar, metavar, show_default,
     parse (a function applied to the parsed value).
     """
     return field(default=default, metadata={"flags": flags, "help": help, **spec})
@@ -106,6 +106,18 @@ class JudgeOptions:
                                  help="Memory the loader threads may use at once to read and decode files, e.g. 4G "
                                       "(default: a quarter of RAM, at least 1G); a file that alone needs more is "
                                       "an error record.")
+    calibration: Path | None = opt(None, "--calibration", kind="existing-file", metavar="FILE",
+                                   help="Apply a calibration made by `eval --fit-calibration`: its threshold (for "
+                                        "its target false-positive rate), calibrated P(fake) and inconclusive "
+                                        "band; refused if fitted for another model, processor or prompt.")
+    inconclusive: tuple[float, float] | None = opt(None, "--inconclusive", kind="band", metavar="LO,HI",
+                                                   help="No model verdict for P(fake) in [LO, HI) (calibrated "
+                                                        "P(fake) with --calibration): the record says inconclusive "
+                                                        "(verdict unknown). Must contain the threshold.")
+    trust_anchors: Path | None = opt(None, "--trust-anchors", kind="existing-file", metavar="PEM",
+                                     help="C2PA: a signer whose certificate chains to one in this PEM bundle is "
+                                          "reported trusted, any other untrusted (checked offline; without it: "
+                                          "unknown).")
 
     @property
     def loader_threads(self) -> int:
@@ -190,6 +202,12 @@ class EvalArgs:
                                    help="Write per-item predictions as JSONL (the scan record schema).")
     from_predictions: Path | None = opt(None, "--from-predictions", kind="existing-file",
                                         help="Re-score a predictions file instead of running the model.")
+    fit_calibration: Path | None = opt(None, "--fit-calibration", kind="path", metavar="FILE",
+                                       help="Fit a calibration on this labelled set (a threshold for --target-fpr "
+                                            "and a calibrated P(fake)) and save it for scan/explain --calibration.")
+    target_fpr: float = opt(0.01, "--target-fpr", range=(0.0, 0.5),
+                            help="With --fit-calibration: the false-positive rate (real images judged fake) the "
+                                 "threshold is fitted for.")
     compare_to: str | None = opt(None, "--compare-to", choices=PAPER_ROWS,
                                  help="Paper figures to print beside ours (default: the benchmark's own; "
                                       "folder: none).")
@@ -232,7 +250,7 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "eval": CommandSpec(
         EvalRequest, (("args", EvalArgs), ("judge", JudgeOptions), ("engine", EngineOptions)),
-        exclude=frozenset({"max_memory"}),
+        exclude=frozenset({"max_memory", "trust_anchors"}),  # eval reads no metadata
         defaults={"pixels": "upstream"},  # eval measures what the paper measured: upstream's pixels
         flags={"video_frames": ("--video-frames",), "video_fps": ("--video-fps",)},  # --frames: DD-VQA's folder
     ),

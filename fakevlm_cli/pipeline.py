@@ -19,9 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from fakevlm_cli.calibration import Decision
 from fakevlm_cli.engine_types import Answer
 from fakevlm_cli.fusion import fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
@@ -48,6 +49,7 @@ class ScanStats:
     started: float = field(default_factory=time.perf_counter)
     model_seconds: float = 0.0
     model_images: int = 0
+    inconclusive: int = 0  # records whose P(fake) fell in the --inconclusive band (counted as unknown too)
 
     @property
     def elapsed(self) -> float:
@@ -62,18 +64,23 @@ class Scanner:
     """Runs one scan. `engine` None means metadata only (torch is never imported).
 
     `resume` maps files already recorded (see results_file.ResumeIndex) to their hashes; `read_metadata`
-    False judges the pixels alone (eval).
+    False judges the pixels alone (eval). `decision` turns P(fake) into the model's verdict (default: P(fake)
+    >= options.threshold; run.prepare builds one from --calibration and --inconclusive); `trust_anchors` is
+    the PEM bundle C2PA signers are checked against.
     """
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
-                 on_progress: Callable[[ScanStats], None] | None = None):
+                 on_progress: Callable[[ScanStats], None] | None = None, decision: Decision | None = None,
+                 trust_anchors: str | None = None):
         self.engine = engine
+        self.decision = decision or Decision(threshold=options.threshold)
+        options = replace(options, threshold=self.decision.threshold)  # the threshold records carry
         self.options = options
         model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
                                                   "fast_decode": options.fast_decode}
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
-                                   model_info=model_info)
+                                   model_info=model_info, trust_anchors=trust_anchors)
         self.stats = ScanStats(changed=self.inspector.changed)
         self.on_progress = on_progress
 
@@ -145,12 +152,15 @@ class Scanner:
                                         "metadata alone")
                 else:
                     record.verdict, record.error = "error", job.pixel_error
+            if self.engine is not None:
+                record.calibration = self.decision.summary()
             if record.verdict != "error":
-                fused = fuse(record.model_verdict, record.p_fake, job.evidence)
+                fused = fuse_record(record, job.evidence, self.decision)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
             job.pixels = []
             self.stats.verdicts[record.verdict] += 1
+            self.stats.inconclusive += record.inconclusive and record.verdict == "unknown"
             self._progress()
             yield record
 
@@ -241,12 +251,29 @@ class Scanner:
                                 f"{self._model.verdict_steps} tokens")
         else:
             record.p_fake = round(float(answer.p_fake), 6)
-            record.model_verdict = "fake" if answer.p_fake >= self.options.threshold else "real"
+            apply_decision(record, self.decision)
         if answer.text is not None:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
 
 
+
+def apply_decision(record: Record, decision: Decision) -> None:
+    """The model's verdict from the record's (rounded) P(fake): threshold, calibrated P(fake), inconclusive band.
+    Also used on records read back from a predictions file (eval --from-predictions --calibration)."""
+    if record.p_fake is None:
+        return
+    judged = decision.judge(record.p_fake)
+    record.model_verdict, record.calibrated_p_fake = judged.verdict, judged.calibrated
+    record.inconclusive = judged.inconclusive
+    record.threshold = decision.threshold
+
+
+def fuse_record(record: Record, evidence: list, decision: Decision):
+    """fusion.fuse for a record judged under `decision` (the probability shown, the band when inconclusive)."""
+    shown = record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
+    return fuse(record.model_verdict, shown, evidence, calibrated=record.calibrated_p_fake is not None,
+                inconclusive=decision.band if record.inconclusive else None)
 
 
 class _Feeder:

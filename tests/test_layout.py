@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 LAYERS = {
     0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
         "video"],
-    1: ["options", "record"],
+    1: ["options", "record", "calibration"],
     2: ["images", "output", "fusion", "results_file"],
     3: ["loader", "loading", "render", "datasets", "bench"],
     4: ["engine", "pipeline", "sinks"],

@@ -11,16 +11,19 @@ from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
 
 def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None = None) -> int:
-    """Exit 0 (real or unknown), 1 (fake); a file that cannot be judged is an error (2)."""
+    """Exit 0 (real, unknown or inconclusive), 1 (fake); a file that cannot be judged is an error (2)."""
     env = env or Environment.detect()
     image = request.args.image
     try:  # a bad file is reported before the (slow) model load
         check_media(image, request.judge.max_pixels)
     except ImageError as exc:
         raise FakevlmError(f"{image}: {exc}") from None
+    prepared = run.prepare(request.judge)
     outs = explain_outputs(env, as_json=request.args.as_json)
     engine = run.load_engine(request.engine, notify=diag.note)
-    (record,) = run.predict([Candidate(path=image, explicit=True)], request.judge, engine)
+    for notice in run.check_model(prepared, engine, request.judge):
+        diag.note(notice)
+    (record,) = run.predict([Candidate(path=image, explicit=True)], request.judge, engine, prepared=prepared)
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
     try:

@@ -31,6 +31,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
     if outputs.quiet:
         silence_libraries()
+    prepared = run.prepare(judge, uses_model=not outputs.no_model)  # --calibration, --trust-anchors: checked first
     target = _results_file(request)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
@@ -44,19 +45,28 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes
             candidates = list(candidates)
             total = len(candidates)
-        engine = None if outputs.no_model else run.load_engine(
-            request.engine, notify=None if outputs.quiet else diag.note)
+        engine = None if outputs.no_model else _load_engine(request, prepared, diag)
         outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
     except BaseException:
         if target is not None:
             target.abandon()
         raise
     stats = ScanStats()
-    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total)
+    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total, prepared=prepared)
     _summary(stats, discovery, outs, diag, stopped is not None, target)
     if stopped is not None:
         return interrupted_code(stopped)
     return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+def _load_engine(request: ScanRequest, prepared: run.Prepared, diag: Diagnostics):
+    """The model, and a --calibration checked against it (refused for another model, processor or prompt)."""
+    quiet = request.outputs.quiet
+    engine = run.load_engine(request.engine, notify=None if quiet else diag.note)
+    for notice in run.check_model(prepared, engine, request.judge):
+        if not quiet:
+            diag.note(notice)
+    return engine
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
@@ -80,7 +90,8 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
-               diag: Diagnostics, total: int | None) -> KeyboardInterrupt | None:
+               diag: Diagnostics, total: int | None, prepared: run.Prepared | None = None
+               ) -> KeyboardInterrupt | None:
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
     from_render = None
     if total is not None and outs.live is not None:
@@ -92,7 +103,7 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
         with from_render or contextlib.nullcontext():
             records = run.predict(candidates, request.judge, engine,
                                   resume=target.index.recorded if target is not None else None, stats=stats,
-                                  on_progress=from_render.update if from_render else None)
+                                  on_progress=from_render.update if from_render else None, prepared=prepared)
             for record in records:
                 outs.write(record)
                 if record.verdict == "error" and not outs.table_on_screen:
