@@ -3,10 +3,12 @@
 What `scripts/eval.py` of opendatalab/FakeVLM does per batch (see that file, and issue #5 here):
 
 * the raw prompt ``<image>Does the image looks real/fake?`` for every image, no chat wrapper;
-* prompts and images go through the processor together with ``padding="max_length", max_length=1024``
-  (so every row is 1,024 tokens whatever its real length; right padding unless told otherwise);
+* prompts and images go through the processor together with ``padding="max_length", max_length=1024``, its
+  ``<image>`` one id that the model expands to 576 image tokens: every row is 1,599 positions whatever its
+  real length (595), padded on the left as llava-hf's tokenizer does;
 * ``model.generate(max_new_tokens=256)``, greedy, batch size 16;
-* the new tokens are decoded and the verdict is a substring test that checks "real" before "fake" and falls
+* the whole sequence is decoded, cut after its last "?", and the verdict is a substring test on the first
+  "."-sentence, then the second, that checks "real" before "fake" and falls
   back to a random label.
 
 The function is written against the same model and processor objects the engine wraps, so both sides of
@@ -26,12 +28,15 @@ UPSTREAM_MAX_NEW_TOKENS = 256
 
 
 def upstream_parse(text: str, rng: random.Random) -> int:
-    """Their verdict parse, defects included: label 1 = real, 0 = fake; "real" wins; else a coin toss."""
-    lowered = text.lower()
-    if "real" in lowered:
-        return 1
-    if "fake" in lowered:
-        return 0
+    """Their verdict parse, defects included (label 1 = real, 0 = fake): the text after the last "?", its
+    first "."-sentence then its second; in each, "real" before "fake"; else a coin toss."""
+    sentences = text.split("?")[-1].split(".")
+    for sentence in sentences[:2]:
+        lowered = sentence.lower()
+        if "real" in lowered:
+            return 1
+        if "fake" in lowered:
+            return 0
     return rng.choice([0, 1])
 
 
@@ -48,7 +53,7 @@ class BaselineResult:
 
 def upstream_eval_loop(model, processor, images: Sequence, *, batch_size: int = UPSTREAM_BATCH,
                        max_new_tokens: int = UPSTREAM_MAX_NEW_TOKENS, max_length: int = UPSTREAM_MAX_LENGTH,
-                       padding_side: str = "right", seed: int = 0) -> BaselineResult:
+                       padding_side: str = "left", seed: int = 0) -> BaselineResult:
     """Run the upstream loop over PIL `images` and return texts, labels and token counts."""
     import time
 
@@ -69,8 +74,12 @@ def upstream_eval_loop(model, processor, images: Sequence, *, batch_size: int = 
         for start in range(0, len(images), batch_size):
             chunk = list(images[start:start + batch_size])
             t0 = time.perf_counter()
+            # transformers 4.45's llava-1.5 processor had no patch size: it padded 1,024 ids holding one <image>
+            # id, which the model then expanded to its image tokens (576): 1,599 positions. This processor
+            # expands before padding, so it pads to the same 1,599.
+            positions = max_length + int(model.config.image_seq_length) - 1
             inputs = processor(images=chunk, text=[UPSTREAM_PROMPT] * len(chunk), return_tensors="pt",
-                               padding="max_length", max_length=max_length)
+                               padding="max_length", max_length=positions)
             inputs = {k: (v.to(device, dtype) if k == "pixel_values" else v.to(device)) for k, v in inputs.items()}
             sync()
             t1 = time.perf_counter()
@@ -83,7 +92,7 @@ def upstream_eval_loop(model, processor, images: Sequence, *, batch_size: int = 
             result.prompt_tokens = n_in
             new = out[:, n_in:]
             result.new_tokens.append(int(new.shape[1]))
-            for text in processor.batch_decode(new, skip_special_tokens=True):
+            for text in processor.batch_decode(out, skip_special_tokens=True):  # prompt included, as upstream
                 result.texts.append(text)
                 result.labels.append(upstream_parse(text, rng))
             result.prep_seconds += t1 - t0

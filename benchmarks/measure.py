@@ -27,13 +27,62 @@ def timed(fn, sync=None) -> tuple[float, object]:
 
 
 def best_of(fn, repeats: int, *, sync=None) -> tuple[float, list[float]]:
-    """Run `fn` `repeats` times; return (best seconds, all seconds).
-
-    Best-of is used for in-process throughput because this is a shared 2-core VM: other processes only ever
-    make a run slower, so the minimum is the least-disturbed estimate. All times go into the JSON.
-    """
+    """Run `fn` `repeats` times; return (best seconds, all seconds). Only for single-sided costs (a stage's
+    milliseconds); comparisons go through `paired_rounds`."""
     times = [timed(fn, sync)[0] for _ in range(max(1, repeats))]
     return min(times), times
+
+
+def paired_rounds(sides: dict, rounds: int, *, sync=None, log=None) -> dict:
+    """Time every side once per round, back to back, the order rotating from round to round.
+
+    `sides` maps a name to a function returning the number of items it handled (or a dict with ``items``
+    and, for a side that runs in another process, its own ``wall_s`` and ``cpu_s``). Returns per side and
+    round: items, wall seconds and CPU seconds (this process's, children included). A comparison divides the
+    two sides' throughputs *within each round* (`ratio`), so load that comes and goes on a shared machine
+    lands on both sides of every ratio instead of on one side of a best-of.
+    """
+    names = list(sides)
+    out: dict = {name: [] for name in names}
+    for r in range(max(1, rounds)):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            if log:
+                log(f"  round {r + 1}/{rounds}: {name}")
+            cpu0 = _cpu_seconds()
+            wall, result = timed(sides[name], sync)
+            cpu = _cpu_seconds() - cpu0
+            entry = {"items": result, "wall_s": wall, "cpu_s": cpu}
+            if isinstance(result, dict):
+                entry = {"items": result["items"], "wall_s": result.get("wall_s", wall),
+                         "cpu_s": result.get("cpu_s", cpu), "extra": result}
+            out[name].append(entry)
+    return out
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def throughput(entry: dict) -> float:
+    return entry["items"] / entry["wall_s"] if entry["wall_s"] > 0 else float("nan")
+
+
+def ratio(rounds: dict, ours: str, reference: str) -> dict:
+    """Per-round throughput ratio ours / reference: the median and the spread (min, max) over rounds."""
+    values = [throughput(a) / throughput(b) for a, b in zip(rounds[ours], rounds[reference], strict=True)]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
+
+
+def rate(rounds: dict, name: str) -> dict:
+    """Median items/s of one side over its rounds, with CPU seconds per item beside it."""
+    entries = rounds[name]
+    return {"median": statistics.median(throughput(e) for e in entries),
+            "cpu_ms_per_item": 1000 * statistics.median(e["cpu_s"] / max(1, e["items"]) for e in entries),
+            "rounds": [throughput(e) for e in entries]}
 
 
 def cuda_sync_for(device: str):

@@ -1,7 +1,8 @@
 """The models the benchmarks time: the tiny random LLaVA, or the full LLaVA-1.5-7B architecture.
 
-* ``tiny``: `fakevlm_cli.synthetic.build_tiny_llava` saved to a temp dir and loaded with `Engine.load`, the
-  way users load a checkpoint.
+* ``tiny``: `fakevlm_cli.synthetic.build_tiny_llava` at LLaVA-1.5's geometry (336 px, 576 image tokens, the
+  real prompt's length) and tiny widths, saved to a temp dir and loaded with `Engine.load`, the way users load
+  a checkpoint: so padding, prompt length and the processor's work weigh what they weigh on the real model.
 * ``llava-1.5-7b``: `llava_1_5_7b_config()` with random weights, built directly on the target device
   (``torch.device("cuda")`` as default device, so 7B parameters never get initialised on the CPU), in the
   chosen dtype, wrapped in `Engine(model, processor, info=...)`. Nothing is downloaded: the processor is the
@@ -64,7 +65,7 @@ def build_tiny_checkpoint(workdir: Path) -> Path:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    return build_tiny_llava(Path(workdir) / "tiny-llava")
+    return build_tiny_llava(Path(workdir) / "tiny-llava", image_size=336)  # LLaVA-1.5's 576 image tokens
 
 
 # Random weights never write "fake" or "real", so the free verdict search would always decode its full bound:
@@ -73,8 +74,19 @@ def build_tiny_checkpoint(workdir: Path) -> Path:
 RANDOM_PREFIX = "\nThis is a"
 
 
-def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = False) -> Built:
-    """Build the engine for `arch` on `device` in `dtype` (`shrink`: 2-layer 7B-width model, for tests)."""
+def equal_lengths(engine, max_new_tokens: int) -> None:
+    """Random weights end an answer at a random step: make every generation, ours and the upstream loop's,
+    write exactly `max_new_tokens` tokens (generation config's min_new_tokens), so that both sides of an
+    explain comparison do the same work."""
+    engine.model.generation_config.min_new_tokens = max_new_tokens
+
+
+def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = False,
+          max_new_tokens: int = 256) -> Built:
+    """Build the engine for `arch` on `device` in `dtype` (`shrink`: 2-layer 7B-width model, for tests).
+
+    The engine answers freely (as users run it); the score row forces the answer start itself, since random
+    weights state no verdict of their own (`rows_model._forced`)."""
     quiet()
     start = time.perf_counter()
     if arch == "tiny":
@@ -82,9 +94,11 @@ def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = F
         from fakevlm_cli.options import EngineOptions
 
         ckpt = build_tiny_checkpoint(workdir)
-        engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype, answer_prefix=RANDOM_PREFIX))
+        engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype))
+        equal_lengths(engine, max_new_tokens)
         params = sum(p.numel() for p in engine.model.parameters())
-        return Built(engine, ckpt, time.perf_counter() - start, params, "tiny random LLaVA via Engine.load")
+        return Built(engine, ckpt, time.perf_counter() - start, params,
+                     "tiny random LLaVA at LLaVA-1.5 geometry (336 px, 576 image tokens) via Engine.load")
     if arch == "llava-1.5-7b":
         engine = build_full_engine(device, dtype, workdir, shrink=shrink)
         params = sum(p.numel() for p in engine.model.parameters())
@@ -155,7 +169,9 @@ def build_full_engine(device: str, dtype: str, workdir: Path, *, shrink: bool = 
     model = build_full_model(config, device, dtype)
     info = ModelInfo(id="random:llava-1.5-7b" + ("-shrunk" if shrink else ""), revision=None, dtype=dtype,
                      quant="none", device=device)
-    return Engine(model, processor, info=info, answer_prefix=RANDOM_PREFIX)
+    engine = Engine(model, processor, info=info)
+    equal_lengths(engine, 256)
+    return engine
 
 
 def save_full_checkpoint(engine, out: Path) -> Path:

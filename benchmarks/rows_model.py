@@ -1,199 +1,150 @@
 """The ``score`` and ``explain`` rows: our engine paths against the upstream loop, on the same model and images.
 
-Both rows read one set of interleaved timings (`model_timings`), taken the first time either row asks.
+Both rows read one set of paired rounds (`model_rounds`), taken the first time either asks: every round runs
+every side once, back to back, in rotating order (`measure.paired_rounds`), and each comparison is the median
+of its per-round throughput ratios, with their spread. The sides:
+
+* ``upstream``   the upstream loop (`baseline.upstream_eval_loop`): 1,599 padded positions, batch 16,
+                 ``generate(max_new_tokens=256)``, text parsed;
+* ``upstream_1`` the same loop generating one new token: what upstream would cost if it only read a verdict,
+                 so the score ratio is not just "does not generate";
+* ``score/B``    `Engine.score` (preprocessing included) at batch B: one forward pass over the prompt and the
+                 forced answer start (random weights state no verdict of their own; a trained model's learnt
+                 lead-in costs the same one pass);
+* ``explain/B``  `Engine.explain` at batch B, ``max_new_tokens=256``: free greedy generation.
+
+Besides, the explain text is checked token for token against plain `model.generate`, and the decode step
+time is measured per batch size.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import statistics
 
 from benchmarks import measure
-from benchmarks.baseline import UPSTREAM_BATCH, UPSTREAM_MAX_LENGTH, upstream_eval_loop
-from benchmarks.context import IMAGE_SIZE, TARGETS, Ctx, chunks
+from benchmarks.baseline import UPSTREAM_BATCH, upstream_eval_loop
+from benchmarks.context import TARGETS, Ctx, chunks
 
-SCORE_BATCHES = (1, 8, 32)
+SCORE_BATCHES = (8, 32)
 EXPLAIN_BATCHES = (8, 16)
+STEP_BATCHES = (1, 8, 16)
 
 
-@contextmanager
-def generate_spy(model, steps: list):
-    """Record how many tokens each `model.generate` call produced (to say whether runs hit EOS early)."""
-    original = model.generate
-
-    def spy(*a, **kw):
-        out = original(*a, **kw)
-        seq = getattr(out, "sequences", out)
-        steps.append(int(seq.shape[1] - kw["input_ids"].shape[1]))
-        return out
-
-    model.generate = spy
-    try:
-        yield steps
-    finally:
-        del model.generate
-
-
-# ---- the shared timings -----------------------------------------------------------------------------------
-
-def model_timings(ctx: Ctx) -> dict:
-    """Time the upstream loop and our score / explain paths in interleaved rounds; shared by both rows.
-
-    Each round runs every measurement once (baseline, then ours at each batch size); the figure kept is each
-    measurement's best round. Interleaving spreads any disturbance from other work on a shared VM over both
-    sides of a comparison instead of landing on one of them.
-    """
+def model_rounds(ctx: Ctx) -> dict:
     if ctx.timings is None:
-        subsets = _image_subsets(ctx)
-        tasks = _timing_tasks(ctx, subsets)
-        _log_plan(ctx, subsets)
-        _warm_up(ctx, subsets)
-        ctx.timings = _interleaved_rounds(ctx, tasks)
-        ctx.timings["n"] = {name: len(images) for name, images in subsets.items()}
-        ctx.results["baseline"] = _baseline_results(ctx)
+        a, engine = ctx.args, ctx.engine
+        images = ctx.images[: a.images]
+        explain_images = ctx.images[: a.explain_images]
+        base = ctx.images[: a.baseline_images]
+        sides = {
+            "upstream": lambda: _count(upstream_eval_loop(engine.model, engine.processor, base,
+                                                          max_new_tokens=a.max_new_tokens)),
+            "upstream_1": lambda: _count(upstream_eval_loop(engine.model, engine.processor, base,
+                                                            max_new_tokens=1)),
+        }
+        forced = _forced(engine)
+        if "score" not in a.skip_set:
+            for b in SCORE_BATCHES:
+                sides[f"score/{b}"] = lambda b=b: len([p for c in chunks(images, b) for p in forced.score(c)])
+        if "explain" not in a.skip_set:
+            for b in EXPLAIN_BATCHES:
+                sides[f"explain/{b}"] = lambda b=b: len(
+                    [x for c in chunks(explain_images, b) for x in engine.explain(c, a.max_new_tokens)])
+        ctx.log(f"model: warm-up, then {a.repeats} paired rounds of {', '.join(sides)}")
+        forced.score(images[:2])  # untimed first calls: allocator, caches, first-call setup
+        engine.explain(explain_images[:2], 4)
+        ctx.timings = measure.paired_rounds(sides, a.repeats, sync=measure.cuda_sync_for(ctx.device), log=ctx.log)
+        ctx.results["model_rounds"] = ctx.timings
     return ctx.timings
 
 
-def _image_subsets(ctx: Ctx) -> dict:
-    a = ctx.args
-    return {"baseline": ctx.images[: a.baseline_images], "score": ctx.images[: a.images],
-            "explain": ctx.images[: a.explain_images]}
+def _count(result) -> int:
+    return len(result.texts)
 
 
-def _timing_tasks(ctx: Ctx, subsets: dict) -> dict:
-    a, engine = ctx.args, ctx.engine
-    base = subsets["baseline"]
-    tasks = {"baseline": lambda: upstream_eval_loop(engine.model, engine.processor, base,
-                                                    padding_side=a.padding_side, max_new_tokens=a.max_new_tokens)}
-    if "score" not in a.skip_set:
-        tasks.update(_score_tasks(engine, subsets["score"]))
-    if "explain" not in a.skip_set:
-        tasks.update(_explain_tasks(engine, subsets["explain"], a.max_new_tokens))
-    return tasks
+def _forced(engine):
+    """The engine with the answer start forced (see the module docstring), sharing its loaded model."""
+    from benchmarks.models import RANDOM_PREFIX
+    from fakevlm_cli.engine import Engine
 
-
-def _score_tasks(engine, images) -> dict:
-    pixels = [engine.preprocess(im) for im in images]
-    tasks = {}
-    for b in SCORE_BATCHES:
-        tasks[f"score/{b}"] = lambda b=b: [p for c in chunks(images, b) for p in engine.score(c)]
-        tasks[f"score_model/{b}"] = lambda b=b: [p for c in chunks(pixels, b) for p in engine.score_pixels(c)]
-    return tasks
-
-
-def _explain_tasks(engine, images, max_new_tokens: int) -> dict:
-    pixels = [engine.preprocess(im) for im in images]
-    tasks = {}
-    for b in EXPLAIN_BATCHES:
-        def explain(b=b):
-            steps: list = []
-            with generate_spy(engine.model, steps):
-                answers = [x for c in chunks(images, b) for x in engine.explain(c, max_new_tokens=max_new_tokens)]
-            return answers, steps
-
-        tasks[f"explain/{b}"] = explain
-        tasks[f"explain_model/{b}"] = lambda b=b: [
-            x for c in chunks(pixels, b) for x in engine.explain_pixels(c, max_new_tokens)]
-    return tasks
-
-
-def _log_plan(ctx: Ctx, subsets: dict) -> None:
-    a = ctx.args
-    ctx.log(f"model timings: {a.repeats} interleaved rounds of: baseline on {len(subsets['baseline'])} images "
-            f"(batch {UPSTREAM_BATCH}, pad to {UPSTREAM_MAX_LENGTH}, {a.max_new_tokens} new tokens, "
-            f"{a.padding_side} padding); score on {len(subsets['score'])}; explain on {len(subsets['explain'])}")
-
-
-def _warm_up(ctx: Ctx, subsets: dict) -> None:
-    """First calls pay for lazy initialisation on both sides; keep that out of every timed round."""
-    engine = ctx.engine
-    upstream_eval_loop(engine.model, engine.processor, subsets["baseline"][:2], max_new_tokens=2,
-                       padding_side=ctx.args.padding_side)
-    engine.score(subsets["score"][:2])
-    engine.explain(subsets["score"][:2], max_new_tokens=2)
-
-
-def _interleaved_rounds(ctx: Ctx, tasks: dict) -> dict:
-    sync = measure.cuda_sync_for(ctx.device)
-    times: dict = {k: [] for k in tasks}
-    best: dict = {}
-    rounds = max(1, ctx.args.repeats)
-    for round_ in range(rounds):
-        for key, fn in tasks.items():
-            seconds, result = measure.timed(fn, sync)
-            times[key].append(seconds)
-            if seconds <= min(times[key]):
-                best[key] = result
-        ctx.log(f"model timings: round {round_ + 1}/{rounds} done")
-    return {"times": times, "best": best}
-
-
-def _baseline_results(ctx: Ctx) -> dict:
-    a, times = ctx.args, ctx.timings["times"]["baseline"]
-    res = ctx.timings["best"]["baseline"]  # the round where the whole loop was fastest
-    n = ctx.timings["n"]["baseline"]
-    gen = res.generate_seconds  # the baseline's model-only time
-    return {
-        "images": n, "batch_size": UPSTREAM_BATCH, "max_length": UPSTREAM_MAX_LENGTH,
-        "max_new_tokens": a.max_new_tokens, "padding_side": a.padding_side,
-        "seconds_best": min(times), "seconds_all": times, "images_per_s": n / min(times),
-        "prep_seconds": res.prep_seconds, "generate_seconds": gen, "decode_parse_seconds": res.decode_seconds,
-        "model_only_images_per_s": n / gen if gen else None,
-        "prompt_tokens": res.prompt_tokens, "new_tokens_per_batch": res.new_tokens,
-        "labels": res.labels, "sample_text": (res.texts[0][:120] if res.texts else None),
-    }
-
-
-# ---- the rows ---------------------------------------------------------------------------------------------
-
-def _batch_figures(times: dict, n: int, path: str, b: int, base: dict) -> dict:
-    """images/s of `path` at batch `b`, end to end and model only, each with its ratio to the baseline."""
-    ips, ips_m = n / min(times[f"{path}/{b}"]), n / min(times[f"{path}_model/{b}"])
-    bm = base["model_only_images_per_s"]
-    return {"images_per_s": ips, "seconds_all": times[f"{path}/{b}"], "ratio_vs_baseline": ips / base["images_per_s"],
-            "model_only_images_per_s": ips_m, "model_only_seconds_all": times[f"{path}_model/{b}"],
-            "model_only_ratio_vs_baseline": ips_m / bm if bm else None}
+    if engine.forced:
+        return engine
+    return Engine(engine.model, engine.processor, info=engine.info, codec=engine.codec, answer_prefix=RANDOM_PREFIX)
 
 
 def score_row(ctx: Ctx) -> None:
-    tm = model_timings(ctx)
-    base = ctx.results["baseline"]
-    times, best, n = tm["times"], tm["best"], tm["n"]["score"]
-    out = {"images": n, "image_size": list(IMAGE_SIZE), "rounds": ctx.args.repeats,
-           "batches": {str(b): _batch_figures(times, n, "score", b, base) for b in SCORE_BATCHES},
-           # P(fake) at batch 1 vs 32: no padding anywhere, so they must agree
-           "batch_invariance_max_abs_diff": max(abs(x - y) for x, y in
-                                                zip(best["score/1"], best["score/32"], strict=True))}
-    ctx.results["score"] = out
-    bi = base["images_per_s"]
-    ctx.row("score", f"baseline: upstream loop, batch 16 ({base['images']} img)", "", bi)
+    rounds = model_rounds(ctx)
+    out = {"upstream": measure.rate(rounds, "upstream"), "upstream_1": measure.rate(rounds, "upstream_1")}
+    ctx.row("score", f"upstream loop, images/s (batch {UPSTREAM_BATCH}, 256 new tokens)", out["upstream"]["median"])
+    ctx.row("score", f"upstream loop, 1 new token, images/s (batch {UPSTREAM_BATCH})", out["upstream_1"]["median"])
     for b in SCORE_BATCHES:
-        r = out["batches"][str(b)]
-        target = b == 8
-        ctx.row("score", f"ours images/s, batch {b} ({n} img)", r["images_per_s"], bi, r["ratio_vs_baseline"],
-                TARGETS["score_ratio_b8"]["text"] if target else "",
-                ctx.target("score_ratio_b8", r["ratio_vs_baseline"]) if target else "")
-    r = out["batches"]["8"]
-    ctx.row("score", "  model only (no preprocessing), batch 8", r["model_only_images_per_s"],
-            base["model_only_images_per_s"], r["model_only_ratio_vs_baseline"])
+        name = f"score/{b}"
+        out[name] = measure.rate(rounds, name)
+        vs_full, vs_one = measure.ratio(rounds, name, "upstream"), measure.ratio(rounds, name, "upstream_1")
+        out[name]["vs_upstream"], out[name]["vs_upstream_1"] = vs_full, vs_one
+        ctx.row("score", f"ours, images/s (batch {b}) vs upstream loop", out[name]["median"],
+                out["upstream"]["median"], _spread(vs_full))
+        ctx.row("score", f"ours, images/s (batch {b}) vs upstream loop with 1 new token", out[name]["median"],
+                out["upstream_1"]["median"], _spread(vs_one))
+    ctx.results["score"] = out
 
 
 def explain_row(ctx: Ctx) -> None:
-    tm = model_timings(ctx)
-    base = ctx.results["baseline"]
-    times, best, n = tm["times"], tm["best"], tm["n"]["explain"]
-    out = {"images": n, "max_new_tokens": ctx.args.max_new_tokens, "rounds": ctx.args.repeats, "batches": {}}
+    a, engine = ctx.args, ctx.engine
+    rounds = model_rounds(ctx)
+    out: dict = {"upstream": measure.rate(rounds, "upstream")}
     for b in EXPLAIN_BATCHES:
-        answers, steps = best[f"explain/{b}"]
-        out["batches"][str(b)] = {**_batch_figures(times, n, "explain", b, base), "new_tokens_per_batch": steps,
-                                  "sample_text": answers[0].text[:120] if answers else None}
+        name = f"explain/{b}"
+        out[name] = measure.rate(rounds, name)
+        out[name]["vs_upstream"] = measure.ratio(rounds, name, "upstream")
+        status = ""
+        target = ""
+        if b == 8:
+            target = TARGETS["explain_ratio_b8"]["text"]
+            status = ctx.target("explain_ratio_b8", out[name]["vs_upstream"]["median"])
+        ctx.row("explain", f"ours, images/s (batch {b}, {a.max_new_tokens} new tokens) vs upstream loop",
+                out[name]["median"], out["upstream"]["median"], _spread(out[name]["vs_upstream"]), target, status)
+    out["identical_to_plain_generate"] = _same_as_generate(engine, ctx.images[: min(8, a.explain_images)],
+                                                           a.max_new_tokens)
+    same = out["identical_to_plain_generate"]
+    ctx.row("explain", "answers token for token equal to plain greedy generate", f"{same['same']}/{same['n']}")
+    out["step_ms"] = _step_times(ctx)
+    for b, ms in out["step_ms"].items():
+        ctx.row("explain", f"decode step, ms (batch {b}; prefill excluded)", ms)
     ctx.results["explain"] = out
-    bi, base_steps = base["images_per_s"], base["new_tokens_per_batch"]
-    ctx.row("explain", f"baseline (same runs; generated {min(base_steps)}-{max(base_steps)} tokens)", "", bi)
-    for b in EXPLAIN_BATCHES:
-        r = out["batches"][str(b)]
-        st, target = r["new_tokens_per_batch"], b == 8
-        ctx.row("explain", f"ours images/s, batch {b} ({n} img, {min(st)}-{max(st)} tokens)", r["images_per_s"],
-                bi, r["ratio_vs_baseline"], TARGETS["explain_ratio_b8"]["text"] if target else "",
-                ctx.target("explain_ratio_b8", r["ratio_vs_baseline"]) if target else "")
-        ctx.row("explain", f"  model only (no preprocessing), batch {b}", r["model_only_images_per_s"],
-                base["model_only_images_per_s"], r["model_only_ratio_vs_baseline"])
+
+
+def _spread(r: dict) -> str:
+    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+
+
+def _same_as_generate(engine, images, max_new_tokens: int) -> dict:
+    """Our explain text against plain `model.generate` (dynamic cache, nothing of ours), image by image."""
+    import torch
+
+    ids = torch.tensor([engine.prompt_ids], device=engine.device)
+    eos = engine.model.generation_config.eos_token_id
+    same = 0
+    answers = engine.explain(images, max_new_tokens)
+    for image, answer in zip(images, answers, strict=True):
+        pixels = engine.preprocess(image).unsqueeze(0).to(engine.device, engine.dtype)
+        with torch.inference_mode():
+            row = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels,
+                                        max_new_tokens=max_new_tokens, do_sample=False)[0, ids.shape[1]:].tolist()
+        row = row[: row.index(eos)] if eos in row else row
+        same += " ".join(filter(None, [answer.lead_in, answer.text])) == engine.codec.decode(row).strip()
+    return {"same": same, "n": len(images)}
+
+
+def _step_times(ctx: Ctx) -> dict:
+    """Milliseconds per decode step at each batch size: (time for 2N tokens - time for N tokens) / N."""
+    engine = ctx.engine
+    n = max(8, ctx.args.max_new_tokens // 4)
+    out = {}
+    for b in STEP_BATCHES:
+        images = (ctx.images * b)[:b]
+        pixels = [engine.preprocess(im) for im in images]
+        short = [measure.timed(lambda px=pixels: engine.explain_pixels(px, n))[0] for _ in range(3)]
+        long = [measure.timed(lambda px=pixels: engine.explain_pixels(px, 2 * n))[0] for _ in range(3)]
+        out[b] = 1000 * (statistics.median(long) - statistics.median(short)) / n
+    return out

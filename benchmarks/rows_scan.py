@@ -1,236 +1,203 @@
-"""The ``scan`` row: the share of a real scan's wall time the model is busy, and why it is what it is.
+"""The ``scan`` row: a real scan of a mixed folder, this code against the previous code, side by side.
 
-`Scanner` runs over a generated folder of 1024x768 and 4000x3000 JPEGs with the CLI's defaults. Beside it:
-
-* a per-stage cost breakdown of what a loader thread does for one file;
-* diagnostics - the same scan with a stand-in engine whose model answers instantly (the loader's capacity),
-  with the default workers and with one;
-* experiments - the same scan with one change the package does NOT make, to size what it would buy:
-  ``jpeg draft decode`` (Pillow decodes at a reduced DCT scale; this changes the pixels the model sees, and
-  its effect on accuracy is unmeasured) and, on the CPU, ``torch threads 1`` (the model's OpenMP threads stop
-  competing with loader threads for the cores) and both together.
-
-Pre-resizing before the processor used to be an experiment here; `Engine.preprocess` does it since e959022
-(bit-identical pixels), so every figure includes it.
+* **throughput**: `benchmarks/scanchild.py` scans a folder of camera JPEGs (1 in 8 at 12 MP, the rest
+  1024x768) in a fresh process with the CLI's default options, once with this checkout and once with the
+  previous code (``--baseline-rev``, checked out beside it with `git worktree`), in paired rounds; the
+  speed-up is the median of per-round ratios. The P(fake) of every file is compared between the two.
+  ``--fast-decode`` runs as a third side.
+* **loader capacity**: what one loader thread does per file, stage by stage (read + hash, metadata, decode,
+  orientation and RGB, resize, pixel values), in ms, and the files/s one thread can feed.
+* **model capacity**: images/s of the model alone on ready pixel values (batch 8), at 1 torch thread and at
+  torch's default: what the loaders would have to keep up with.
+* **fast decode**: how far ``--fast-decode``'s pixel values are from a full decode (max and mean, in the
+  model's normalised units).
 """
 
 from __future__ import annotations
 
-import io
-import statistics
-from contextlib import contextmanager
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from benchmarks import files as benchfiles
 from benchmarks import measure
-from benchmarks.context import TARGETS, Ctx, torch_num_threads
+from benchmarks.context import TARGETS, Ctx
 
-SCAN_BATCH = 8  # the CLI's default batch; workers stay the CLI's default too (min(8, cores))
+# The code before issue #11's CPU-scan work (model threads, in-place orientation, lookup-table pixels).
+PREVIOUS = "1eed13e"
 
-
-class _InstantEngine:
-    """Stands in for the engine with the real preprocessing and a model that takes no time: loader capacity."""
-
-    def __init__(self, engine):
-        self.info = engine.info
-        self.preprocess = engine.preprocess
-
-    verdict_steps = 16
-
-    def verdicts(self, pixels):
-        from fakevlm_cli.engine_types import Answer
-
-        return [Answer(p_fake=0.5, verdict_step=0)] * len(pixels)
-
-
-def _run_scan(engine, candidates, config) -> dict:
-    from fakevlm_cli.pipeline import Scanner
-
-    scanner = Scanner(engine, config)
-    records = list(scanner.run(candidates))
-    st = scanner.stats
-    elapsed = st.elapsed
-    return {"records": len(records), "errors": sum(r.verdict == "error" for r in records),
-            "elapsed_s": elapsed, "model_seconds": st.model_seconds, "model_images": st.model_images,
-            "images_per_s": len(records) / elapsed, "model_busy": st.model_seconds / elapsed,
-            "model_ms_per_image": 1000 * st.model_seconds / max(1, st.model_images),
-            "workers": config.workers, "batch_size": config.batch_size}
-
-
-# ---- experiments: changes the package does not make -------------------------------------------------------
-
-@contextmanager
-def _torch_threads(n: int):
-    """Experiment: the model's intra-op threads set to `n` for the duration."""
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-def _shortest_edge(image_processor) -> int | None:
-    size = getattr(image_processor, "size", None)
-    value = getattr(size, "shortest_edge", None)
-    if value is None and isinstance(size, dict):
-        value = size.get("shortest_edge")
-    return int(value) if value else None
-
-
-@contextmanager
-def _jpeg_draft(engine):
-    """Experiment: JPEG decode at reduced DCT scale (Pillow `draft`), never below the processor's size.
-
-    Not adopted: the decoded pixels differ from a full decode, so the model's input changes.
-    """
-    from PIL import Image, ImageOps
-
-    import fakevlm_cli.pipeline as pipeline
-    from fakevlm_cli.errors import ImageError
-    from fakevlm_cli.images import LoadedImage, sniff_format, to_rgb
-
-    short = _shortest_edge(engine.processor.image_processor) or 336
-    original = pipeline.load_image
-
-    def load_image(data, *, max_pixels):
-        if sniff_format(data[:32]) != "JPEG":
-            return original(data, max_pixels=max_pixels)
-        try:
-            im = Image.open(io.BytesIO(data))
-            width, height = im.size
-            if width * height > max_pixels:
-                raise ImageError("over --max-pixels")
-            im.draft("RGB", (short, short))
-            im.load()
-            return LoadedImage(image=to_rgb(ImageOps.exif_transpose(im)), format="JPEG", width=width,
-                               height=height, frames=1)
-        except ImageError:
-            raise
-        except Exception:  # noqa: BLE001 - the package's own loader gives the proper error
-            return original(data, max_pixels=max_pixels)
-
-    pipeline.load_image = load_image
-    try:
-        yield
-    finally:
-        pipeline.load_image = original
-
-
-# ---- per-stage costs --------------------------------------------------------------------------------------
-
-def _median_ms(fn, repeats: int) -> float:
-    times = [measure.timed(fn)[0] for _ in range(max(3, repeats))]
-    return 1000 * statistics.median(times)
-
-
-def _stage_costs(engine, path: Path, repeats: int) -> dict:
-    """Median ms of each thing a loader thread does for one file, in `Scanner._inspect` order."""
-    import hashlib
-
-    import fakevlm_cli.pipeline as pipeline
-    from fakevlm_cli.evidence import collect
-    from fakevlm_cli.images import load_image
-
-    data = path.read_bytes()
-    loaded = load_image(data)
-    out = {"bytes": len(data), "width": loaded.width, "height": loaded.height,
-           "read_ms": _median_ms(lambda: path.read_bytes(), repeats),
-           "sha256_ms": _median_ms(lambda: hashlib.sha256(data).hexdigest(), repeats),
-           "metadata_ms": _median_ms(lambda: collect(path, data, "JPEG"), repeats),
-           "decode_ms": _median_ms(lambda: load_image(data), repeats),
-           "preprocess_ms": _median_ms(lambda: engine.preprocess(loaded.image), repeats)}
-    out["loader_total_ms"] = sum(out[k] for k in ("read_ms", "sha256_ms", "metadata_ms", "decode_ms",
-                                                  "preprocess_ms"))
-    with _jpeg_draft(engine):
-        out["experiment_decode_draft_ms"] = _median_ms(lambda: pipeline.load_image(data, max_pixels=10**9),
-                                                       repeats)
-        drafted = engine.preprocess(pipeline.load_image(data, max_pixels=10**9).image)
-    out["experiment_draft_max_abs_diff"] = float((drafted - engine.preprocess(loaded.image)).abs().max())
-    return out
-
-
-# ---- the row ----------------------------------------------------------------------------------------------
 
 def scan_row(ctx: Ctx) -> None:
-    """Model-busy share of a real scan with the CLI's defaults, its stage costs, diagnostics and experiments."""
-    from fakevlm_cli.discover import discover
-    from fakevlm_cli.pipeline import ScanConfig
-
-    a, engine = ctx.args, ctx.engine
+    a = ctx.args
     folder = ctx.workdir / "photos"
     ctx.log(f"scan: generating {a.scan_images} JPEGs (1 in 8 at 4000x3000, the rest 1024x768)")
     made = benchfiles.make_photo_folder(folder, a.scan_images, large_every=8)
-    candidates = list(discover([str(folder)]))
-    config = ScanConfig(batch_size=SCAN_BATCH)
-    _run_scan(engine, candidates[:SCAN_BATCH], config)  # warm-up
-    reps = max(1, min(3, a.repeats))
-
-    def best_scan(eng, cfg=config):
-        runs = [_run_scan(eng, candidates, cfg) for _ in range(reps)]
-        chosen = dict(max(runs, key=lambda r: r["images_per_s"]))  # the least-disturbed run
-        chosen["all_runs"] = [{"images_per_s": r["images_per_s"], "model_busy": r["model_busy"]} for r in runs]
-        return chosen
-
-    ctx.log(f"scan: Scanner over {len(candidates)} files, default config (workers {config.workers})")
-    out = {"folder": made, "config": {"batch_size": config.batch_size, "workers": config.workers,
-                                      "torch_threads": torch_num_threads()},
-           "default": best_scan(engine)}
-    out.update(_model_alone(ctx))
-    out["stages_ms"] = {name: _stage_costs(engine, path, a.repeats) for name, path in
-                        (("1024x768", folder / "img00000.jpg"), ("4000x3000", folder / "img00007.jpg"))
-                        if path.exists()}
-    ctx.log("scan: diagnostics (loader capacity) and experiments (changes the package does not make)")
-    out["diagnostics"] = {
-        "loader only (instant model), default workers": best_scan(_InstantEngine(engine)),
-        "loader only (instant model), 1 worker": best_scan(_InstantEngine(engine),
-                                                            ScanConfig(batch_size=SCAN_BATCH, workers=1))}
-    out["experiments"] = _experiments(ctx, best_scan)
+    out = {"folder": made}
+    out["throughput"] = _throughput(ctx, folder)
+    out["loader"] = _loader_stages(ctx, folder)
+    out["model"] = _model_capacity(ctx)
+    out["fast_decode_pixels"] = _fast_decode_difference(ctx, folder)
     ctx.results["scan"] = out
-    _scan_table(ctx, out, len(candidates))
 
 
-def _model_alone(ctx: Ctx) -> dict:
-    """The model by itself on one preprocessed batch of 8: what a scan could reach if loading were free."""
+def _throughput(ctx: Ctx, folder: Path) -> dict:
+    a = ctx.args
+    checkpoint = ctx.built.checkpoint
+    previous = _previous_tree(ctx, a.baseline_rev)
+    sides, outputs = {}, {}
+    trees = {"previous": previous, "ours": measure.REPO, "ours --fast-decode": measure.REPO}
+    for name, tree in trees.items():
+        if tree is None:
+            continue
+        outputs[name] = ctx.workdir / f"p_fake-{name.replace(' ', '')}.json"
+        spec = {"checkpoint": str(checkpoint), "folder": str(folder), "out": str(outputs[name]),
+                "options": {"fast_decode": True} if "fast" in name else {}}
+        sides[name] = lambda tree=tree, spec=spec: _child(tree, spec)
+    ctx.log(f"scan: {a.scan_rounds} paired rounds of {', '.join(sides)}")
+    rounds = measure.paired_rounds(sides, a.scan_rounds, log=ctx.log)
+    result: dict = {"rounds": rounds, "baseline_rev": a.baseline_rev if previous else None}
+    result["ours"] = measure.rate(rounds, "ours")
+    ctx.row("scan", f"scan with the model, images/s ({a.scan_images} files, defaults)", result["ours"]["median"])
+    if previous is not None:
+        result["previous"] = measure.rate(rounds, "previous")
+        result["speedup"] = measure.ratio(rounds, "ours", "previous")
+        result["p_fake_vs_previous"] = _compare(outputs["previous"], outputs["ours"])
+        ctx.row("scan", f"vs the previous code ({a.baseline_rev}), images/s", result["ours"]["median"],
+                result["previous"]["median"], _spread(result["speedup"]), TARGETS["scan_speedup"]["text"],
+                ctx.target("scan_speedup", result["speedup"]["median"]))
+        same = result["p_fake_vs_previous"]
+        ctx.row("scan", "P(fake) equal to the previous code's (files; largest difference)",
+                f"{same['equal']}/{same['n']}; {same['max_abs_diff']:.1e}")
+        shutil.rmtree(previous, ignore_errors=True)
+        subprocess.run(["git", "-C", str(measure.REPO), "worktree", "prune"], capture_output=True, check=False)
+    result["fast"] = measure.rate(rounds, "ours --fast-decode")
+    result["fast_speedup"] = measure.ratio(rounds, "ours --fast-decode", "ours")
+    ctx.row("scan", "with --fast-decode, images/s (vs defaults)", result["fast"]["median"], result["ours"]["median"],
+            _spread(result["fast_speedup"]))
+    return result
+
+
+def _child(tree: Path, spec: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(measure.REPO / "benchmarks" / "scanchild.py"), json.dumps(spec)],
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scan child failed ({tree}): {proc.stderr[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _previous_tree(ctx: Ctx, rev: str | None) -> Path | None:
+    """The previous code checked out beside this one (a detached git worktree), or None without git/rev."""
+    if not rev:
+        return None
+    target = Path(tempfile.mkdtemp(prefix="fakevlm-previous-")) / "tree"
+    proc = subprocess.run(["git", "-C", str(measure.REPO), "worktree", "add", "--detach", str(target), rev],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        ctx.notes.append(f"scan: no previous code to compare with ({rev}): {proc.stderr.strip()[:200]}")
+        return None
+    return target
+
+
+def _compare(a: Path, b: Path) -> dict:
+    first, second = json.loads(a.read_text()), json.loads(b.read_text())
+    diffs = [abs(first[k] - second[k]) for k in first if first[k] is not None and second.get(k) is not None]
+    return {"n": len(first), "equal": sum(d == 0 for d in diffs), "max_abs_diff": max(diffs, default=0.0)}
+
+
+def _spread(r: dict) -> str:
+    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+
+
+def _loader_stages(ctx: Ctx, folder: Path) -> dict:
+    """Median ms per stage for one big and one normal file, and the files/s one loader thread sustains."""
+    import hashlib
+    import io
+    import statistics
+
+    from PIL import Image, ImageOps
+
+    from fakevlm_cli.evidence import collect
+    from fakevlm_cli.images import to_rgb
+
     engine = ctx.engine
-    pixels = [engine.preprocess(benchfiles.photo_like(64, 48))] * SCAN_BATCH
-    best, times = measure.best_of(lambda: engine.score_pixels(pixels), max(3, ctx.args.repeats),
-                                  sync=measure.cuda_sync_for(ctx.device))
-    return {"model_only_images_per_s_b8": SCAN_BATCH / best, "model_only_seconds_all_b8": times}
+    files = sorted(folder.glob("*.jpg"))
+    picks = {"4000x3000": files[7], "1024x768": files[0]}
+    out = {}
+    for label, path in picks.items():
+        data = path.read_bytes()
 
+        def decode(data=data):
+            im = Image.open(io.BytesIO(data))
+            im.load()
+            return im
 
-def _experiments(ctx: Ctx, best_scan) -> dict:
-    engine, out = ctx.engine, {}
-    on_cpu = ctx.device == "cpu"
-    if on_cpu:
-        with _torch_threads(1):
-            out["torch threads 1"] = best_scan(engine)
-    with _jpeg_draft(engine):
-        out["jpeg draft decode"] = best_scan(engine)
-        if on_cpu:
-            with _torch_threads(1):
-                out["jpeg draft decode + torch threads 1"] = best_scan(engine)
+        decoded = decode()
+        upright = to_rgb(ImageOps.exif_transpose(decoded.copy()))
+        resized = engine._resize_like_processor(upright)
+        stages = {
+            "read_and_hash": lambda path=path: hashlib.sha256(path.read_bytes()).hexdigest(),
+            "metadata": lambda path=path, data=data: collect(path, data, "JPEG"),
+            "decode": decode,
+            "orient_rgb": lambda d=decoded: to_rgb(ImageOps.exif_transpose(d.copy())),
+            "resize": lambda im=upright: engine._resize_like_processor(im),
+            "pixel_values": lambda im=resized: engine.preprocess(im),
+        }
+        ms = {name: 1000 * statistics.median(measure.timed(fn)[0] for _ in range(5)) for name, fn in stages.items()}
+        ms["total"] = sum(ms.values())
+        out[label] = ms
+        ctx.row("scan", f"loader, one thread, ms per {label} file (decode / resize / pixels)",
+                f"{ms['total']:.1f} ({ms['decode']:.1f} / {ms['resize']:.1f} / {ms['pixel_values']:.1f})")
+    per_file = (out["4000x3000"]["total"] + 7 * out["1024x768"]["total"]) / 8
+    out["files_per_s_one_thread"] = 1000 / per_file
+    ctx.row("scan", "loader capacity, files/s per thread (1 in 8 big)", out["files_per_s_one_thread"])
     return out
 
 
-def _scan_table(ctx: Ctx, out: dict, n_files: int) -> None:
-    main, model_ips = out["default"], out["model_only_images_per_s_b8"]
-    ctx.row("scan", f"model busy share of wall ({n_files} files)", f"{100 * main['model_busy']:.1f}%", "", "",
-            TARGETS["scan_model_busy"]["text"], ctx.target("scan_model_busy", main["model_busy"]))
-    cfg = out["config"]
-    ctx.row("scan", f"scan images/s (default: batch {cfg['batch_size']}, {cfg['workers']} workers, "
-                    f"{cfg['torch_threads']} torch threads)", main["images_per_s"])
-    ctx.row("scan", "  model alone, batch 8 (images/s)", model_ips)
-    ctx.row("scan", "  model ms/image inside scan vs alone",
-            f"{main['model_ms_per_image']:.2f} vs {1000 / model_ips:.2f}")
-    for name, st in out["stages_ms"].items():
-        ctx.row("scan", f"  loader ms/file {name}: read+sha {st['read_ms'] + st['sha256_ms']:.1f}, "
-                        f"meta {st['metadata_ms']:.1f}, decode {st['decode_ms']:.1f}, prep {st['preprocess_ms']:.1f}",
-                st["loader_total_ms"])
-    for kind in ("diagnostics", "experiments"):
-        label = "diagnostic" if kind == "diagnostics" else "experiment, not in the package"
-        for name, v in out[kind].items():
-            ctx.row("scan", f"  {label}: {name} (img/s, busy)", f"{v['images_per_s']:.1f}, "
-                    f"{100 * v['model_busy']:.0f}%", "", v["images_per_s"] / main["images_per_s"])
+def _model_capacity(ctx: Ctx) -> dict:
+    import torch
+
+    from benchmarks.rows_model import _forced
+
+    engine = _forced(ctx.engine)
+    pixels = [engine.preprocess(im) for im in (ctx.images or _some_images())[:8]]
+    engine.verdicts(pixels)
+    out = {}
+    saved = torch.get_num_threads()
+    for threads in sorted({1, saved}):
+        torch.set_num_threads(threads)
+        times = [measure.timed(lambda: engine.verdicts(pixels))[0] for _ in range(5)]
+        out[f"threads_{threads}"] = len(pixels) / sorted(times)[len(times) // 2]
+        ctx.row("scan", f"model capacity alone, images/s (batch 8, {threads} torch thread{'s' * (threads > 1)})",
+                out[f"threads_{threads}"])
+    torch.set_num_threads(saved)
+    return out
+
+
+def _some_images():
+    from benchmarks.context import make_images
+
+    return make_images(8)
+
+
+def _fast_decode_difference(ctx: Ctx, folder: Path) -> dict:
+    """--fast-decode against a full decode, on the big files: pixel values in normalised units."""
+    from fakevlm_cli.images import load_image
+
+    engine = ctx.engine
+    big = sorted(folder.glob("*.jpg"))[7::8][:4]
+    diffs = []
+    for path in big:
+        data = path.read_bytes()
+        exact = engine.preprocess(load_image(data).image)
+        fast = engine.preprocess(load_image(data, draft_short=engine.input_short_edge).image)
+        diffs.append((fast - exact).abs())
+    out = {"files": len(big), "max": max(float(d.max()) for d in diffs),
+           "mean": sum(float(d.mean()) for d in diffs) / len(diffs)}
+    ctx.row("scan", "--fast-decode pixel difference on 12 MP files (max / mean, normalised units)",
+            f"{out['max']:.3f} / {out['mean']:.4f}")
+    return out

@@ -1,26 +1,30 @@
-"""fakevlm benchmarks (issue #5): our paths against the upstream evaluation loop, scan, memory, start-up.
+"""fakevlm benchmarks (issues #5 and #11): our paths against the upstream loop and the previous code.
 
-    python benchmarks/run.py                         # tiny random LLaVA on this machine's CPU
-    python benchmarks/run.py --quick                 # smoke run, small counts (~1-2 min on 2 cores)
-    python benchmarks/run.py --arch llava-1.5-7b     # full-size architecture, random fp16 weights, on a GPU
+    python benchmarks/run.py                         # tiny random LLaVA at LLaVA-1.5 geometry, on the CPU
+    python benchmarks/run.py --quick                 # smoke run, small counts (~2 min on 2 cores)
+    python benchmarks/run.py --arch llava-1.5-7b     # full-size architecture, random weights, on a GPU
 
-Every comparison runs both sides in this one process, on the same in-memory images, model, dtype and device,
-in interleaved rounds (baseline, ours, baseline, ours, ...) keeping each measurement's best round: on a shared
-VM other work only ever slows a run down, and interleaving spreads it over both sides. All raw times are kept.
-Rows (``--skip`` takes a comma-separated subset):
+Method. Every comparison is measured in paired rounds: each round runs every side once, back to back, in
+rotating order, and a ratio is the median of the per-round throughput ratios, printed with its spread
+(min-max over rounds); CPU seconds are recorded beside wall seconds. On a shared machine, load that comes and
+goes then lands on both sides of each ratio. The model is the tiny random LLaVA at LLaVA-1.5's geometry (336 px,
+576 image tokens, the real prompt's length), so padding and prompt length weigh what they weigh on the real
+model; it proves relative cost, not full-size speed. Rows (``--skip`` takes a comma-separated subset):
 
-* ``score``    images/s of `Engine.score` (preprocess + one forward) at batch 1, 8, 32, and model-only
-               (`score_pixels` on preprocessed tensors), against the upstream loop (`benchmarks.baseline`).
-* ``explain``  images/s of `Engine.explain` (max_new_tokens 256) at batch 8 and 16 against the same loop.
-* ``scan``     `Scanner` over a generated folder of 1024x768 and 4000x3000 JPEGs: share of wall time the model
-               is busy (`stats.model_seconds / stats.elapsed`), a per-stage cost breakdown, the loader's own
-               capacity, and experiments the package does not adopt (`benchmarks.rows_scan`).
+* ``score``    `Engine.score` at batch 8 and 32 against the upstream loop (1,599 padded positions, batch 16,
+               256 new tokens) and against the same loop generating one new token.
+* ``explain``  `Engine.explain` (256 new tokens) at batch 8 and 16 against the upstream loop; its text checked
+               against plain `generate`; decode step time per batch size.
+* ``scan``     a real scan (`run.predict`, CLI defaults) of a mixed folder (1 in 8 at 12 MP) in fresh
+               processes, this code against the previous code (``--baseline-rev``) and with --fast-decode;
+               P(fake) compared file by file; loader capacity by stage; model capacity alone; the pixel
+               difference --fast-decode makes.
 * ``memory``   peak memory per dtype / quantisation, each in a fresh subprocess (`benchmarks.memchild`).
 * ``startup``  `fakevlm --help`, `fakevlm scan FILE --no-model`, `exiftool -json FILE`: median wall time.
 * ``metadata`` `fakevlm scan DIR --no-model` (the real CLI, JSONL to a temp file) vs `exiftool -json -r DIR`.
 
 Targets are printed beside the figures, never asserted. Results: a table on stdout and a JSON file under
-benchmarks/results/ (or --out). Generated files live in a temp dir that is removed at the end.
+benchmarks/results/ (or --out) with every round, the machine, load averages, versions and the commit.
 """
 
 from __future__ import annotations
@@ -53,28 +57,24 @@ MODEL_ROWS = ("score", "explain", "scan", "memory")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 DEFAULTS = {
-    "full": {"images": 128, "explain_images": 32, "baseline_images": 32, "scan_images": 160, "n_files": 2000,
-             "repeats": 5, "startup_runs": 7, "metadata_runs": 3},
+    "full": {"images": 64, "explain_images": 16, "baseline_images": 16, "scan_images": 160, "n_files": 2000,
+             "repeats": 3, "scan_rounds": 3, "startup_runs": 7, "metadata_runs": 3},
     "quick": {"images": 16, "explain_images": 8, "baseline_images": 4, "scan_images": 16, "n_files": 40,
-              "repeats": 1, "startup_runs": 3, "metadata_runs": 1},
+              "repeats": 1, "scan_rounds": 1, "startup_runs": 3, "metadata_runs": 1},
 }
 
 # What became of the changes these benchmarks proposed; written into every JSON so a reader of an old and a
 # new result file knows why a variant row appeared or went.
 EXPERIMENTS = {
-    "pre-resize before processor": {
-        "status": "adopted", "commit": "e959022", "where": "Engine.preprocess",
-        "note": "bit-identical pixel values; every score, explain and scan figure includes it, so it is no "
-                "longer measured as a separate variant"},
-    "explain keeps only the first step's logits": {
-        "status": "adopted", "commit": "e959022", "where": "Engine.explain_pixels",
-        "note": "a logits processor instead of output_logits=True; included in the explain and memory rows"},
-    "jpeg draft decode": {
-        "status": "experiment, not adopted", "rows": ["scan"],
-        "note": "changes the pixels the model sees; its effect on accuracy is unmeasured"},
-    "torch threads 1": {
-        "status": "experiment, not adopted", "rows": ["scan"],
-        "note": "the package leaves torch's thread count and the explain batch size at their defaults"},
+    "pre-resize before processor": {"status": "adopted", "commit": "e959022", "where": "Engine.preprocess"},
+    "model threads = cores left by the loaders (CPU)": {"status": "adopted", "commit": "2ee3c67",
+                                                        "where": "Engine.sharing_cpu"},
+    "pixel values by lookup table, bit-identical": {"status": "adopted", "commit": "2ee3c67",
+                                                    "where": "engine._FastPixels"},
+    "EXIF orientation in place": {"status": "adopted", "commit": "2ee3c67", "where": "images.load_image"},
+    "static KV cache for explanations": {"status": "adopted", "where": "Engine._generate"},
+    "jpeg draft decode": {"status": "opt-in (--fast-decode)", "commit": "a426e62",
+                          "note": "changes the pixels the model sees; off until its FakeClue accuracy is measured"},
 }
 
 
@@ -91,12 +91,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="images for the upstream loop (default 32 = two batches of 16; quick 4)")
     p.add_argument("--scan-images", type=int, default=None, help="JPEGs in the scan folder (default 160)")
     p.add_argument("--n-files", type=int, default=None, help="files in the metadata folder (default 2000)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="interleaved rounds for in-process timings (default 5; scans use up to 3)")
+    p.add_argument("--repeats", type=int, default=None, help="paired rounds of the score/explain rows (default 3)")
     p.add_argument("--skip", default="", help=f"comma-separated rows to skip: {','.join(ROWS)}")
     p.add_argument("--quick", action="store_true", help="small counts: a smoke run of every row")
-    p.add_argument("--padding-side", choices=("right", "left"), default="right",
-                   help="baseline padding side (the upstream loop pads right)")
+    p.add_argument("--scan-rounds", type=int, default=None, help="paired rounds of the scan row (default 3)")
+    p.add_argument("--baseline-rev", default=None,
+                   help="git revision of the previous code for the scan row (default: the code before #11's work)")
     p.add_argument("--max-new-tokens", type=int, default=UPSTREAM_MAX_NEW_TOKENS,
                    help="explain and baseline generation length (256, the upstream setting; lower only for "
                         "plumbing checks - the ratios are then not the issue's)")
@@ -115,6 +115,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown row(s) in --skip: {', '.join(sorted(unknown))} (rows: {', '.join(ROWS)})")
     args.skip_set = skip
+    if args.baseline_rev is None:
+        from benchmarks.rows_scan import PREVIOUS
+
+        args.baseline_rev = PREVIOUS
     return args
 
 
@@ -164,7 +168,8 @@ def _build_model(ctx: Ctx, rows: list) -> None:
 
     args = ctx.args
     ctx.log(f"building {args.arch} on {ctx.device} ({ctx.dtype})")
-    ctx.built = models.build(args.arch, ctx.device, ctx.dtype, ctx.workdir, shrink=args.shrink)
+    ctx.built = models.build(args.arch, ctx.device, ctx.dtype, ctx.workdir, shrink=args.shrink,
+                             max_new_tokens=args.max_new_tokens)
     ctx.results["model"] = {"arch": args.arch, "params": ctx.built.params, "build_seconds": ctx.built.seconds,
                             "note": ctx.built.note, "engine_dtype": str(ctx.engine.dtype),
                             "image_tokens": int(ctx.engine.model.config.image_seq_length),
@@ -189,7 +194,7 @@ def _run_rows(ctx: Ctx, rows: list, load: dict) -> None:
 def build_report(ctx: Ctx, argv, rows: list, load: dict, total: float, torch_threads: int | None) -> dict:
     a = ctx.args
     return {
-        "schema": 2,  # 2: scan "variants" split into "diagnostics" and "experiments"; "experiments" added
+        "schema": 3,  # 3: paired rounds (per-round ratios with their spread), scan against the previous code
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(["run.py", *argv]),
         "machine": measure.machine(ctx.device),
@@ -198,7 +203,8 @@ def build_report(ctx: Ctx, argv, rows: list, load: dict, total: float, torch_thr
                    "images": a.images, "explain_images": a.explain_images, "baseline_images": a.baseline_images,
                    "scan_images": a.scan_images, "n_files": a.n_files, "repeats": a.repeats,
                    "startup_runs": a.startup_runs, "metadata_runs": a.metadata_runs, "image_size": list(IMAGE_SIZE),
-                   "padding_side": a.padding_side, "max_new_tokens": a.max_new_tokens, "torch_threads": torch_threads},
+                   "scan_rounds": a.scan_rounds, "baseline_rev": a.baseline_rev, "max_new_tokens": a.max_new_tokens,
+                   "torch_threads": torch_threads},
         "experiments": EXPERIMENTS,
         "results": ctx.results,
         "targets": ctx.targets,

@@ -44,6 +44,24 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class Band(click.ParamType):
+    """Two probabilities LO,HI with 0 <= LO < HI <= 1, e.g. 0.3,0.7 (a percent sign is allowed: 30%,70%)."""
+
+    name = "band"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace(" ", "").split(",")
+        try:
+            lo, hi = (float(p[:-1]) / 100 if p.endswith("%") else float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not LO,HI (example: 0.3,0.7)", param, ctx)
+        if not 0 <= lo < hi <= 1:
+            self.fail(f"{value!r}: needs 0 <= LO < HI <= 1", param, ctx)
+        return (lo, hi)
+
+
 _PATH_KINDS = {
     "path": {"dir_okay": False},
     "dir": {"file_okay": False},
@@ -73,7 +91,7 @@ def _param(command: str, f) -> Callable:
     else:
         kwargs["type"] = _click_type(f)
     kwargs.update({key: meta[key] for key in ("multiple", "envvar", "metavar") if key in meta})
-    return click.option(*meta["flags"], f.name, **kwargs)
+    return click.option(*options.flags_of(command, f), f.name, **kwargs)
 
 
 def _click_type(f) -> Any:
@@ -86,6 +104,8 @@ def _click_type(f) -> Any:
         return click.File("rb")
     if kind == "bytesize":
         return ByteSize()
+    if kind == "band":
+        return Band()
     if "choices" in meta:
         return click.Choice(meta["choices"])
     if "range" in meta:
@@ -137,6 +157,7 @@ def cli():
     \b
     Examples:
       fakevlm explain photo.jpg
+      fakevlm explain clip.mp4                  # the most suspicious of 8 sampled frames
       fakevlm scan ./photos -o results.jsonl
       fakevlm scan ./photos --no-model          # metadata only, no GPU needed
       fakevlm eval --bench fakeclue --data ./FakeClue
@@ -149,7 +170,8 @@ def cli():
 def explain(**values):
     """Give one image's verdict, P(fake) and the model's artifact explanation.
 
-    Exit code 0 (real or no verdict), 1 (fake), 2 (error).
+    A video is judged on its sampled frames (--frames, --fps); the explanation is of its most suspicious
+    frame, named by its time. Exit code 0 (real or no verdict), 1 (fake), 2 (error).
     """
     _run("explain", values)
 
@@ -157,7 +179,7 @@ def explain(**values):
 @cli.command(context_settings=CONTEXT)
 @declared_options("scan")
 def scan(**values):
-    """Scan files and folders: model verdict + metadata evidence for every image.
+    """Scan files and folders: model verdict + metadata evidence for every image and video.
 
     PATHS are files or folders (walked recursively); '-' reads a list of paths from stdin. Exit code 0
     (nothing judged fake), 1 (something fake), 2 (fatal error), 130/143 (interrupted; records kept).

@@ -60,6 +60,7 @@ class Candidate:
     path: Path
     explicit: bool
     error: str | None = None
+    frame_index: int | None = None  # a video's frame to judge as an image (DD-VQA), instead of sampling it
 
 
 @dataclass

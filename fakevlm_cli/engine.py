@@ -25,9 +25,11 @@ Every prompt is the same string, so batches never pad and results cannot depend 
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Answer", "Engine", "EngineOptions", "ModelInfo"]
 
+# Generations longer than this use a static KV cache (shorter ones, the verdict search, are not worth its setup).
+STATIC_CACHE_FROM = 32
 # What ends a lead-in: the text after the last of these (plus spaces) is where the verdict sentence starts.
 _LEAD_IN_END = re.compile(r"^(.*[.!?:;\n])\s*", re.S)
 
@@ -91,6 +95,7 @@ class Engine:
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
         self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._fast: _FastPixels | None = _FastPixels.checked(self)
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -99,6 +104,27 @@ class Engine:
         from fakevlm_cli.loading import load
 
         return load(cls, options)
+
+    @contextmanager
+    def sharing_cpu(self, loader_threads: int) -> Iterator[None]:
+        """While loader threads decode images on the same CPU, give torch only the cores they leave.
+
+        torch's default of one intra-op thread per core makes the model fight the loaders for the cores
+        (and OpenMP's spinning threads burn what the loaders need): on 2 cores a scan ran 1.4-3.7× faster with
+        one torch thread beside two loaders, P(fake) identical (docs/performance.md). Only on the CPU, and
+        never when the user chose a thread count (OMP_NUM_THREADS, MKL_NUM_THREADS).
+        """
+        import torch
+
+        if self.device.type != "cpu" or any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(max(1, _usable_cores() - loader_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def free_memory(self) -> None:
         """Give cached accelerator memory back (after a batch failed, before it is retried in halves)."""
@@ -130,19 +156,29 @@ class Engine:
                     crop_height=int(height) if height else None)
 
     @property
+    def input_short_edge(self) -> int | None:
+        """The short side the processor resizes images to (336 for LLaVA-1.5)."""
+        size = getattr(self.processor.image_processor, "size", None)
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return int(short) if short else None
+
+    @property
     def lead_in(self) -> str:
         """The lead-in the score path currently checks first, as text."""
         return self.codec.decode(self._lead_in)
 
     # ---- preprocessing (thread-safe; loader threads run it) --------------------------------------------
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize, crop and normalise one RGB image to pixel values.
+        """Resize, crop and normalise one RGB image to the processor's pixel values, bit for bit.
 
-        A large photo is first resized by Pillow to exactly the size the processor would resize it to (same
-        shortest edge, same rounding, same filter), so the processor's own resize becomes a copy and its
-        full-resolution array conversions are skipped: the pixel values are identical, at about half the
-        cost on a 12-megapixel image.
+        Pillow resizes to exactly the size the processor would (same shortest edge, same rounding, same
+        filter); then the centre crop is an array slice, and rescale + normalise is a lookup table holding the
+        processor's own output for each of the 256 values of each channel (`_FastPixels`). The processor's
+        array conversions at full size and its float arithmetic over every pixel are skipped; `__init__`
+        checks the result equals the processor's, and falls back to the processor where it would not.
         """
+        if self._fast is not None:
+            return self._fast(image)
         image = self._resize_like_processor(image)
         out = self.processor.image_processor(images=[image], return_tensors="pt")
         return out["pixel_values"][0]
@@ -152,7 +188,7 @@ class Engine:
         size = getattr(ip, "size", None)
         short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
         width, height = image.size
-        if not getattr(ip, "do_resize", False) or not short or min(width, height) <= short:
+        if not getattr(ip, "do_resize", False) or not short or min(width, height) == short:
             return image
         # transformers' get_resize_output_image_size: the long side is int()-rounded
         target = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
@@ -264,12 +300,15 @@ class Engine:
                               limit=1 if self.forced else self.verdict_steps - len(prefix),
                               read_first=self.forced)
         stops = StoppingCriteriaList([_StopAt(self._verdict_ids | self._stop_ids)]) if stop_at_verdict else None
+        # A long answer decodes into a preallocated (static) KV cache: no growing copy of every layer's keys
+        # and values at each step (a third of a CPU decode step on the tiny model); greedy text is unchanged.
+        cache = {"cache_implementation": "static"} if max_new_tokens > STATIC_CACHE_FROM else {}
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, temperature=None,
                 top_p=None, top_k=None, repetition_penalty=None, eos_token_id=sorted(self._stop_ids),
                 pad_token_id=self._pad_id, return_dict_in_generate=True, logits_processor=[watch],
-                stopping_criteria=stops,
+                stopping_criteria=stops, **cache,
             )
         return watch, out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
 
@@ -385,6 +424,61 @@ class Engine:
         return fake[k], real[k], tuple(fake[len(base):k]) if self.forced else ()
 
 
+class _FastPixels:
+    """Pixel values as the processor computes them, without its per-pixel float arithmetic (see `preprocess`).
+
+    Built only for a processor that resizes, centre-crops, rescales and normalises (the CLIP processor of
+    LLaVA-1.5) and only when its output on probe images is bit-identical to the processor's.
+    """
+
+    def __init__(self, engine: Engine, lut, crop: tuple[int, int]):
+        self.engine, self.lut, self.crop = engine, lut, crop
+
+    @classmethod
+    def checked(cls, engine: Engine) -> _FastPixels | None:
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        ip = engine.processor.image_processor
+        crop = getattr(ip, "crop_size", None)
+        height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+        width = crop.get("width") if isinstance(crop, dict) else getattr(crop, "width", None)
+        steps = ("do_resize", "do_center_crop", "do_rescale", "do_normalize")
+        if not (height and width and all(getattr(ip, s, False) for s in steps)) or getattr(ip, "do_pad", False):
+            return None
+        try:
+            ramp = Image.fromarray(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2), "RGB")
+            values = ip(images=[ramp], do_resize=False, do_center_crop=False, return_tensors="np")
+            lut = np.ascontiguousarray(values["pixel_values"][0][:, 0, :], dtype=np.float32)  # (3, 256)
+            fast = cls(engine, lut, (int(height), int(width)))
+            rng = np.random.default_rng(0)
+            for size in ((523, 389), (301, 451), (int(width) + 1, int(height)), (97, 61)):
+                probe = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+                theirs = ip(images=[engine._resize_like_processor(probe)], return_tensors="pt")["pixel_values"][0]
+                if not torch.equal(fast(probe), theirs):
+                    return None
+        except Exception:  # noqa: BLE001 - any surprise in the processor: keep using it as it is
+            return None
+        return fast
+
+    def __call__(self, image: Image.Image):
+        import numpy as np
+        import torch
+
+        pixels = np.asarray(self.engine._resize_like_processor(image))
+        crop_h, crop_w = self.crop
+        top, left = (pixels.shape[0] - crop_h) // 2, (pixels.shape[1] - crop_w) // 2
+        if top < 0 or left < 0:  # smaller than the crop after resizing: the processor pads; let it
+            out = self.engine.processor.image_processor(images=[image], return_tensors="pt")
+            return out["pixel_values"][0]
+        window = pixels[top:top + crop_h, left:left + crop_w]
+        out = np.empty((3, crop_h, crop_w), dtype=np.float32)
+        for channel in range(3):  # one table lookup per value, in NumPy (no torch threads to share)
+            np.take(self.lut[channel], window[..., channel], out=out[channel])
+        return torch.from_numpy(out)
+
+
 class _VerdictWatch:
     """A logits processor that changes nothing and notes, per row, the first step at which greedy decoding
     picks "fake" or "real" (within `limit` steps) and the softmax over those two logits there.
@@ -432,6 +526,13 @@ class _StopAt:
         import torch
 
         return torch.isin(input_ids[:, -1], torch.tensor(self.ids, device=input_ids.device))
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _cut_at(row: list[int], stop: frozenset, pad: int | None) -> list[int]:

@@ -10,6 +10,7 @@ wrapper and nothing forced after it, greedy decoding up to 256 new tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,3 +106,5 @@ class EngineLike(Protocol):
 
     def relevance(self, pixels: Sequence[Any], answers: Sequence[Answer], method: str,
                   chunk: int = 8) -> list[Any]: ...
+
+    def sharing_cpu(self, loader_threads: int) -> AbstractContextManager[None]: ...

@@ -93,15 +93,21 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)  # metadata Pillow refused, frame counts it could not trust
 
 
-def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "viewer") -> LoadedImage:
-    """Decode `data` into an 8-bit RGB image (see options.PIXEL_MODES), or raise `ImageError` saying why not."""
+def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "viewer",
+               draft_short: int | None = None) -> LoadedImage:
+    """Decode `data` into an 8-bit RGB image (see options.PIXEL_MODES), or raise `ImageError` saying why not.
+
+    `draft_short` (``--fast-decode``): a JPEG whose short side is more than twice that is decoded at a reduced
+    DCT scale (1/2, 1/4 or 1/8) that keeps its short side at least twice that, before the model's resize.
+    Pixels then differ slightly from a full decode (measured in docs/performance.md), so it is opt-in.
+    """
     if not data:
         raise ImageError("empty file (0 bytes)")
     fmt = sniff_format(data[:SNIFF_BYTES])
     if fmt is None:
         raise ImageError("not an image (unrecognised content)")
     if fmt == "HEIF":
-        raise ImageError("HEIF/HEIC images are not supported by Pillow; convert to JPEG or PNG first")
+        heif_opener()
     data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -116,21 +122,50 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
         width, height = im.size
         check_size(width, height, max_pixels)
         frames, frame_notes = count_frames(im, data, fmt)
-        try:
-            im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
-            im.load()
-            rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(ImageOps.exif_transpose(im))
-            # Pillow carries a palette's transparent index into an RGB copy's info; transformers 5 would then
-            # composite that colour onto white. The conversion above has already decided about transparency.
-            rgb.info.pop("transparency", None)
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"decompression bomb refused: {exc}") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            text = str(exc) or type(exc).__name__
-            if "truncated" in text:
-                raise ImageError(f"truncated {fmt} file: image data ends early") from None
-            raise ImageError(f"corrupt {fmt} image data: {text}") from None
+        if draft_short and fmt == "JPEG" and min(width, height) > 2 * draft_short:
+            scale = 2 * draft_short / min(width, height)
+            im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+        rgb = _decode_rgb(im, fmt, mode)
     return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames, notes=notes + frame_notes)
+
+
+def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
+    """The first frame, decoded and converted to RGB as `mode` says; decoding errors become `ImageError`."""
+    try:
+        im.seek(0)  # animated GIF/WebP/APNG: the first frame is the picture people see first
+        im.load()
+        if mode != "upstream":  # in place: no full-size copy of the (usual) picture that needs no turning
+            ImageOps.exif_transpose(im, in_place=True)
+        rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(im)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text:
+            raise ImageError(f"truncated {fmt} file: image data ends early") from None
+        raise ImageError(f"corrupt {fmt} image data: {text}") from None
+    # Pillow carries a palette's transparent index into an RGB copy's info; transformers 5 would then composite
+    # that colour onto white. The conversion above has already decided about transparency.
+    rgb.info.pop("transparency", None)
+    return rgb
+
+
+_HEIF_READY = False
+
+
+def heif_opener() -> None:
+    """Teach Pillow HEIF/HEIC (iPhone photos) through pillow-heif, once; its wheels bundle libheif. libheif turns
+    the picture upright itself (its `irot`/`imir` boxes), and leaves EXIF orientation at 1, so nothing is
+    turned twice."""
+    global _HEIF_READY
+    if _HEIF_READY:
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageError("HEIF/HEIC images need pillow-heif (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
+    _HEIF_READY = True
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:
@@ -304,6 +339,8 @@ def probe(head: bytes, fh, fmt: str) -> tuple[int, int, str] | None:
         width, height, depth, color = struct.unpack(">IIBB", head[16:26])
         return width, height, _PNG_MODES.get((color, depth), "L" if color == 0 else "RGBA")
     try:
+        if fmt == "HEIF":
+            heif_opener()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(fh) as im:

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fakevlm_cli.errors import ImageError
-from fakevlm_cli.evidence import collect
+from fakevlm_cli.evidence import collect, read_container
 from fakevlm_cli.evidence.types import Evidence
 from fakevlm_cli.images import (
     SNIFF_BYTES,
     check_size,
     count_frames,
     decode_bytes,
+    heif_opener,
     load_image,
     max_file_bytes,
     probe,
@@ -37,14 +38,17 @@ from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
 from fakevlm_cli.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
+from fakevlm_cli.video import VIDEO_FORMATS, VIDEO_SUFFIXES, Clip, sniff_video
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
     from fakevlm_cli.engine_types import EngineLike
 
-# A non-image found in a folder is skipped quietly unless its name claims to be an image.
+# A file found in a folder whose content is neither image nor video is skipped quietly unless its name claims
+# to be one.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".jp2", ".j2k", ".ico", ".apng"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 @dataclass
@@ -53,7 +57,8 @@ class Job:
 
     record: Record
     evidence: list[Evidence] = field(default_factory=list)
-    pixels: object = None  # preprocessed tensor, when the model will see this file
+    pixels: list = field(default_factory=list)  # preprocessed tensors for the model: one an image, several a clip
+    sample_times: list[float] | None = None  # a clip's sampled times, in seconds (None: an image)
     seconds: float = 0.0
     pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
     input_size: tuple[int, int] | None = None  # of the picture handed to the model (after orientation)
@@ -77,12 +82,14 @@ class Inspector:
     """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions, *, read_metadata: bool = True,
-                 resume=None, model_info: dict | None = None, preview: bool = False, thumbnails: int = 0):
+                 resume=None, model_info: dict | None = None, trust_anchors: str | None = None,
+                 preview: bool = False, thumbnails: int = 0):
         self.engine = engine
         self.preview = preview  # keep a downscaled copy of each picture for its heatmap
         self.thumbnails = thumbnails  # > 0: a thumbnail of that size on each record (for the HTML report)
         self.options = options
         self.read_metadata = read_metadata
+        self.trust_anchors = trust_anchors  # PEM bundle C2PA signers are checked against (--trust-anchors)
         self.resume = resume or {}
         self.model_info = model_info
         self.memory = MemoryBudget(options.max_memory or default_max_memory())
@@ -111,6 +118,10 @@ class Inspector:
         try:
             with _OpenFile(path) as fh:
                 fmt = self._identify(fh, candidate, record, earlier)
+                if fmt in VIDEO_FORMATS:
+                    self._video(fh, path, fmt, job, earlier, candidate.frame_index)
+                    job.seconds = time.perf_counter() - start
+                    return job
                 need = self._admit(fh, fmt, record, earlier)
                 with self.memory.hold(need):
                     data = fh.read_all()
@@ -131,10 +142,11 @@ class Inspector:
     def _identify(self, fh: _OpenFile, candidate: Candidate, record: Record, earlier: frozenset | None) -> str:
         """The file's format from its first bytes; a non-image is skipped (found in a folder) or an error."""
         record.size = fh.size
-        fmt = sniff_format(fh.head[:SNIFF_BYTES])
-        if fmt is None and not (candidate.explicit or Path(candidate.path).suffix.lower() in IMAGE_SUFFIXES):
+        fmt = sniff_format(fh.head[:SNIFF_BYTES]) or sniff_video(fh.head[:64])
+        if fmt is None and not (candidate.explicit or Path(candidate.path).suffix.lower() in MEDIA_SUFFIXES):
             raise _Unrecorded(skipped=True)
         record.format = fmt
+        record.media = None if fmt is None else "video" if fmt in VIDEO_FORMATS else "image"
         if fmt is not None:
             return fmt
         if fh.size <= max_file_bytes(self.options.max_pixels):  # hashed in pieces; a bigger one is not read
@@ -142,7 +154,7 @@ class Inspector:
             if self._seen_before(record, earlier):
                 raise _Unrecorded()
         raise ImageError("empty file (0 bytes)" if fh.size == 0
-                         else "not an image (its content matches no image format)")
+                         else "not an image (its content matches no image or video format)")
 
     def _admit(self, fh: _OpenFile, fmt: str, record: Record, earlier: frozenset | None) -> int:
         """The memory reading and decoding the file will need, or ImageError when it is refused unread."""
@@ -175,7 +187,7 @@ class Inspector:
         if not self.read_metadata:
             return
         record = job.record
-        report = collect(path, data, fmt)
+        report = collect(path, data, fmt, trust_anchors=self.trust_anchors)
         job.evidence = report.items
         record.evidence = [e.to_dict() for e in report.items]
         record.exif = report.exif
@@ -193,10 +205,12 @@ class Inspector:
                         image = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
                         self._thumbnail(record, image.image)
                 return
-            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+            draft = getattr(self.engine, "input_short_edge", None) if self.options.fast_decode else None
+            loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels,
+                                draft_short=draft)
             record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
             record.notes += loaded.notes
-            job.pixels = self.engine.preprocess(loaded.image)
+            job.pixels = [self.engine.preprocess(loaded.image)]
             job.input_size = loaded.image.size
             if self.preview:
                 job.preview = downscaled(loaded.image, PREVIEW_MAX_SIDE)
@@ -211,6 +225,41 @@ class Inspector:
             record.thumbnail = thumbnail(image, self.thumbnails)
         except (OSError, ValueError) as exc:
             record.notes.append(f"no thumbnail: {exc}")
+
+    def _video(self, fh: _OpenFile, path: Path, fmt: str, job: Job, earlier: frozenset | None,
+               frame_index: int | None) -> None:
+        """A clip: hashed in pieces (never read whole), its container read, frames sampled by seeking and
+        preprocessed one by one; `frame_index` asks for that one frame instead (DD-VQA)."""
+        record = job.record
+        record.sha256 = fh.sha256()
+        if self._seen_before(record, earlier):
+            raise _Unrecorded()
+        if self.read_metadata:
+            report = read_container(fh.reader(), fmt, trust_anchors=self.trust_anchors)
+            job.evidence = report.items
+            record.evidence = [e.to_dict() for e in report.items]
+            record.notes += report.notes
+        with Clip(fh.reader(), fmt, max_pixels=self.options.max_pixels) as clip:
+            info = clip.info()
+            record.width, record.height = info.width, info.height  # frames: see video.frame_count
+            record.video = info.to_dict()
+            if self.engine is None:
+                return
+            self._check_memory(4 * 3 * info.width * info.height)  # a decoded frame, its RGB copy, the codec's
+            with self.memory.hold(4 * 3 * info.width * info.height):
+                if frame_index is not None:
+                    samples = [clip.frame_at_index(frame_index)]
+                else:
+                    samples = clip.sample(info, frames=self.options.video_frames, fps=self.options.video_fps,
+                                          keep=self.engine.preprocess)
+            record.video = info.to_dict()  # with the rotation sampling found
+            record.notes += info.notes
+        if frame_index is not None:  # one frame of the clip, judged as an image
+            record.video["frame"] = {"index": frame_index, "t": round(samples[0].t, 3)}
+            job.pixels = [self.engine.preprocess(samples[0].image)]
+            return
+        job.pixels = [s.image for s in samples]  # already preprocessed (keep=)
+        job.sample_times = [s.t for s in samples]
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:
@@ -231,9 +280,15 @@ class Inspector:
         return False
 
 
-def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Raise `ImageError` unless `path` decodes as an image: lets one-image commands fail before a model load."""
+def check_media(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise `ImageError` unless `path` decodes as an image, or opens as a video whose frames are within
+    `max_pixels`: lets one-file commands fail before a model load."""
     with _OpenFile(path) as fh:
+        fmt = sniff_video(fh.head[:64])
+        if fmt is not None:
+            with Clip(fh.reader(), fmt, max_pixels=max_pixels) as clip:
+                clip.info()
+            return
         limit = max_file_bytes(max_pixels)
         if fh.size > limit:
             raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
@@ -367,6 +422,8 @@ def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:
 
     data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
     try:
+        if fmt == "HEIF":
+            heif_opener()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data))

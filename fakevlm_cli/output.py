@@ -64,6 +64,32 @@ def first_line(text: str | None) -> str:
     return lines[0] if lines else ""
 
 
+def seconds(t: float | None) -> str:
+    """A time in a clip: ``4.5 s``, ``1:02.5``, ``1:02:03``."""
+    if t is None:
+        return "?"
+    if t < 60:
+        return f"{t:.1f} s"
+    minutes, secs = divmod(t, 60)
+    if minutes < 60:
+        return f"{int(minutes)}:{secs:04.1f}"
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{int(secs):02d}"
+
+
+def video_cell(record: Record) -> str:
+    """A clip's one-line summary for the table: frames judged and the most suspicious one."""
+    video = record.video or {}
+    if "frame" in video:
+        return f"frame #{video['frame']['index']} ({seconds(video['frame']['t'])})"
+    sampled = video.get("sampled")
+    if not sampled:
+        return ""
+    top = video.get("most_suspicious")
+    head = f"{len(sampled)} frames"
+    return f"{head}, top at {seconds(top['t'])} ({percent(top['p_fake'])})" if top else head
+
+
 def evidence_cell(record: Record) -> str:
     ev = record.strongest_evidence
     if ev is None:
@@ -150,7 +176,8 @@ class JsonObjectSink(_StreamSink):
 
 CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "disagreement", "evidence",
                "reasons", "explanation", "error", "sha256", "size", "format", "width", "height",
-               "model_id", "elapsed_ms", "path_bytes")
+               "model_id", "elapsed_ms", "path_bytes", "media", "duration_s", "frames_judged",
+               "most_suspicious_s")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -176,8 +203,17 @@ class CsvSink(_StreamSink):
             "evidence": " | ".join(f"{e['source']}:{e['key']}={e['value']} ({e['signal']})" for e in record.evidence),
             "reasons": " | ".join(r.word() for r in record.reasons),
             "model_id": (record.model or {}).get("id"),
+            **_video_columns(record.video),
         }
         self._emit([_csv_cell(row.get(col)) for col in CSV_COLUMNS])
+
+
+def _video_columns(video: dict | None) -> dict:
+    if not video:
+        return {}
+    top = video.get("most_suspicious") or video.get("frame")
+    return {"duration_s": video.get("duration_s"), "frames_judged": len(video.get("sampled") or []) or None,
+            "most_suspicious_s": top["t"] if top else None}
 
 
 def _csv_cell(value: object) -> object:

@@ -12,6 +12,7 @@ of memory, say) is split and retried down to single images, so one bad image nev
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import threading
@@ -19,16 +20,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fakevlm_cli.calibration import Decision
+from fakevlm_cli.engine_types import Answer
 from fakevlm_cli.fusion import fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
 from fakevlm_cli.localise import crop_box, describe
 from fakevlm_cli.options import JudgeOptions
 from fakevlm_cli.pictures import write_heatmap
 from fakevlm_cli.record import Record
+from fakevlm_cli.video import AGGREGATE, aggregate
 
 # How long images ready for the model wait for more of a batch when the source is slow (a fast source fills
 # batches well within it, so batch composition does not depend on timing).
@@ -36,7 +40,7 @@ LINGER_SECONDS = 0.25
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import Answer, EngineLike
+    from fakevlm_cli.engine_types import EngineLike
 
 
 @dataclass
@@ -49,6 +53,7 @@ class ScanStats:
     started: float = field(default_factory=time.perf_counter)
     model_seconds: float = 0.0
     model_images: int = 0
+    inconclusive: int = 0  # records whose P(fake) fell in the --inconclusive band (counted as unknown too)
 
     @property
     def elapsed(self) -> float:
@@ -63,19 +68,25 @@ class Scanner:
     """Runs one scan. `engine` None means metadata only (torch is never imported).
 
     `resume` maps files already recorded (see results_file.ResumeIndex) to their hashes; `read_metadata`
-    False judges the pixels alone (eval).
+    False judges the pixels alone (eval). `decision` turns P(fake) into the model's verdict (default: P(fake)
+    >= options.threshold; run.prepare builds one from --calibration and --inconclusive); `trust_anchors` is
+    the PEM bundle C2PA signers are checked against.
     """
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
-                 on_progress: Callable[[ScanStats], None] | None = None, heatmaps: Path | None = None,
-                 thumbnails: int = 0):
+                 on_progress: Callable[[ScanStats], None] | None = None, decision: Decision | None = None,
+                 trust_anchors: str | None = None, heatmaps: Path | None = None, thumbnails: int = 0):
         self.engine = engine
+        self.decision = decision or Decision(threshold=options.threshold)
+        options = replace(options, threshold=self.decision.threshold)  # the threshold records carry
         self.options = options
         self.heatmaps = heatmaps if options.localise else None
-        model_info = {**engine.info.to_dict(), "pixels": options.pixels} if engine is not None else None
+        model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
+                                                  "fast_decode": options.fast_decode}
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
-                                   model_info=model_info, preview=self.heatmaps is not None, thumbnails=thumbnails)
+                                   model_info=model_info, trust_anchors=trust_anchors,
+                                   preview=self.heatmaps is not None, thumbnails=thumbnails)
         self.stats = ScanStats(changed=self.inspector.changed)
         self.on_progress = on_progress
 
@@ -96,31 +107,33 @@ class Scanner:
         feeder = _Feeder(candidates, pool, self.inspector.inspect, window=max(2 * batch, 4 * workers))
         ready: list[Job] = []
         waiting_for_model = 0
+        sharing = self.engine.sharing_cpu(workers) if self.engine is not None else contextlib.nullcontext()
         try:
-            while True:
-                # With images waiting for batch-mates, wait for the next file only so long: a slow source
-                # (paths trickling in on stdin) must not hold finished work back.
-                future = feeder.next(timeout=LINGER_SECONDS if waiting_for_model else None)
-                if future is _Feeder.END:
-                    break
-                if future is _Feeder.IDLE:
-                    yield from self._finish(ready)
-                    ready, waiting_for_model = [], 0
-                    continue
-                job = future.result()
-                self.stats.files += 1
-                if isinstance(job, NoRecord):
-                    self.stats.skipped += job.skipped
-                    self.stats.resumed += not job.skipped
-                    self._progress()
-                else:
-                    ready.append(job)
-                    waiting_for_model += job.pixels is not None
-                if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
-                    # nothing in hand waits for the model (stream it now), or a batch is full
-                    yield from self._finish(ready)
-                    ready, waiting_for_model = [], 0
-            yield from self._finish(ready)
+            with sharing:
+                while True:
+                    # With images waiting for batch-mates, wait for the next file only so long: a slow source
+                    # (paths trickling in on stdin) must not hold finished work back.
+                    future = feeder.next(timeout=LINGER_SECONDS if waiting_for_model else None)
+                    if future is _Feeder.END:
+                        break
+                    if future is _Feeder.IDLE:
+                        yield from self._finish(ready)
+                        ready, waiting_for_model = [], 0
+                        continue
+                    job = future.result()
+                    self.stats.files += 1
+                    if isinstance(job, NoRecord):
+                        self.stats.skipped += job.skipped
+                        self.stats.resumed += not job.skipped
+                        self._progress()
+                    else:
+                        ready.append(job)
+                        waiting_for_model += len(job.pixels)  # a clip brings several frames
+                    if ready and (waiting_for_model == 0 or waiting_for_model >= batch):
+                        # nothing in hand waits for the model (stream it now), or a batch is full
+                        yield from self._finish(ready)
+                        ready, waiting_for_model = [], 0
+                yield from self._finish(ready)
         finally:
             feeder.stop()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -131,7 +144,7 @@ class Scanner:
 
     # ---- main thread -----------------------------------------------------------------------------------
     def _finish(self, jobs: list[Job]) -> Iterator[Record]:
-        todo = [j for j in jobs if j.pixels is not None]
+        todo = [j for j in jobs if j.pixels]
         if todo:
             self._run_model(todo)
         for job in jobs:
@@ -145,12 +158,15 @@ class Scanner:
                                         "metadata alone")
                 else:
                     record.verdict, record.error = "error", job.pixel_error
+            if self.engine is not None:
+                record.calibration = self.decision.summary()
             if record.verdict != "error":
-                fused = fuse(record.model_verdict, record.p_fake, job.evidence)
+                fused = fuse_record(record, job.evidence, self.decision)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
-            job.pixels = job.preview = None
+            job.pixels, job.preview = [], None
             self.stats.verdicts[record.verdict] += 1
+            self.stats.inconclusive += record.inconclusive and record.verdict == "unknown"
             self._progress()
             yield record
 
@@ -182,15 +198,27 @@ class Scanner:
             job.seconds += spent / len(jobs)
 
     def _call_engine(self, jobs: list[Job]) -> None:
-        pixels = [j.pixels for j in jobs]
-        if self.options.explain:
-            answers = self._model.explain_pixels(pixels, self.options.max_new_tokens)
-        else:
-            answers = self._model.verdicts(pixels)
-        for job, answer in zip(jobs, answers, strict=True):
-            self._set_model_result(job.record, answer)
-        if self.options.localise:
-            self._localise(jobs, answers)
+        images = [j for j in jobs if j.sample_times is None]
+        if images:
+            pixels = [j.pixels[0] for j in images]
+            if self.options.explain:
+                answers = self._batched(lambda p: self._model.explain_pixels(p, self.options.max_new_tokens), pixels)
+            else:
+                answers = self._batched(self._model.verdicts, pixels)
+            for job, answer in zip(images, answers, strict=True):
+                self._set_model_result(job.record, answer)
+            if self.options.localise:
+                self._localise(images, answers)
+        clips = [j for j in jobs if j.sample_times is not None]
+        if clips:  # the sampled frames of every clip, --batch-size at a time
+            answers = self._batched(self._model.verdicts, [p for j in clips for p in j.pixels])
+            start = 0
+            for job in clips:
+                self._set_clip_result(job, answers[start:start + len(job.pixels)])
+                start += len(job.pixels)
+                if self.options.localise:  # a map of one frame would be read as the clip's: not made
+                    job.record.notes.append("no heatmap: maps are made for still pictures, not for video clips "
+                                            "(see video.most_suspicious for the frame to examine)")
 
     def _localise(self, jobs: list[Job], answers: list[Answer]) -> None:
         """Relevance maps for the batch's verdicts (heatmap pictures too with --heatmaps). A map that cannot be
@@ -203,7 +231,7 @@ class Scanner:
                 todo.append((job, answer))
         if not todo:
             return
-        grids = self._relevance([job.pixels for job, _ in todo], [answer for _, answer in todo])
+        grids = self._relevance([job.pixels[0] for job, _ in todo], [answer for _, answer in todo])
         try:
             view = self._model.view
         except Exception as exc:  # noqa: BLE001 - an engine that cannot say how it crops: no maps, verdicts stand
@@ -252,19 +280,71 @@ class Scanner:
             return
         localisation["heatmap"] = str(path)
 
-    def _set_model_result(self, record: Record, answer: Answer) -> None:
+    def _batched(self, call, pixels: list) -> list[Answer]:
+        """`call` over `pixels` in slices of --batch-size (a clip brings up to 256 frames at once)."""
+        size = self.options.batch_size
+        return [answer for i in range(0, len(pixels), size) for answer in call(pixels[i:i + size])]
+
+    def _set_clip_result(self, job: Job, answers: list[Answer]) -> None:
+        """A clip's verdict from its frames' (`video.aggregate`); with --explain, its most suspicious frame's
+        answer."""
+        record, times = job.record, job.sample_times or []
+        frames = [{"t": round(t, 3), "p_fake": None if a.p_fake is None else round(float(a.p_fake), 6)}
+                  for t, a in zip(times, answers, strict=True)]
+        video = dict(record.video or {})
+        video["sampled"] = frames
+        record.video = video
+        judged = [(a.p_fake, i) for i, a in enumerate(answers) if a.p_fake is not None]
+        if not judged:
+            self._set_model_result(record, answers[0])
+            return
+        p_fake, top = aggregate([p for p, _ in judged]), max(judged)[1]
+        video["aggregate"] = AGGREGATE
+        video["most_suspicious"] = frames[top]
+        if len(judged) < len(answers):
+            record.notes.append(f"the model stated no verdict on {len(answers) - len(judged)} of "
+                                f"{len(answers)} sampled frames")
+        explained = None
+        if self.options.explain:
+            explained = self._model.explain_pixels([job.pixels[top]], self.options.max_new_tokens)[0]
+            video["explained_frame"] = frames[top]
+        self._set_model_result(record, explained or answers[top], p_fake=p_fake)
+
+    def _set_model_result(self, record: Record, answer: Answer, *, p_fake: float | None = None) -> None:
+        """`answer`'s verdict, or the given `p_fake` (a clip's aggregate) with `answer`'s text."""
+        if p_fake is not None:
+            answer = Answer(p_fake=p_fake, verdict_step=answer.verdict_step, lead_in=answer.lead_in,
+                            text=answer.text, verdict_sentence=answer.verdict_sentence,
+                            explanation=answer.explanation, text_verdict=answer.text_verdict)
         if answer.p_fake is None:
             record.p_fake, record.model_verdict = None, "unknown"
             record.notes.append(f"the model stated no verdict ('fake' or 'real') within its first "
                                 f"{self._model.verdict_steps} tokens")
         else:
             record.p_fake = round(float(answer.p_fake), 6)
-            record.model_verdict = "fake" if answer.p_fake >= self.options.threshold else "real"
+            apply_decision(record, self.decision)
         if answer.text is not None:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
 
 
+
+def apply_decision(record: Record, decision: Decision) -> None:
+    """The model's verdict from the record's (rounded) P(fake): threshold, calibrated P(fake), inconclusive band.
+    Also used on records read back from a predictions file (eval --from-predictions --calibration)."""
+    if record.p_fake is None:
+        return
+    judged = decision.judge(record.p_fake)
+    record.model_verdict, record.calibrated_p_fake = judged.verdict, judged.calibrated
+    record.inconclusive = judged.inconclusive
+    record.threshold = decision.threshold
+
+
+def fuse_record(record: Record, evidence: list, decision: Decision):
+    """fusion.fuse for a record judged under `decision` (the probability shown, the band when inconclusive)."""
+    shown = record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
+    return fuse(record.model_verdict, shown, evidence, calibrated=record.calibrated_p_fake is not None,
+                inconclusive=decision.band if record.inconclusive else None)
 
 
 def heatmap_name(record: Record) -> str:

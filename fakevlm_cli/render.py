@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text
+from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text, seconds, video_cell
 from fakevlm_cli.record import Record
 
 VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
@@ -24,6 +24,18 @@ def plain(value: object, *, style: str | None = None, max_len: int | None = None
 
 def verdict_text(verdict: str) -> Text:
     return Text(verdict.upper() if verdict in ("fake", "real") else verdict, style=VERDICT_STYLE.get(verdict, ""))
+
+
+def record_verdict(record: Record) -> Text:
+    """The verdict as shown: "inconclusive" when the model's P(fake) fell in the band (the record says unknown)."""
+    if record.inconclusive and record.verdict == "unknown":
+        return Text("inconclusive", style=VERDICT_STYLE["unknown"])
+    return verdict_text(record.verdict)
+
+
+def shown_p_fake(record: Record) -> float | None:
+    """The P(fake) shown: the calibrated one when a --calibration map applied."""
+    return record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
 
 
 class TableSink:
@@ -39,7 +51,7 @@ class TableSink:
         table = Table(show_header=header, header_style="bold", box=None, pad_edge=False, expand=True,
                       show_edge=False)
         table.add_column("file", ratio=3, overflow="fold", no_wrap=False)
-        table.add_column("verdict", width=8, no_wrap=True)
+        table.add_column("verdict", width=8, no_wrap=True)  # "inconclusive" shows as "inconcl…"
         table.add_column("P(fake)", width=7, justify="right", no_wrap=True)
         table.add_column("evidence", ratio=2, overflow="ellipsis", no_wrap=True)
         table.add_column("explanation" if self.explain else "note", ratio=3 if width > 100 else 2,
@@ -55,8 +67,10 @@ class TableSink:
             note = plain(first_line(record.explanation))
         else:
             note = plain(record.reasons[0].word() if record.reasons else "")
+        if record.video and record.verdict != "error":
+            note = Text.assemble((video_cell(record), "cyan"), " ", note)
         flag = Text(" !", style="bold red") if record.disagreement else Text("")
-        table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
+        table.add_row(plain(record.path), record_verdict(record) + flag, percent(shown_p_fake(record)),
                       plain(evidence_cell(record)), note)
         self.console.print(table)
 
@@ -84,7 +98,8 @@ def console(*, stderr: bool = False) -> Console:
 
 def explain_panel(record: Record) -> Panel:
     """Verdict in colour, P(fake) as a percentage, the model's answer wrapped, evidence, reasons, the model id."""
-    parts: list = [*_verdict_lines(record), *_answer_lines(record), *_where_lines(record), *_evidence_lines(record)]
+    parts: list = [*_verdict_lines(record), *_video_lines(record), *_answer_lines(record), *_where_lines(record),
+                   *_evidence_lines(record)]
     reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
         parts += [Text(""), Text("Why", style="bold")]
@@ -97,11 +112,17 @@ def explain_panel(record: Record) -> Panel:
 
 
 def _verdict_lines(record: Record) -> list:
-    head = Text.assemble("Verdict: ", verdict_text(record.verdict), "   P(fake): ",
-                         (percent(record.p_fake), "bold"))
+    head = Text.assemble("Verdict: ", record_verdict(record), "   P(fake): ",
+                         (percent(shown_p_fake(record)), "bold"))
+    if record.calibrated_p_fake is not None:
+        head.append(f" calibrated (raw {percent(record.p_fake)})", style="dim")
     if record.disagreement:
         head.append("   metadata overrules the model", style="bold red")
     lines: list = [head]
+    band = (record.calibration or {}).get("inconclusive")
+    if record.inconclusive and band:
+        lines.append(plain(f"Inconclusive: P(fake) lies in the band {percent(band[0])}–{percent(band[1])} where "
+                           "the model's verdict is not trusted", style="yellow"))
     if record.model_verdict and record.model_verdict != record.verdict:
         lines.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
     if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
@@ -109,6 +130,32 @@ def _verdict_lines(record: Record) -> list:
                            f"P(fake) and the threshold)", style="yellow"))
     if record.p_fake is None and record.model_verdict == "unknown":
         lines.append(plain("The model stated no verdict ('fake' or 'real') where it was expected.", style="yellow"))
+    return lines
+
+
+def _video_lines(record: Record) -> list:
+    """A clip: what it is, each judged frame's P(fake), and which frame the explanation is about."""
+    video = record.video
+    if not video:
+        return []
+    fps = f" at {video['fps']:.3g} fps" if video.get("fps") else ""
+    length = f", {seconds(video['duration_s'])}" if video.get("duration_s") else ""
+    lines: list = [Text(""), plain(f"Video: {video['container']} {video['codec']} {video['width']}x{video['height']}"
+                                   f"{length}{fps}", style="bold")]
+    if "frame" in video:
+        lines.append(plain(f"Judged frame #{video['frame']['index']} (at {seconds(video['frame']['t'])})"))
+    sampled = video.get("sampled") or []
+    if sampled:
+        lines.append(plain(f"{len(sampled)} frames judged; the clip's P(fake) is the {video.get('aggregate', '?')}"))
+        strip = Text("  ")
+        top = (video.get("most_suspicious") or {}).get("t")
+        for i, frame in enumerate(sampled):
+            style = "bold red" if frame["t"] == top else "dim" if (frame["p_fake"] or 0) < 0.5 else "red"
+            strip.append(("  " if i else "") + f"{seconds(frame['t'])} {percent(frame['p_fake'])}", style=style)
+        lines.append(strip)
+    if video.get("explained_frame"):
+        lines.append(plain(f"The explanation below is about the most suspicious frame, at "
+                           f"{seconds(video['explained_frame']['t'])}.", style="dim"))
     return lines
 
 
@@ -156,7 +203,9 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     table.add_column(style="bold")
     table.add_column()
     counts = ", ".join(f"{stats.verdicts.get(v, 0)} {v}" for v in ("fake", "real", "unknown", "error"))
-    table.add_row("scanned", f"{stats.records} files: {counts}")
+    inconclusive = getattr(stats, "inconclusive", 0)
+    table.add_row("scanned", f"{stats.records} files: {counts}" + (f" ({inconclusive} of them inconclusive)"
+                                                                   if inconclusive else ""))
     extras = []
     if stats.skipped:
         extras.append(f"{stats.skipped} not images")
@@ -197,10 +246,13 @@ def eval_tables(run) -> list:
     out: list = [_metrics_table(run)]
     if run.request.args.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
         out.append(_auc_line(run.metrics["overall"]))
+    out.append(_operating_table(run.metrics["overall"]))
     if run.paper:
         out.append(_paper_table(run))
     if run.metrics.get("localisation", {}).get("n"):
         out.append(_localisation_table(run.metrics["localisation"]))
+    if getattr(run, "fitted", None) is not None:
+        out.append(_fitted_lines(run))
     notes = [n for n in run.loaded.notes if n.startswith(("localisation over", "text metrics"))]
     return out + [plain(n, style="dim") for n in [*notes, *_eval_notes(run.metrics)]]
 
@@ -222,6 +274,48 @@ def _localisation_table(scores: dict) -> Table:
     if extra:
         table.caption = "; ".join(extra)
     return table
+
+
+def _operating_table(overall: dict) -> Table:
+    """Operating points of P(fake) (TPR at 1 % and 5 % FPR, EER), calibration error and the reliability diagram."""
+    points = overall.get("operating_points") or {}
+    table = Table(title="operating points of P(fake) (fake if P(fake) >= threshold)", title_justify="left")
+    for header in ("point", "threshold", "TPR", "FPR", ""):
+        table.add_column(header, justify="left" if header in ("point", "") else "right")
+    for target, row in (points.get("tpr_at_fpr") or {}).items():
+        if row is None:
+            table.add_row(f"FPR ≤ {float(target):.0%}", "—", "—", "—", "needs real and fake images")
+            continue
+        table.add_row(f"FPR ≤ {float(target):.0%}", _cell(row["threshold"], "{:.6g}"), _cell(row["tpr"], "{:.3f}"),
+                      _cell(row["fpr"], "{:.3f}"), f"{points.get('n_real', 0)} real images")
+    table.add_row("EER", _cell(points.get("eer_threshold"), "{:.6g}"), "", _cell(points.get("eer"), "{:.3f}"),
+                  "where FPR and FNR cross")
+    table.add_section()
+    ece = f"ECE {_cell(overall.get('ece'), '{:.3f}')}"
+    if overall.get("ece_calibrated") is not None:
+        ece += f" (calibrated: {overall['ece_calibrated']:.3f})"
+    table.add_row("reliability", "mean P(fake)", "fraction fake", "n", ece)
+    for row in overall.get("reliability") or []:
+        if row["n"]:
+            bar = "█" * round(20 * row["fraction_fake"])
+            table.add_row(f"{row['lo']:.1f}–{row['hi']:.1f}", f"{row['mean_p_fake']:.3f}",
+                          f"{row['fraction_fake']:.3f}", str(row["n"]), bar)
+    return table
+
+
+def _fitted_lines(run) -> Text:
+    cal = run.fitted
+    fit = cal.fit
+    line = Text.assemble(("calibration fitted: ", "bold"),
+                         f"threshold P(fake) >= {cal.threshold:.6g} for a target FPR of {cal.target_fpr:.2%} "
+                         f"(here FPR {fit['fpr']:.3f}, TPR {fit['tpr']:.3f}; expected FPR on new images "
+                         f"{fit['expected_fpr']:.3%})")
+    if cal.mapping is not None:
+        line.append(f"; calibrated P(fake) = sigmoid({cal.mapping.a:.4g}·logit(P) {cal.mapping.b:+.4g})")
+    line.append(f"; saved to {run.request.args.fit_calibration}")
+    if fit.get("warning"):
+        line.append("\nwarning: " + fit["warning"], style="yellow")
+    return line
 
 
 def _metrics_table(run) -> Table:

@@ -74,8 +74,12 @@ def merge_pair(merge: str | list[str]) -> tuple[str, str]:
     return first, second
 
 
-def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
-    """Build, save and return a tiny random LLaVA checkpoint directory (< 1 MB, about a second)."""
+def build_tiny_llava(out_dir: str | Path, *, seed: int = 0, image_size: int = TINY_IMAGE_SIZE) -> Path:
+    """Build, save and return a tiny random LLaVA checkpoint directory (< 1 MB, about a second).
+
+    `image_size` 336 gives LLaVA-1.5's geometry (576 image tokens of 14-px patches) at tiny widths: what the
+    benchmarks use, so that prompt length and the processor's work are the real model's.
+    """
     import torch
     from transformers import (
         CLIPImageProcessorPil,
@@ -90,14 +94,14 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer()
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    n_image_tokens = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2  # "default" strategy drops the CLS token
+    n_image_tokens = (image_size // TINY_PATCH) ** 2  # "default" strategy drops the CLS token
     vision = CLIPVisionConfig(
         hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, projection_dim=64,
+        image_size=image_size, patch_size=TINY_PATCH, projection_dim=64,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -111,7 +115,7 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": TINY_IMAGE_SIZE}, crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
     )
     processor = LlavaProcessor(
         image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_PATCH,

@@ -71,3 +71,194 @@ def bomb_png(path: Path) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
                      + chunk(b"IEND", b""))
     return path
+
+
+# ---- video and phone media (PyAV and pillow-heif, imported here only) ------------------------------------
+
+def video_clip(path: Path, frames, *, rate: int = 1, codec: str = "libx264", fmt: str | None = None,
+               rotation: int | None = None, metadata: dict | None = None, gop: int | None = None,
+               pts: list[int] | None = None, time_base=None) -> Path:
+    """A clip of `frames` (PIL images, all one size) at `rate` fps; `pts` (in `time_base` units) makes it
+    variable-frame-rate; `rotation` writes a display matrix (counter-clockwise degrees, as PyAV reads it back)."""
+    import av
+
+    container = av.open(str(path), "w", format=fmt)
+    container.metadata.update(metadata or {})
+    stream = container.add_stream(codec, rate=rate)
+    stream.width, stream.height = frames[0].size
+    stream.pix_fmt = "yuv420p"
+    if codec == "libx264":
+        stream.options = {"crf": "10"}  # near-lossless: the toy's 1-px checkerboard survives
+    if gop:
+        stream.codec_context.gop_size = gop
+    if time_base is not None:
+        stream.time_base = stream.codec_context.time_base = time_base
+    if rotation is not None:
+        stream.set_display_rotation(rotation)
+    for i, image in enumerate(frames):
+        frame = av.VideoFrame.from_image(image.convert("RGB"))
+        if pts is not None:
+            frame.pts, frame.time_base = pts[i], time_base
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def numbered_frames(n: int, size=(64, 48)) -> list[Image.Image]:
+    """Frames whose grey level says their number (frame i is 20 * i % 256), with a white top-left marker."""
+    frames = []
+    for i in range(n):
+        image = Image.new("RGB", size, ((20 * i) % 256,) * 3)
+        image.paste((255, 255, 255), (0, 0, 8, 8))
+        image.paste((0, 0, 0), (8, 0, 16, 8))
+        frames.append(image)
+    return frames
+
+
+def audio_only(path: Path, fmt: str = "mp4") -> Path:
+    """One second of silence in an MP4 (AAC): a container with no video stream."""
+    import av
+    import numpy as np
+
+    container = av.open(str(path), "w", format=fmt)
+    stream = container.add_stream("aac", rate=8000)
+    stream.layout = "mono"
+    for start in range(0, 8000, 1024):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 8000, start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def heic_photo(path: Path, image: Image.Image, *, make: str = "Apple", model: str = "iPhone 15 Pro",
+               orientation: int | None = None) -> Path:
+    """A lossless HEIC (pillow-heif), with EXIF Make/Model (and Orientation) as an iPhone writes them."""
+    import pillow_heif
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = make, model
+    if orientation is not None:
+        exif[0x0112] = orientation
+    heif = pillow_heif.from_pillow(image.convert("RGB"))
+    heif.save(str(path), quality=-1, chroma=444, exif=exif.tobytes())
+    return path
+
+
+def c2pa_signed(src: Path, dst: Path, mime: str,
+                source_type: str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                *, ca_pem: Path | None = None) -> Path:
+    """`src` with a C2PA manifest ("c2pa.created" by `source_type`) signed by a throwaway ES256 certificate
+    (issued by a throwaway CA key, so the signature is valid but nobody trusts it), written to `dst` by
+    c2pa-python. `ca_pem`, when given, receives the issuing CA's certificate (a trust anchor for the file)."""
+    import datetime
+
+    import c2pa
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def signer_certificate(name: str, issuer: str, key, signing_key) -> x509.Certificate:
+        def dn(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakevlm tests")])
+
+        builder = (x509.CertificateBuilder().subject_name(dn(name)).issuer_name(dn(issuer))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+                                  critical=False))
+        # the C2PA signer profile: digitalSignature, an allowed extended key usage
+        builder = (builder.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                                         critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False))
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    leaf = signer_certificate("test signer", "test CA", key, ca_key)
+    if ca_pem is not None:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA"),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakevlm tests")])
+        ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+              .not_valid_after(now + datetime.timedelta(days=7))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
+        alg=b"es256", sign_cert=leaf.public_bytes(serialization.Encoding.PEM), ta_url=None,
+        private_key=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())))
+    manifest = {"claim_generator_info": [{"name": "fakevlm-tests", "version": "1"}], "title": dst.name,
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [
+                    {"action": "c2pa.created", "digitalSourceType": source_type}]}}]}
+    with open(src, "rb") as source, open(dst, "w+b") as out:
+        c2pa.Builder(json.dumps(manifest)).sign(signer, mime, source, out)
+    return dst
+
+
+def exif_with_thumbnail(thumbnail: bytes, make: str = "Canon", model: str = "Canon EOS R5") -> bytes:
+    """An APP1 EXIF payload (little-endian TIFF) with Make and Model in IFD0 and a JPEG thumbnail in IFD1, as
+    cameras write it; Pillow's Exif writer has no IFD1, so it is packed here."""
+    def ascii_entry(tag: int, text: str, offset: int) -> tuple[bytes, bytes]:
+        raw = text.encode("ascii") + b"\x00"
+        return struct.pack("<HHII", tag, 2, len(raw), offset), raw
+
+    ifd0_at = 8
+    ifd0_size = 2 + 2 * 12 + 4
+    data_at = ifd0_at + ifd0_size
+    make_entry, make_raw = ascii_entry(0x010F, make, data_at)
+    model_entry, model_raw = ascii_entry(0x0110, model, data_at + len(make_raw))
+    ifd1_at = data_at + len(make_raw) + len(model_raw)
+    ifd1_size = 2 + 3 * 12 + 4
+    thumb_at = ifd1_at + ifd1_size
+    ifd0 = struct.pack("<H", 2) + make_entry + model_entry + struct.pack("<I", ifd1_at)
+    ifd1 = (struct.pack("<H", 3) + struct.pack("<HHIHH", 0x0103, 3, 1, 6, 0)
+            + struct.pack("<HHII", 0x0201, 4, 1, thumb_at) + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))
+            + struct.pack("<I", 0))
+    tiff = b"II*\x00" + struct.pack("<I", ifd0_at) + ifd0 + make_raw + model_raw + ifd1 + thumbnail
+    return b"Exif\x00\x00" + tiff
+
+
+def scene(size: tuple[int, int] = (640, 480), seed: int = 7) -> Image.Image:
+    """A smooth picture with shapes in it: content a 160-px thumbnail still shows (noise would average out)."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = np.stack([120 + 80 * np.sin(3 * xx + c) * np.cos(2 * yy - c) for c in (0.0, 1.0, 2.0)], axis=-1)
+    im = Image.fromarray(np.clip(base, 0, 255).astype("uint8"), "RGB")
+    draw = ImageDraw.Draw(im)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - w // 5)), int(rng.integers(0, h - h // 5))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.ellipse((x0, y0, x0 + int(rng.integers(w // 12, w // 5)), y0 + int(rng.integers(h // 12, h // 5))),
+                     fill=colour)
+    return im
+
+
+def jpeg_with_thumbnail(path: Path, main: Image.Image, shown_in_thumbnail: Image.Image, *,
+                        size: tuple[int, int] = (160, 120), quality: int = 90) -> Path:
+    """A camera-style JPEG: `main` as the image, `shown_in_thumbnail` (fitted with black bars) as its EXIF
+    thumbnail. Different pictures make the classic trace of an edit that kept the old thumbnail."""
+    from PIL import ImageOps
+
+    thumb = io.BytesIO()
+    ImageOps.pad(shown_in_thumbnail.convert("RGB"), size, color=(0, 0, 0)).save(thumb, "JPEG", quality=75)
+    main.convert("RGB").save(path, "JPEG", quality=quality, exif=exif_with_thumbnail(thumb.getvalue()))
+    return path

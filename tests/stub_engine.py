@@ -67,6 +67,11 @@ class StubEngine:
             maps.append(grid)
         return maps
 
+    def sharing_cpu(self, loader_threads):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def free_memory(self) -> None:
         pass
 

@@ -14,16 +14,17 @@ if str(REPO) not in sys.path:  # benchmarks/ is a folder of the repository, not 
 
 
 def test_benchmark_pieces_run(engine, tmp_path):
-    from benchmarks import baseline, context, files, models, run
+    from benchmarks import baseline, context, files, measure, models, run
     from fakevlm_cli.evidence import collect
 
     images = context.make_images(2)
 
-    # The upstream loop re-created: every prompt padded to 1024 tokens, greedy generate, substring parse.
+    # The upstream loop re-created: 1,024 padded ids whose one <image> the model expands, greedy generate,
+    # the first-then-second-sentence parse.
     result = baseline.upstream_eval_loop(engine.model, engine.processor, images, max_new_tokens=4)
     assert len(result.texts) == 2 and len(result.labels) == 2
     assert set(result.labels) <= {0, 1}
-    assert result.prompt_tokens == baseline.UPSTREAM_MAX_LENGTH
+    assert result.prompt_tokens == baseline.UPSTREAM_MAX_LENGTH + engine.model.config.image_seq_length - 1
     assert result.new_tokens and 1 <= max(result.new_tokens) <= 4
     assert engine.processor.tokenizer.padding_side == "left"  # the shared processor is left as it was
 
@@ -46,9 +47,36 @@ def test_benchmark_pieces_run(engine, tmp_path):
     assert any(e.to_dict().get("signal") == "ai_generated"
                for e in collect(a1111, a1111.read_bytes(), "PNG").items)
 
+    # The upstream parse, defects included: "real" before "fake", the second sentence, then a coin toss.
+    import random
+
+    rng = random.Random(0)
+    assert baseline.upstream_parse("Does it? This is not real. Fake.", rng) == 1
+    assert baseline.upstream_parse("Hmm. This is a fake image.", rng) == 0
+    assert baseline.upstream_parse("Hmm. Fake, not real.", rng) == 1  # the second sentence; "real" checked first
+
+    # Paired rounds: every side once a round, ratios per round with their spread.
+    counts = iter(range(100))
+    rounds = measure.paired_rounds({"a": lambda: 4, "b": lambda: {"items": 2, "wall_s": 1.0, "cpu_s": 0.5,
+                                                                   "n": next(counts)}}, 3)
+    assert [len(rounds["a"]), len(rounds["b"])] == [3, 3] and rounds["b"][0]["wall_s"] == 1.0
+    r = measure.ratio(rounds, "a", "b")
+    assert r["min"] <= r["median"] <= r["max"] and len(r["rounds"]) == 3
+
     # The command line parses (every row has its function), and the table renders.
     assert set(run.ROWS) == {"score", "explain", "scan", "memory", "startup", "metadata"}
     args = run.parse_args(["--quick", "--skip", "memory,startup"])
     assert args.skip_set == {"memory", "startup"} and args.n_files == run.DEFAULTS["quick"]["n_files"]
     table = run.render_table([["score", "ours images/s, batch 8", "1.0", "2.0", "0.50x", "", ""]])
     assert table.splitlines()[0].split()[:2] == ["row", "measure"] and "batch 8" in table
+
+
+def test_video_aggregate_benchmark_picks_apart_the_aggregators(capsys):
+    """One toy clip of each kind: the aggregator the scan uses is the one that tells all four apart."""
+    from benchmarks import video_aggregate
+
+    results = video_aggregate.main(clips_per_kind=1)
+    assert results["real"]["top third mean"] == 0 and results["fake"]["top third mean"] == 1
+    assert results["quarter fake"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 1}
+    assert results["one spurious frame"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 0}
+    assert "top third mean" in capsys.readouterr().out

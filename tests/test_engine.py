@@ -255,14 +255,58 @@ def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
     assert calls == [1]
 
 
-@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1001, 333), (90, 60)])
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1001, 333), (90, 60), (112, 112), (113, 112),
+                                  (112, 500), (4000, 113)])
 def test_preprocess_equals_the_processor_exactly(engine, size):
+    """The fast path (a Pillow resize, an array crop, a lookup table) is bit-identical to the processor."""
     import torch
 
+    assert engine._fast is not None  # the CLIP processor qualifies: the fast path is the one running
     image = noise_image(11, size)
     ours = engine.preprocess(image)
     theirs = engine.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
     assert ours.shape == theirs.shape and torch.equal(ours, theirs)
+
+
+def test_a_processor_the_fast_path_cannot_match_is_used_as_it_is(tiny_model):
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from fakevlm_cli.engine_types import ModelInfo
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    processor.image_processor.do_normalize = False  # not the four steps the lookup table stands for
+    model = LlavaForConditionalGeneration.from_pretrained(tiny_model)
+    eng = Engine(model, processor, info=ModelInfo("m", None, "float32", "none", "cpu"), answer_prefix=FORCED)
+    assert eng._fast is None
+    image = noise_image(3, (200, 150))
+    theirs = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+    assert eng.preprocess(image).equal(theirs)
+
+
+def test_the_model_gets_the_cores_the_loaders_leave_during_a_scan(engine, tmp_path, monkeypatch):
+    """On the CPU, torch's threads are cores - loader threads (at least 1) while a scan runs, then restored."""
+    import torch
+
+    from fakevlm_cli.discover import Candidate
+    from fakevlm_cli.engine import _usable_cores
+    from fakevlm_cli.options import JudgeOptions
+    from fakevlm_cli.pipeline import Scanner
+
+    noise_image(1).save(tmp_path / "a.png")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    forced = Engine(engine.model, engine.processor, info=engine.info, codec=engine.codec, answer_prefix=FORCED)
+    seen = []
+    real = forced.verdicts
+    monkeypatch.setattr(forced, "verdicts", lambda px: seen.append(torch.get_num_threads()) or real(px))
+    before = torch.get_num_threads()
+    for workers in (1, 2, 64):
+        list(Scanner(forced, JudgeOptions(workers=workers)).run([Candidate(tmp_path / "a.png", explicit=True)]))
+        assert seen[-1] == max(1, _usable_cores() - workers)
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice stands
+    list(Scanner(forced, JudgeOptions(workers=2)).run([Candidate(tmp_path / "a.png", explicit=True)]))
+    assert seen[-1] == before
 
 
 def test_a_processor_that_predates_image_token_expansion_works(tiny_model):
@@ -291,3 +335,23 @@ def test_a_processor_for_another_image_size_is_refused(tiny_model, engine):
             Engine(engine.model, engine.processor, info=ModelInfo("m", None, "float32", "none", "cpu"))
     finally:
         engine.processor.image_processor.crop_size = original
+
+
+def test_a_long_explanation_is_exactly_what_plain_greedy_generate_writes(engine):
+    """Long answers decode into a static KV cache: the tokens must be those of plain `generate` (dynamic cache)."""
+    import torch
+
+    from fakevlm_cli.engine import STATIC_CACHE_FROM
+
+    steps = STATIC_CACHE_FROM + 16
+    answers = engine.explain(IMAGES[:4], max_new_tokens=steps)
+    ids = torch.tensor([engine.prompt_ids] * 4)
+    pixels = torch.stack([engine.preprocess(im) for im in IMAGES[:4]])
+    with torch.inference_mode():
+        plain = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels,
+                                      max_new_tokens=steps, do_sample=False)
+    for answer, row in zip(answers, plain[:, ids.shape[1]:].tolist(), strict=True):
+        eos = engine.model.generation_config.eos_token_id
+        row = row[: row.index(eos)] if eos in row else row
+        assert answer.lead_in == ""  # a random model writes no verdict: its whole answer is `text`
+        assert answer.text == engine.codec.decode(row).strip()

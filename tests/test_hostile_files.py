@@ -84,15 +84,26 @@ def scan_in_child(path: Path, *, explicit: bool = True, config: str = "", addres
 # ---- files are not read whole before they are known to be images ---------------------------------------------
 
 def test_huge_non_image_is_never_read(tmp_path):
-    video = tmp_path / "clip.mp4"
-    with open(video, "wb") as fh:  # 6 GB, sparse
-        fh.write(b"\x00\x00\x00\x18ftypmp42")
+    archive = tmp_path / "backup.zip"
+    with open(archive, "wb") as fh:  # 6 GB, sparse
+        fh.write(b"PK\x03\x04")
         fh.truncate(6 * 2**30)
-    found, rss = scan_in_child(video, explicit=False)
+    found, rss = scan_in_child(archive, explicit=False)
     assert found == [] and rss < 300  # skipped from a folder: one small read
-    (named,), rss = scan_in_child(video, explicit=True)
+    (named,), rss = scan_in_child(archive, explicit=True)
     assert named["error"].startswith("not an image") and named["sha256"] is None and named["size"] == 6 * 2**30
     assert rss < 300
+
+
+def test_a_huge_broken_video_costs_bounded_memory(tmp_path):
+    """A 3 GB file that starts like an MP4 is a video: hashed in pieces, never held; its error is one record."""
+    video = tmp_path / "clip.mp4"
+    with open(video, "wb") as fh:  # sparse: an ftyp box, then nothing a demuxer can use
+        fh.write(b"\x00\x00\x00\x18ftypmp42")
+        fh.truncate(3 * 2**30)
+    (record,), rss = scan_in_child(video, explicit=False)
+    assert record["verdict"] == "error" and record["media"] == "video" and record["format"] == "MP4"
+    assert len(record["sha256"]) == 64 and rss < 300
 
 
 @pytest.mark.parametrize("magic", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00"])
@@ -173,6 +184,9 @@ def test_loader_threads_share_one_memory_budget(tmp_path):
             def verdicts(self, pixels):
                 from fakevlm_cli.engine_types import Answer
                 return [Answer(p_fake=0.25, verdict_step=0)] * len(pixels)
+            def sharing_cpu(self, loader_threads):
+                import contextlib
+                return contextlib.nullcontext()
         files = sorted(glob.glob({str(tmp_path)!r} + "/*.png"))
         scanner = Scanner(Engine(), JudgeOptions(workers=4, batch_size=4, max_memory=600 * 2**20))
         records = list(scanner.run([Candidate(p, explicit=True) for p in files]))
@@ -412,7 +426,7 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     see the README), finishes, and writes exactly one record per file that can be an image."""
     d = tmp_path / "hostile"
     d.mkdir()
-    for name, magic, size in (("clip.mp4", b"\x00\x00\x00\x18ftypmp42", 6 * 2**30),
+    for name, magic, size in (("backup.zip", b"PK\x03\x04", 6 * 2**30),
                               ("huge.jpg", b"\xff\xd8\xff\xe0", 3 * 2**30)):
         with open(d / name, "wb") as fh:  # sparse
             fh.write(magic)
@@ -432,7 +446,7 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     tiff = b"II*\x00" + struct.pack("<IH", 8, 600)
     tiff += b"".join(struct.pack("<HHII", 0xC000 + i, 2, MiB, 8 + 2 + 12 * 600 + 4) for i in range(600))
     (d / "exif.tif").write_bytes(tiff + b"\x00" * 4 + b"A" * MiB)
-    expected = sorted(p.name for p in d.iterdir() if p.name != "clip.mp4")
+    expected = sorted(p.name for p in d.iterdir() if p.name != "backup.zip")
     code = f"""
         sys.path.insert(0, {str(REPO / "tests")!r})
         from stub_engine import StubEngine
@@ -444,7 +458,7 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     """
     result, rss = bounded(code, address_space_mib=2560)
     assert sorted(name for name, _, _ in result) == sorted(n.encode("utf-8", "surrogateescape").decode(
-        "utf-8", "backslashreplace") for n in expected)  # one record per file; the video is skipped
+        "utf-8", "backslashreplace") for n in expected)  # one record per file; the archive is skipped
     verdicts = {name: (verdict, error) for name, verdict, error in result}
     assert verdicts["sd.png"][0] == "fake" and verdicts["deep16.png"][0] in ("real", "fake")
     for bad in ("huge.jpg", "bomb.png", "truncated.jpg", "empty.jpg", "strip.png"):

@@ -114,3 +114,27 @@ def test_sniff_rejects_text_and_heif_is_named():
     assert sniff_format(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00") == "HEIF"
     with pytest.raises(ImageError, match="HEIF"):
         load_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+
+
+def test_fast_decode_reduces_only_big_jpegs_and_keeps_their_stored_size(tmp_path):
+    """--fast-decode: a 12 MP JPEG is decoded at a reduced DCT scale (pixels close to, not equal to, a full
+    decode); a small JPEG and any PNG are decoded exactly as without it; the record keeps the stored size."""
+    import io
+
+    import numpy as np
+    from benchmarks_files import photo_like
+
+    big = io.BytesIO()
+    photo_like(2400, 1800, seed=3).save(big, "JPEG", quality=90)
+    exact = load_image(big.getvalue())
+    fast = load_image(big.getvalue(), draft_short=336)
+    assert (fast.width, fast.height) == (exact.width, exact.height) == (2400, 1800)
+    assert min(fast.image.size) >= 672 and fast.image.size != exact.image.size  # decoded at 1/2 scale
+    shrunk = np.asarray(exact.image.resize(fast.image.size), dtype=float)
+    assert np.abs(np.asarray(fast.image, dtype=float) - shrunk).mean() < 3  # the same picture, in levels
+    small = io.BytesIO()
+    photo_like(640, 480, seed=4).save(small, "JPEG", quality=90)
+    assert load_image(small.getvalue(), draft_short=336).image.tobytes() == load_image(small.getvalue()).image.tobytes()
+    png = io.BytesIO()
+    photo_like(2400, 1800, seed=5).save(png, "PNG")
+    assert load_image(png.getvalue(), draft_short=336).image.size == (2400, 1800)

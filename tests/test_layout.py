@@ -9,8 +9,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 
 LAYERS = {
-    0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy"],
-    1: ["options", "record"],
+    0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
+        "video"],
+    1: ["options", "record", "calibration"],
     2: ["images", "output", "fusion", "results_file", "localise", "pictures"],
     3: ["loader", "loading", "render", "datasets", "bench", "relevance"],
     4: ["engine", "pipeline", "sinks", "report"],

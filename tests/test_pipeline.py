@@ -25,6 +25,11 @@ class StubEngine:
     def preprocess(self, image):
         return image.getpixel((0, 0))
 
+    def sharing_cpu(self, loader_threads):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def free_memory(self):
         self.freed += 1
 

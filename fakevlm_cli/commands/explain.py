@@ -8,14 +8,14 @@ from pathlib import Path
 from fakevlm_cli import run
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError
-from fakevlm_cli.loader import check_image
+from fakevlm_cli.loader import check_media
 from fakevlm_cli.options import ExplainRequest
 from fakevlm_cli.record import Record
 from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
 
 def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None = None) -> int:
-    """Exit 0 (real or unknown), 1 (fake); a file that cannot be judged is an error (2)."""
+    """Exit 0 (real, unknown or inconclusive), 1 (fake); a file that cannot be judged is an error (2)."""
     env = env or Environment.detect()
     image, heatmap = request.args.image, request.args.heatmap
     judge = request.judge
@@ -24,12 +24,15 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
         if not heatmap.resolve().parent.is_dir():
             raise FakevlmError(f"{heatmap}: no such folder for the heatmap")
     try:  # a bad file is reported before the (slow) model load
-        check_image(image, judge.max_pixels)
+        check_media(image, judge.max_pixels)
     except ImageError as exc:
         raise FakevlmError(f"{image}: {exc}") from None
+    prepared = run.prepare(judge)
     outs = explain_outputs(env, as_json=request.args.as_json)
     engine = run.load_engine(request.engine, notify=diag.note)
-    (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine)
+    for notice in run.check_model(prepared, engine, judge):
+        diag.note(notice)
+    (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
     if heatmap is not None:

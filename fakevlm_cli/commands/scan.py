@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
@@ -37,6 +37,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
     if outputs.quiet:
         silence_libraries()
+    prepared = run.prepare(judge, uses_model=not outputs.no_model)  # --calibration, --trust-anchors: checked first
     target = _results_file(request)
     report = _report_sink(request, target)
     discovery = DiscoveryStats()
@@ -51,8 +52,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes
             candidates = list(candidates)
             total = len(candidates)
-        engine = None if outputs.no_model else run.load_engine(
-            request.engine, notify=None if outputs.quiet else diag.note)
+        engine = None if outputs.no_model else _load_engine(request, prepared, diag)
         outs = scan_outputs(env, outputs.fmt, target, explain=judge.explain, quiet=outputs.quiet)
         if report is not None:
             outs.sinks.append(report)
@@ -60,11 +60,21 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         _abandon(target, report)
         raise
     stats = ScanStats()
-    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total)
+    stopped = _judge_all(candidates, request, engine, target, outs, stats, diag, total=total, prepared=prepared)
     _summary(stats, discovery, outs, diag, stopped is not None, target)
     if stopped is not None:
         return interrupted_code(stopped)
     return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+
+
+def _load_engine(request: ScanRequest, prepared: run.Prepared, diag: Diagnostics):
+    """The model, and a --calibration checked against it (refused for another model, processor or prompt)."""
+    quiet = request.outputs.quiet
+    engine = run.load_engine(request.engine, notify=None if quiet else diag.note)
+    for notice in run.check_model(prepared, engine, request.judge):
+        if not quiet:
+            diag.note(notice)
+    return engine
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
@@ -88,7 +98,8 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
-               diag: Diagnostics, total: int | None) -> KeyboardInterrupt | None:
+               diag: Diagnostics, total: int | None, prepared: run.Prepared | None = None
+               ) -> KeyboardInterrupt | None:
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
     from_render = None
     if total is not None and outs.live is not None:
@@ -100,9 +111,8 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
         with from_render or contextlib.nullcontext():
             records = run.predict(candidates, request.judge, engine,
                                   resume=target.index.recorded if target is not None else None, stats=stats,
-                                  on_progress=from_render.update if from_render else None,
-                                  heatmaps=request.outputs.heatmaps,
-                                  thumbnails=_thumbnails(request))
+                                  on_progress=from_render.update if from_render else None, prepared=prepared,
+                                  heatmaps=request.outputs.heatmaps, thumbnails=_thumbnails(request))
             for record in records:
                 outs.write(record)
                 if record.verdict == "error" and not outs.table_on_screen:
@@ -180,12 +190,22 @@ def _arguments(request: ScanRequest, diag: Diagnostics) -> Iterator[str]:
     inputs = request.inputs
     for path in inputs.paths:
         if path == "-":
-            yield from read_path_list(sys.stdin.buffer, nul=inputs.nul, warn=_warner(diag, "stdin"))
+            yield from read_path_list(_unbuffered(sys.stdin.buffer), nul=inputs.nul, warn=_warner(diag, "stdin"))
         else:
             yield path
     if inputs.from_file is not None:
         name = getattr(inputs.from_file, "name", "--from-file")
-        yield from read_path_list(inputs.from_file, nul=inputs.nul, warn=_warner(diag, str(name)))
+        yield from read_path_list(_unbuffered(inputs.from_file), nul=inputs.nul, warn=_warner(diag, str(name)))
+
+
+def _unbuffered(stream: IO[bytes]) -> IO[bytes]:
+    """The same file read straight from its descriptor: the scan's feeder thread may be blocked reading it
+    when the run ends, and must not be holding the lock of a buffered stream that the interpreter flushes on
+    its way out (a daemon thread holding it aborts the process)."""
+    try:
+        return open(stream.fileno(), "rb", buffering=0, closefd=False)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's BytesIO): read it as it is
+        return stream
 
 
 def _warner(diag: Diagnostics, source: str):

@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import DatasetError, FakevlmError
 from ..images import SNIFF_BYTES, sniff_format
 from ..record import recorded_path
+from ..video import VIDEO_SUFFIXES, sniff_video
 
 BENCHMARKS = ("fakeclue", "loki", "ddvqa", "folder")
 DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ or fake/
@@ -50,6 +51,7 @@ class BenchItem:
     # False: in the benchmark for localisation only (an annotated LOKI image missing from true_or_false.json),
     # not scored for classification or text.
     scored: bool = True
+    frame_index: int | None = None  # `image` is a video and this its frame to judge (DD-VQA from clips)
 
 
 @dataclass
@@ -207,12 +209,12 @@ def _label01(value: Any, path: Path, where: str) -> str:
 
 
 def _item(root: Path, image: Path, label: str, category: str, refs: Iterable[str], *,
-          item_id: str | None = None) -> BenchItem:
+          item_id: str | None = None, frame_index: int | None = None) -> BenchItem:
     refs = tuple(ref for ref in refs if ref.strip())
     # A name that is not UTF-8 gets the record's escaped form, so the id survives a predictions file unchanged.
     item_id = item_id or recorded_path(image.relative_to(root).as_posix())[0]
     return BenchItem(id=item_id, image=image, label=label, category=category,
-                     reference=refs[0] if refs else None, references=refs)
+                     reference=refs[0] if refs else None, references=refs, frame_index=frame_index)
 
 
 # -------------------------------------------------------------------------------------------- FakeClue
@@ -420,11 +422,12 @@ def _answers(qa: Any, path: Path, where: str) -> tuple[str, tuple[str, ...]]:
     return qa["question"].strip(), tuple(answer.strip() for answer in answers)
 
 
-def _frames(frames_root: Path, method_dir: Path | None, key: str, path: Path, where: str) -> list[Path]:
-    """Frames of one video, naturally sorted: ``<method dir>/<video id>/`` (``114_102``, ``044``) or
-    ``<method dir>/<record key>/`` (``0_114_102``, ``5_044``)."""
+def _frames(frames_root: Path, method_dir: Path | None, key: str, path: Path, where: str) -> _VideoFrames:
+    """Frames of one video: the images of ``<method dir>/<video id>/`` (``114_102``, ``044``) or
+    ``<method dir>/<record key>/`` (``0_114_102``, ``5_044``) in natural order, else the clip
+    ``<method dir>/<video id>.mp4`` (any video suffix), whose i-th decoded frame is frame i."""
     if method_dir is None:
-        return []
+        return _VideoFrames()
     video = key.split("_", 1)[1] if re.match(r"\d+_.", key) else key
     for name in (video, key):
         folder = _inside(frames_root, f"{method_dir.name}/{name}", path, where)
@@ -432,8 +435,41 @@ def _frames(frames_root: Path, method_dir: Path | None, key: str, path: Path, wh
             names = sorted((entry.name for entry in os.scandir(folder) if entry.is_file()
                             and not entry.name.startswith(".")
                             and os.path.splitext(entry.name)[1].lower() in _FRAME_SUFFIXES), key=_natural_key)
-            return [folder / name for name in names]
-    return []
+            return _VideoFrames(images=[folder / name for name in names])
+    for name in (video, key):
+        for suffix in sorted(VIDEO_SUFFIXES):
+            clip = _inside(frames_root, f"{method_dir.name}/{name}{suffix}", path, where)
+            if clip.is_file():
+                return _VideoFrames(clip=clip, count=_declared_frames(clip))
+    return _VideoFrames()
+
+
+@dataclass
+class _VideoFrames:
+    """A DD-VQA video's frames: extracted images, or a clip and the frame count its container declares."""
+
+    images: list[Path] = field(default_factory=list)
+    clip: Path | None = None
+    count: int | None = None  # the clip's declared frame count (None: unknown, a later error record says so)
+
+    def __len__(self) -> int:
+        return len(self.images) if self.clip is None else (self.count if self.count is not None else 1 << 30)
+
+    def describe(self) -> str:
+        return f"{len(self.images)} frames" if self.clip is None else f"{self.count} frames in {self.clip.name}"
+
+
+def _declared_frames(clip: Path) -> int | None:
+    """The frame count a clip's container declares (header only; PyAV imported here, lazily), or None."""
+    import av
+
+    try:
+        with av.open(str(clip), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return 0
+            return int(container.streams.video[0].frames) or None
+    except (av.FFmpegError, OSError, ValueError):
+        return None
 
 
 def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limit=None) -> LoadResult:
@@ -441,7 +477,9 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
     one item per verdict question ("Does the image look real/fake?"), category = method, Original = real and
     every other method = fake. As the FakeVLM authors did (opendatalab/FakeVLM issue #3), the i-th question of
     a video goes with the i-th frame of ``frames/<Method>/<video id>/`` in natural order, so the verdict
-    question is asked about the frame of its position. Part questions (the person's skin, nose, eyes…) are
+    question is asked about the frame of its position; without that folder, with the i-th decoded frame of the
+    clip ``frames/<Method>/<video id>.mp4`` (or .avi, .mkv…; docs/video.md says how this differs from frames
+    extracted by hand). Part questions (the person's skin, nose, eyes…) are
     skipped: each would need its own prompt, and a scan asks every image the same one."""
     root = _root(data_dir)
     test_set = Path(annotations) if annotations else next(
@@ -453,7 +491,8 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
     frames_root = (Path(frames).expanduser() if frames else root / "frames").resolve()
     frame_dirs = _method_dirs(frames_root)
     if not frame_dirs:
-        notes.append(f"{frames_root}: no frames found (expected {frames_root}/<Method>/<video id>/*.png)")
+        notes.append(f"{frames_root}: no frames found (expected {frames_root}/<Method>/<video id>/*.png "
+                     "or <video id>.mp4)")
     rows = []
     for method, folder in methods.items():
         path = folder / f"{folder.name}.json"
@@ -472,29 +511,36 @@ def load_ddvqa(data_dir, *, annotations=None, frames=None, categories=None, limi
                     continue
                 if position >= len(video_frames):
                     rows.append(_Row(method, None, f"{frames_root}/{method}/{key}: frame #{position} "
-                                                   f"for question {qid} ({len(video_frames)} frames)"))
+                                                   f"for question {qid} ({video_frames.describe()})"))
                     continue
-                # a frame may be a symbolic link: it too must stay inside the frames directory
-                image = _inside(frames_root, str(video_frames[position].relative_to(frames_root)), path, where)
-                item = _item(frames_root, image, label, method, answers, item_id=f"{method}/{key}/{qid}")
+                item_id = f"{method}/{key}/{qid}"
+                if video_frames.clip is not None:
+                    item = _item(frames_root, video_frames.clip, label, method, answers, item_id=item_id,
+                                 frame_index=position)
+                else:  # a frame may be a symbolic link: it too must stay inside the frames directory
+                    image = _inside(frames_root, str(video_frames.images[position].relative_to(frames_root)),
+                                    path, where)
+                    item = _item(frames_root, image, label, method, answers, item_id=item_id)
                 rows.append(_Row(method, item))
     return _finish(rows, notes, categories, limit)
 
 
 # ---------------------------------------------------------------------------------------------- folder
 
-def _is_image(path: Path) -> bool:
-    """Content decides, as in a scan (`images.sniff_format`): a PNG named .txt is an image, notes.png is not."""
+def _is_media(path: Path) -> bool:
+    """Content decides, as in a scan (`images.sniff_format`, `video.sniff_video`): a PNG named .txt is an
+    image, notes.png is not."""
     try:
         with open(path, "rb") as handle:
-            return sniff_format(handle.read(SNIFF_BYTES)) is not None
+            head = handle.read(SNIFF_BYTES)
+            return sniff_format(head) is not None or sniff_video(head[:64]) is not None
     except OSError:
         return False
 
 
 def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
     """``real/`` and ``fake/`` (any case) with images at any depth; the first folder below them is the
-    category (files directly inside get ``default``). Images are recognised by content (JPEG, PNG, GIF, WebP,
+    category (files directly inside get ``default``). Images and videos are recognised by content (JPEG, PNG, GIF, WebP,
     TIFF, BMP and the rest `images.sniff_format` knows); hidden files and folders and symbolic links are
     skipped (ripgrep's convention) and counted in the notes; order is the sorted relative path."""
     root = _root(data_dir)
@@ -506,7 +552,7 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
         for path in _visible_files(top):
             if path.is_symlink():
                 links += 1
-            elif not _is_image(path):
+            elif not _is_media(path):
                 others += 1
             else:
                 parts = path.relative_to(top).parts
@@ -516,7 +562,7 @@ def load_folder(data_dir, *, categories=None, limit=None) -> LoadResult:
     if links:
         notes.append(f"{links} symbolic links skipped")
     if others:
-        notes.append(f"{others} files skipped: not a recognised image format")
+        notes.append(f"{others} files skipped: not a recognised image or video format")
     return _finish(rows, notes, categories, limit)
 
 

@@ -141,7 +141,22 @@ def exif_source(data: bytes, fmt: str) -> bytes:
     if fmt == "WEBP" and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         chunk = riff_chunk(data, b"EXIF") or b""
         return chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk
+    if fmt in ("HEIF", "AVIF"):  # exifread 3.5 cannot walk HEIF boxes: libheif hands over the EXIF item
+        return heif_exif(data)
     return data
+
+
+def heif_exif(data: bytes) -> bytes:
+    """The TIFF data of a HEIF/AVIF file's EXIF item (pillow-heif), or b"" when it has none."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return b""
+    blob = pillow_heif.open_heif(data, convert_hdr_to_8bit=False).info.get("exif") or b""
+    start = blob.find(b"II*\x00")
+    alt = blob.find(b"MM\x00*")
+    starts = [i for i in (start, alt) if i >= 0]
+    return blob[min(starts):] if starts else b""
 
 
 def read(data: bytes, fmt: str, report: MetadataReport) -> None:
