@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -244,3 +245,28 @@ def test_the_faithfulness_benchmark_runs(tmp_path):
     doc = json.loads(out.read_text())
     assert [r["method"] for r in doc["rows"]] == [*relevance.METHODS, "gradient-x-input", "random", "centre prior"]
     assert doc["paired"]["best"] in relevance.METHODS and len(doc["paired"]["against"]) == 2
+
+
+def test_a_clip_gets_a_note_not_a_map(tmp_path, monkeypatch):
+    """--localise on a video: no map (one frame's map would be read as the clip's), a note that says where to
+    look instead; the image beside it still gets its map and heatmap picture, and explain --heatmap warns."""
+    from factories import video_clip
+    from stub_engine import install
+
+    install(monkeypatch)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    video_clip(folder / "clip.mp4", [Image.new("RGB", (64, 48), (230, 20, 20))] * 4)
+    Image.new("RGB", (64, 48), (230, 20, 20)).save(folder / "red.png")
+    out, maps = tmp_path / "r.jsonl", tmp_path / "maps"
+    result = CliRunner().invoke(cli, ["scan", str(folder), "--heatmaps", str(maps), "-o", str(out), "-q"])
+    assert result.exit_code == 1, result.output
+    records = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    clip, image = records["clip.mp4"], records["red.png"]
+    assert clip["media"] == "video" and clip["verdict"] == "fake" and clip["localisation"] is None
+    assert any(n.startswith("no heatmap: maps are made for still pictures, not for video clips") for n in clip["notes"])
+    assert image["localisation"] is not None and Path(image["localisation"]["heatmap"]).is_file()
+    assert len(list(maps.iterdir())) == 1
+    result = CliRunner().invoke(cli, ["explain", str(folder / "clip.mp4"), "--heatmap", str(tmp_path / "c.png")])
+    assert result.exit_code == 1 and not (tmp_path / "c.png").exists()
+    assert "not written: no heatmap: maps are made for still pictures" in result.output.replace("\n", " ")

@@ -119,6 +119,31 @@ def test_entry_accepts_only_what_it_understands():
     assert shown["exif"] == [] and len(shown["provenance"]) == 1 and shown["disagreement"] is False
 
 
+def test_clip_and_calibration_fields_are_checked_too():
+    weird = {"media": "<video>", "video": {"duration_s": -1, "fps": "x", "sampled": [{"t": 1, "p_fake": 2},
+             {"t": "<b>"}, "x", {"t": 2.5, "p_fake": 0.7}], "most_suspicious": {"t": 2.5, "p_fake": 0.7},
+             "aggregate": "\u202emax"},
+             "calibrated_p_fake": 7, "inconclusive": "yes", "calibration": {"inconclusive": [0.2, "<b>"]},
+             "evidence": [{"source": "c2pa", "key": "signer", "value": "x", "trust": "<script>"},
+                          {"source": "c2pa", "key": "signer", "value": "y", "trust": "trusted"}]}
+    shown = entry(weird, 0, None)
+    assert shown["media"] is None and shown["cal"] is None
+    video = shown["video"]
+    assert video["duration"] is None and video["facts"] == "" and video["aggregate"] == "\\u202emax"
+    assert video["frames"] == [{"t": 1.0, "p": None}, {"t": 2.5, "p": 0.7}] and video["top"] == {"t": 2.5, "p": 0.7}
+    assert [p["text"].endswith("chains to a trust anchor)") for p in shown["provenance"]] == [False, True]
+    good = entry({"calibrated_p_fake": 0.55, "inconclusive": True, "calibration": {"file": "c.json",
+                  "inconclusive": [0.2, 0.8]}}, 1, None)
+    assert good["cal"] == {"p": 0.55, "inconclusive": True, "band": [0.2, 0.8], "file": "c.json"}
+
+
+def test_a_clip_gets_no_picture_and_no_note_for_it(tmp_path):
+    """`fakevlm report` never decodes a clip as a picture: the page draws its frames instead."""
+    from fakevlm_cli.report import _picture
+
+    assert _picture({"media": "video", "path": "clip.mp4"}, [tmp_path], 160) == (None, None)
+
+
 def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()

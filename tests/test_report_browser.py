@@ -268,7 +268,72 @@ def test_an_eval_predictions_report_has_roc_confusion_and_categories(browser, tm
     assert sum(counts["real"]) == 4 and sum(counts["fake"]) == 4 and counts["fake"][0] >= 1  # misses exist
     categories = page.eval_on_selector_all("#categories tr", "rows => rows.map(r => r.cells[0].textContent)")
     assert categories[1:] == ["dalle", "sdxl"]
+    operating = page.eval_on_selector_all("#operating tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert operating == ["TPR at FPR \u2264 1%", "TPR at FPR \u2264 5%", "EER"]
+    assert page.locator("#reliability circle").count() >= 1 and "ECE 0." in page.text_content("body")
     wrong = sum(counts["real"][1:]) + counts["fake"][0] + sum(counts["fake"][2:])
     page.check("#wrong")
     assert len(cards(page)) == wrong
     seen.assert_clean()
+
+
+# ---- what main added: clips, calibration, C2PA trust, JPEG structure -----------------------------------------
+
+def clip_record(payload: str) -> dict:
+    frames = [{"t": t, "p_fake": p} for t, p in ((0.0, 0.2), (1.5, 0.4), (3.0, 0.97), (4.5, 0.6), (6.0, None))]
+    return {
+        "schema": 1, "path": f"clips/{payload}{RTL_NAME}.mp4", "verdict": "fake", "p_fake": 0.79, "threshold": 0.5,
+        "model_verdict": "fake", "answer": f"This is a fake image. {payload}", "media": "video",
+        "video": {"container": payload, "codec": payload, "width": 640, "height": 360, "fps": 2.0, "duration_s": 7.5,
+                  "frame_count": 15, "rotation": 0, "sampled": [*frames, {"t": payload, "p_fake": payload}],
+                  "aggregate": payload, "most_suspicious": frames[2], "explained_frame": frames[2]},
+        "evidence": [{"source": "c2pa", "key": "signer", "value": payload, "signal": "info", "strong": False,
+                      "trust": "untrusted"},
+                     {"source": "jpeg", "key": "quality", "value": f"about 75 {payload}", "signal": "info",
+                      "strong": False}],
+        "notes": ["no heatmap: maps are made for still pictures, not for video clips"], "sha256": None,
+        "tool": {"name": "fakevlm", "version": "0"},
+    }
+
+
+def inconclusive_record(payload: str) -> dict:
+    return {
+        "schema": 1, "path": f"photos/{payload}.jpg", "verdict": "unknown", "p_fake": 0.61, "threshold": 0.42,
+        "calibrated_p_fake": 0.55, "inconclusive": True, "model_verdict": "unknown",
+        "calibration": {"file": payload, "sha256": None, "target_fpr": 0.01, "mapping": "platt",
+                        "inconclusive": [0.2, 0.8]},
+        "reasons": [f"model inconclusive: calibrated P(fake) = 55.0% lies in the inconclusive band {payload}"],
+        "tool": {"name": "fakevlm", "version": "0"},
+    }
+
+
+def test_clips_calibration_and_signer_trust_render_and_hostile_strings_stay_text(browser, tmp_path):
+    """A clip's frame strip (one bar a judged frame, the most suspicious marked, no broken picture), the
+    inconclusive badge with the calibrated P(fake) and its band, signer trust and JPEG structure in the
+    provenance: payloads in every new string are shown, never run."""
+    results = tmp_path / "new.jsonl"
+    rows = [clip_record(PAYLOADS[0]), inconclusive_record(PAYLOADS[1]), clip_record(PAYLOADS[3])]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tmp_path / "new.html"
+    assert invoke("report", results, "-o", report).exit_code == 0
+    seen = visit(browser, report)
+    page = seen.page
+    clip = page.locator("article.card").nth(0)
+    assert clip.locator(".strip .frame").count() == 5  # the malformed sixth frame dropped
+    assert clip.locator(".strip .frame.top").count() == 1 and clip.locator(".strip .frame.hi").count() == 2
+    assert clip.locator(".strip .frame.top").get_attribute("title") == "3.00 s: P(fake) 97.0% (most suspicious)"
+    assert clip.locator("img").count() == 0 and clip.locator(".media").text_content() == "VIDEO"
+    text = clip.inner_text()
+    assert "most suspicious frame: at 3.00 s, P(fake) 97.0%" in text and "over 7.50 s" in text
+    assert "signer NOT trusted" in text and "jpeg quality: about 75" in text
+    inc = page.locator("article.card").nth(1)
+    assert inc.locator(".badge").text_content() == "INCONCLUSIVE"
+    assert inc.locator(".pct").text_content() == "calibrated P(fake) 55.0%"
+    assert "(model 61.0%)" in inc.inner_text() and "in the band 20.0%\u201380.0%" in inc.inner_text()
+    assert inc.locator(".bar .band").count() == 1
+    assert "1 inconclusive" in page.text_content("#inconclusive-count")
+    page.uncheck("input[name=verdict][value=fake]")
+    assert [c["verdict"] for c in cards(page)] == ["INCONCLUSIVE"]
+    page.check("input[name=verdict][value=fake]")
+    assert_nothing_ran(seen, [PAYLOADS[0], PAYLOADS[1], PAYLOADS[3]])
+    page.screenshot(path=str(tmp_path / "new.png"), full_page=True)

@@ -49,6 +49,9 @@ GENERATOR = b'<meta name="generator" content="fakevlm'
 _DATA_MARKER = "<!--fakevlm:data-->"
 # Caps on what one record may put into the page, so a hostile file cannot make the report unusable.
 _MAX_TEXT, _MAX_ITEM, _MAX_ITEMS = 8000, 600, 40
+_TRUST = {"trusted": "trusted (chains to a trust anchor)", "untrusted": "NOT trusted (no trust anchor vouches for it)",
+          "unknown": "trust unknown (no trust anchors given)"}
+_MAX_FRAMES = 256  # a clip's sampled frames shown (scan samples at most 256)
 _EXIF_LABELS = {"make": "make", "model": "model", "lens_model": "lens", "datetime_original": "taken",
                 "software": "software", "gps_present": "GPS", "makernote_present": "maker note"}
 
@@ -118,6 +121,9 @@ def _provenance(evidence: Any) -> list[dict]:
         value = visible(item.get("value"), _MAX_ITEM)
         signal, generator = visible(item.get("signal"), 40), item.get("generator")
         text = f"{source} {key}: {value}" + (f" ({visible(generator, 120)})" if generator else "")
+        trust = _choice(item.get("trust"), _TRUST)
+        if trust is not None:  # a C2PA signer: whether its certificate chains to a trusted anchor
+            text += f" · signer {_TRUST[trust]}"
         out.append({"text": f"[{signal}] {text}",
                     "strong": bool(item.get("strong")) and str(item.get("signal", "")).startswith("ai_")})
     return out
@@ -160,6 +166,50 @@ def _localisation(loc: Any) -> dict | None:
         return None
 
 
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1e7:
+        return None
+    return round(float(value), 3)
+
+
+def _frame(value: Any) -> dict | None:
+    """One sampled frame {t, p}: t in seconds, p its P(fake) (None if the model stated no verdict on it)."""
+    if not isinstance(value, dict) or _seconds(value.get("t")) is None:
+        return None
+    return {"t": _seconds(value.get("t")), "p": _number(value.get("p_fake"))}
+
+
+def _video(video: Any) -> dict | None:
+    """A clip as the page draws it: duration, the sampled frames' P(fake) at their times, the most suspicious
+    and explained frames; every number checked, every string made visible-safe."""
+    if not isinstance(video, dict):
+        return None
+    sampled: list = video["sampled"] if isinstance(video.get("sampled"), list) else []
+    frames = [f for f in (_frame(v) for v in sampled[:_MAX_FRAMES]) if f is not None]
+    fps = video.get("fps")
+    facts = [visible(video.get(k), 40) for k in ("container", "codec") if isinstance(video.get(k), str)]
+    if isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps < 10_000:
+        facts.append(f"{fps:.3g} fps")
+    if isinstance(video.get("frame_count"), int) and not isinstance(video.get("frame_count"), bool):
+        facts.append(f"{video['frame_count']} frames")
+    single = _frame({**video["frame"], "p_fake": None}) if isinstance(video.get("frame"), dict) else None
+    return {"duration": _seconds(video.get("duration_s")), "frames": frames,
+            "top": _frame(video.get("most_suspicious")), "explained": _frame(video.get("explained_frame")),
+            "aggregate": visible(video.get("aggregate"), 200) if video.get("aggregate") else None,
+            "facts": " · ".join(facts), "frame": single}
+
+
+def _calibration(data: dict) -> dict | None:
+    """Calibrated P(fake) and the inconclusive band, when the record was judged with them."""
+    cal: dict = data["calibration"] if isinstance(data.get("calibration"), dict) else {}
+    band = cal.get("inconclusive")
+    band = [_number(v) for v in band] if isinstance(band, list) and len(band) == 2 else None
+    out = {"p": _number(data.get("calibrated_p_fake")), "inconclusive": data.get("inconclusive") is True,
+           "band": band if band and None not in band else None,
+           "file": visible(cal.get("file"), 300) if isinstance(cal.get("file"), str) else None}
+    return out if out["p"] is not None or out["inconclusive"] or out["band"] else None
+
+
 def _explained(loc: dict, model_verdict: Any) -> dict:
     """What the colours mean, in words; regions are outlined only where the model judged the image fake (on
     any other verdict they would point at evidence for a conclusion the model did not reach)."""
@@ -192,6 +242,8 @@ def entry(data: dict, index: int, thumb: bytes | None, thumb_note: str | None = 
         "notes": _items(data.get("notes")), "error": visible(data.get("error"), 1000) if data.get("error") else None,
         "facts": _facts(data), "label": _choice(data.get("label"), ("real", "fake")),
         "category": visible(data.get("category"), 120) if data.get("category") is not None else None,
+        "media": _choice(data.get("media"), ("image", "video")), "video": _video(data.get("video")),
+        "cal": _calibration(data),
         "loc": loc, "thumb": base64.b64encode(thumb).decode("ascii") if thumb else None,
         "thumb_note": thumb_note,
     }
@@ -210,6 +262,10 @@ class Summary:
     methods: list[str] = field(default_factory=list)
     localised: int = 0
     threshold: float | None = None
+    inconclusive: int = 0
+    videos: int = 0
+    band: list | None = None
+    calibrated: bool = False  # the band is on calibrated P(fake)
 
     def add(self, page_entry: dict, data: dict) -> None:
         self.total += 1
@@ -230,6 +286,11 @@ class Summary:
                 self.methods.append(page_entry["loc"]["method"])
         if self.threshold is None:
             self.threshold = _number(data.get("threshold"))
+        cal = page_entry["cal"]
+        self.inconclusive += bool(cal and cal["inconclusive"])
+        if cal and cal["band"] and self.band is None:
+            self.band, self.calibrated = cal["band"], cal["file"] is not None
+        self.videos += page_entry["media"] == "video"
 
 
 # ---- writing ------------------------------------------------------------------------------------------------
@@ -414,6 +475,8 @@ def _first_line_is_json(handle) -> bool:
 def _picture(data: dict, roots: list[Path], size: int) -> tuple[bytes | None, str | None]:
     """The record's file read back from disk and checked against its recorded hash, as a thumbnail; or why not."""
     if not size:
+        return None, None
+    if data.get("media") == "video":  # a clip has no one picture: the page draws its frames' P(fake) instead
         return None, None
     try:
         name = raw_path(data["path"], data.get("path_bytes"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fakevlm_cli.datasets.metrics import VERDICTS, Prediction, classification, roc_auc
+from fakevlm_cli.datasets.metrics import VERDICTS, Prediction, classification, operating_points, reliability, roc_auc
 
 BINS = 20
 COLOURS = {"fake": "#c62828", "real": "#2e7d32", "unknown": "#b26a00", "error": "#6a1b9a"}
@@ -90,5 +90,45 @@ def evaluation_panels(truths: Sequence[tuple[str, str, float | None, str]]) -> d
         auc = roc_auc([p.label == "fake" for p in group if p.p_fake is not None],
                       [p.p_fake for p in group if p.p_fake is not None])
         categories.append({"name": name, "n": len(group), "accuracy": _fmt(block["accuracy"]), "auc": _fmt(auc)})
-    return {"roc": roc, "confusion": confusion, "categories": categories, "n": len(preds),
+    return {"roc": roc, "operating": _operating(scored), "reliability": _reliability(scored),
+            "confusion": confusion, "categories": categories, "n": len(preds),
             "accuracy": _fmt(overall["accuracy"]), "f1": _fmt(overall["f1_real_positive"])}
+
+
+def _operating(scored: Sequence[tuple[bool, float]]) -> dict[str, Any] | None:
+    """TPR at 1 % and 5 % FPR and the EER of "fake if P(fake) >= t", as `fakevlm eval` reports them."""
+    if not scored:
+        return None
+    points = operating_points([f for f, _ in scored], [p for _, p in scored])
+    rows = []
+    for target, row in points["tpr_at_fpr"].items():
+        name = f"TPR at FPR ≤ {float(target):.0%}"
+        if row is None:
+            rows.append({"name": name, "value": "—", "detail": "needs real and fake truths"})
+        else:
+            at = "no threshold that low" if row["threshold"] is None else f"threshold {row['threshold']:.4g}"
+            rows.append({"name": name, "value": _fmt(row["tpr"]), "detail": f"{at}, FPR {row['fpr']:.3f}"})
+    eer = points["eer"]
+    rows.append({"name": "EER", "value": _fmt(eer),
+                 "detail": "" if eer is None else f"threshold {points['eer_threshold']:.4g}"})
+    return {"rows": rows, "n_real": points["n_real"], "n_fake": points["n_fake"]}
+
+
+def _reliability(scored: Sequence[tuple[bool, float]], *, size: int = 220, pad: int = 18) -> dict[str, Any] | None:
+    """The reliability diagram (fraction fake against mean P(fake), 10 bins) and the ECE."""
+    if not scored:
+        return None
+    ece, diagram = reliability([f for f, _ in scored], [p for _, p in scored])
+    inner = size - 2 * pad
+    step = inner / len(diagram)
+    bars = []
+    for k, row in enumerate(diagram):
+        if not row["n"]:
+            continue
+        h = inner * row["fraction_fake"]
+        bars.append({"x": round(pad + k * step + 1, 2), "y": round(pad + inner - h, 2), "w": round(step - 2, 2),
+                     "h": round(h, 2), "cx": round(pad + row["mean_p_fake"] * inner, 2),
+                     "cy": round(pad + (1 - row["fraction_fake"]) * inner, 2),
+                     "title": f"P(fake) {row['lo']:.0%}–{row['hi']:.0%}: {row['n']} predictions, mean P(fake) "
+                              f"{row['mean_p_fake']:.3f}, fraction fake {row['fraction_fake']:.3f}"})
+    return {"size": size, "pad": pad, "inner": inner, "bars": bars, "ece": _fmt(ece)}

@@ -63,9 +63,67 @@
     return canvas;
   }
 
+  function secs(t) { return (t === null || t === undefined) ? "?" : t.toFixed(t < 10 ? 2 : 1) + " s"; }
+
+  function strip(v) { // a clip: each sampled frame's P(fake) at its time; the most suspicious one marked
+    const box = el("div", "strip");
+    box.setAttribute("role", "img");
+    const last = v.frames.reduce((m, f) => Math.max(m, f.t), 0);
+    const span = Math.max(v.duration || 0, last, 1e-3);
+    const width = Math.max(0.6, Math.min(6, 70 / Math.max(1, v.frames.length)));
+    if (meta.threshold !== null && meta.threshold !== undefined) {
+      const line = el("div", "threshold");
+      line.style.bottom = (meta.threshold * 100) + "%";
+      line.title = "threshold " + pct(meta.threshold);
+      box.append(line);
+    }
+    v.frames.forEach((f) => {
+      const top = v.top && f.t === v.top.t;
+      const bar = el("div", "frame " + (f.p === null ? "noverdict" : (meta.threshold !== null && f.p >= meta.threshold ? "hi" : "lo")) +
+        (top ? " top" : ""));
+      bar.style.left = (f.t / span * (100 - width)) + "%";
+      bar.style.width = width + "%";
+      bar.style.height = Math.max(2, (f.p || 0) * 100) + "%";
+      bar.title = secs(f.t) + ": P(fake) " + pct(f.p) + (top ? " (most suspicious)" : "");
+      if (top) bar.append(el("span", "mark", "\u25bc"));
+      box.append(bar);
+    });
+    box.setAttribute("aria-label", "P(fake) of " + v.frames.length + " sampled frames over " + secs(span));
+    const wrap = el("div", "clip");
+    wrap.append(el("div", "cliphead", "Video \u00b7 P(fake) frame by frame"));
+    wrap.append(box);
+    const axis = el("div", "axis");
+    axis.append(el("span", "", "0 s"), el("span", "", secs(span)));
+    wrap.append(axis);
+    wrap.append(el("div", "caption", "One bar a sampled frame, its height P(fake); \u25bc the most suspicious " +
+      "frame; dashed: the threshold."));
+    return wrap;
+  }
+
+  function clipLines(v) {
+    const lines = [];
+    const judged = v.frames.filter((f) => f.p !== null).length;
+    if (v.frames.length) {
+      lines.push(v.frames.length + " frames sampled over " + secs(v.duration) +
+        (judged < v.frames.length ? " (" + (v.frames.length - judged) + " without a verdict, grey)" : "") +
+        (v.aggregate ? "; the clip's P(fake): " + v.aggregate : ""));
+    }
+    else if (v.frame) lines.push("one frame judged: at " + secs(v.frame.t));
+    else lines.push("no frame judged" + (v.duration !== null ? " (" + secs(v.duration) + " clip)" : ""));
+    if (v.top) lines.push("most suspicious frame: at " + secs(v.top.t) + ", P(fake) " + pct(v.top.p));
+    if (v.explained) lines.push("the explanation is about the frame at " + secs(v.explained.t));
+    if (v.facts) lines.push(v.facts);
+    return lines;
+  }
+
   function figure(r) {
     const fig = el("div", "figure");
-    if (r.thumb && B64.test(r.thumb)) {
+    if (r.video && r.video.frames.length) {
+      fig.classList.add("video");
+      fig.append(strip(r.video));
+    } else if (r.media === "video") {
+      fig.append(el("div", "none", "video clip \u00b7 " + (r.video && r.video.frame ? "one frame judged, at " + secs(r.video.frame.t) : "no frame judged")));
+    } else if (r.thumb && B64.test(r.thumb)) {
       const img = el("img");
       img.alt = "thumbnail";
       img.decoding = "async";
@@ -134,16 +192,34 @@
     box.append(figure(r));
     const body = el("div", "body");
     const head = el("div", "head");
-    head.append(el("span", "badge " + verdict, verdict.toUpperCase()));
-    if (r.p !== null) {
+    const inconclusive = r.cal && r.cal.inconclusive && verdict === "unknown";
+    head.append(el("span", "badge " + (inconclusive ? "inconclusive" : verdict), inconclusive ? "INCONCLUSIVE" : verdict.toUpperCase()));
+    if (r.media === "video") head.append(el("span", "media", "VIDEO"));
+    const shown = r.cal && r.cal.p !== null ? r.cal.p : r.p;
+    if (shown !== null) {
       const bar = el("span", "bar");
-      bar.title = "P(fake)";
+      bar.title = r.cal && r.cal.p !== null ? "calibrated P(fake)" : "P(fake)";
+      if (r.cal && r.cal.band) {
+        const band = el("b", "band");
+        band.style.left = (r.cal.band[0] * 100) + "%";
+        band.style.width = ((r.cal.band[1] - r.cal.band[0]) * 100) + "%";
+        band.title = "inconclusive band";
+        bar.append(band);
+      }
       const fill = el("i");
-      fill.style.width = (r.p * 100) + "%";
+      fill.style.width = (shown * 100) + "%";
       bar.append(fill);
       head.append(bar);
     }
-    head.append(el("span", "pct", "P(fake) " + pct(r.p)));
+    if (r.cal && r.cal.p !== null) {
+      head.append(el("span", "pct", "calibrated P(fake) " + pct(r.cal.p)));
+      head.append(el("span", "raw", "(model " + pct(r.p) + ")"));
+    } else {
+      head.append(el("span", "pct", "P(fake) " + pct(r.p)));
+    }
+    if (inconclusive) {
+      head.append(el("span", "flag inc", r.cal.band ? "too close to call: in the band " + pct(r.cal.band[0]) + "\u2013" + pct(r.cal.band[1]) : "too close to call"));
+    }
     if (r.disagreement) head.append(el("span", "flag", "metadata overrules the model"));
     if (r.label) {
       const right = r.label === verdict;
@@ -154,7 +230,8 @@
     body.append(el("div", "path", r.path));
     if (r.error) body.append(el("div", "errortext", r.error));
     if (r.answer) body.append(el("div", "answer", (r.lead_in ? r.lead_in + " " : "") + r.answer));
-    [section("Why", r.reasons),
+    [r.video ? section("Video", clipLines(r.video)) : null,
+      section("Why", r.reasons),
       r.loc ? section("Where (" + r.loc.method + ")", where(r.loc)) : null,
       section("Provenance", r.provenance),
       folded("Camera EXIF", section("EXIF", r.exif.map((kv) => kv[0] + ": " + kv[1]), "kv")),
