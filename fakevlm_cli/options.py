@@ -75,6 +75,9 @@ class EngineOptions:
                                          "verdict).")
     verdict_steps: int = opt(DEFAULT_VERDICT_STEPS, "--verdict-steps", range=(1, 256),
                              help="New tokens within which the model must state its verdict.")
+    compile: bool = opt(False, "--compile", kind="flag",
+                        help="torch.compile the decode step of long explanations (CUDA only; each new batch "
+                             "size compiles first, so it pays off on long runs).")
 
 
 # ---- judging images (the run layer) --------------------------------------------------------------------------
