@@ -40,7 +40,11 @@ def pick_device(name: str) -> str:
 def pick_dtype(name: str | None, device: str) -> str:
     if name and name != "auto":
         return name
-    return "float16" if device.startswith("cuda") else "float32"
+    if device.startswith("cuda"):  # as fakevlm's own auto (loading._pick_dtype): upstream ran bfloat16
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
 
 
 def quiet() -> None:
