@@ -18,6 +18,7 @@ from fakevlm_cli.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
+    DEFAULT_THRESHOLD,
     DEFAULT_VERDICT_STEPS,
     DTYPES,
     QUANTS,
@@ -86,7 +87,7 @@ class EngineOptions:
 class JudgeOptions:
     """How each image is judged: what the run layer (`run.predict`) needs besides the engine."""
 
-    threshold: float = opt(0.5, "--threshold", range=(0.0, 1.0),
+    threshold: float = opt(DEFAULT_THRESHOLD, "--threshold", range=(0.0, 1.0),
                            help="P(fake) at or above which the model's verdict is fake.")
     explain: bool = opt(False, "--explain", kind="flag", help="Also generate the artifact explanation (slower).")
     max_new_tokens: int = opt(DEFAULT_MAX_NEW_TOKENS, "--max-new-tokens", range=(1, 4096),
