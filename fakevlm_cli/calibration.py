@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fakevlm_cli import __version__
+from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import FakevlmError
 
 FORMAT = "fakevlm-calibration"
@@ -342,7 +343,7 @@ class Decision:
     """How a P(fake) becomes the model's verdict: the threshold (raw P(fake)), an optional map to a calibrated
     probability, an optional inconclusive band (on the probability shown)."""
 
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     mapping: Platt | None = None
     band: tuple[float, float] | None = None
     calibration: Calibration | None = None

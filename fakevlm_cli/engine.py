@@ -66,7 +66,7 @@ class Engine:
 
     def __init__(self, model, processor, *, info: ModelInfo, codec: Codec | None = None,
                  prompt: str = DEFAULT_PROMPT, answer_prefix: str | None = None,
-                 verdict_steps: int = DEFAULT_VERDICT_STEPS, notices: Sequence[str] = ()):
+                 verdict_steps: int = DEFAULT_VERDICT_STEPS, notices: Sequence[str] = (), compile_decode: bool = False):
         import torch
 
         self.model = model
@@ -77,6 +77,7 @@ class Engine:
         self.prompt = prompt
         self.answer_prefix = answer_prefix
         self.verdict_steps = max(1, int(verdict_steps))
+        self.compile_decode = compile_decode  # --compile: torch.compile the static-cache decode (CUDA)
         self.device = torch.device(info.device)
         self.dtype = _model_input_dtype(model)
         generation = getattr(model, "generation_config", None)
@@ -302,13 +303,15 @@ class Engine:
         stops = StoppingCriteriaList([_StopAt(self._verdict_ids | self._stop_ids)]) if stop_at_verdict else None
         # A long answer decodes into a preallocated (static) KV cache: no growing copy of every layer's keys
         # and values at each step (a third of a CPU decode step on the tiny model); greedy text is unchanged.
+        # transformers torch.compiles the forward of a static-cache generate on CUDA unless told not to: a
+        # compilation for every new batch shape that nobody asked for, so it happens only with --compile.
         cache = {"cache_implementation": "static"} if max_new_tokens > STATIC_CACHE_FROM else {}
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, temperature=None,
                 top_p=None, top_k=None, repetition_penalty=None, eos_token_id=sorted(self._stop_ids),
                 pad_token_id=self._pad_id, return_dict_in_generate=True, logits_processor=[watch],
-                stopping_criteria=stops, **cache,
+                stopping_criteria=stops, disable_compile=not self.compile_decode, **cache,
             )
         return watch, out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
 

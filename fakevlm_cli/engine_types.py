@@ -34,6 +34,7 @@ VERDICT_CONTEXT = "This is a"
 # Greedy decoding must state the verdict within this many new tokens, or the answer has none.
 DEFAULT_VERDICT_STEPS = 16
 DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_THRESHOLD = 0.5  # P(fake) at or above which the model's verdict is fake (the paper: argmax of two)
 # Relevance-map methods (relevance.py); the default was chosen by measured faithfulness (docs/localisation.md).
 RELEVANCE_METHODS = ("occlusion", "gradient", "attention")
 DEFAULT_RELEVANCE_METHOD = "attention"

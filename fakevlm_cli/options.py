@@ -19,6 +19,7 @@ from fakevlm_cli.engine_types import (
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
     DEFAULT_RELEVANCE_METHOD,
+    DEFAULT_THRESHOLD,
     DEFAULT_VERDICT_STEPS,
     DTYPES,
     QUANTS,
@@ -77,6 +78,9 @@ class EngineOptions:
                                          "verdict).")
     verdict_steps: int = opt(DEFAULT_VERDICT_STEPS, "--verdict-steps", range=(1, 256),
                              help="New tokens within which the model must state its verdict.")
+    compile: bool = opt(False, "--compile", kind="flag",
+                        help="torch.compile the decode step of long explanations (CUDA only; each new batch "
+                             "size compiles first, so it pays off on long runs).")
 
 
 # ---- judging images (the run layer) --------------------------------------------------------------------------
@@ -85,7 +89,7 @@ class EngineOptions:
 class JudgeOptions:
     """How each image is judged: what the run layer (`run.predict`) needs besides the engine."""
 
-    threshold: float = opt(0.5, "--threshold", range=(0.0, 1.0),
+    threshold: float = opt(DEFAULT_THRESHOLD, "--threshold", range=(0.0, 1.0),
                            help="P(fake) at or above which the model's verdict is fake.")
     explain: bool = opt(False, "--explain", kind="flag", help="Also generate the artifact explanation (slower).")
     max_new_tokens: int = opt(DEFAULT_MAX_NEW_TOKENS, "--max-new-tokens", range=(1, 4096),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from fakevlm_cli import calibration
 from fakevlm_cli.calibration import Decision
+from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import FakevlmError
 from fakevlm_cli.options import EngineOptions, JudgeOptions
 from fakevlm_cli.pipeline import Scanner, ScanStats
@@ -53,7 +54,7 @@ def prepare(options: JudgeOptions, *, uses_model: bool = True) -> Prepared:
         raise FakevlmError("--calibration and --inconclusive apply to the model's P(fake): drop --no-model")
     loaded = None
     if options.calibration is not None:
-        if options.threshold != 0.5:
+        if options.threshold != DEFAULT_THRESHOLD:
             raise FakevlmError("give --threshold or --calibration, not both (the calibration has its own threshold)")
         loaded = calibration.load(options.calibration)
     anchors = None

