@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from browser import launch, visit
 from click.testing import CliRunner
-from factories import a1111_png, camera_jpeg, truncated_jpeg
+from factories import a1111_png, camera_jpeg, truncated_jpeg, video_clip
 from PIL import Image, ImageStat
 
 from fakevlm_cli import toy
@@ -47,8 +47,8 @@ def not_blank(png: bytes) -> bool:
 
 @pytest.fixture(scope="module")
 def mixed_report(tmp_path_factory, toy_model):
-    """A scan of a mixed folder with the toy FakeVLM: toy fakes and reals, a camera JPEG, a generator PNG and a
-    broken file, with maps, records and the report."""
+    """A scan of a mixed folder with the toy FakeVLM: toy fakes and reals, a camera JPEG, a generator PNG, a
+    broken file and a clip with two fake frames in eight, with maps, records and the report."""
     root = tmp_path_factory.mktemp("mixed")
     folder = root / "photos"
     folder.mkdir()
@@ -58,6 +58,8 @@ def mixed_report(tmp_path_factory, toy_model):
     camera_jpeg(folder / "camera.jpg")
     a1111_png(folder / "astronaut.png")
     truncated_jpeg(folder / "broken.jpg")
+    clip = [toy.toy_image(SEEDS + 10 + i, fake=i in (5, 6)).image for i in range(8)]  # two fake frames of eight
+    video_clip(folder / "clip.mp4", clip, rate=2)
     report, results = root / "report.html", root / "results.jsonl"
     result = invoke("scan", folder, "-m", toy_model, "--localise", "--explain", "-o", results, "--report", report,
                     "-q")
@@ -71,9 +73,9 @@ def test_the_scan_report_loads_clean_and_shows_every_record(browser, mixed_repor
     seen.assert_clean()
     page = seen.page
     shown = cards(page)
-    assert len(shown) == 9 == len(results.read_text().splitlines())
+    assert len(shown) == 10 == len(results.read_text().splitlines())
     assert {c["verdict"] for c in shown} == {"FAKE", "REAL", "ERROR"}
-    assert page.text_content("#shown") == "9 of 9 shown"
+    assert page.text_content("#shown") == "10 of 10 shown"
     broken = page.locator("article.card", has_text="broken.jpg")
     assert "truncated JPEG file" in broken.text_content() and broken.locator("img").count() == 0
     fake = page.locator("article.card", has_text="fake_0.png")
@@ -87,6 +89,12 @@ def test_the_scan_report_loads_clean_and_shows_every_record(browser, mixed_repor
     assert page.locator("svg[aria-label='histogram of P(fake)'] rect").count() >= 2
     every_img = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.src.slice(0, 23), i.naturalWidth])")
     assert len(every_img) == 8 and all(src == "data:image/jpeg;base64," and w > 0 for src, w in every_img)
+    clip = page.locator("article.card", has_text="clip.mp4")  # judged frame by frame: a strip, no picture
+    assert clip.locator(".badge").text_content() == "FAKE" and clip.locator("img, canvas").count() == 0
+    assert clip.locator(".strip .frame").count() == 8 and clip.locator(".strip .frame.hi").count() == 2
+    assert clip.locator(".strip .frame.top.hi").count() == 1
+    assert "most suspicious frame: at 2.50 s" in clip.text_content() or "at 3.00 s" in clip.text_content()
+    assert "no heatmap: maps are made for still pictures" in clip.text_content()
 
 
 def test_filters_sorting_search_and_the_heatmap_toggle(browser, mixed_report):
@@ -95,7 +103,7 @@ def test_filters_sorting_search_and_the_heatmap_toggle(browser, mixed_report):
     page = seen.page
     page.uncheck("input[name=verdict][value=real]")
     page.uncheck("input[name=verdict][value=error]")
-    assert {c["verdict"] for c in cards(page)} == {"FAKE"} and page.text_content("#shown") == "4 of 9 shown"
+    assert {c["verdict"] for c in cards(page)} == {"FAKE"} and page.text_content("#shown") == "5 of 10 shown"
     page.check("input[name=verdict][value=real]")
     page.check("input[name=verdict][value=error]")
 
