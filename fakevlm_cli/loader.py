@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli.errors import ImageError
 from fakevlm_cli.evidence import collect, read_container
@@ -59,6 +59,7 @@ class Job:
     evidence: list[Evidence] = field(default_factory=list)
     pixels: list = field(default_factory=list)  # preprocessed tensors for the model: one an image, several a clip
     sample_times: list[float] | None = None  # a clip's sampled times, in seconds (None: an image)
+    frame_thumbnails: list[bytes | None] = field(default_factory=list)  # a clip's, with --report (scan --report)
     seconds: float = 0.0
     pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
     input_size: tuple[int, int] | None = None  # of the picture handed to the model (after orientation)
@@ -251,15 +252,26 @@ class Inspector:
                     samples = [clip.frame_at_index(frame_index)]
                 else:
                     samples = clip.sample(info, frames=self.options.video_frames, fps=self.options.video_fps,
-                                          keep=self.engine.preprocess)
+                                          keep=self._keep_frame)
             record.video = info.to_dict()  # with the rotation sampling found
             record.notes += info.notes
         if frame_index is not None:  # one frame of the clip, judged as an image
             record.video["frame"] = {"index": frame_index, "t": round(samples[0].t, 3)}
             job.pixels = [self.engine.preprocess(samples[0].image)]
             return
-        job.pixels = [s.image for s in samples]  # already preprocessed (keep=)
+        kept = [cast("tuple[Any, bytes | None]", s.image) for s in samples]  # what _keep_frame made of each
+        job.pixels = [pixels for pixels, _ in kept]
+        job.frame_thumbnails = [small for _, small in kept]
         job.sample_times = [s.t for s in samples]
+
+    def _keep_frame(self, image) -> tuple[Any, bytes | None]:
+        """What a sampled frame is kept as: the model's input, and with --report a thumbnail (the report shows
+        the clip's most suspicious frame); the full-size picture is let go at once."""
+        small = None
+        if self.thumbnails:
+            with contextlib.suppress(OSError, ValueError):
+                small = thumbnail(image, self.thumbnails)
+        return self.engine.preprocess(image), small  # type: ignore[union-attr]
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:

@@ -164,7 +164,7 @@ class Scanner:
                 fused = fuse_record(record, job.evidence, self.decision)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
-            job.pixels, job.preview = [], None
+            job.pixels, job.preview, job.frame_thumbnails = [], None, []
             self.stats.verdicts[record.verdict] += 1
             self.stats.inconclusive += record.inconclusive and record.verdict == "unknown"
             self._progress()
@@ -299,6 +299,8 @@ class Scanner:
             self._set_model_result(record, answers[0])
             return
         p_fake, top = aggregate([p for p, _ in judged]), max(judged)[1]
+        if top < len(job.frame_thumbnails):  # scan --report: the report shows the most suspicious frame
+            record.thumbnail = job.frame_thumbnails[top]
         video["aggregate"] = AGGREGATE
         video["most_suspicious"] = frames[top]
         if len(judged) < len(answers):

@@ -88,9 +88,11 @@ def test_the_scan_report_loads_clean_and_shows_every_record(browser, mixed_repor
     assert "Stable Diffusion" in overruled.text_content()
     assert page.locator("svg[aria-label='histogram of P(fake)'] rect").count() >= 2
     every_img = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.src.slice(0, 23), i.naturalWidth])")
-    assert len(every_img) == 8 and all(src == "data:image/jpeg;base64," and w > 0 for src, w in every_img)
-    clip = page.locator("article.card", has_text="clip.mp4")  # judged frame by frame: a strip, no picture
-    assert clip.locator(".badge").text_content() == "FAKE" and clip.locator("img, canvas").count() == 0
+    assert len(every_img) == 9 and all(src == "data:image/jpeg;base64," and w > 0 for src, w in every_img)
+    clip = page.locator("article.card", has_text="clip.mp4")  # judged frame by frame: a strip, its worst frame
+    assert clip.locator(".badge").text_content() == "FAKE" and clip.locator("canvas").count() == 0
+    assert clip.locator("img").get_attribute("alt") == "the most suspicious frame"
+    assert "The most suspicious frame, at " in clip.text_content()
     assert clip.locator(".strip .frame").count() == 8 and clip.locator(".strip .frame.hi").count() == 2
     assert clip.locator(".strip .frame.top.hi").count() == 1
     assert "most suspicious frame: at 2.50 s" in clip.text_content() or "at 3.00 s" in clip.text_content()

@@ -120,6 +120,12 @@
     const fig = el("div", "figure");
     if (r.video && r.video.frames.length) {
       fig.classList.add("video");
+      if (r.thumb && B64.test(r.thumb) && r.video.top) { // scan --report keeps the most suspicious frame
+        const img = el("img");
+        img.alt = "the most suspicious frame";
+        img.src = "data:image/jpeg;base64," + r.thumb;
+        fig.append(img, el("div", "caption", "The most suspicious frame, at " + secs(r.video.top.t) + "."));
+      }
       fig.append(strip(r.video));
     } else if (r.media === "video") {
       fig.append(el("div", "none", "video clip \u00b7 " + (r.video && r.video.frame ? "one frame judged, at " + secs(r.video.frame.t) : "no frame judged")));
