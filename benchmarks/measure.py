@@ -77,6 +77,14 @@ def ratio(rounds: dict, ours: str, reference: str) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
 
 
+def cpu_ratio(rounds: dict, ours: str, reference: str) -> dict:
+    """Per-round ratio of CPU seconds per item, reference / ours (> 1: ours does the work with less CPU), the
+    median and spread. Far less sensitive than wall time to load from other processes on a shared machine."""
+    values = [(b["cpu_s"] / max(1, b["items"])) / (a["cpu_s"] / max(1, a["items"]))
+              for a, b in zip(rounds[ours], rounds[reference], strict=True)]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
+
+
 def rate(rounds: dict, name: str) -> dict:
     """Median items/s of one side over its rounds, with CPU seconds per item beside it."""
     entries = rounds[name]

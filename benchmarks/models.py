@@ -40,7 +40,11 @@ def pick_device(name: str) -> str:
 def pick_dtype(name: str | None, device: str) -> str:
     if name and name != "auto":
         return name
-    return "float16" if device.startswith("cuda") else "float32"
+    if device.startswith("cuda"):  # as fakevlm's own auto (loading._pick_dtype): upstream ran bfloat16
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
 
 
 def quiet() -> None:
@@ -55,6 +59,9 @@ def quiet() -> None:
 
     warnings.filterwarnings("ignore", message=".*CLIPImageProcessorPil.*")
     warnings.filterwarnings("ignore", message=".*torchvision.*")
+    # equal_lengths sets min_new_tokens for the explain rows; calls that ask for fewer tokens (the verdict
+    # search, the one-token upstream loop, the step timings) stop at their max_new_tokens, as meant.
+    warnings.filterwarnings("ignore", message="Unfeasible length constraints")
 
 
 def build_tiny_checkpoint(workdir: Path) -> Path:

@@ -84,7 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--arch", choices=("tiny", "llava-1.5-7b"), default="tiny",
                    help="tiny random LLaVA (CPU-friendly) or the full LLaVA-1.5-7B architecture, random weights")
     p.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto = float32 on CPU, float16 on GPU; or bfloat16 ...")
+    p.add_argument("--dtype", default="auto",
+                   help="auto = float32 on CPU, bfloat16 on GPU (float16 where unsupported), as fakevlm")
     p.add_argument("--images", type=int, default=None, help="images for our score path (default 128; quick 16)")
     p.add_argument("--explain-images", type=int, default=None, help="images for our explain path (default 32)")
     p.add_argument("--baseline-images", type=int, default=None,

@@ -44,8 +44,27 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class Band(click.ParamType):
+    """Two probabilities LO,HI with 0 <= LO < HI <= 1, e.g. 0.3,0.7 (a percent sign is allowed: 30%,70%)."""
+
+    name = "band"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace(" ", "").split(",")
+        try:
+            lo, hi = (float(p[:-1]) / 100 if p.endswith("%") else float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not LO,HI (example: 0.3,0.7)", param, ctx)
+        if not 0 <= lo < hi <= 1:
+            self.fail(f"{value!r}: needs 0 <= LO < HI <= 1", param, ctx)
+        return (lo, hi)
+
+
 _PATH_KINDS = {
     "path": {"dir_okay": False},
+    "dir": {"file_okay": False},
     "existing-file": {"exists": True, "dir_okay": False},
     "existing-dir": {"exists": True, "file_okay": False},
     "existing-path": {"exists": True},
@@ -87,6 +106,8 @@ def _click_type(f) -> Any:
         return click.File("rb")
     if kind == "bytesize":
         return ByteSize()
+    if kind == "band":
+        return Band()
     if "choices" in meta:
         return click.Choice(meta["choices"])
     if "range" in meta:
@@ -114,6 +135,8 @@ def _run(command: str, values: dict) -> None:
         from fakevlm_cli.commands.scan import scan as body
     elif command == "explain":
         from fakevlm_cli.commands.explain import explain as body
+    elif command == "report":
+        from fakevlm_cli.commands.report import report as body
     else:
         from fakevlm_cli.commands.eval import eval_command as body
     sys.exit(run_command(lambda diag: body(request, diag)))
@@ -140,6 +163,7 @@ def cli():
       fakevlm scan ./photos -o results.jsonl
       fakevlm scan ./photos --no-model          # metadata only, no GPU needed
       fakevlm eval --bench fakeclue --data ./FakeClue
+      fakevlm scan ./photos -o results.jsonl --localise --report report.html
     """
 
 
@@ -170,6 +194,17 @@ def scan(**values):
 def eval_(**values):
     """Score the model on a local benchmark copy with the paper's metrics, beside the paper's figures."""
     _run("eval", values)
+
+
+@cli.command(context_settings=CONTEXT)
+@declared_options("report")
+def report(**values):
+    """Write a self-contained HTML report (thumbnails, verdicts, heatmaps, metadata) from JSONL records.
+
+    RESULTS is any JSONL file fakevlm wrote (scan -o, eval --predictions). No model is loaded. The report
+    opens offline from disk and fetches nothing.
+    """
+    _run("report", values)
 
 
 # ---- completion ------------------------------------------------------------------------------------------
@@ -204,7 +239,7 @@ def reference_markdown() -> str:
              ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
              "`fakevlm_cli/options.py`."), ""]
-    for name in ([], ["explain"], ["scan"], ["eval"], ["completion"]):
+    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])
         parts += [f"## `{title}`", "", "```text", result.output.rstrip(), "```", ""]

@@ -24,7 +24,8 @@ import math
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
@@ -132,10 +133,16 @@ def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = N
 def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpec | None, cluster: Cluster, *,
             replicas: int | None = None, read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
+            prepared: run.Prepared | None = None, heatmaps: Path | None = None, thumbnails: int = 0,
             ) -> Iterator[Record]:
-    """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas)."""
+    """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas).
+
+    `prepared`, `heatmaps` and `thumbnails` as for `run.predict`; heatmap pictures are written by the replica
+    that judged the image, on its node (a folder every node shares, on a cluster)."""
     import ray.data
 
+    prepared = prepared or run.prepare(options, uses_model=spec is not None)
+    work = _Work(options, prepared, heatmaps if options.localise else None, thumbnails, read_metadata)
     stats = stats if stats is not None else ScanStats()
     rows, paths = [], []
     for index, candidate in enumerate(sources):
@@ -153,8 +160,7 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     # Files per CPU task: INSPECT_BATCH, fewer when there are few files, so that every CPU gets some.
     per_task = max(1, min(INSPECT_BATCH, math.ceil(len(rows) / (2 * max(1.0, cluster.cpus)))))
     dataset: Any = ray.data.from_items(rows, override_num_blocks=min(math.ceil(len(rows) / per_task), 1000))
-    dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "options": options,
-                                                       "read_metadata": read_metadata},
+    dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "work": work},
                                   batch_size=per_task, batch_format="numpy", num_cpus=1,
                                   # What one file being decoded may need. Asked for here (not by the replicas),
                                   # it also keeps Ray Data from fusing this stage into the replicas' (it fuses
@@ -162,13 +168,13 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
                                   # instead of queueing on the model's actors.
                                   memory=INSPECT_MEMORY)
     if spec is None:
-        dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"options": options}, batch_size=INSPECT_BATCH,
+        dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"work": work}, batch_size=per_task,
                                       num_cpus=1, batch_format="numpy")
     else:
         count = cluster.replicas(replicas)
         resources: dict[str, float] = ({"num_gpus": spec.gpus} if cluster.gpus else
                                        {"num_cpus": _cpus_per_replica(cluster.cpus, count)})
-        dataset = dataset.map_batches(_replica_class(spec, options),
+        dataset = dataset.map_batches(_replica_class(spec, work),
                                       batch_size=options.batch_size, batch_format="numpy",
                                       compute=ray.data.ActorPoolStrategy(size=count), **resources)
     yield from _collect(dataset, paths, stats, on_progress)
@@ -224,15 +230,33 @@ def _pixels(spec: EngineSpec) -> Preprocessor:
     return _PIXELS[spec]
 
 
-def _inspect(batch: dict, *, spec: EngineSpec | None, options: JudgeOptions, read_metadata: bool) -> dict:
+@dataclass(frozen=True)
+class _Work:
+    """What every task and replica needs to judge as `run.predict` would (pickled to each of them)."""
+
+    options: JudgeOptions
+    prepared: run.Prepared
+    heatmaps: Path | None
+    thumbnails: int
+    read_metadata: bool
+
+    def scanner(self, engine: EngineLike | None) -> Scanner:
+        return Scanner(engine, self.options, read_metadata=self.read_metadata, decision=self.prepared.decision,
+                       trust_anchors=self.prepared.trust_anchors, heatmaps=self.heatmaps,
+                       thumbnails=self.thumbnails)
+
+
+def _inspect(batch: dict, *, spec: EngineSpec | None, work: _Work) -> dict:
     """A CPU task: loader.Inspector over a few inputs, with the processor standing in for the engine."""
     pixels = _pixels(spec) if spec is not None else None
+    options = replace(work.options, threshold=work.prepared.decision.threshold)  # as Scanner hands it on
     out = []
     for task in batch["task"]:
         candidate, earlier = pickle.loads(task)
         resume = {resume_key(candidate.path): earlier} if earlier is not None else None
-        inspector = Inspector(cast("EngineLike | None", pixels), options, read_metadata=read_metadata,
-                              resume=resume)
+        inspector = Inspector(cast("EngineLike | None", pixels), options, read_metadata=work.read_metadata,
+                              resume=resume, trust_anchors=work.prepared.trust_anchors,
+                              preview=work.heatmaps is not None, thumbnails=work.thumbnails)
         job = inspector.inspect(candidate)
         out.append(pickle.dumps((job, bool(inspector.changed))))
     return {"i": batch["i"], "job": out}
@@ -256,20 +280,21 @@ def _finish_jobs(scanner: Scanner, batch: dict) -> dict:
     return {"i": batch["i"], "out": out}
 
 
-def _finish_metadata(batch: dict, *, options: JudgeOptions) -> dict:
-    return _finish_jobs(Scanner(None, options), batch)
+def _finish_metadata(batch: dict, *, work: _Work) -> dict:
+    return _finish_jobs(work.scanner(None), batch)
 
 
-def _replica_class(spec: EngineSpec, options: JudgeOptions) -> type:
-    """The replica actor's class, with `spec` and `options` inside it: Ray ships a class defined here by value,
-    so its actors take no constructor arguments (which Ray keeps in its object store, and warns about, for actors
-    it may restart)."""
+def _replica_class(spec: EngineSpec, work: _Work) -> type:
+    """The replica actor's class with `spec` and `work` inside it (Ray ships a class defined here by value):
+    its constructor takes nothing, and loads the engine."""
 
     class Replica:
         """One model replica: an actor of Ray Data's pool, the engine loaded once in its constructor."""
 
         def __init__(self):
-            self.scanner = Scanner(spec.load(), options)
+            engine = spec.load()
+            run.check_model(work.prepared, engine, work.options)  # a calibration for another model: refused
+            self.scanner = work.scanner(engine)
 
         def __call__(self, batch: dict) -> dict:
             return _finish_jobs(self.scanner, batch)

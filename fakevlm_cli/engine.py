@@ -30,6 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fakevlm_cli.engine_types import (
@@ -42,11 +43,13 @@ from fakevlm_cli.engine_types import (
     ModelInfo,
 )
 from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.localise import View
 from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, first_difference
 from fakevlm_cli.verdict import parse_verdict, split_verdict
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -63,7 +66,7 @@ class Engine:
 
     def __init__(self, model, processor, *, info: ModelInfo, codec: Codec | None = None,
                  prompt: str = DEFAULT_PROMPT, answer_prefix: str | None = None,
-                 verdict_steps: int = DEFAULT_VERDICT_STEPS, notices: Sequence[str] = ()):
+                 verdict_steps: int = DEFAULT_VERDICT_STEPS, notices: Sequence[str] = (), compile_decode: bool = False):
         import torch
 
         self.model = model
@@ -74,6 +77,7 @@ class Engine:
         self.prompt = prompt
         self.answer_prefix = answer_prefix
         self.verdict_steps = max(1, int(verdict_steps))
+        self.compile_decode = compile_decode  # --compile: torch.compile the static-cache decode (CUDA)
         self.device = torch.device(info.device)
         self.dtype = _model_input_dtype(model)
         generation = getattr(model, "generation_config", None)
@@ -144,6 +148,23 @@ class Engine:
         return self.answer_prefix is not None
 
     @property
+    def view(self) -> View:
+        """How the processor turns an image into the model's input (resize, centre crop): relevance maps are
+        mapped back to image pixels with it."""
+        ip = self.processor.image_processor
+
+        def get(obj, key):
+            return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+        size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
+        resize, centre = getattr(ip, "do_resize", True), getattr(ip, "do_center_crop", True)
+        short = get(size, "shortest_edge") if resize and size is not None else None
+        width = get(crop, "width") if centre and crop is not None else None
+        height = get(crop, "height") if centre and crop is not None else None
+        return View(shortest_edge=int(short) if short else None, crop_width=int(width) if width else None,
+                    crop_height=int(height) if height else None)
+
+    @property
     def input_short_edge(self) -> int | None:
         """The short side the processor resizes images to (336 for LLaVA-1.5)."""
         return self.pixels.input_short_edge
@@ -184,7 +205,7 @@ class Engine:
         if self.forced:
             with torch.inference_mode():
                 out = self.model(**self._inputs(batch, ()), logits_to_keep=1)
-            return [Answer(p_fake=p, verdict_step=0) for p in self._pair(out.logits[:, -1, :])]
+            return [Answer(p_fake=p, verdict_step=0, prefix=()) for p in self._pair(out.logits[:, -1, :])]
         lead = self._lead_in
         with torch.inference_mode():
             out = self.model(**self._inputs(batch, lead), logits_to_keep=len(lead) + 1)
@@ -195,7 +216,8 @@ class Engine:
         for row, tokens in enumerate(greedy):
             for step, token in enumerate(tokens):
                 if token in self._verdict_ids:  # the model's own verdict, after a prefix it agrees with
-                    results[row] = Answer(p_fake=self._pair(logits[row, step])[0], verdict_step=step)
+                    results[row] = Answer(p_fake=self._pair(logits[row, step])[0], verdict_step=step,
+                                          prefix=tuple(lead[:step]))
                     self._learn(lead[:step])
                 elif token in self._stop_ids:
                     results[row] = Answer(p_fake=None)  # the answer ended without a verdict
@@ -224,8 +246,22 @@ class Engine:
             if step is not None and not self.forced:
                 self._learn(tuple(generated[:step]))
             at = None if step is None else len(self._forced) + step
-            answers.append(self._compose(tokens, at, watch.p_fake[row], step))
+            answer = self._compose(tokens, at, watch.p_fake[row], step)
+            if step is not None:
+                answer = replace(answer, prefix=() if self.forced else tuple(generated[:step]))
+            answers.append(answer)
         return answers
+
+    def relevance(self, pixels: Sequence[torch.Tensor], answers: Sequence[Answer], method: str,
+                  chunk: int = 8) -> list[np.ndarray]:
+        """A relevance map (grid × grid, numpy) per image for its verdict's log-odds, fake vs real, read in the
+        context the verdict was written in (`Answer.prefix`); `chunk` images per model call (relevance.py).
+        An answer without a verdict has no map: ValueError."""
+        from fakevlm_cli import relevance
+
+        if any(a.prefix is None for a in answers):
+            raise ValueError("the model stated no verdict: nothing to explain")
+        return relevance.maps(self, list(pixels), [a.prefix or () for a in answers], method, chunk=max(1, chunk))
 
     # ---- internals -------------------------------------------------------------------------------------
     def _decode_to_verdict(self, batch: torch.Tensor, prefix: tuple[int, ...]) -> list[Answer]:
@@ -241,7 +277,8 @@ class Engine:
                 answers.append(Answer(p_fake=None))
                 continue
             self._learn(prefix + tuple(generated[:step]))
-            answers.append(Answer(p_fake=watch.p_fake[row], verdict_step=len(prefix) + step))
+            answers.append(Answer(p_fake=watch.p_fake[row], verdict_step=len(prefix) + step,
+                                  prefix=prefix + tuple(generated[:step])))
         return answers
 
     def _generate(self, batch, prefix: tuple[int, ...], max_new_tokens: int, *, stop_at_verdict: bool):
@@ -255,13 +292,15 @@ class Engine:
         stops = StoppingCriteriaList([_StopAt(self._verdict_ids | self._stop_ids)]) if stop_at_verdict else None
         # A long answer decodes into a preallocated (static) KV cache: no growing copy of every layer's keys
         # and values at each step (a third of a CPU decode step on the tiny model); greedy text is unchanged.
+        # transformers torch.compiles the forward of a static-cache generate on CUDA unless told not to: a
+        # compilation for every new batch shape that nobody asked for, so it happens only with --compile.
         cache = {"cache_implementation": "static"} if max_new_tokens > STATIC_CACHE_FROM else {}
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, temperature=None,
                 top_p=None, top_k=None, repetition_penalty=None, eos_token_id=sorted(self._stop_ids),
                 pad_token_id=self._pad_id, return_dict_in_generate=True, logits_processor=[watch],
-                stopping_criteria=stops, **cache,
+                stopping_criteria=stops, disable_compile=not self.compile_decode, **cache,
             )
         return watch, out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
 

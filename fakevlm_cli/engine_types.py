@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from fakevlm_cli.localise import View
+
 DEFAULT_MODEL = "lingcco/fakeVLM"
 # The processor upstream pairs with the released weights, at the revision its eval.py pins.
 UPSTREAM_PROCESSOR = "llava-hf/llava-1.5-7b-hf"
@@ -32,6 +34,10 @@ VERDICT_CONTEXT = "This is a"
 # Greedy decoding must state the verdict within this many new tokens, or the answer has none.
 DEFAULT_VERDICT_STEPS = 16
 DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_THRESHOLD = 0.5  # P(fake) at or above which the model's verdict is fake (the paper: argmax of two)
+# Relevance-map methods (relevance.py); the default was chosen by measured faithfulness (docs/localisation.md).
+RELEVANCE_METHODS = ("occlusion", "gradient", "attention")
+DEFAULT_RELEVANCE_METHOD = "attention"
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 QUANTS = ("none", "8bit", "4bit")
 
@@ -65,7 +71,9 @@ class Answer:
     verdict (`verdict_step`, counted in generated tokens from 0), or None when it states none within the
     bound. With explanation, `lead_in` is what the model wrote before its verdict sentence (e.g.
     "ASSISTANT:"), `text` the answer after it (the verdict sentence, then the explanation), `explanation` the
-    text without its verdict sentence, and `text_verdict` what the verdict sentence says.
+    text without its verdict sentence, and `text_verdict` what the verdict sentence says. `prefix` is the
+    token ids the model wrote before its verdict word (the context P(fake) is read in; relevance maps explain
+    the verdict in that same context).
     """
 
     p_fake: float | None
@@ -75,6 +83,7 @@ class Answer:
     verdict_sentence: str | None = None
     explanation: str | None = None
     text_verdict: str | None = None
+    prefix: tuple[int, ...] | None = None
 
 
 class Preprocessor(Protocol):
@@ -100,5 +109,12 @@ class EngineLike(Protocol):
     def explain_pixels(self, pixels: Sequence[Any], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Answer]: ...
 
     def free_memory(self) -> None: ...
+
+    # Relevance maps (`--localise`): one grid per answer with a verdict, and how the model crops its input.
+    @property
+    def view(self) -> View: ...
+
+    def relevance(self, pixels: Sequence[Any], answers: Sequence[Answer], method: str,
+                  chunk: int = 8) -> list[Any]: ...
 
     def sharing_cpu(self, loader_threads: int) -> AbstractContextManager[None]: ...

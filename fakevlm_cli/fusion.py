@@ -6,10 +6,12 @@
 |      | a generator's parameters chunk, "Made with Google AI", ...)         | says                     |
 | 2    | a strong `ai_edited` marker (compositeWithTrainedAlgorithmicMedia)  | fake                     |
 | 3    | otherwise                                                           | the model's verdict      |
-|      |                                                                     | (unknown without one)    |
+|      |                                                                     | (unknown without one, or |
+|      |                                                                     | inconclusive)            |
 
-Camera EXIF, editor names and weak generator hints are listed as reasons but never change a verdict: they
-are trivially forged, and the absence of any marker proves nothing (screenshots and re-saving strip it).
+Camera EXIF, editor names, weak generator hints and JPEG structure (an EXIF thumbnail that does not match the
+picture) are listed as reasons but never change a verdict: they are trivially forged or ambiguous, and the
+absence of any marker proves nothing (screenshots and re-saving strip it).
 When rule 1 or 2 overrules a model that said "real", the record's `disagreement` flag is set.
 
 Reasons are data (`record.Reason`): renderers word or style them; nothing parses them back.
@@ -38,13 +40,19 @@ def decisive(evidence: list[Evidence]) -> list[Evidence]:
     return sorted(found, key=lambda e: e.signal != "ai_generated")
 
 
-def fuse(model_verdict: str | None, p_fake: float | None, evidence: list[Evidence]) -> Fused:
-    """Combine a model verdict (or None with --no-model) with the evidence items of one file."""
+def fuse(model_verdict: str | None, p_fake: float | None, evidence: list[Evidence], *, calibrated: bool = False,
+         inconclusive: tuple[float, float] | None = None) -> Fused:
+    """Combine a model verdict (or None with --no-model) with the evidence items of one file.
+
+    `p_fake` is the probability shown (`calibrated`: through a --calibration map); `inconclusive`: the band
+    it fell in, when the model verdict is unknown for that reason (rule 3 then gives unknown too).
+    """
     deciding = decisive(evidence)
     reasons = [Reason("decisive", signal=e.signal, cited=(_cite(e),)) for e in deciding]
     disagreement = bool(deciding) and model_verdict == "real"
     model = None if model_verdict is None else Reason("model", verdict=model_verdict, p_fake=p_fake,
-                                                      overruled=disagreement)
+                                                      overruled=disagreement, calibrated=calibrated,
+                                                      band=inconclusive)
     if deciding:
         verdict = "fake"
         reasons += [model] if model else []

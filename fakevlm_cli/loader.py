@@ -7,6 +7,7 @@ only as much as its format allows: see `Inspector.inspect`. Whatever goes wrong 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli.errors import ImageError
 from fakevlm_cli.evidence import collect, read_container
@@ -35,6 +36,7 @@ from fakevlm_cli.images import (
 )
 from fakevlm_cli.objects import RemoteFile, is_uri
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
+from fakevlm_cli.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
 from fakevlm_cli.video import VIDEO_FORMATS, VIDEO_SUFFIXES, Clip, sniff_video
@@ -58,8 +60,11 @@ class Job:
     evidence: list[Evidence] = field(default_factory=list)
     pixels: list = field(default_factory=list)  # preprocessed tensors for the model: one an image, several a clip
     sample_times: list[float] | None = None  # a clip's sampled times, in seconds (None: an image)
+    frame_thumbnails: list[bytes | None] = field(default_factory=list)  # a clip's, with --report (scan --report)
     seconds: float = 0.0
     pixel_error: str | None = None  # the pixels could not be judged; decisive metadata may still decide
+    input_size: tuple[int, int] | None = None  # of the picture handed to the model (after orientation)
+    preview: Any = None  # a downscaled copy (PIL) of that picture, kept only to draw its heatmap (--heatmaps)
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,14 @@ class Inspector:
     """The loader threads' work for one scan: `inspect(candidate) -> Job`."""
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions, *, read_metadata: bool = True,
-                 resume=None, model_info: dict | None = None):
+                 resume=None, model_info: dict | None = None, trust_anchors: str | None = None,
+                 preview: bool = False, thumbnails: int = 0):
         self.engine = engine
+        self.preview = preview  # keep a downscaled copy of each picture for its heatmap
+        self.thumbnails = thumbnails  # > 0: a thumbnail of that size on each record (for the HTML report)
         self.options = options
         self.read_metadata = read_metadata
+        self.trust_anchors = trust_anchors  # PEM bundle C2PA signers are checked against (--trust-anchors)
         self.resume = resume or {}
         self.model_info = model_info
         self.memory = MemoryBudget(options.max_memory or default_max_memory())
@@ -180,7 +189,7 @@ class Inspector:
         if not self.read_metadata:
             return
         record = job.record
-        report = collect(path, data, fmt)
+        report = collect(path, data, fmt, trust_anchors=self.trust_anchors)
         job.evidence = report.items
         record.evidence = [e.to_dict() for e in report.items]
         record.exif = report.exif
@@ -193,6 +202,10 @@ class Inspector:
         try:
             if self.engine is None:
                 _read_size(record, data, fmt, self.options.max_pixels)
+                if self.thumbnails:  # metadata-only scans decode pixels for the report's picture alone
+                    with contextlib.suppress(ImageError):
+                        image = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels)
+                        self._thumbnail(record, image.image)
                 return
             draft = getattr(self.engine, "input_short_edge", None) if self.options.fast_decode else None
             loaded = load_image(data, max_pixels=self.options.max_pixels, mode=self.options.pixels,
@@ -200,8 +213,20 @@ class Inspector:
             record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
             record.notes += loaded.notes
             job.pixels = [self.engine.preprocess(loaded.image)]
+            job.input_size = loaded.image.size
+            if self.preview:
+                job.preview = downscaled(loaded.image, PREVIEW_MAX_SIDE)
+            if self.thumbnails:
+                self._thumbnail(record, loaded.image)
         except ImageError as exc:
             job.pixel_error = str(exc)
+
+    def _thumbnail(self, record: Record, image) -> None:
+        """The report's picture of the file; a picture that cannot be made costs the thumbnail, not the record."""
+        try:
+            record.thumbnail = thumbnail(image, self.thumbnails)
+        except (OSError, ValueError) as exc:
+            record.notes.append(f"no thumbnail: {exc}")
 
     def _video(self, fh: _Source, path: Path, fmt: str, job: Job, earlier: frozenset | None,
                frame_index: int | None) -> None:
@@ -212,7 +237,7 @@ class Inspector:
         if self._seen_before(record, earlier):
             raise _Unrecorded()
         if self.read_metadata:
-            report = read_container(fh.reader(), fmt)
+            report = read_container(fh.reader(), fmt, trust_anchors=self.trust_anchors)
             job.evidence = report.items
             record.evidence = [e.to_dict() for e in report.items]
             record.notes += report.notes
@@ -228,15 +253,26 @@ class Inspector:
                     samples = [clip.frame_at_index(frame_index)]
                 else:
                     samples = clip.sample(info, frames=self.options.video_frames, fps=self.options.video_fps,
-                                          keep=self.engine.preprocess)
+                                          keep=self._keep_frame)
             record.video = info.to_dict()  # with the rotation sampling found
             record.notes += info.notes
         if frame_index is not None:  # one frame of the clip, judged as an image
             record.video["frame"] = {"index": frame_index, "t": round(samples[0].t, 3)}
             job.pixels = [self.engine.preprocess(samples[0].image)]
             return
-        job.pixels = [s.image for s in samples]  # already preprocessed (keep=)
+        kept = [cast("tuple[Any, bytes | None]", s.image) for s in samples]  # what _keep_frame made of each
+        job.pixels = [pixels for pixels, _ in kept]
+        job.frame_thumbnails = [small for _, small in kept]
         job.sample_times = [s.t for s in samples]
+
+    def _keep_frame(self, image) -> tuple[Any, bytes | None]:
+        """What a sampled frame is kept as: the model's input, and with --report a thumbnail (the report shows
+        the clip's most suspicious frame); the full-size picture is let go at once."""
+        small = None
+        if self.thumbnails:
+            with contextlib.suppress(OSError, ValueError):
+                small = thumbnail(image, self.thumbnails)
+        return self.engine.preprocess(image), small  # type: ignore[union-attr]
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:

@@ -50,6 +50,8 @@ def load(cls, options: EngineOptions):
     notices: list[str] = []
     device = _pick_device(options.device, notices)
     dtype = _pick_dtype(options.dtype, device)
+    if options.compile and device.type != "cuda":
+        raise ModelLoadError(f"--compile needs a CUDA GPU (the model runs on {device.type})")
     local_only = _local_only(source, notices)
     config = _load_config(source, options.revision, local_only)
     if getattr(config, "model_type", None) != "llava":
@@ -65,7 +67,8 @@ def load(cls, options: EngineOptions):
                      processor_revision=processor_revision, prompt=options.prompt,
                      answer_prefix=options.answer_prefix, prompt_ids_from=codec.source)
     return cls(model, processor, info=info, codec=codec, prompt=options.prompt,
-               answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices)
+               answer_prefix=options.answer_prefix, verdict_steps=options.verdict_steps, notices=notices,
+               compile_decode=options.compile)
 
 
 def load_processor(options: EngineOptions):

@@ -18,9 +18,12 @@ from fakevlm_cli.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
+    DEFAULT_RELEVANCE_METHOD,
+    DEFAULT_THRESHOLD,
     DEFAULT_VERDICT_STEPS,
     DTYPES,
     QUANTS,
+    RELEVANCE_METHODS,
 )
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
@@ -43,9 +46,9 @@ def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:  # noqa: A002
     """Declare one option: a dataclass field whose metadata says how the command line spells and parses it.
 
     spec keys: choices, range=(lo, hi), kind ("flag", "path", "dir", "existing-path", "existing-file",
-    "existing-dir", "rfile", "bytesize", "argument", "arguments", "optional-value": a value that may be left
-    out, which gives flag_value), multiple, envvar, metavar, show_default, flag_value, parse (a function applied
-    to the parsed value).
+    "existing-dir", "rfile", "bytesize", "band", "argument", "arguments", "optional-value": a value that may be
+    left out, which gives flag_value), multiple, envvar, metavar, show_default, flag_value, parse (a function
+    applied to the parsed value).
     """
     return field(default=default, metadata={"flags": flags, "help": help, **spec})
 
@@ -76,6 +79,9 @@ class EngineOptions:
                                          "verdict).")
     verdict_steps: int = opt(DEFAULT_VERDICT_STEPS, "--verdict-steps", range=(1, 256),
                              help="New tokens within which the model must state its verdict.")
+    compile: bool = opt(False, "--compile", kind="flag",
+                        help="torch.compile the decode step of long explanations (CUDA only; each new batch "
+                             "size compiles first, so it pays off on long runs).")
 
 
 # ---- judging images (the run layer) --------------------------------------------------------------------------
@@ -84,7 +90,7 @@ class EngineOptions:
 class JudgeOptions:
     """How each image is judged: what the run layer (`run.predict`) needs besides the engine."""
 
-    threshold: float = opt(0.5, "--threshold", range=(0.0, 1.0),
+    threshold: float = opt(DEFAULT_THRESHOLD, "--threshold", range=(0.0, 1.0),
                            help="P(fake) at or above which the model's verdict is fake.")
     explain: bool = opt(False, "--explain", kind="flag", help="Also generate the artifact explanation (slower).")
     max_new_tokens: int = opt(DEFAULT_MAX_NEW_TOKENS, "--max-new-tokens", range=(1, 4096),
@@ -107,6 +113,24 @@ class JudgeOptions:
                                  help="Memory the loader threads may use at once to read and decode files, e.g. 4G "
                                       "(default: a quarter of RAM, at least 1G); a file that alone needs more is "
                                       "an error record.")
+    localise: bool = opt(False, "--localise", kind="flag",
+                         help="Also map where in the image the verdict comes from (the record's localisation "
+                              "field: top regions as boxes, the map over the model's image tokens; "
+                              "docs/localisation.md).")
+    heatmap_method: str = opt(DEFAULT_RELEVANCE_METHOD, "--heatmap-method", choices=RELEVANCE_METHODS,
+                              help="How --localise maps relevance (the default measured most faithful).")
+    calibration: Path | None = opt(None, "--calibration", kind="existing-file", metavar="FILE",
+                                   help="Apply a calibration made by `eval --fit-calibration`: its threshold (for "
+                                        "its target false-positive rate), calibrated P(fake) and inconclusive "
+                                        "band; refused if fitted for another model, processor or prompt.")
+    inconclusive: tuple[float, float] | None = opt(None, "--inconclusive", kind="band", metavar="LO,HI",
+                                                   help="No model verdict for P(fake) in [LO, HI) (calibrated "
+                                                        "P(fake) with --calibration): the record says inconclusive "
+                                                        "(verdict unknown). Must contain the threshold.")
+    trust_anchors: Path | None = opt(None, "--trust-anchors", kind="existing-file", metavar="PEM",
+                                     help="C2PA: a signer whose certificate chains to one in this PEM bundle is "
+                                          "reported trusted, any other untrusted (checked offline; without it: "
+                                          "unknown).")
 
     @property
     def loader_threads(self) -> int:
@@ -164,6 +188,10 @@ class ScanOutputs:
     force: bool = opt(False, "--force", kind="flag",
                       help="Let -o overwrite an existing file that is not a fakevlm results file.")
     no_model: bool = opt(False, "--no-model", kind="flag", help="Metadata only: never loads torch or the model.")
+    heatmaps: Path | None = opt(None, "--heatmaps", kind="dir", metavar="DIR",
+                                help="Write a heatmap picture per image into DIR (implies --localise).")
+    report: Path | None = opt(None, "--report", kind="path", metavar="FILE.html",
+                              help="Also write a self-contained HTML report of the records (docs/report.md).")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag",
                       help="No progress, summary or library warnings on stderr; errors only.")
 
@@ -183,6 +211,8 @@ class ScanRequest:
 class ExplainArgs:
     image: Path = opt(MISSING, "image", kind="argument", help="The image or video to explain.")
     as_json: bool = opt(False, "--json", kind="flag", help="Print one JSON object (the scan record schema).")
+    heatmap: Path | None = opt(None, "--heatmap", kind="path", metavar="FILE.png",
+                               help="Write the heatmap picture to FILE.png (implies --localise).")
 
 
 @dataclass(frozen=True)
@@ -210,6 +240,12 @@ class EvalArgs:
                                    help="Write per-item predictions as JSONL (the scan record schema).")
     from_predictions: Path | None = opt(None, "--from-predictions", kind="existing-file",
                                         help="Re-score a predictions file instead of running the model.")
+    fit_calibration: Path | None = opt(None, "--fit-calibration", kind="path", metavar="FILE",
+                                       help="Fit a calibration on this labelled set (a threshold for --target-fpr "
+                                            "and a calibrated P(fake)) and save it for scan/explain --calibration.")
+    target_fpr: float = opt(0.01, "--target-fpr", range=(0.0, 0.5),
+                            help="With --fit-calibration: the false-positive rate (real images judged fake) the "
+                                 "threshold is fitted for.")
     compare_to: str | None = opt(None, "--compare-to", choices=PAPER_ROWS,
                                  help="Paper figures to print beside ours (default: the benchmark's own; "
                                       "folder: none).")
@@ -227,6 +263,27 @@ class EvalRequest:
     judge: JudgeOptions
     engine: EngineOptions
     cluster: ClusterOptions = ClusterOptions()
+
+
+# ---- report ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportArgs:
+    results: Path = opt(MISSING, "results", kind="argument", help="JSONL records written by fakevlm.")
+    output: Path = opt(MISSING, "-o", "--output", kind="path", metavar="FILE.html", help="The HTML file to write.")
+    images_from: Path | None = opt(None, "--images-from", kind="existing-dir", metavar="DIR",
+                                   help="Folder that relative paths in the records are relative to (default: the "
+                                        "current folder, then the results file's folder).")
+    thumbnail_size: int = opt(160, "--thumbnail-size", range=(0, 1024), metavar="PX",
+                              help="Longest side of the embedded thumbnails (0: none).")
+    title: str | None = opt(None, "--title", help="Title of the report (default: the results file's name).")
+    force: bool = opt(False, "--force", kind="flag",
+                      help="Let -o overwrite an existing file that is not a fakevlm report.")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    args: ReportArgs
 
 
 # ---- which groups each command takes ----------------------------------------------------------------------------
@@ -254,10 +311,11 @@ COMMANDS: dict[str, CommandSpec] = {
     "eval": CommandSpec(
         EvalRequest, (("args", EvalArgs), ("judge", JudgeOptions), ("engine", EngineOptions),
                       ("cluster", ClusterOptions)),
-        exclude=frozenset({"max_memory"}),
+        exclude=frozenset({"max_memory", "trust_anchors"}),  # eval reads no metadata
         defaults={"pixels": "upstream"},  # eval measures what the paper measured: upstream's pixels
         flags={"video_frames": ("--video-frames",), "video_fps": ("--video-fps",)},  # --frames: DD-VQA's folder
     ),
+    "report": CommandSpec(ReportRequest, (("args", ReportArgs),)),
 }
 
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fakevlm_cli.calibration import Decision
 from fakevlm_cli.engine_types import Answer
 from fakevlm_cli.fusion import fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
+from fakevlm_cli.localise import crop_box, describe
 from fakevlm_cli.options import JudgeOptions
+from fakevlm_cli.pictures import write_heatmap
 from fakevlm_cli.record import Record
 from fakevlm_cli.video import AGGREGATE, aggregate
 
@@ -48,6 +53,7 @@ class ScanStats:
     started: float = field(default_factory=time.perf_counter)
     model_seconds: float = 0.0
     model_images: int = 0
+    inconclusive: int = 0  # records whose P(fake) fell in the --inconclusive band (counted as unknown too)
 
     @property
     def elapsed(self) -> float:
@@ -62,19 +68,26 @@ class Scanner:
     """Runs one scan. `engine` None means metadata only (torch is never imported).
 
     `resume` maps files already recorded (see results_file.ResumeIndex) to their hashes; `read_metadata`
-    False judges the pixels alone (eval).
+    False judges the pixels alone (eval). `decision` turns P(fake) into the model's verdict (default: P(fake)
+    >= options.threshold; run.prepare builds one from --calibration and --inconclusive); `trust_anchors` is
+    the PEM bundle C2PA signers are checked against.
     """
 
     def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
-                 on_progress: Callable[[ScanStats], None] | None = None):
+                 on_progress: Callable[[ScanStats], None] | None = None, decision: Decision | None = None,
+                 trust_anchors: str | None = None, heatmaps: Path | None = None, thumbnails: int = 0):
         self.engine = engine
+        self.decision = decision or Decision(threshold=options.threshold)
+        options = replace(options, threshold=self.decision.threshold)  # the threshold records carry
         self.options = options
+        self.heatmaps = heatmaps if options.localise else None
         model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
                                                   "fast_decode": options.fast_decode}
         self.model_info = model_info  # what every record's `model` says
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
-                                   model_info=model_info)
+                                   model_info=model_info, trust_anchors=trust_anchors,
+                                   preview=self.heatmaps is not None, thumbnails=thumbnails)
         self.stats = ScanStats(changed=self.inspector.changed)
         self.on_progress = on_progress
 
@@ -151,12 +164,15 @@ class Scanner:
                                         "metadata alone")
                 else:
                     record.verdict, record.error = "error", job.pixel_error
+            if self.engine is not None:
+                record.calibration = self.decision.summary()
             if record.verdict != "error":
-                fused = fuse(record.model_verdict, record.p_fake, job.evidence)
+                fused = fuse_record(record, job.evidence, self.decision)
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
-            job.pixels = []
+            job.pixels, job.preview, job.frame_thumbnails = [], None, []
             self.stats.verdicts[record.verdict] += 1
+            self.stats.inconclusive += record.inconclusive and record.verdict == "unknown"
             self._progress()
             yield record
 
@@ -197,6 +213,8 @@ class Scanner:
                 answers = self._batched(self._model.verdicts, pixels)
             for job, answer in zip(images, answers, strict=True):
                 self._set_model_result(job.record, answer)
+            if self.options.localise:
+                self._localise(images, answers)
         clips = [j for j in jobs if j.sample_times is not None]
         if clips:  # the sampled frames of every clip, --batch-size at a time
             answers = self._batched(self._model.verdicts, [p for j in clips for p in j.pixels])
@@ -204,6 +222,69 @@ class Scanner:
             for job in clips:
                 self._set_clip_result(job, answers[start:start + len(job.pixels)])
                 start += len(job.pixels)
+                if self.options.localise:  # a map of one frame would be read as the clip's: not made
+                    job.record.notes.append("no heatmap: maps are made for still pictures, not for video clips "
+                                            "(see video.most_suspicious for the frame to examine)")
+
+    def _localise(self, jobs: list[Job], answers: list[Answer]) -> None:
+        """Relevance maps for the batch's verdicts (heatmap pictures too with --heatmaps). A map that cannot be
+        computed or written is a note on its record, never an error: the verdict stands without it."""
+        todo = []
+        for job, answer in zip(jobs, answers, strict=True):
+            if answer.p_fake is None:
+                job.record.notes.append("no heatmap: the model stated no verdict")
+            else:
+                todo.append((job, answer))
+        if not todo:
+            return
+        grids = self._relevance([job.pixels[0] for job, _ in todo], [answer for _, answer in todo])
+        try:
+            view = self._model.view
+        except Exception as exc:  # noqa: BLE001 - an engine that cannot say how it crops: no maps, verdicts stand
+            grids = [exc] * len(todo)
+        for (job, _), grid in zip(todo, grids, strict=True):
+            record = job.record
+            if isinstance(grid, Exception):
+                record.notes.append(f"no heatmap: {type(grid).__name__}: {grid}".rstrip(": "))
+                continue
+            size = job.input_size or (record.width or 0, record.height or 0)
+            try:
+                record.localisation = describe(grid, method=self.options.heatmap_method, image_size=size,
+                                               crop=crop_box(size[0], size[1], view))
+            except ValueError as exc:
+                record.notes.append(f"no heatmap: {exc}")
+                continue
+            if self.heatmaps is not None and job.preview is not None:
+                self._write_heatmap(job, record.localisation)
+
+    def _relevance(self, pixels: list, answers: list[Answer]) -> list:
+        """One map (or the exception that prevented it) per image: the batch at once, else one by one."""
+        method, chunk = self.options.heatmap_method, self.options.batch_size
+        try:
+            return list(self._model.relevance(pixels, answers, method, chunk))
+        except Exception as exc:  # noqa: BLE001 - out of memory, say: retried image by image below
+            self._model.free_memory()
+            if len(pixels) == 1:
+                return [exc]
+        found: list = []
+        for pixel, answer in zip(pixels, answers, strict=True):
+            try:
+                found += list(self._model.relevance([pixel], [answer], method, chunk))
+            except Exception as exc:  # noqa: BLE001 - this image gets a note, the others their maps
+                self._model.free_memory()
+                found.append(exc)
+        return found
+
+    def _write_heatmap(self, job: Job, localisation: dict) -> None:
+        record = job.record
+        path = self.heatmaps / heatmap_name(record)  # type: ignore[operator]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_heatmap(path, job.preview, localisation, boxes=record.model_verdict == "fake")
+        except (OSError, ValueError) as exc:
+            record.notes.append(f"heatmap not written: {getattr(exc, 'strerror', None) or exc}")
+            return
+        localisation["heatmap"] = str(path)
 
     def _batched(self, call, pixels: list) -> list[Answer]:
         """`call` over `pixels` in slices of --batch-size (a clip brings up to 256 frames at once)."""
@@ -224,6 +305,8 @@ class Scanner:
             self._set_model_result(record, answers[0])
             return
         p_fake, top = aggregate([p for p, _ in judged]), max(judged)[1]
+        if top < len(job.frame_thumbnails):  # scan --report: the report shows the most suspicious frame
+            record.thumbnail = job.frame_thumbnails[top]
         video["aggregate"] = AGGREGATE
         video["most_suspicious"] = frames[top]
         if len(judged) < len(answers):
@@ -247,12 +330,36 @@ class Scanner:
                                 f"{self._model.verdict_steps} tokens")
         else:
             record.p_fake = round(float(answer.p_fake), 6)
-            record.model_verdict = "fake" if answer.p_fake >= self.options.threshold else "real"
+            apply_decision(record, self.decision)
         if answer.text is not None:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
 
 
+
+def apply_decision(record: Record, decision: Decision) -> None:
+    """The model's verdict from the record's (rounded) P(fake): threshold, calibrated P(fake), inconclusive band.
+    Also used on records read back from a predictions file (eval --from-predictions --calibration)."""
+    if record.p_fake is None:
+        return
+    judged = decision.judge(record.p_fake)
+    record.model_verdict, record.calibrated_p_fake = judged.verdict, judged.calibrated
+    record.inconclusive = judged.inconclusive
+    record.threshold = decision.threshold
+
+
+def fuse_record(record: Record, evidence: list, decision: Decision):
+    """fusion.fuse for a record judged under `decision` (the probability shown, the band when inconclusive)."""
+    shown = record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
+    return fuse(record.model_verdict, shown, evidence, calibrated=record.calibrated_p_fake is not None,
+                inconclusive=decision.band if record.inconclusive else None)
+
+
+def heatmap_name(record: Record) -> str:
+    """A heatmap's file name: the content's hash (the same picture always gets the same map) and a readable,
+    filesystem-safe part of the file's name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(record.path).stem).strip("._")[:40] or "image"
+    return f"{(record.sha256 or '0' * 16)[:16]}-{stem}.png"
 
 
 class _Feeder:

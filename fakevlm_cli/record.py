@@ -57,10 +57,12 @@ class Reason:
     rule: str
     signal: str | None = None
     cited: tuple[Cited, ...] = ()
-    verdict: str | None = None  # rule "model": the model's verdict ("unknown": it stated none)
-    p_fake: float | None = None
+    verdict: str | None = None  # rule "model": the model's verdict ("unknown": it stated none, or inconclusive)
+    p_fake: float | None = None  # rule "model": the P(fake) shown (calibrated when `calibrated`)
     overruled: bool = False  # rule "model": decisive metadata overrules it
     text: str | None = None  # rule "text"
+    calibrated: bool = False  # rule "model": p_fake is the calibrated P(fake) (--calibration)
+    band: tuple[float, float] | None = None  # rule "model": inconclusive, P(fake) within this band
 
     def word(self) -> str:
         """The sentence schema-1 records carry in `reasons`."""
@@ -71,11 +73,7 @@ class Reason:
         if rule == "decisive":
             return f"{label} per {first}"
         if rule == "model":
-            if self.p_fake is None:
-                said = "the model stated no verdict" if self.verdict == "unknown" else f"model says {self.verdict}"
-            else:
-                said = f"model says {self.verdict} (P(fake) = {format_percent(self.p_fake)})"
-            return said + (" — overruled by the metadata" if self.overruled else "")
+            return self._model_says() + (" — overruled by the metadata" if self.overruled else "")
         if rule == "nothing":
             return "no model run, and no decisive provenance metadata"
         if rule == "hint":
@@ -89,6 +87,15 @@ class Reason:
                     + "; ".join(f"{c.source} {c.key}: {c.value}" for c in self.cited))
         raise ValueError(f"unknown reason rule {rule!r}")
 
+    def _model_says(self) -> str:
+        name = "calibrated P(fake)" if self.calibrated else "P(fake)"
+        if self.band is not None and self.p_fake is not None:
+            return (f"model inconclusive: {name} = {format_percent(self.p_fake)} lies in the inconclusive band "
+                    f"{format_percent(self.band[0])}–{format_percent(self.band[1])}")
+        if self.p_fake is None:
+            return "the model stated no verdict" if self.verdict == "unknown" else f"model says {self.verdict}"
+        return f"model says {self.verdict} ({name} = {format_percent(self.p_fake)})"
+
 
 @dataclass
 class Record:
@@ -97,6 +104,10 @@ class Record:
     verdict: str = "unknown"
     p_fake: float | None = None
     threshold: float | None = None
+    # --calibration / --inconclusive (all three absent from older records; consumers default them):
+    calibrated_p_fake: float | None = None  # P(fake) through the calibration's monotone map
+    inconclusive: bool = False  # P(fake) fell in the inconclusive band: model_verdict and verdict say unknown
+    calibration: dict | None = None  # which calibration and band judged it
     model_verdict: str | None = None
     text_verdict: str | None = None
     explanation: str | None = None
@@ -118,10 +129,14 @@ class Record:
     error: str | None = None
     model: dict | None = None
     elapsed_ms: float | None = None
+    # With --localise: where the model's verdict comes from (localise.describe; docs/localisation.md).
+    localisation: dict | None = None
     # Only in `fakevlm eval` predictions: the ground truth the record is scored against.
     label: str | None = None
     category: str | None = None
     item_id: str | None = None
+    # In-process only, never written: a small JPEG of the picture for `scan --report` (pictures.thumbnail).
+    thumbnail: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The JSONL object: every field always present (null when unknown), in a stable order."""
@@ -150,9 +165,10 @@ class Record:
 
 
 _FIELD_ORDER = (
-    "path", "path_bytes", "verdict", "p_fake", "threshold", "model_verdict", "text_verdict", "explanation",
-    "answer", "lead_in", "reasons", "disagreement", "evidence", "exif", "notes", "sha256", "size", "format",
-    "width", "height", "frames", "media", "video", "error", "model", "elapsed_ms",
+    "path", "path_bytes", "verdict", "p_fake", "threshold", "calibrated_p_fake", "inconclusive", "calibration",
+    "model_verdict", "text_verdict", "explanation", "answer", "lead_in", "reasons", "disagreement", "evidence",
+    "exif", "notes", "sha256", "size", "format", "width", "height", "frames", "media", "video", "error", "model",
+    "elapsed_ms", "localisation",
 )
 _ALL_FIELDS = (*_FIELD_ORDER, "label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}

@@ -26,6 +26,18 @@ def verdict_text(verdict: str) -> Text:
     return Text(verdict.upper() if verdict in ("fake", "real") else verdict, style=VERDICT_STYLE.get(verdict, ""))
 
 
+def record_verdict(record: Record) -> Text:
+    """The verdict as shown: "inconclusive" when the model's P(fake) fell in the band (the record says unknown)."""
+    if record.inconclusive and record.verdict == "unknown":
+        return Text("inconclusive", style=VERDICT_STYLE["unknown"])
+    return verdict_text(record.verdict)
+
+
+def shown_p_fake(record: Record) -> float | None:
+    """The P(fake) shown: the calibrated one when a --calibration map applied."""
+    return record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
+
+
 class TableSink:
     """A Rich table printed row by row, so results appear as they come and nothing waits for the end."""
 
@@ -39,7 +51,7 @@ class TableSink:
         table = Table(show_header=header, header_style="bold", box=None, pad_edge=False, expand=True,
                       show_edge=False)
         table.add_column("file", ratio=3, overflow="fold", no_wrap=False)
-        table.add_column("verdict", width=8, no_wrap=True)
+        table.add_column("verdict", width=8, no_wrap=True)  # "inconclusive" shows as "inconcl…"
         table.add_column("P(fake)", width=7, justify="right", no_wrap=True)
         table.add_column("evidence", ratio=2, overflow="ellipsis", no_wrap=True)
         table.add_column("explanation" if self.explain else "note", ratio=3 if width > 100 else 2,
@@ -58,7 +70,7 @@ class TableSink:
         if record.video and record.verdict != "error":
             note = Text.assemble((video_cell(record), "cyan"), " ", note)
         flag = Text(" !", style="bold red") if record.disagreement else Text("")
-        table.add_row(plain(record.path), verdict_text(record.verdict) + flag, percent(record.p_fake),
+        table.add_row(plain(record.path), record_verdict(record) + flag, percent(shown_p_fake(record)),
                       plain(evidence_cell(record)), note)
         self.console.print(table)
 
@@ -86,7 +98,7 @@ def console(*, stderr: bool = False) -> Console:
 
 def explain_panel(record: Record) -> Panel:
     """Verdict in colour, P(fake) as a percentage, the model's answer wrapped, evidence, reasons, the model id."""
-    parts: list = [*_verdict_lines(record), *_video_lines(record), *_answer_lines(record),
+    parts: list = [*_verdict_lines(record), *_video_lines(record), *_answer_lines(record), *_where_lines(record),
                    *_evidence_lines(record)]
     reasons = [r for r in record.reasons if r.rule != "model"]  # the head line already gives the model's
     if reasons:
@@ -100,11 +112,17 @@ def explain_panel(record: Record) -> Panel:
 
 
 def _verdict_lines(record: Record) -> list:
-    head = Text.assemble("Verdict: ", verdict_text(record.verdict), "   P(fake): ",
-                         (percent(record.p_fake), "bold"))
+    head = Text.assemble("Verdict: ", record_verdict(record), "   P(fake): ",
+                         (percent(shown_p_fake(record)), "bold"))
+    if record.calibrated_p_fake is not None:
+        head.append(f" calibrated (raw {percent(record.p_fake)})", style="dim")
     if record.disagreement:
         head.append("   metadata overrules the model", style="bold red")
     lines: list = [head]
+    band = (record.calibration or {}).get("inconclusive")
+    if record.inconclusive and band:
+        lines.append(plain(f"Inconclusive: P(fake) lies in the band {percent(band[0])}–{percent(band[1])} where "
+                           "the model's verdict is not trusted", style="yellow"))
     if record.model_verdict and record.model_verdict != record.verdict:
         lines.append(plain(f"Model alone: {record.model_verdict}", style="dim"))
     if record.text_verdict and record.model_verdict and record.text_verdict != record.model_verdict:
@@ -149,6 +167,22 @@ def _answer_lines(record: Record) -> list:
     return []
 
 
+def _where_lines(record: Record) -> list:
+    """--localise: the map's top regions, in the image's pixels, and the heatmap picture's path."""
+    loc = record.localisation
+    if not loc:
+        return []
+    lines: list = [Text(""), plain(f"Where ({loc.get('method')}, in the centre crop the model saw)", style="bold")]
+    if record.model_verdict != "fake":
+        lines.append(Text("no regions: the model did not judge this image fake", style="dim"))
+    for number, region in enumerate(loc.get("regions") or [] if record.model_verdict == "fake" else [], 1):
+        x0, y0, x1, y1 = (round(v) for v in region["box"])
+        lines.append(plain(f"• region {number}: ({x0}, {y0})–({x1}, {y1}) px, {region['score']:.0%} of the map"))
+    if loc.get("heatmap"):
+        lines.append(plain(f"heatmap: {loc['heatmap']}", style="dim"))
+    return lines
+
+
 def _evidence_lines(record: Record) -> list:
     if not record.evidence:
         return []
@@ -169,7 +203,9 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     table.add_column(style="bold")
     table.add_column()
     counts = ", ".join(f"{stats.verdicts.get(v, 0)} {v}" for v in ("fake", "real", "unknown", "error"))
-    table.add_row("scanned", f"{stats.records} files: {counts}")
+    inconclusive = getattr(stats, "inconclusive", 0)
+    table.add_row("scanned", f"{stats.records} files: {counts}" + (f" ({inconclusive} of them inconclusive)"
+                                                                   if inconclusive else ""))
     extras = []
     if stats.skipped:
         extras.append(f"{stats.skipped} not images")
@@ -210,15 +246,85 @@ def eval_tables(run) -> list:
     out: list = [_metrics_table(run)]
     if run.request.args.bench == "folder":  # the paper's FF++ metric, shown first for labelled folders
         out.append(_auc_line(run.metrics["overall"]))
+    out.append(_operating_table(run.metrics["overall"]))
     if run.paper:
         out.append(_paper_table(run))
-    return out + [plain(n, style="dim") for n in _eval_notes(run.metrics)]
+    if run.metrics.get("localisation", {}).get("n"):
+        out.append(_localisation_table(run.metrics["localisation"]))
+    if getattr(run, "fitted", None) is not None:
+        out.append(_fitted_lines(run))
+    notes = [n for n in run.loaded.notes if n.startswith(("localisation over", "text metrics"))]
+    return out + [plain(n, style="dim") for n in [*notes, *_eval_notes(run.metrics)]]
+
+
+def _localisation_table(scores: dict) -> Table:
+    """--localise: pointing game and energy inside the human boxes, the model's maps beside the centre prior."""
+    methods = ", ".join(scores.get("methods") or []) or "no map"
+    table = Table(title=plain(f"localisation · {scores['n']} images with boxes ({methods})"), title_justify="left")
+    for header in ("", "pointing game", "energy in boxes"):
+        table.add_column(header, justify="left" if not header else "right")
+    table.add_row("model's maps", _cell(scores["pointing_game"], "{:.3f}"), _cell(scores["energy_in_boxes"], "{:.3f}"))
+    prior = scores["centre_prior"]
+    table.add_row("centre prior", _cell(prior["pointing_game"], "{:.3f}"), _cell(prior["energy_in_boxes"], "{:.3f}"))
+    extra = []
+    if scores.get("n_without_map"):
+        extra.append(f"{scores['n_without_map']} without a map (counted as misses)")
+    if scores.get("n_boxes_outside_crop"):
+        extra.append(f"{scores['n_boxes_outside_crop']} with every box outside the centre crop the model saw")
+    if extra:
+        table.caption = "; ".join(extra)
+    return table
+
+
+def _operating_table(overall: dict) -> Table:
+    """Operating points of P(fake) (TPR at 1 % and 5 % FPR, EER), calibration error and the reliability diagram."""
+    points = overall.get("operating_points") or {}
+    table = Table(title="operating points of P(fake) (fake if P(fake) >= threshold)", title_justify="left")
+    for header in ("point", "threshold", "TPR", "FPR", ""):
+        table.add_column(header, justify="left" if header in ("point", "") else "right")
+    for target, row in (points.get("tpr_at_fpr") or {}).items():
+        if row is None:
+            table.add_row(f"FPR ≤ {float(target):.0%}", "—", "—", "—", "needs real and fake images")
+            continue
+        table.add_row(f"FPR ≤ {float(target):.0%}", _cell(row["threshold"], "{:.6g}"), _cell(row["tpr"], "{:.3f}"),
+                      _cell(row["fpr"], "{:.3f}"), f"{points.get('n_real', 0)} real images")
+    table.add_row("EER", _cell(points.get("eer_threshold"), "{:.6g}"), "", _cell(points.get("eer"), "{:.3f}"),
+                  "where FPR and FNR cross")
+    table.add_section()
+    ece = f"ECE {_cell(overall.get('ece'), '{:.3f}')}"
+    if overall.get("ece_calibrated") is not None:
+        ece += f" (calibrated: {overall['ece_calibrated']:.3f})"
+    table.add_row("reliability", "mean P(fake)", "fraction fake", "n", ece)
+    for row in overall.get("reliability") or []:
+        if row["n"]:
+            bar = "█" * round(20 * row["fraction_fake"])
+            table.add_row(f"{row['lo']:.1f}–{row['hi']:.1f}", f"{row['mean_p_fake']:.3f}",
+                          f"{row['fraction_fake']:.3f}", str(row["n"]), bar)
+    return table
+
+
+def _fitted_lines(run) -> Text:
+    cal = run.fitted
+    fit = cal.fit
+    line = Text.assemble(("calibration fitted: ", "bold"),
+                         f"threshold P(fake) >= {cal.threshold:.6g} for a target FPR of {cal.target_fpr:.2%} "
+                         f"(here FPR {fit['fpr']:.3f}, TPR {fit['tpr']:.3f}; expected FPR on new images "
+                         f"{fit['expected_fpr']:.3%})")
+    if cal.mapping is not None:
+        line.append(f"; calibrated P(fake) = sigmoid({cal.mapping.a:.4g}·logit(P) {cal.mapping.b:+.4g})")
+    line.append(f"; saved to {run.request.args.fit_calibration}")
+    if fit.get("warning"):
+        line.append("\nwarning: " + fit["warning"], style="yellow")
+    return line
 
 
 def _metrics_table(run) -> Table:
     metrics = run.metrics
     text = metrics["overall"].get("text")
-    table = Table(title=plain(f"{run.request.args.bench} · {len(run.loaded.items)} items"), title_justify="left")
+    scored = sum(1 for item in run.loaded.items if getattr(item, "scored", True))
+    extra = len(run.loaded.items) - scored
+    title = f"{run.request.args.bench} · {scored} items" + (f" (+{extra} for localisation only)" if extra else "")
+    table = Table(title=plain(title), title_justify="left")
     table.add_column("category", no_wrap=True, min_width=7)
     for _, header, _ in _EVAL_COLUMNS:
         table.add_column(header, justify="right")

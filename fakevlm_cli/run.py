@@ -8,8 +8,14 @@ image is judged is decided here and below (pipeline → loader → engine), the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fakevlm_cli import calibration
+from fakevlm_cli.calibration import Decision
+from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
+from fakevlm_cli.errors import FakevlmError
 from fakevlm_cli.options import EngineOptions, JudgeOptions
 from fakevlm_cli.pipeline import Scanner, ScanStats
 
@@ -41,15 +47,58 @@ def load_pixels(options: EngineOptions) -> Preprocessor:
     return Engine.load_pixels(options)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the judge options name in files, read and checked once, before any model loads."""
+
+    decision: Decision
+    trust_anchors: str | None = None  # the PEM text of --trust-anchors
+
+
+def prepare(options: JudgeOptions, *, uses_model: bool = True) -> Prepared:
+    """Read --calibration and --trust-anchors and check them with --threshold and --inconclusive: a bad file or
+    a contradiction is one FakevlmError line, before the (slow) model load."""
+    if not uses_model and (options.calibration is not None or options.inconclusive is not None):
+        raise FakevlmError("--calibration and --inconclusive apply to the model's P(fake): drop --no-model")
+    loaded = None
+    if options.calibration is not None:
+        if options.threshold != DEFAULT_THRESHOLD:
+            raise FakevlmError("give --threshold or --calibration, not both (the calibration has its own threshold)")
+        loaded = calibration.load(options.calibration)
+    anchors = None
+    if options.trust_anchors is not None:
+        from fakevlm_cli.evidence.c2pa import read_anchors
+
+        try:
+            anchors = read_anchors(options.trust_anchors)
+        except ValueError as exc:
+            raise FakevlmError(f"{options.trust_anchors}: {exc}") from None
+    return Prepared(calibration.decision(options.threshold, loaded, options.inconclusive), anchors)
+
+
+def check_model(prepared: Prepared, engine: EngineLike, options: JudgeOptions) -> list[str]:
+    """Refuse a calibration fitted for another model, processor or prompt (FakevlmError); notices otherwise."""
+    if prepared.decision.calibration is None:
+        return []
+    return prepared.decision.calibration.check({**engine.info.to_dict(), "pixels": options.pixels})
+
+
 def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,
             read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            ) -> Iterator[Record]:
+            prepared: Prepared | None = None, heatmaps: Path | None = None,
+            thumbnails: int = 0) -> Iterator[Record]:
     """One record per source, in order, as each becomes final. `engine` None: metadata only.
 
-    `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries.
+    `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries. `prepared`:
+    the files the options name, as `prepare` read them (read here when not given). With `options.localise`,
+    `heatmaps` is a folder for heatmap pictures; `thumbnails` > 0 puts a thumbnail of that size on each record
+    (in memory only, for the HTML report).
     """
-    scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress)
+    prepared = prepared or prepare(options, uses_model=engine is not None)
+    scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress,
+                      decision=prepared.decision, trust_anchors=prepared.trust_anchors, heatmaps=heatmaps,
+                      thumbnails=thumbnails)
     if stats is not None:
         scanner.stats = stats
         stats.changed = scanner.inspector.changed

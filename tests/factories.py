@@ -152,10 +152,11 @@ def heic_photo(path: Path, image: Image.Image, *, make: str = "Apple", model: st
 
 
 def c2pa_signed(src: Path, dst: Path, mime: str,
-                source_type: str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia") -> Path:
+                source_type: str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                *, ca_pem: Path | None = None) -> Path:
     """`src` with a C2PA manifest ("c2pa.created" by `source_type`) signed by a throwaway ES256 certificate
     (issued by a throwaway CA key, so the signature is valid but nobody trusts it), written to `dst` by
-    c2pa-python."""
+    c2pa-python. `ca_pem`, when given, receives the issuing CA's certificate (a trust anchor for the file)."""
     import datetime
 
     import c2pa
@@ -186,6 +187,17 @@ def c2pa_signed(src: Path, dst: Path, mime: str,
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     leaf = signer_certificate("test signer", "test CA", key, ca_key)
+    if ca_pem is not None:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA"),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakevlm tests")])
+        ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+              .not_valid_after(now + datetime.timedelta(days=7))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
         alg=b"es256", sign_cert=leaf.public_bytes(serialization.Encoding.PEM), ta_url=None,
         private_key=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -196,3 +208,57 @@ def c2pa_signed(src: Path, dst: Path, mime: str,
     with open(src, "rb") as source, open(dst, "w+b") as out:
         c2pa.Builder(json.dumps(manifest)).sign(signer, mime, source, out)
     return dst
+
+
+def exif_with_thumbnail(thumbnail: bytes, make: str = "Canon", model: str = "Canon EOS R5") -> bytes:
+    """An APP1 EXIF payload (little-endian TIFF) with Make and Model in IFD0 and a JPEG thumbnail in IFD1, as
+    cameras write it; Pillow's Exif writer has no IFD1, so it is packed here."""
+    def ascii_entry(tag: int, text: str, offset: int) -> tuple[bytes, bytes]:
+        raw = text.encode("ascii") + b"\x00"
+        return struct.pack("<HHII", tag, 2, len(raw), offset), raw
+
+    ifd0_at = 8
+    ifd0_size = 2 + 2 * 12 + 4
+    data_at = ifd0_at + ifd0_size
+    make_entry, make_raw = ascii_entry(0x010F, make, data_at)
+    model_entry, model_raw = ascii_entry(0x0110, model, data_at + len(make_raw))
+    ifd1_at = data_at + len(make_raw) + len(model_raw)
+    ifd1_size = 2 + 3 * 12 + 4
+    thumb_at = ifd1_at + ifd1_size
+    ifd0 = struct.pack("<H", 2) + make_entry + model_entry + struct.pack("<I", ifd1_at)
+    ifd1 = (struct.pack("<H", 3) + struct.pack("<HHIHH", 0x0103, 3, 1, 6, 0)
+            + struct.pack("<HHII", 0x0201, 4, 1, thumb_at) + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))
+            + struct.pack("<I", 0))
+    tiff = b"II*\x00" + struct.pack("<I", ifd0_at) + ifd0 + make_raw + model_raw + ifd1 + thumbnail
+    return b"Exif\x00\x00" + tiff
+
+
+def scene(size: tuple[int, int] = (640, 480), seed: int = 7) -> Image.Image:
+    """A smooth picture with shapes in it: content a 160-px thumbnail still shows (noise would average out)."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = np.stack([120 + 80 * np.sin(3 * xx + c) * np.cos(2 * yy - c) for c in (0.0, 1.0, 2.0)], axis=-1)
+    im = Image.fromarray(np.clip(base, 0, 255).astype("uint8"), "RGB")
+    draw = ImageDraw.Draw(im)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - w // 5)), int(rng.integers(0, h - h // 5))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.ellipse((x0, y0, x0 + int(rng.integers(w // 12, w // 5)), y0 + int(rng.integers(h // 12, h // 5))),
+                     fill=colour)
+    return im
+
+
+def jpeg_with_thumbnail(path: Path, main: Image.Image, shown_in_thumbnail: Image.Image, *,
+                        size: tuple[int, int] = (160, 120), quality: int = 90) -> Path:
+    """A camera-style JPEG: `main` as the image, `shown_in_thumbnail` (fitted with black bars) as its EXIF
+    thumbnail. Different pictures make the classic trace of an edit that kept the old thumbnail."""
+    from PIL import ImageOps
+
+    thumb = io.BytesIO()
+    ImageOps.pad(shown_in_thumbnail.convert("RGB"), size, color=(0, 0, 0)).save(thumb, "JPEG", quality=75)
+    main.convert("RGB").save(path, "JPEG", quality=quality, exif=exif_with_thumbnail(thumb.getvalue()))
+    return path

@@ -1,7 +1,8 @@
 """A stand-in engine for command-line tests, like `llm`'s MockModel: no torch, instant, predictable.
 
 P(fake) is the image's mean red level (0–1), so a test picks a verdict by the colour it paints; explain writes
-FakeVLM's sentence for that verdict. `install(monkeypatch)` makes `fakevlm_cli.run.load_engine` hand it out;
+FakeVLM's sentence for that verdict; its relevance map (`--localise`) is hot in the top-left corner of a red
+image. `install(monkeypatch)` makes `fakevlm_cli.run.load_engine` hand it out;
 `tests/stub_cli.py` does the same for a subprocess (signal tests). The real engine is tested on the tiny
 random LLaVA (plumbing) and the toy FakeVLM (right answers).
 """
@@ -45,6 +46,26 @@ class StubEngine:
                                   verdict_sentence=f"This is a {verdict} image.",
                                   explanation=f"The red channel is at {p:.0%}.", text_verdict=verdict))
         return answers
+
+    @property
+    def view(self):
+        from fakevlm_cli.localise import View
+
+        return View(shortest_edge=None, crop_width=None, crop_height=None)  # the whole image, as it is
+
+    def relevance(self, pixels, answers, method, chunk=8):
+        """A 4 × 4 map, hottest in the top-left cell for a red image and the bottom-right one otherwise."""
+        if os.environ.get("STUB_MAP_FAILS"):
+            raise RuntimeError("no map today")
+        maps = []
+        for p in pixels:
+            grid = [[0.0] * 4 for _ in range(4)]
+            if p >= 0.5:
+                grid[0][0] = 1.0
+            else:
+                grid[3][3] = 1.0
+            maps.append(grid)
+        return maps
 
     def sharing_cpu(self, loader_threads):
         import contextlib

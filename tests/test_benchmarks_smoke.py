@@ -5,6 +5,7 @@ No timing is asserted anywhere: numbers belong to `python benchmarks/run.py`, no
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -80,3 +81,20 @@ def test_video_aggregate_benchmark_picks_apart_the_aggregators(capsys):
     assert results["quarter fake"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 1}
     assert results["one spurious frame"] == {"mean": 0, "max": 1, "top quarter mean": 1, "top third mean": 0}
     assert "top third mean" in capsys.readouterr().out
+
+
+def test_markdown_table_of_two_runs(tmp_path, capsys):
+    """docs/performance.md's table is printed from results files; a second run adds its ratio column."""
+    from benchmarks import markdown
+
+    row = {"row": "score", "measure": "ours | batch 8", "ours": "79.5", "baseline": "6.10", "ratio": "13.1x",
+           "target": ">= 1.6x", "status": "MET"}
+    runs = []
+    for i, ratio in enumerate(("13.1x", "12.7x")):
+        path = tmp_path / f"r{i}.json"
+        path.write_text(json.dumps({"table": [dict(row, ratio=ratio)]}))
+        runs.append(str(path))
+    assert markdown.main(runs) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].count("|") == 8 and "ratio, run 2" in lines[0]
+    assert lines[2] == "| score | ours \\| batch 8 | 79.5 | 6.10 | 13.1x | 12.7x | >= 1.6x MET |"

@@ -355,3 +355,34 @@ def test_a_long_explanation_is_exactly_what_plain_greedy_generate_writes(engine)
         row = row[: row.index(eos)] if eos in row else row
         assert answer.lead_in == ""  # a random model writes no verdict: its whole answer is `text`
         assert answer.text == engine.codec.decode(row).strip()
+
+
+def test_long_explanations_are_not_compiled_unless_asked(engine, monkeypatch):
+    """transformers compiles a static-cache generate on CUDA by default; fakevlm turns that off (disable_compile)
+    unless --compile was given, for the verdict search and for long explanations alike."""
+    from fakevlm_cli.engine import STATIC_CACHE_FROM
+
+    seen = []
+    real = engine.model.generate
+
+    def spy(**kwargs):
+        seen.append((kwargs.get("cache_implementation"), kwargs.get("disable_compile")))
+        return real(**kwargs)
+
+    monkeypatch.setattr(engine.model, "generate", spy)
+    engine.explain(IMAGES[:1], max_new_tokens=STATIC_CACHE_FROM + 1)
+    engine.score(IMAGES[:1])
+    assert ("static", True) in seen and all(disabled is True for _, disabled in seen)
+    monkeypatch.setattr(engine, "compile_decode", True)
+    seen.clear()
+    engine.explain(IMAGES[:1], max_new_tokens=STATIC_CACHE_FROM + 1)
+    assert seen and all(disabled is False for _, disabled in seen)
+
+
+def test_compile_on_the_cpu_is_refused_before_loading(tiny_model):
+    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.errors import ModelLoadError
+    from fakevlm_cli.options import EngineOptions
+
+    with pytest.raises(ModelLoadError, match=r"^--compile needs a CUDA GPU \(the model runs on cpu\)$"):
+        Engine.load(EngineOptions(model=str(tiny_model), device="cpu", compile=True))

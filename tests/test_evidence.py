@@ -352,7 +352,7 @@ def test_xmp_entity_bomb_is_refused(tmp_path, encoding):
     start = time.perf_counter()
     report = _collect(_save(tmp_path, "b.jpg", "JPEG", xmp=BOMB.encode(encoding)), "JPEG")
     assert time.perf_counter() - start < 1
-    assert report.items == []
+    assert [i for i in report.items if i.source != "jpeg"] == []  # the JPEG's own structure is still read
     assert any(n.startswith("xmp: could not parse: DOCTYPE/ENTITY") for n in report.notes), report.notes
 
 
@@ -374,7 +374,7 @@ AI_SOURCE = ' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digita
 def test_xmp_dtds_and_external_entities_are_refused(tmp_path, doctype):
     packet = doctype.encode() + _xmp(AI_SOURCE)
     report = _collect(_save(tmp_path, "d.jpg", "JPEG", xmp=packet), "JPEG")
-    assert report.items == []
+    assert [i for i in report.items if i.source != "jpeg"] == []
     assert any(n.startswith("xmp: could not parse: DOCTYPE/ENTITY") for n in report.notes), report.notes
 
 

@@ -131,3 +131,166 @@ def test_describe_store_tolerates_junk():
                    "validation_state": "Invalid", "validation_results": "?"}):
         items = c2pa_reader.describe_store(store)
         assert items[0].key == "manifest" and all(isinstance(i.value, str) for i in items)
+
+
+# ---- signer trust (--trust-anchors) ------------------------------------------------------------------------------
+
+
+def _issuing_cas(*names: str) -> str:
+    """PEM of the CA certificates (not the signers') embedded in the corpus files' signatures: the test
+    intermediates of c2pa-rs, an anchor an organisation could choose to trust."""
+    import re
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    found = {}
+    for name in names:
+        path = CORPUS / name
+        if not path.is_file():
+            pytest.skip(f"C2PA corpus file {path} is absent (set FAKEVLM_CORPUS to the corpus folder)")
+        data = path.read_bytes()
+        for m in re.finditer(rb"\x30\x82", data):  # DER certificates in the COSE x5chain
+            der = data[m.start():m.start() + 4 + int.from_bytes(data[m.start() + 2:m.start() + 4], "big")]
+            try:
+                cert = x509.load_der_x509_certificate(der)
+            except ValueError:
+                continue
+            if "Intermediate" in cert.subject.rfc4514_string():
+                found[cert.serial_number] = cert.public_bytes(Encoding.PEM).decode("ascii")
+    assert found, "no issuing CA found in the corpus signatures"
+    return "".join(found.values())
+
+
+def _unrelated_ca() -> str:
+    """A freshly made self-signed CA that signed none of the corpus."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fakevlm test root")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.PEM).decode("ascii")
+
+
+VALID = ("C_algorithmicMedia.jpg", "C_digitalCapture_cawg.jpg", "C_no_source_type.jpg", "CA_with_ingredient.jpg")
+
+
+def _signer(name: str, anchors: str | None):
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"C2PA corpus file {path} is absent (set FAKEVLM_CORPUS to the corpus folder)")
+    report = evidence.collect(path, path.read_bytes(), "JPEG", trust_anchors=anchors)
+    (signer,) = _c2pa_items(report, key="signer")
+    (validation,) = _c2pa_items(report, key="validation")
+    return signer, validation
+
+
+@needs_c2pa
+@pytest.mark.parametrize("name", VALID)
+def test_signer_trust_without_anchors_is_unknown(name):
+    signer, validation = _signer(name, None)
+    assert (signer.trust, signer.signal, signer.strong) == ("unknown", "info", False)
+    assert "signed by C2PA Signer" in signer.value and "no trust anchors given" in signer.value
+    assert validation.value == "manifest validates (signer not checked against trust anchors)"
+    assert signer.to_dict()["trust"] == "unknown"
+
+
+@needs_c2pa
+@pytest.mark.parametrize("name", VALID)
+def test_signer_chaining_to_an_anchor_is_trusted(name):
+    signer, validation = _signer(name, _issuing_cas(*VALID))
+    assert (signer.trust, signer.signal, signer.strong) == ("trusted", "info", False)
+    assert "chains to a --trust-anchors certificate" in signer.value
+    assert validation.value == "manifest validates and its signer is trusted (see signer)"
+
+
+@needs_c2pa
+@pytest.mark.parametrize("name", VALID)
+def test_signer_chaining_to_no_anchor_is_untrusted(name):
+    signer, validation = _signer(name, _unrelated_ca())
+    assert signer.trust == "untrusted" and "no more than unsigned metadata" in signer.value
+    assert validation.value == "manifest validates, but its signer is not trusted (see signer)"
+
+
+@needs_c2pa
+def test_a_trusted_signer_of_an_invalid_manifest_vouches_for_nothing():
+    signer, validation = _signer("E-sig-CA_invalid_signature.jpg", _issuing_cas(*VALID))
+    assert signer.trust == "trusted" and "the signature vouches for nothing in this file" in signer.value
+    assert validation.signal == "edited" and "claimSignature.mismatch" in validation.value
+
+
+@needs_c2pa
+def test_trust_anchors_never_decide_a_verdict():
+    from fakevlm_cli.fusion import fuse
+
+    path = CORPUS / "C_digitalCapture_cawg.jpg"
+    if not path.is_file():
+        pytest.skip(f"C2PA corpus file {path} is absent")
+    report = evidence.collect(path, path.read_bytes(), "JPEG", trust_anchors=_issuing_cas(*VALID))
+    assert fuse(None, None, report.items).verdict == "unknown"  # a trusted camera signature is still not "real"
+
+
+def test_read_anchors(tmp_path):
+    good, bad, empty = tmp_path / "good.pem", tmp_path / "bad.pem", tmp_path / "empty.pem"
+    pem = _unrelated_ca()
+    good.write_text("comment lines around PEM blocks are allowed\n" + pem + pem)
+    bad.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    empty.write_text("")
+    assert c2pa_reader.read_anchors(good).count("BEGIN CERTIFICATE") == 2
+    for path in (bad, empty, tmp_path / "missing.pem"):
+        with pytest.raises(ValueError, match=r"not a PEM bundle|cannot read"):
+            c2pa_reader.read_anchors(path)
+
+
+def test_ingredient_signers_are_listed_with_their_own_trust():
+    store = {"active_manifest": "m", "validation_state": "Valid",
+             "validation_results": {"activeManifest": {"success": [{"code": "signingCredential.trusted"}]}},
+             "manifests": {
+                 "m": {"signature_info": {"common_name": "Newsroom", "issuer": "Newsroom CA"},
+                       "ingredients": [{"title": "in.jpg", "active_manifest": "ing", "validation_results": {
+                           "activeManifest": {"failure": [{"code": "signingCredential.untrusted"}]}}}]},
+                 "ing": {"signature_info": {"common_name": "Someone"}}}}
+    items = [i for i in c2pa_reader.describe_store(store, anchored=True) if i.key == "signer"]
+    assert [(i.trust, i.value.split(":")[0]) for i in items] == [
+        ("trusted", "active manifest signed by Newsroom (issuer Newsroom CA)"),
+        ("untrusted", "ingredient manifest signed by Someone")]
+
+
+@needs_c2pa
+def test_scan_trust_anchors_end_to_end(tmp_path):
+    import json
+
+    import jsonschema
+    from click.testing import CliRunner
+
+    from fakevlm_cli.cli import cli
+    from fakevlm_cli.record import load_schema
+
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(_issuing_cas(*VALID))
+    path = CORPUS / "C_algorithmicMedia.jpg"
+    result = CliRunner().invoke(cli, ["scan", "--no-model", "--format", "jsonl", "--trust-anchors", str(anchors),
+                                      str(path)])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    jsonschema.validate(record, load_schema())
+    (signer,) = [e for e in record["evidence"] if e["key"] == "signer"]
+    assert signer["trust"] == "trusted" and record["verdict"] == "unknown"
+
+    bad = tmp_path / "bad.pem"
+    bad.write_text("hello")
+    result = CliRunner().invoke(cli, ["scan", "--no-model", "--trust-anchors", str(bad), str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"fakevlm: error: {bad}: not a PEM bundle of X.509 certificates "
+                                     "(-----BEGIN CERTIFICATE----- blocks)")

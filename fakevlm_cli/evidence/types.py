@@ -11,13 +11,14 @@ from typing import Literal
 
 Signal = Literal["ai_generated", "ai_edited", "edited", "camera", "info"]
 SIGNALS: tuple[str, ...] = ("ai_generated", "ai_edited", "edited", "camera", "info")
+Trust = Literal["trusted", "untrusted", "unknown"]
 
 
 @dataclass(frozen=True)
 class Evidence:
     """One fact read from a file's metadata.
 
-    ``source``  where it was read: ``exif``, ``png``, ``xmp`` or ``c2pa``.
+    ``source``  where it was read: ``exif``, ``png``, ``xmp``, ``c2pa`` or ``jpeg`` (the file's JPEG structure).
     ``key``     the field, e.g. ``Make``, ``parameters``, ``DigitalSourceType``, ``c2pa.actions``.
     ``value``   a short human-readable value (long prompts are cut; never the raw bytes).
     ``signal``  what it suggests: ``ai_generated``, ``ai_edited``, ``edited``, ``camera`` or ``info``.
@@ -25,6 +26,9 @@ class Evidence:
                 decide a verdict); False for hints (an EXIF ``Software`` name, camera tags) that are easy to
                 forge or ambiguous and are only listed.
     ``generator`` the generator's name when known (``Stable Diffusion (A1111)``, ``ComfyUI``, ``Adobe Firefly``).
+    ``trust``   only on a C2PA ``signer`` item: ``trusted`` (its certificate chains to a trust anchor),
+                ``untrusted`` (anchors were given and it chains to none) or ``unknown`` (none were given, or
+                trust could not be checked).
     """
 
     source: str
@@ -33,12 +37,15 @@ class Evidence:
     signal: Signal
     strong: bool = False
     generator: str | None = None
+    trust: Trust | None = None
 
     def to_dict(self) -> dict:
         out = {"source": self.source, "key": self.key, "value": self.value, "signal": self.signal,
                "strong": self.strong}
         if self.generator:
             out["generator"] = self.generator
+        if self.trust:
+            out["trust"] = self.trust
         return out
 
 

@@ -1,0 +1,25 @@
+"""`fakevlm report RESULTS -o report.html`: the HTML report of any JSONL fakevlm wrote. No model, no torch."""
+
+from __future__ import annotations
+
+from fakevlm_cli.errors import EXIT_CLEAN, FakevlmError
+from fakevlm_cli.options import ReportRequest
+from fakevlm_cli.report import build_report
+from fakevlm_cli.sinks import Diagnostics
+
+
+def report(request: ReportRequest, diag: Diagnostics) -> int:
+    args = request.args
+    if not args.results.is_file():
+        raise FakevlmError(f"{args.results}: no such file")
+    built = build_report(args.results, args.output, images_from=args.images_from,
+                         thumbnail_size=args.thumbnail_size, title=args.title, force=args.force)
+    if built.records == 0:
+        diag.warn(f"{args.results}: holds no fakevlm records; the report is empty")
+    if built.skipped:
+        diag.warn(f"{args.results}: {built.skipped} lines are not fakevlm records: left out")
+    if args.thumbnail_size and built.missing:
+        diag.note(f"{built.missing} of {built.records} pictures not shown (not found, changed since they were "
+                  "recorded, or not decodable); --images-from DIR says where relative paths start")
+    diag.note(f"report: {built.path} ({built.records} records)")
+    return EXIT_CLEAN
