@@ -23,6 +23,9 @@ import contextlib
 import math
 import os
 import pickle
+import queue
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,12 +87,39 @@ class Cluster:
 
 
 def _quiet_ray() -> None:
-    """Ray's own logs stay off stderr, which carries fakevlm's one-line diagnostics; its errors still raise."""
+    """Ray's own logs stay off stderr, which carries fakevlm's one-line diagnostics; its errors still raise.
+
+    Ray prints the errors its raylet reports (a replica that died, with its traceback) on the driver's
+    *stdout*, where they would break the JSONL or CSV a scan pipes on: they go to stderr with --debug, nowhere
+    otherwise (what they mean reaches the user as fakevlm's own error line, or as a retried batch)."""
     import logging
 
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._private import worker
+
+        if not getattr(worker.print_to_stdstream, "fakevlm", False):
+            original = worker.print_to_stdstream
+
+            def print_to_stdstream(data, ignore_prefix: bool):
+                if data.get("pid") == "raylet" and not data.get("is_err"):
+                    if not os.environ.get("FAKEVLM_DEBUG"):
+                        return
+                    data = {**data, "is_err": True}
+                original(data, ignore_prefix)
+
+            print_to_stdstream.fakevlm = True  # type: ignore[attr-defined]
+            worker.print_to_stdstream = print_to_stdstream
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("ray", "ray.data", "ray._private", "ray.util"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray", "ray.data", "ray._private", "ray.util"):  # a failed job is our one error line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def check_model_source(options: EngineOptions) -> None:
+    """What the driver can check of the model without loading it: a local folder that is not a model."""
+    from fakevlm_cli.loading import check_source
+
+    check_source(options)
 
 
 def check_address(address: str) -> None:
@@ -142,6 +172,8 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     import ray.data
 
     prepared = prepared or run.prepare(options, uses_model=spec is not None)
+    if spec is not None:
+        check_model_source(spec.options)  # a mistyped --model: one line now, not a failed job later
     work = _Work(options, prepared, heatmaps if options.localise else None, thumbnails, read_metadata)
     stats = stats if stats is not None else ScanStats()
     rows, paths = [], []
@@ -180,35 +212,75 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     yield from _collect(dataset, paths, stats, on_progress)
 
 
+def _rows(dataset, depth: int = 64) -> Iterator[dict]:
+    """The dataset's rows, read by a thread of their own and handed over through a bounded queue.
+
+    Ctrl-C raises KeyboardInterrupt in the main thread wherever it is; inside Ray Data's iterator that can
+    leave its executor's lock held, and the shutdown that follows then waits for it forever (seen here about
+    one run in four). Here the interrupt lands in `queue.get`, outside Ray; the reader stops at its next row
+    and closes the iterator in its own thread. The queue keeps Ray's backpressure: the reader waits while it is
+    full."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        rows = dataset.iter_rows()
+        try:
+            for row in rows:
+                if not put(row):
+                    break
+            put(end)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            put(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                rows.close()
+
+    reader = threading.Thread(target=read, name="fakevlm-ray-results", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not end:
+            if isinstance(item, Exception):
+                raise _job_failure(item) from item
+            yield item
+    finally:
+        stop.set()
+
+
 def _collect(dataset, paths: list, stats: ScanStats, on_progress) -> Iterator[Record]:
     """The driver's side: each input's first answer, once, in order; an input with none is an error record."""
     answered: set[int] = set()
-    rows = dataset.iter_rows()
-    try:
-        for row in rows:
-            index = int(row["i"])
-            if index in answered:  # a retried batch answering again: written once
-                continue
-            answered.add(index)
-            stats.files += 1
-            outcome, changed, model_seconds = pickle.loads(row["out"])
-            if isinstance(outcome, NoRecord):
-                stats.skipped += outcome.skipped
-                stats.resumed += not outcome.skipped
-            else:
-                if changed:
-                    stats.changed.append(outcome.path)
-                if model_seconds:
-                    stats.model_seconds += model_seconds
-                    stats.model_images += 1
-                stats.verdicts[outcome.verdict] += 1
-            if on_progress is not None:
-                on_progress(stats)
-            if not isinstance(outcome, NoRecord):
-                yield outcome
-    finally:
-        with contextlib.suppress(Exception):
-            rows.close()
+    for row in _rows(dataset):
+        index = int(row["i"])
+        if index in answered:  # a retried batch answering again: written once
+            continue
+        answered.add(index)
+        stats.files += 1
+        outcome, changed, model_seconds = pickle.loads(row["out"])
+        if isinstance(outcome, NoRecord):
+            stats.skipped += outcome.skipped
+            stats.resumed += not outcome.skipped
+        else:
+            if changed:
+                stats.changed.append(outcome.path)
+            if model_seconds:
+                stats.model_seconds += model_seconds
+                stats.model_images += 1
+            stats.verdicts[outcome.verdict] += 1
+        if on_progress is not None:
+            on_progress(stats)
+        if not isinstance(outcome, NoRecord):
+            yield outcome
     for index, path in enumerate(paths):
         if index not in answered:  # never seen so far; Ray raises rather than drop a row, but say so if it did
             shown, path_bytes = recorded_path(path)
@@ -309,6 +381,23 @@ def _cpus_per_replica(cpus: float, replicas: int) -> float:
         return 1.0
     spare = max(1.0, cpus // 4)
     return max(0.1, round((cpus - spare) / replicas, 2)) if cpus > spare else 0.1
+
+
+def _job_failure(exc: BaseException) -> FakevlmError:
+    """One line for a failed job: the error our code raised on the cluster (a model that cannot be loaded, say),
+    found inside Ray's wrappers, else Ray's own first line."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, FakevlmError):
+            return FakevlmError(str(current))
+        # Ray keeps a remote exception's traceback as text: its last line names our error and says what it was.
+        ours = re.findall(r"^fakevlm_cli\.errors\.\w+: (.+)$", str(current), re.M)
+        if ours:
+            return FakevlmError(ours[-1])
+        current = getattr(current, "cause", None) or current.__cause__
+    return FakevlmError(f"the Ray job failed: {_first_line(seen[-1])}")
 
 
 def _first_line(exc: BaseException) -> str:

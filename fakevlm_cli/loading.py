@@ -90,6 +90,11 @@ def _local_only(source: str, notices: list[str]) -> bool:
     return local_only
 
 
+def check_source(options: EngineOptions) -> None:
+    """`ModelLoadError` now, without loading anything, for a model folder that does not exist or is not one."""
+    _checked_source(options)
+
+
 def _checked_source(options: EngineOptions) -> str:
     """The model source (a hub id, or a local folder that holds a config), and options checked for sense."""
     source = options.model

@@ -150,8 +150,14 @@ def test_eval_on_ray_scores_what_eval_in_one_process_scores(tiny_model, tmp_path
     same(rows(on_ray.read_text()), rows(single.read_text()))
 
 
-def test_ray_address_and_replicas_are_checked_before_anything_starts(tmp_path):
+def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_path):
     result = run("scan", "--ray", str(tmp_path), "--no-model")
     assert result.exit_code == 2 and "is not a cluster address" in result.stderr and "--ray=local" in result.stderr
     result = run("scan", str(tmp_path), "--replicas", "2", "--no-model")
     assert result.exit_code == 2 and "--replicas needs --ray" in result.stderr
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    result = run("scan", str(tmp_path), "--ray", "--model", not_a_model, "--format", "jsonl")
+    assert result.exit_code == 2 and result.stdout == ""
+    said = f"fakevlm: error: '{not_a_model}' is not a model directory (no config.json in it)"
+    assert result.stderr.splitlines()[-1] == said
