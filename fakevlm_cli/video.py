@@ -26,10 +26,12 @@ MAX_DECODED = 5000  # frames decoded in all for one file
 MAX_DURATION_S = 48 * 3600.0  # a duration claimed beyond this is not believed (sampling uses what decodes)
 
 # ISO base media brands of video files (MP4, QuickTime, M4V, 3GP); HEIF/AVIF brands are images (images.py).
-_MOV_BRANDS = {b"qt  "}
-_M4V_BRANDS = {b"M4V ", b"M4VH", b"M4VP"}
-_MP4_BRANDS = {b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"dash", b"MSNV",
-               b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"mmp4", b"f4v ", b"XAVC", b"nvr1"}
+_FTYP_BRANDS = {
+    b"qt  ": "MOV",
+    **dict.fromkeys((b"M4V ", b"M4VH", b"M4VP"), "M4V"),
+    **dict.fromkeys((b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"dash",
+                     b"MSNV", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"mmp4", b"f4v ", b"XAVC", b"nvr1"), "MP4"),
+}
 VIDEO_FORMATS = frozenset({"MP4", "MOV", "M4V", "MATROSKA", "WEBM", "AVI"})
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".3gp", ".3g2"}
 
@@ -37,14 +39,7 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".3gp"
 def sniff_video(head: bytes) -> str | None:
     """The container of a video file from its first bytes, or None."""
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _MOV_BRANDS:
-            return "MOV"
-        if brand in _M4V_BRANDS:
-            return "M4V"
-        if brand in _MP4_BRANDS:
-            return "MP4"
-        return None
+        return _FTYP_BRANDS.get(head[8:12])
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska or WebM (the DocType says which)
         return "WEBM" if b"webm" in head[:64] else "MATROSKA"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

@@ -99,12 +99,15 @@ def video_clip(path: Path, frames, *, rate: int = 1, codec: str = "libx264", fmt
         frame = av.VideoFrame.from_image(image.convert("RGB"))
         if pts is not None:
             frame.pts, frame.time_base = pts[i], time_base
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
+        _mux(container, stream, frame)
+    _mux(container, stream, None)  # flush the encoder
     container.close()
     return path
+
+
+def _mux(container, stream, frame) -> None:
+    for packet in stream.encode(frame):
+        container.mux(packet)
 
 
 def numbered_frames(n: int, size=(64, 48)) -> list[Image.Image]:
@@ -129,10 +132,8 @@ def audio_only(path: Path, fmt: str = "mp4") -> Path:
     for start in range(0, 8000, 1024):
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
         frame.sample_rate, frame.pts = 8000, start
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
+        _mux(container, stream, frame)
+    _mux(container, stream, None)  # flush the encoder
     container.close()
     return path
 
