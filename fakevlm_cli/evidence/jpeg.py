@@ -31,6 +31,7 @@ editors rewrite it, and a forger can too.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass
@@ -194,6 +195,7 @@ def exiftool_quality(segments: list[bytes]) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)  # ijg_quality asks for up to 400 (two bases × 100 qualities × 2) per JPEG
 def ijg_table(base: tuple[int, ...], quality: int, baseline: bool = True) -> tuple[int, ...]:
     """libjpeg's ``jpeg_add_quant_table`` after ``jpeg_quality_scaling``: the standard table at a quality."""
     quality = min(max(quality, 1), 100)
