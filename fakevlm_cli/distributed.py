@@ -59,8 +59,9 @@ class EngineSpec:
     options: EngineOptions
     gpus: float = 1.0  # a replica's GPUs, when the cluster has any
 
-    def load(self) -> EngineLike:
-        return run.load_engine(self.options)
+    def load(self, notify: Callable[[str], None] | None = None) -> EngineLike:
+        """The engine; its notices (no GPU here, a dtype chosen) go to `notify`, which the driver prints."""
+        return run.load_engine(self.options, notify=notify)
 
     def load_pixels(self) -> Preprocessor:
         return run.load_pixels(self.options)
@@ -164,11 +165,13 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
             replicas: int | None = None, read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
             prepared: run.Prepared | None = None, heatmaps: Path | None = None, thumbnails: int = 0,
-            ) -> Iterator[Record]:
+            notify: Callable[[str], None] | None = None) -> Iterator[Record]:
     """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas).
 
     `prepared`, `heatmaps` and `thumbnails` as for `run.predict`; heatmap pictures are written by the replica
-    that judged the image, on its node (a folder every node shares, on a cluster)."""
+    that judged the image, on its node (a folder every node shares, on a cluster). `notify` gets the replicas'
+    notices (the engine's when it loads, a calibration's shifts), each text once, as a single-process run says
+    them."""
     import ray.data
 
     prepared = prepared or run.prepare(options, uses_model=spec is not None)
@@ -209,7 +212,7 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
         dataset = dataset.map_batches(_replica_class(spec, work),
                                       batch_size=options.batch_size, batch_format="numpy",
                                       compute=ray.data.ActorPoolStrategy(size=count), **resources)
-    yield from _collect(dataset, paths, stats, on_progress)
+    yield from _collect(dataset, paths, stats, on_progress, notify)
 
 
 def _rows(dataset, depth: int = 64) -> Iterator[dict]:
@@ -257,10 +260,14 @@ def _rows(dataset, depth: int = 64) -> Iterator[dict]:
         stop.set()
 
 
-def _collect(dataset, paths: list, stats: ScanStats, on_progress) -> Iterator[Record]:
-    """The driver's side: each input's first answer, once, in order; an input with none is an error record."""
+def _collect(dataset, paths: list, stats: ScanStats, on_progress, notify) -> Iterator[Record]:
+    """The driver's side: each input's first answer, once, in order; an input with none is an error record.
+    Notices the replicas send with their first batch are passed to `notify`, each text once."""
     answered: set[int] = set()
+    said: set[str] = set()
     for row in _rows(dataset):
+        if row.get("notes") and notify is not None:
+            _say(pickle.loads(row["notes"]), said, notify)
         index = int(row["i"])
         if index in answered:  # a retried batch answering again: written once
             continue
@@ -281,13 +288,26 @@ def _collect(dataset, paths: list, stats: ScanStats, on_progress) -> Iterator[Re
             on_progress(stats)
         if not isinstance(outcome, NoRecord):
             yield outcome
+    yield from _unanswered(paths, answered, stats)
+
+
+def _unanswered(paths: list, answered: set[int], stats: ScanStats) -> Iterator[Record]:
+    """An error record for each input never answered: Ray raises rather than drop a row, but say so if it did."""
     for index, path in enumerate(paths):
-        if index not in answered:  # never seen so far; Ray raises rather than drop a row, but say so if it did
+        if index not in answered:
             shown, path_bytes = recorded_path(path)
             stats.files += 1
             stats.verdicts["error"] += 1
             yield Record(path=shown, path_bytes=path_bytes, verdict="error",
                          error="the cluster returned no result for this file")
+
+
+def _say(notices: list[str], said: set[str], notify: Callable[[str], None]) -> None:
+    """Each replica sends its notices; the user reads each text once."""
+    for notice in notices:
+        if notice not in said:
+            said.add(notice)
+            notify(notice)
 
 
 # ---- what runs on the cluster ------------------------------------------------------------------------------------
@@ -334,8 +354,9 @@ def _inspect(batch: dict, *, spec: EngineSpec | None, work: _Work) -> dict:
     return {"i": batch["i"], "job": out}
 
 
-def _finish_jobs(scanner: Scanner, batch: dict) -> dict:
-    """The replica's (or a metadata-only task's) part: Scanner.finish over the batch's jobs, in order."""
+def _finish_jobs(scanner: Scanner, batch: dict, notes: list[str] | None = None) -> dict:
+    """The replica's (or a metadata-only task's) part: Scanner.finish over the batch's jobs, in order; `notes`
+    ride on the batch's first row (every batch has the column, so that all blocks share one schema)."""
     inspected = [pickle.loads(item) for item in batch["job"]]
     jobs = [job for job, _ in inspected if isinstance(job, Job)]
     judged = sum(1 for job in jobs if job.pixels)
@@ -349,7 +370,8 @@ def _finish_jobs(scanner: Scanner, batch: dict) -> dict:
         had_pixels = isinstance(job, Job) and bool(job.pixels)  # finish empties pixels: decided before
         outcome = next(records) if isinstance(job, Job) else job
         out.append(pickle.dumps((outcome, changed, share if had_pixels else 0.0)))
-    return {"i": batch["i"], "out": out}
+    said = [pickle.dumps(notes) if notes and i == 0 else b"" for i in range(len(out))]
+    return {"i": batch["i"], "out": out, "notes": said}
 
 
 def _finish_metadata(batch: dict, *, work: _Work) -> dict:
@@ -364,12 +386,15 @@ def _replica_class(spec: EngineSpec, work: _Work) -> type:
         """One model replica: an actor of Ray Data's pool, the engine loaded once in its constructor."""
 
         def __init__(self):
-            engine = spec.load()
-            run.check_model(work.prepared, engine, work.options)  # a calibration for another model: refused
+            self.notes: list[str] = []  # sent with the first batch, for the driver to print
+            engine = spec.load(notify=self.notes.append)
+            # a calibration for another model: refused; one that only shifts scores a little: a notice
+            self.notes += run.check_model(work.prepared, engine, work.options)
             self.scanner = work.scanner(engine)
 
         def __call__(self, batch: dict) -> dict:
-            return _finish_jobs(self.scanner, batch)
+            notes, self.notes = self.notes, []
+            return _finish_jobs(self.scanner, batch, notes)
 
     return Replica
 

@@ -14,8 +14,8 @@ from fakevlm_cli.distributed import EngineSpec
 class DiesOnceSpec(EngineSpec):
     marker: str = ""  # a file: created by the replica that dies, so only the first one does
 
-    def load(self):
-        return _DiesOnce(super().load(), self.marker)
+    def load(self, notify=None):
+        return _DiesOnce(super().load(notify), self.marker)
 
 
 class _DiesOnce:

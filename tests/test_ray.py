@@ -6,6 +6,7 @@ leaves whole lines; --resume goes on where a run stopped."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -161,3 +162,60 @@ def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_pa
     assert result.exit_code == 2 and result.stdout == ""
     said = f"fakevlm: error: '{not_a_model}' is not a model directory (no config.json in it)"
     assert result.stderr.splitlines()[-1] == said
+
+
+def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_scan(toy_model, tmp_path):
+    """The toy FakeVLM's calibration, heatmaps and HTML report through 2 replicas: the same records, maps and
+    report data as one process, and the replicas' notices (the calibration's pixel shift) said once, as there."""
+    from fakevlm_cli import toy
+
+    bench, folder = tmp_path / "bench", tmp_path / "photos"
+    for label in ("real", "fake"):
+        (bench / label).mkdir(parents=True)
+        for i in range(6):
+            toy.toy_image(toy.FRESH_SEEDS + 300 + i + 10 * (label == "fake"), label == "fake").image.save(
+                bench / label / f"{i}.png")
+    folder.mkdir()
+    for i in range(4):
+        toy.toy_image(toy.FRESH_SEEDS + 330 + i, i % 2 == 1).image.save(folder / f"{i}.png")
+    cal = tmp_path / "cal.json"
+    assert run("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--fit-calibration",
+               cal).exit_code == 0
+    outputs = {}
+    for side, extra in (("single", []), ("ray", ["--ray", "--replicas", "2"])):
+        out = tmp_path / side
+        out.mkdir()
+        result = run("scan", folder, "-m", toy_model, "--calibration", cal, "--heatmaps", out / "maps",
+                     "--report", out / "report.html", "-o", out / "r.jsonl", *extra)
+        assert result.exit_code == 1, result.stderr  # fakes found
+        shift = [line for line in result.stderr.splitlines() if "fitted with pixels upstream" in line]
+        assert len(shift) == 1, result.stderr
+        outputs[side] = out
+
+    def records(out):
+        got = rows((out / "r.jsonl").read_text())
+        for r in got:
+            heatmap = Path(r["localisation"].pop("heatmap"))
+            assert heatmap.parent == out / "maps" and heatmap.is_file()
+        return got
+
+    single, on_ray = records(outputs["single"]), records(outputs["ray"])
+    same(on_ray, single)
+    threshold = json.loads(cal.read_text())["threshold"]
+    assert [r["verdict"] for r in single][1::2] == ["fake", "fake"]
+    for r in single:  # judged under the calibration: its threshold, its mapping
+        assert r["threshold"] == threshold and r["model_verdict"] == ("fake" if r["p_fake"] >= threshold else "real")
+        assert r["calibration"]["file"] == str(cal) and r["calibrated_p_fake"] is not None
+    assert sorted(p.name for p in (outputs["ray"] / "maps").iterdir()) == sorted(
+        p.name for p in (outputs["single"] / "maps").iterdir())
+
+    def shown(out):
+        html = (out / "report.html").read_text()
+        data = json.loads(re.search(r'id="fakevlm-data">(.*?)</script>', html, re.S).group(1))["records"]
+        for r in data:
+            heatmap = out / r["loc"].pop("heatmap")  # as the record names it (relative: to the report)
+            assert heatmap.parent == out / "maps" and heatmap.is_file()
+            r.pop("elapsed_ms", None)
+        return data
+
+    assert _rounded(shown(outputs["ray"])) == _rounded(shown(outputs["single"]))

@@ -148,7 +148,8 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
                 records = distributed.predict(candidates, request.judge, spec, cluster,
                                               replicas=request.cluster.replicas, resume=resume, stats=stats,
                                               on_progress=progress, prepared=prepared,
-                                              heatmaps=request.outputs.heatmaps, thumbnails=_thumbnails(request))
+                                              heatmaps=request.outputs.heatmaps, thumbnails=_thumbnails(request),
+                                              notify=None if request.outputs.quiet else diag.note)
             else:
                 records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
                                       on_progress=progress, prepared=prepared, heatmaps=request.outputs.heatmaps,
