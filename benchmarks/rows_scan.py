@@ -158,7 +158,7 @@ def _loader_stages(ctx: Ctx, folder: Path) -> dict:
             "metadata": lambda path=path, data=data: collect(path, data, "JPEG"),
             "decode": decode,
             # in place, as the loader does it: a picture that needs no turning is not copied
-            "orient_rgb": lambda d=decoded: to_rgb(ImageOps.exif_transpose(d, in_place=True)),
+            "orient_rgb": lambda d=decoded: (ImageOps.exif_transpose(d, in_place=True), to_rgb(d)),
             "resize": lambda im=upright: engine._resize_like_processor(im),
             "pixel_values": lambda im=resized: engine.preprocess(im),
         }
