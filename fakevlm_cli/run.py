@@ -39,6 +39,17 @@ def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None 
     return engine
 
 
+def load_checked(options: EngineOptions, prepared: Prepared, judge: JudgeOptions, *,
+                 notify: Callable[[str], None] | None = None) -> EngineLike:
+    """`load_engine`, then a --calibration checked against the model: refused (FakevlmError) when fitted for
+    another model, processor or prompt; its notices, like the engine's, go to `notify`."""
+    engine = load_engine(options, notify=notify)
+    for notice in check_model(prepared, engine, judge):
+        if notify is not None:
+            notify(notice)
+    return engine
+
+
 def load_pixels(options: EngineOptions) -> Preprocessor:
     """The model's preprocessing alone (its processor, no weights): what a Ray CPU task turns images into
     pixels with, exactly as `load_engine`'s engine would."""

@@ -13,7 +13,6 @@ import hashlib
 import platform
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,21 +136,13 @@ def _fit(request: EvalRequest, loaded: LoadResult, records: list[Record], model:
                            data=data)
 
 
-def _load_engine(request: EvalRequest, prepared: run.Prepared, notify: Callable[[str], None] | None):
-    """The model, and a --calibration checked against it (refused for another model, processor or prompt)."""
-    engine = run.load_engine(request.engine, notify=notify)
-    for notice in run.check_model(prepared, engine, request.judge):
-        if notify is not None:
-            notify(notice)
-    return engine
-
-
 def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment,
              prepared: run.Prepared):
     notify = None if request.args.quiet else diag.note
     cluster = distributed.connect(request.cluster, notify=notify) if request.cluster.ray else None
     # on Ray, each replica loads the model and checks a calibration against it, and sends its notices
-    engine = None if cluster is not None else _load_engine(request, prepared, notify)
+    engine = None if cluster is not None else run.load_checked(request.engine, prepared, request.judge,
+                                                              notify=notify)
     sink = _open_predictions(request.args.predictions) if request.args.predictions is not None else None
     bar = None
     if not request.args.quiet and env.stderr_tty:

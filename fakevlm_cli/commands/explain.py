@@ -29,9 +29,7 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
         raise FakevlmError(f"{image}: {exc}") from None
     prepared = run.prepare(judge)
     outs = explain_outputs(env, as_json=request.args.as_json)
-    engine = run.load_engine(request.engine, notify=diag.note)
-    for notice in run.check_model(prepared, engine, judge):
-        diag.note(notice)
+    engine = run.load_checked(request.engine, prepared, judge, notify=diag.note)
     (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")

@@ -87,7 +87,8 @@ def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: Re
         if request.cluster.ray:
             cluster = distributed.connect(request.cluster, notify=None if outputs.quiet else diag.note)
         elif not outputs.no_model:
-            engine = _load_engine(request, prepared, diag)
+            engine = run.load_checked(request.engine, prepared, request.judge,
+                                      notify=None if outputs.quiet else diag.note)
         outs = scan_outputs(env, outputs.fmt, target, explain=request.judge.explain, quiet=outputs.quiet)
         if report is not None:
             outs.sinks.append(report)
@@ -97,16 +98,6 @@ def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: Re
             cluster.close()
         raise
     return _Started(candidates, total, engine, cluster, outs)
-
-
-def _load_engine(request: ScanRequest, prepared: run.Prepared, diag: Diagnostics):
-    """The model, and a --calibration checked against it (refused for another model, processor or prompt)."""
-    quiet = request.outputs.quiet
-    engine = run.load_engine(request.engine, notify=None if quiet else diag.note)
-    for notice in run.check_model(prepared, engine, request.judge):
-        if not quiet:
-            diag.note(notice)
-    return engine
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
