@@ -130,6 +130,8 @@ def fit_threshold(real_scores: Sequence[float], target_fpr: float) -> ThresholdF
         return ThresholdFit(0.0, n, n, 1.0, True)
     threshold = min(math.nextafter(ranked[j], math.inf), 1.0)
     false_positives = sum(s >= threshold for s in ranked)
+    if false_positives > j:  # reals at P(fake) = 1 (as records round it): no threshold passes them
+        return ThresholdFit(threshold, false_positives, n, min(1.0, (false_positives + 1) / (n + 1)), False)
     return ThresholdFit(threshold, false_positives, n, (j + 1) / (n + 1), reaches)
 
 
@@ -212,7 +214,11 @@ def fit(records: Sequence[tuple[str, float | None, str]], *, model: dict, target
         "expected_fpr": found.expected_fpr, "reaches_target": found.reaches_target,
         "threshold_calibrated": platt(found.threshold) if platt else None, "warning": None,
     }
-    if not found.reaches_target:
+    if not found.reaches_target and found.threshold >= 1.0 and found.false_positives:
+        fit_info["warning"] = (f"{found.false_positives} real images score P(fake) = 1 (6 decimals): no threshold "
+                               f"passes them, so the false-positive rate to expect is about "
+                               f"{found.expected_fpr:.3%}, above the {target_fpr:.2%} asked for")
+    elif not found.reaches_target:
         fit_info["warning"] = (f"only {found.n_real} real images: the lowest false-positive rate this can promise "
                                f"is 1/(n+1) = {found.expected_fpr:.3%}; {math.ceil(1 / target_fpr) - 1} are needed "
                                f"for {target_fpr:.2%}")

@@ -246,6 +246,7 @@ class Inspector:
             record.width, record.height = info.width, info.height  # frames: see video.frame_count
             record.video = info.to_dict()
             if self.engine is None:
+                record.notes += info.notes  # what the container claims (a 100-hour AVI): said without a model too
                 return
             self._check_memory(4 * 3 * info.width * info.height)  # a decoded frame, its RGB copy, the codec's
             with self.memory.hold(4 * 3 * info.width * info.height):

@@ -75,7 +75,7 @@ def find_tokenizer_file(source: str, revision: str | None = None, local_only: bo
 
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
     """Index of the first position where two id lists differ (None when one is a prefix of the other)."""
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):  # a prefix is not an error: it is None
         if x != y:
             return i
     return None

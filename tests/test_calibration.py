@@ -77,6 +77,16 @@ def test_too_few_reals_cannot_promise_the_target():
     assert not found.reaches_target and found.false_positives == 0 and found.expected_fpr == pytest.approx(1 / 11)
 
 
+def test_reals_at_p_fake_one_are_not_promised_away():
+    """Records round P(fake) to 6 places, so a real can score exactly 1: no threshold passes it, and the fit
+    must say so rather than promise the target."""
+    reals = [1.0] * 5 + [i / 100 for i in range(95)]
+    found = fit_threshold(reals, 0.05)  # j = 4: the fifth highest real is 1.0
+    assert found.threshold == 1.0 and found.false_positives == 5 and not found.reaches_target
+    assert found.expected_fpr == pytest.approx(6 / 101)
+    assert fit_threshold([0.99] * 5 + reals[5:], 0.05).reaches_target  # below 1, the rule holds
+
+
 def test_held_out_false_positive_rate_meets_the_target_on_average():
     """The order-statistic rule on continuous scores: over many draws, new reals exceed the threshold at the
     expected rate (j+1)/(n+1), never above the target (no model: 4000 synthetic draws, fixed seed)."""

@@ -194,3 +194,11 @@ def test_a_processor_without_tokenizer_json_falls_back_and_says_so(engine, tmp_p
     codec = _codec(engine.processor, str(tmp_path), None, True, notices)
     assert codec.source == "transformers"
     assert notices and "no usable tokenizer.json" in notices[0]
+
+
+def test_first_difference_of_id_lists():
+    from fakevlm_cli.tokens import first_difference
+
+    assert first_difference([1, 2, 3], [1, 5, 3]) == 1
+    assert first_difference([1, 2], [1, 2, 3]) is None  # a prefix: no difference within the shorter one
+    assert first_difference([1, 2, 3], [1, 2]) is None

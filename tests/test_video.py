@@ -336,6 +336,8 @@ def test_a_clip_claiming_100_hours_is_sampled_over_what_it_has(engine, tmp_path)
     assert len(record.video["sampled"]) == 8 and max(f["t"] for f in record.video["sampled"]) < 12.0
     assert any("the file declares 100.0 hours" in n for n in record.notes)
     assert any("frames end at 12.0 s" in n for n in record.notes)
+    (metadata_only,) = scan(None, path)  # --no-model: what the container claims is said too
+    assert any("the file declares 100.0 hours" in n for n in metadata_only.notes)
 
 
 def test_a_variable_frame_rate_clip_is_sampled_in_time_order(engine, tmp_path):

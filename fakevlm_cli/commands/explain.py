@@ -9,7 +9,7 @@ from fakevlm_cli import run
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError
 from fakevlm_cli.loader import check_media
-from fakevlm_cli.options import ExplainRequest
+from fakevlm_cli.options import ExplainRequest, JudgeOptions
 from fakevlm_cli.record import Record
 from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
@@ -34,7 +34,7 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
     if heatmap is not None:
-        _write_heatmap(record, image, heatmap, judge.pixels, diag)
+        _write_heatmap(record, image, heatmap, judge, diag)
     try:
         outs.write(record)
     finally:
@@ -42,7 +42,7 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     return EXIT_FAKE if record.verdict == "fake" else EXIT_CLEAN
 
 
-def _write_heatmap(record: Record, image: Path, heatmap: Path, pixels: str, diag: Diagnostics) -> None:
+def _write_heatmap(record: Record, image: Path, heatmap: Path, judge: JudgeOptions, diag: Diagnostics) -> None:
     """The heatmap picture over the image as the model was given it; without a map, a warning says why."""
     from fakevlm_cli.images import load_image
     from fakevlm_cli.pictures import write_heatmap
@@ -52,7 +52,7 @@ def _write_heatmap(record: Record, image: Path, heatmap: Path, pixels: str, diag
         diag.warn(f"{heatmap}: not written: {why}")
         return
     try:
-        picture = load_image(image.read_bytes(), mode=pixels).image
+        picture = load_image(image.read_bytes(), max_pixels=judge.max_pixels, mode=judge.pixels).image
         write_heatmap(heatmap, picture, record.localisation, boxes=record.model_verdict == "fake")
     except (OSError, ImageError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc
