@@ -6,11 +6,15 @@ made visible by `output.safe_text`).
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fakevlm_cli.errors import PipeClosedError
 from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text, seconds, video_cell
 from fakevlm_cli.record import Record
 
@@ -91,9 +95,19 @@ class PanelSink:
         pass
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of stdout went away (`| head`): Rich would exit 1 (our "something fake"); say it as the
+        JSONL sink does, so the command exits 141 and writes what it still can (-o, the report)."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (sys.stderr if self.stderr else sys.stdout).fileno())  # no second error at exit
+        raise PipeClosedError("stderr" if self.stderr else "stdout")
+
+
 def console(*, stderr: bool = False) -> Console:
     """A console that colours only real terminals and honours NO_COLOR; highlighting off (data is data)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return _Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def explain_panel(record: Record) -> Panel:

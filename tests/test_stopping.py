@@ -142,12 +142,14 @@ def test_a_signal_while_the_model_loads(pictures, tmp_path, signum, code, said):
     assert out.read_bytes() == before  # the file is cut back only after the model has loaded
 
 
-def test_a_reader_that_goes_away_is_not_an_error(pictures):
-    """`fakevlm scan … | head -1`: exit 141 (128 + SIGPIPE), as a process killed by SIGPIPE; nothing on stderr."""
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+def test_a_reader_that_goes_away_is_not_an_error(pictures, fmt):
+    """`fakevlm scan … | head -1`: exit 141 (128 + SIGPIPE), as a process killed by SIGPIPE; nothing on stderr.
+    The table too: Rich's own answer to a closed pipe is exit 1, which here means "something fake"."""
     many = [p.parent / f"copy{i:04d}.png" for i in range(400) for p in pictures[:1]]
     for path in many:  # 400 records, ~1 KB each: far more than a pipe buffer holds
         path.write_bytes(pictures[0].read_bytes())
-    big = subprocess.Popen([sys.executable, STUB_CLI, "scan", "--no-model", "--format", "jsonl", "-"],
+    big = subprocess.Popen([sys.executable, STUB_CLI, "scan", "--no-model", "--format", fmt, "-"],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     big.stdin.write(b"".join(os.fsencode(p) + b"\n" for p in many))
     big.stdin.close()
