@@ -1,17 +1,16 @@
 """Explain on a GPU: which KV cache decodes fastest. `python benchmarks/explain_cache.py OUT.json [--arch ...]`.
 
 Runs `Engine.explain` (256 new tokens, every answer made that long) at batch 8 and 16 with three decodes, in
-paired rounds (each round runs every variant back to back, the order rotating): a dynamic cache (transformers'
-default), the static cache fakevlm uses on the CPU, and the static cache with `--compile`. The first call of
-each variant and batch size is timed apart (for `--compile`, that is the compilation). Writes the results JSON
-after every round, so a run cut short still says what it measured.
+paired rounds (`measure.paired_rounds`: each round runs every variant back to back, the order rotating): a
+dynamic cache (transformers' default), the static cache fakevlm uses on the CPU, and the static cache with
+`--compile`. The first call of each variant and batch size is timed apart (for `--compile`, that is the
+compilation) and written at once, so a run cut short still says that much.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ def main() -> None:
     a = p.parse_args()
     import torch
 
-    from benchmarks import context, models
+    from benchmarks import context, measure, models
     from fakevlm_cli import engine as engine_module
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -69,26 +68,18 @@ def main() -> None:
             same = sum(x == y for x, y in zip(texts[(variant, batch)], texts[("dynamic", batch)], strict=True))
             out["same_text_as_dynamic"][f"{variant}/{batch}"] = f"{same}/{batch}"
     a.out.write_text(json.dumps(out, indent=1))
-    for r in range(a.rounds):
-        order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
-        row = {}
-        for batch in batches:
-            for variant in order:
-                seconds, _ = call(variant, batch)
-                row[f"{variant}/{batch}"] = batch / seconds
-        out["rounds"].append(row)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} img/s" for k, v in row.items()), flush=True)
-        a.out.write_text(json.dumps(out, indent=1))
-    summary = {}
-    for batch in batches:
-        for variant in VARIANTS:
-            key = f"{variant}/{batch}"
-            ratios = [row[key] / row[f"dynamic/{batch}"] for row in out["rounds"]]
-            summary[key] = {"images_per_s": statistics.median(row[key] for row in out["rounds"]),
-                            "vs_dynamic": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-            print(f"{key}: {summary[key]['images_per_s']:.2f} img/s, {summary[key]['vs_dynamic']:.2f}x dynamic "
-                  f"({summary[key]['min']:.2f}-{summary[key]['max']:.2f})", flush=True)
-    out["summary"] = summary
+    sides = {f"{variant}/{batch}": (lambda v=variant, b=batch: (call(v, b), b)[1])
+             for batch in batches for variant in VARIANTS}
+    rounds = measure.paired_rounds(sides, a.rounds, sync=measure.cuda_sync_for(device),
+                                   log=lambda text: print(text, flush=True))
+    out["rounds"] = rounds
+    out["summary"] = {name: {"images_per_s": measure.rate(rounds, name)["median"],
+                             "vs_dynamic": measure.ratio(rounds, name, f"dynamic/{name.split('/')[1]}")}
+                      for name in sides}
+    for name, row in out["summary"].items():
+        spread = row["vs_dynamic"]
+        print(f"{name}: {row['images_per_s']:.2f} img/s, {spread['median']:.2f}x dynamic "
+              f"({spread['min']:.2f}-{spread['max']:.2f})", flush=True)
     a.out.write_text(json.dumps(out, indent=1))
 
 

@@ -45,7 +45,7 @@ def downscaled(image: Image.Image, max_side: int) -> Image.Image:
 
 def thumbnail(image: Image.Image, max_side: int, *, quality: int = 70) -> bytes:
     """A small JPEG of the picture (longest side `max_side`), for embedding in the report."""
-    # convert() to the same mode is a full-size copy: shrink first (the loaders' pictures are RGB already)
+    # convert() to the same mode is a full-size copy: skipped for RGB (what the loaders hand over)
     small = downscaled(image if image.mode == "RGB" else image.convert("RGB"), max_side)
     out = io.BytesIO()
     small.save(out, "JPEG", quality=quality, optimize=True, progressive=False)
