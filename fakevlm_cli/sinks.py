@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +28,36 @@ class Sink(Protocol):
     def write(self, record: Record) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Deferred:
+    """A sink made at its first record, so the file it replaces is cut back only when there is something to
+    put in its place: after the model has loaded and judged, here or on every Ray replica.
+
+    `close` with no record makes it all the same (a scan of nothing writes an empty file); `abandon` — the run
+    failed or stopped before its first record — calls `on_abandon` instead, and the file stays as it was.
+    """
+
+    def __init__(self, make: Callable[[], Sink], on_abandon: Callable[[], None] | None = None):
+        self._make, self._on_abandon = make, on_abandon
+        self._sink: Sink | None = None
+
+    def _made(self) -> Sink:
+        if self._sink is None:
+            self._sink = self._make()
+        return self._sink
+
+    def write(self, record: Record) -> None:
+        self._made().write(record)
+
+    def close(self) -> None:
+        self._made().close()
+
+    def abandon(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        elif self._on_abandon is not None:
+            self._on_abandon()
 
 
 @dataclass(frozen=True)
@@ -87,10 +118,28 @@ class Outputs:
     console: Any = None  # Rich console for the summary: the table's, else stderr's on a terminal (None: no summary)
     live: Any = None  # Rich console for a progress bar: a terminal's (None: no bar)
     table_on_screen: bool = False  # the table shows error rows itself; otherwise errors go to stderr as lines
+    written: int = 0  # records every sink has taken
+    abandoned: bool = False  # ended before its first record: the files were left as they were
 
     def write(self, record: Record) -> None:
         for sink in self.sinks:
             sink.write(record)
+        self.written += 1
+
+    def end(self, *, failed: bool) -> None:
+        """`close`, or — when the run failed or was stopped before its first record — `abandon`."""
+        if failed and not self.written:
+            self.abandon()
+        else:
+            self.close()
+
+    def abandon(self) -> None:
+        """Nothing was written: every sink that would replace a file leaves it as it was. Quietly (the failure
+        that ended the run is the one to report)."""
+        self.abandoned = True
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                getattr(sink, "abandon", sink.close)()
 
     def close(self) -> None:
         """Close every sink; the first failure is raised once all are closed."""
@@ -110,9 +159,9 @@ def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, 
     `--format`, by default the table on a terminal and JSONL when piped."""
     out = Outputs()
     if target is not None:
-        stream = target.start()
         file_sink = JsonlSink if target.fmt == "jsonl" else CsvSink
-        out.sinks.append(file_sink(stream, str(target.path), owns_stream=True))
+        out.sinks.append(Deferred(lambda: file_sink(target.start(), str(target.path), owns_stream=True),
+                                  target.abandon))
         if env.stdout_tty and fmt in (None, "table"):
             _add_table(out, explain)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from fakevlm_cli.engine_types import Answer, ModelInfo
 
@@ -32,6 +33,9 @@ class StubEngine:
 
     def verdicts(self, pixels):
         self.batches.append(len(pixels))
+        if os.environ.get("STUB_SLOW_JUDGE"):  # a first batch that lasts until a signal ends the run
+            print("stub: judging", file=sys.stderr, flush=True)
+            threading.Event().wait()
         if os.environ.get("STUB_SAY_JUDGED"):  # lets a test in another process keep in step, without sleeping
             print(f"stub: judged {len(pixels)}", file=sys.stderr, flush=True)
         return [Answer(p_fake=p, verdict_step=0) for p in pixels]

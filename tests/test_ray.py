@@ -164,11 +164,12 @@ def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_pa
     assert result.stderr.splitlines()[-1] == said
 
 
-def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_scan(toy_model, tmp_path):
-    """The toy FakeVLM's calibration, heatmaps and HTML report through 2 replicas: the same records, maps and
-    report data as one process, and the replicas' notices (the calibration's pixel shift) said once, as there."""
+@pytest.fixture(scope="module")
+def toy_calibrated(toy_model, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A labelled toy bench, a folder of toy photos to scan, and a calibration fitted on the bench."""
     from fakevlm_cli import toy
 
+    tmp_path = tmp_path_factory.mktemp("toy-calibrated")
     bench, folder = tmp_path / "bench", tmp_path / "photos"
     for label in ("real", "fake"):
         (bench / label).mkdir(parents=True)
@@ -181,6 +182,14 @@ def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_sca
     cal = tmp_path / "cal.json"
     assert run("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--fit-calibration",
                cal).exit_code == 0
+    return bench, folder, cal
+
+
+def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_scan(toy_model, toy_calibrated,
+                                                                                  tmp_path):
+    """The toy FakeVLM's calibration, heatmaps and HTML report through 2 replicas: the same records, maps and
+    report data as one process, and the replicas' notices (the calibration's pixel shift) said once, as there."""
+    _, folder, cal = toy_calibrated
     outputs = {}
     for side, extra in (("single", []), ("ray", ["--ray", "--replicas", "2"])):
         out = tmp_path / side
@@ -219,3 +228,24 @@ def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_sca
         return data
 
     assert _rounded(shown(outputs["ray"])) == _rounded(shown(outputs["single"]))
+
+
+def test_a_model_the_replicas_refuse_leaves_the_earlier_results_and_report_as_they_were(toy_model, toy_calibrated,
+                                                                                         tmp_path):
+    """On Ray the model loads on the replicas, after the driver has set up its outputs. A calibration fitted
+    for another prompt is refused there: the error is one line, and the -o file, the --report and eval's
+    --predictions that an earlier run wrote stay byte for byte."""
+    bench, folder, cal = toy_calibrated
+    out, report, predictions = tmp_path / "r.jsonl", tmp_path / "report.html", tmp_path / "p.jsonl"
+    assert run("scan", folder, "--no-model", "-o", out, "--report", report).exit_code == 0
+    assert run("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--limit", "2",
+               "--predictions", predictions).exit_code == 0
+    before = {path: path.read_bytes() for path in (out, report, predictions)}
+    other_prompt = ["-m", toy_model, "--calibration", cal, "--answer-prefix", "This is a", "--ray", "--replicas", "1"]
+    for result in (run("scan", folder, *other_prompt, "-o", out, "--report", report),
+                   run("eval", "--bench", "folder", "--data", bench, *other_prompt, "-q", "--predictions",
+                       predictions)):
+        assert result.exit_code == 2
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"fakevlm: error: {cal}: fitted for model") and "answer_prefix differs" in line
+    assert {path: path.read_bytes() for path in before} == before

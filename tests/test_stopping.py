@@ -142,6 +142,24 @@ def test_a_signal_while_the_model_loads(pictures, tmp_path, signum, code, said):
     assert out.read_bytes() == before  # the file is cut back only after the model has loaded
 
 
+def test_a_signal_before_the_first_record_leaves_the_earlier_results_and_report(pictures, tmp_path):
+    """Ctrl-C after the model has loaded but before anything was judged (on Ray: while the replicas load the
+    model) keeps what an earlier run wrote, and says so."""
+    out, report = tmp_path / "earlier.jsonl", tmp_path / "earlier.html"
+    earlier = subprocess.run([sys.executable, STUB_CLI, "scan", str(pictures[0]), "-o", str(out), "--report",
+                              str(report)])
+    assert earlier.returncode == 1
+    before = out.read_bytes(), report.read_bytes()
+    proc = start(*pictures, "-o", out, "--report", report, env={"STUB_SLOW_JUDGE": "1"})
+    assert proc.stderr.readline() == b"stub: judging\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    note = f"fakevlm: note: {out}: left as it was (the run stopped before its first record)"
+    assert err.decode().splitlines() == [note, "fakevlm: interrupted"]
+    assert (out.read_bytes(), report.read_bytes()) == before
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "table"])
 def test_a_reader_that_goes_away_is_not_an_error(pictures, fmt):
     """`fakevlm scan … | head -1`: exit 141 (128 + SIGPIPE), as a process killed by SIGPIPE; nothing on stderr.

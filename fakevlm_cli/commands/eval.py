@@ -32,7 +32,7 @@ from fakevlm_cli.output import JsonlSink
 from fakevlm_cli.pipeline import ScanStats, apply_decision
 from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable
-from fakevlm_cli.sinks import Diagnostics, Environment
+from fakevlm_cli.sinks import Deferred, Diagnostics, Environment, Outputs
 
 
 @dataclass
@@ -143,13 +143,16 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     # on Ray, each replica loads the model and checks a calibration against it, and sends its notices
     engine = None if cluster is not None else run.load_checked(request.engine, prepared, request.judge,
                                                               notify=notify)
-    sink = _open_predictions(request.args.predictions) if request.args.predictions is not None else None
+    # opened at the first prediction: a model that fails to load (here or on a replica) leaves the file as it was
+    predictions = request.args.predictions
+    outs = Outputs(sinks=[] if predictions is None else [Deferred(lambda: _open_predictions(predictions))])
     bar = None
     if not request.args.quiet and env.stderr_tty:
         from fakevlm_cli import render
 
         bar = render.Progress(render.console(stderr=True), len(items), label="evaluating")
     stats, records = ScanStats(), []
+    failed = True
     try:
         with bar or contextlib.nullcontext():
             sources = [Candidate(path=item.image, explicit=True, frame_index=item.frame_index) for item in items]
@@ -164,11 +167,10 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
             for item, record in zip(items, judged, strict=True):
                 record.label, record.category, record.item_id = item.label, item.category, item.id
                 records.append(record)
-                if sink is not None:
-                    sink.write(record)
+                outs.write(record)
+        failed = False
     finally:
-        if sink is not None:
-            sink.close()
+        outs.end(failed=failed)
         if cluster is not None:
             cluster.close()
     if engine is None:  # on Ray: what the replicas wrote into the records

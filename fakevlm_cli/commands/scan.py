@@ -1,9 +1,10 @@
 """`fakevlm scan`: inputs from discovery, the run layer's records into sinks, a summary, an exit code.
 
 The order protects what is on disk: the -o file is checked (ours? an input?) before anything is opened for
-writing, locked before the model loads (a second run fails at once), and cut back only after the model has
-loaded (a failed load, or Ctrl-C during it, costs nothing). Records are written and flushed one by one as
-they become final; Ctrl-C or SIGTERM stop the run with every finished record on disk.
+writing, locked before the model loads (a second run fails at once), and cut back only when the first record
+is ready to take its place (a failed load — here or on a Ray replica — or Ctrl-C before then costs nothing;
+an earlier --report stays too). Records are written and flushed one by one as they become final; Ctrl-C or
+SIGTERM stop the run with every finished record on disk.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         if run_.cluster is not None:
             run_.cluster.close()
     _summary(stats, discovery, run_.outs, diag, stopped is not None, target)
+    if run_.outs.abandoned and target is not None and target.existed:
+        diag.note(f"{target.path}: left as it was (the run stopped before its first record)")
     if stopped is not None:
         return interrupted_code(stopped)
     return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
@@ -151,8 +154,10 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
                     diag.file_error(record.path, record.error)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was judged is written; stop here
         stopped = exc
-    finally:
-        outs.close()
+    except BaseException:
+        outs.end(failed=True)
+        raise
+    outs.end(failed=stopped is not None)
     return stopped
 
 

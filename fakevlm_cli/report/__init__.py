@@ -423,6 +423,10 @@ class ReportSink:
     def close(self) -> None:
         self.writer.finish()
 
+    def abandon(self) -> None:
+        """No record came: an earlier report at this path stays as it was."""
+        self.writer.abandon()
+
 
 @dataclass
 class Built:
