@@ -104,13 +104,16 @@ def evidence_cell(record: Record) -> str:
 _C1_UTF8 = re.compile(rb"\xc2([\x80-\x9f])")
 
 
-def jsonl_line(obj: dict) -> bytes:
-    """One JSON line. Besides what JSON must escape, C1 controls are written as ``\\u0080``..``\\u009f``: the same
-    string to any JSON reader, but JSONL printed on a terminal cannot smuggle a CSI (U+009B) into it."""
+def json_bytes(obj: dict, *, indent: bool = False) -> bytes:
+    """JSON, one line (or indented), ending in a newline. Besides what JSON must escape, C1 controls are written
+    as ``\\u0080``..``\\u009f``: the same string to any JSON reader, but JSON printed on a terminal cannot
+    smuggle a CSI (U+009B) into it. A string that is not valid Unicode (a lone surrogate: a byte of a non-UTF-8
+    file name) is written with that byte visible (``\\xff``) instead of failing."""
+    option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
     try:
-        line = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
-    except orjson.JSONEncodeError:  # a string that is not valid Unicode (a lone surrogate): write it visibly
-        line = orjson.dumps(_visible_surrogates(obj), option=orjson.OPT_SERIALIZE_NUMPY)
+        line = orjson.dumps(obj, option=option)
+    except orjson.JSONEncodeError:
+        line = orjson.dumps(_visible_surrogates(obj), option=option)
     if b"\xc2" in line:
         line = _C1_UTF8.sub(lambda m: b"\\u00%02x" % m.group(1)[0], line)
     return line + b"\n"
@@ -164,14 +167,14 @@ class JsonlSink(_StreamSink):
     """One orjson line per record."""
 
     def write(self, record: Record) -> None:
-        self._put(jsonl_line(record.to_dict()))
+        self._put(json_bytes(record.to_dict()))
 
 
 class JsonObjectSink(_StreamSink):
     """Each record as one indented JSON object (`explain --json`)."""
 
     def write(self, record: Record) -> None:
-        self._put(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        self._put(json_bytes(record.to_dict(), indent=True))
 
 
 CSV_COLUMNS = ("path", "verdict", "p_fake", "model_verdict", "text_verdict", "disagreement", "evidence",
@@ -182,18 +185,20 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvSink(_StreamSink):
-    """CSV for spreadsheets: one UTF-8 row per record, lists joined with " | ", formulas defused."""
+    """CSV for spreadsheets: one UTF-8 row per record, lists joined with " | ", formulas defused. Written to a
+    terminal (`terminal`), every cell goes through `safe_text`: a file name cannot move the cursor there."""
 
-    def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False):
+    def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False, terminal: bool = False):
         super().__init__(stream, name, owns_stream=owns_stream)
         self._row = io.StringIO()
         self.writer = csv.writer(self._row)
+        self.terminal = terminal
         self._emit(CSV_COLUMNS)
 
     def _emit(self, cells) -> None:
         self._row.seek(0)
         self._row.truncate()
-        self.writer.writerow(cells)
+        self.writer.writerow([safe_text(c) if self.terminal and isinstance(c, str) else c for c in cells])
         self._put(_visible_surrogates(self._row.getvalue()).encode("utf-8"))
 
     def write(self, record: Record) -> None:

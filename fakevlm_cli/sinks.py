@@ -170,7 +170,10 @@ def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, 
             _add_table(out, explain)
         else:
             stream = env.require_stdout()
-            out.sinks.append((JsonlSink if fmt == "jsonl" else CsvSink)(stream, "stdout"))
+            if fmt == "jsonl":
+                out.sinks.append(JsonlSink(stream, "stdout"))
+            else:
+                out.sinks.append(CsvSink(stream, "stdout", terminal=env.stdout_tty))
     if out.live is None and not quiet and env.stderr_tty:
         from fakevlm_cli import render
 

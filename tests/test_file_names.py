@@ -129,3 +129,39 @@ def test_cli_runner_scan_with_odd_names_does_not_crash(odd_dir):
     result = CliRunner().invoke(cli, ["scan", str(odd_dir), "--no-model", "--format", "jsonl"],
                                 catch_exceptions=False)
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == len(BAD_NAMES) + len(GOOD_NAMES)
+
+
+def test_csv_on_a_terminal_shows_names_escaped_and_piped_csv_keeps_them_exact(odd_dir):
+    """CSV is exact in a file or a pipe (above); printed on a terminal, a name cannot move the cursor."""
+    from fakevlm_cli.commands.scan import scan as scan_command
+    from fakevlm_cli.options import build
+    from fakevlm_cli.sinks import Diagnostics, Environment
+
+    f.plain_png(odd_dir / "clear\x1b[2J.png", seed=30)
+    screen = io.BytesIO()
+    request = build("scan", {"paths": (str(odd_dir),), "no_model": True, "fmt": "csv"})
+    terminal = Environment(stdout=screen, stdout_tty=True, stderr_tty=False)
+    assert scan_command(request, Diagnostics(), terminal) == 0
+    shown = screen.getvalue()
+    assert b"\x1b" not in shown and b"\x9b" not in shown
+    names = {Path(r["path"]).name for r in csv.DictReader(io.StringIO(shown.decode("utf-8")))}
+    assert {"clear\\x1b[2J.png", "c1\\x9bchar.png", "csi\\x9b31m.png", "bad\\xff\\xfe.png"} <= names
+
+
+def test_explain_json_with_a_heatmap_name_that_is_not_utf8(monkeypatch, tmp_path):
+    """`explain --json --heatmap` to a non-UTF-8 name: the map is written there, and the JSON names it with the
+    odd bytes visible (as JSONL does), valid UTF-8 with no raw C1 byte, instead of a crash."""
+    import stub_engine
+    from PIL import Image
+
+    stub_engine.install(monkeypatch)
+    image = tmp_path / "red.png"
+    Image.new("RGB", (32, 32), (230, 20, 20)).save(image)
+    heatmap = Path(os.fsdecode(bytes(tmp_path) + b"/map\xff\x9b.png"))
+    result = CliRunner().invoke(cli, ["explain", str(image), "--heatmap", str(heatmap), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 1  # the stub calls a red image fake
+    assert b"\x9b" not in result.stdout_bytes and b"\xc2\x9b" not in result.stdout_bytes
+    record = json.loads(result.stdout_bytes.decode("utf-8"))
+    jsonschema.validate(record, SCHEMA)
+    assert record["localisation"]["heatmap"].endswith("map\\xff\\x9b.png") and os.path.isfile(heatmap)
