@@ -150,9 +150,11 @@ class Scanner:
         return self._finish(jobs)
 
     def _finish(self, jobs: list[Job]) -> Iterator[Record]:
-        todo = [j for j in jobs if j.pixels]
-        if todo:
-            self._run_model(todo)
+        # still pictures and clips in separate model runs: a clip that fails never re-runs the pictures
+        for todo in ([j for j in jobs if j.pixels and j.sample_times is None],
+                     [j for j in jobs if j.pixels and j.sample_times is not None]):
+            if todo:
+                self._run_model(todo, self.options.batch_size)
         for job in jobs:
             record = job.record
             if job.pixel_error and record.verdict != "error":
@@ -183,17 +185,22 @@ class Scanner:
             raise RuntimeError("pixels to judge in a metadata-only scan")
         return self.engine
 
-    def _run_model(self, jobs: list[Job]) -> None:
-        """One engine call for the batch; on failure, halve and retry so only the guilty image errors."""
+    def _run_model(self, jobs: list[Job], size: int) -> None:
+        """The model over the jobs (all pictures or all clips), `size` images per engine call; on failure,
+        halve the jobs and retry so only the guilty file errors — and a clip alone, its frames in halved
+        slices (a long clip on a small GPU)."""
         start = time.perf_counter()
         try:
-            self._call_engine(jobs)
+            self._call_engine(jobs, size)
         except Exception as exc:  # noqa: BLE001 - out of memory, a bad tensor: isolate it
-            if len(jobs) > 1:
+            if len(jobs) > 1 or (jobs[0].sample_times is not None and size > 1):
                 self._model.free_memory()
+                if len(jobs) == 1:
+                    self._run_model(jobs, size // 2)
+                    return
                 half = len(jobs) // 2
-                self._run_model(jobs[:half])
-                self._run_model(jobs[half:])
+                self._run_model(jobs[:half], size)
+                self._run_model(jobs[half:], size)
                 return
             jobs[0].record.verdict = "error"
             jobs[0].record.error = f"model failed on this image: {type(exc).__name__}: {exc}"
@@ -203,28 +210,30 @@ class Scanner:
         for job in jobs:
             job.seconds += spent / len(jobs)
 
-    def _call_engine(self, jobs: list[Job]) -> None:
-        images = [j for j in jobs if j.sample_times is None]
-        if images:
-            pixels = [j.pixels[0] for j in images]
+    def _call_engine(self, jobs: list[Job], size: int) -> None:
+        """Every model call first, then the answers onto the records: a call that fails leaves no record half
+        written, so the retry writes each once (maps and relevance notes included)."""
+        if jobs[0].sample_times is None:
+            pixels = [j.pixels[0] for j in jobs]
             if self.options.explain:
-                answers = self._batched(lambda p: self._model.explain_pixels(p, self.options.max_new_tokens), pixels)
+                answers = self._batched(lambda p: self._model.explain_pixels(p, self.options.max_new_tokens),
+                                        pixels, size)
             else:
-                answers = self._batched(self._model.verdicts, pixels)
-            for job, answer in zip(images, answers, strict=True):
+                answers = self._batched(self._model.verdicts, pixels, size)
+            for job, answer in zip(jobs, answers, strict=True):
                 self._set_model_result(job.record, answer)
             if self.options.localise:
-                self._localise(images, answers)
-        clips = [j for j in jobs if j.sample_times is not None]
-        if clips:  # the sampled frames of every clip, --batch-size at a time
-            answers = self._batched(self._model.verdicts, [p for j in clips for p in j.pixels])
-            start = 0
-            for job in clips:
-                self._set_clip_result(job, answers[start:start + len(job.pixels)])
-                start += len(job.pixels)
-                if self.options.localise:  # a map of one frame would be read as the clip's: not made
-                    job.record.notes.append("no heatmap: maps are made for still pictures, not for video clips "
-                                            "(see video.most_suspicious for the frame to examine)")
+                self._localise(jobs, answers)
+            return
+        # the sampled frames of every clip, `size` at a time; with --explain, each clip's most suspicious frame
+        frames = iter(self._batched(self._model.verdicts, [p for j in jobs for p in j.pixels], size))
+        per_clip = [[next(frames) for _ in job.pixels] for job in jobs]
+        explained = [self._explain_frame(job, answers) for job, answers in zip(jobs, per_clip, strict=True)]
+        for job, answers, explanation in zip(jobs, per_clip, explained, strict=True):
+            self._set_clip_result(job, answers, explanation)
+            if self.options.localise:  # a map of one frame would be read as the clip's: not made
+                job.record.notes.append("no heatmap: maps are made for still pictures, not for video clips "
+                                        "(see video.most_suspicious for the frame to examine)")
 
     def _localise(self, jobs: list[Job], answers: list[Answer]) -> None:
         """Relevance maps for the batch's verdicts (heatmap pictures too with --heatmaps). A map that cannot be
@@ -286,25 +295,33 @@ class Scanner:
             return
         localisation["heatmap"] = str(path)
 
-    def _batched(self, call, pixels: list) -> list[Answer]:
-        """`call` over `pixels` in slices of --batch-size (a clip brings up to 256 frames at once)."""
-        size = self.options.batch_size
+    @staticmethod
+    def _batched(call, pixels: list, size: int) -> list[Answer]:
+        """`call` over `pixels` in slices of `size` (a clip brings up to 256 frames at once)."""
         return [answer for i in range(0, len(pixels), size) for answer in call(pixels[i:i + size])]
 
-    def _set_clip_result(self, job: Job, answers: list[Answer]) -> None:
-        """A clip's verdict from its frames' (`video.aggregate`); with --explain, its most suspicious frame's
-        answer."""
+    def _explain_frame(self, job: Job, answers: list[Answer]) -> Answer | None:
+        """With --explain: the model's answer on the clip's most suspicious frame."""
+        top = _most_suspicious(answers)
+        if not self.options.explain or top is None:
+            return None
+        return self._model.explain_pixels([job.pixels[top]], self.options.max_new_tokens)[0]
+
+    def _set_clip_result(self, job: Job, answers: list[Answer], explained: Answer | None) -> None:
+        """A clip's verdict from its frames' (`video.aggregate`); with --explain, `explained` (its most
+        suspicious frame's answer) gives the text."""
         record, times = job.record, job.sample_times or []
         frames = [{"t": round(t, 3), "p_fake": None if a.p_fake is None else round(float(a.p_fake), 6)}
                   for t, a in zip(times, answers, strict=True)]
         video = dict(record.video or {})
         video["sampled"] = frames
         record.video = video
-        judged = [(a.p_fake, i) for i, a in enumerate(answers) if a.p_fake is not None]
-        if not judged:
+        top = _most_suspicious(answers)
+        if top is None:
             self._set_model_result(record, answers[0])
             return
-        p_fake, top = aggregate([p for p, _ in judged]), max(judged)[1]
+        judged = [a.p_fake for a in answers if a.p_fake is not None]
+        p_fake = aggregate(judged)
         if top < len(job.frame_thumbnails):  # scan --report: the report shows the most suspicious frame
             record.thumbnail = job.frame_thumbnails[top]
         video["aggregate"] = AGGREGATE
@@ -312,9 +329,7 @@ class Scanner:
         if len(judged) < len(answers):
             record.notes.append(f"the model stated no verdict on {len(answers) - len(judged)} of "
                                 f"{len(answers)} sampled frames")
-        explained = None
-        if self.options.explain:
-            explained = self._model.explain_pixels([job.pixels[top]], self.options.max_new_tokens)[0]
+        if explained is not None:
             video["explained_frame"] = frames[top]
         self._set_model_result(record, explained or answers[top], p_fake=p_fake)
 
@@ -335,6 +350,12 @@ class Scanner:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
 
+
+
+def _most_suspicious(answers: list[Answer]) -> int | None:
+    """The index of the frame with the highest P(fake) (the last of equals); None when no frame has one."""
+    judged = [(a.p_fake, i) for i, a in enumerate(answers) if a.p_fake is not None]
+    return max(judged)[1] if judged else None
 
 
 def apply_decision(record: Record, decision: Decision) -> None:

@@ -111,3 +111,40 @@ def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
     records = list(Scanner(StubEngine(), JudgeOptions(workers=1)).run(cands))
     assert records[1].verdict == "error" and records[1].error == "permission denied"
     assert records[0].verdict in ("real", "fake")
+
+
+def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_are_judged_once(tmp_path):
+    """An engine that runs out of memory above 2 images per call, a batch of 4 holding two pictures and a clip of
+    4 frames: the pictures are judged once (one note, one map each), the clip's frames again in slices of 2."""
+    import factories as f
+    import stub_engine
+
+    class SmallGpu(stub_engine.StubEngine):
+        def __init__(self):
+            super().__init__()
+            self.judged = 0
+
+        def verdicts(self, pixels):
+            if len(pixels) > 2:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            self.judged += len(pixels)
+            return super().verdicts(pixels)
+
+    red = Image.new("RGB", (64, 48), (230, 20, 20))
+    for name in ("a.png", "b.png"):
+        red.save(tmp_path / name)
+    f.video_clip(tmp_path / "clip.mp4", [red] * 4)
+    engine, maps = SmallGpu(), tmp_path / "maps"
+    scanner = Scanner(engine, JudgeOptions(batch_size=4, video_frames=4, localise=True), heatmaps=maps)
+    jobs = [scanner.inspector.inspect(Candidate(path=tmp_path / name, explicit=True))
+            for name in ("a.png", "b.png", "clip.mp4")]
+    frames = len(jobs[2].pixels)
+    assert frames == 4
+    a, b, clip = scanner.finish(jobs)
+    assert engine.judged == 2 + frames  # nothing judged twice: the failed calls judged nothing
+    for picture in (a, b):
+        assert picture.verdict == "fake" and picture.localisation["heatmap"] and picture.notes == []
+    assert clip.verdict == "fake" and len(clip.video["sampled"]) == frames and clip.error is None
+    (no_map,) = [n for n in clip.notes if n.startswith("no heatmap")]
+    assert no_map.startswith("no heatmap: maps are made for still pictures, not for video clips")
+    assert len(list(maps.iterdir())) == 2
