@@ -195,13 +195,15 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     # Files per CPU task: INSPECT_BATCH, fewer when there are few files, so that every CPU gets some.
     per_task = max(1, min(INSPECT_BATCH, math.ceil(len(rows) / (2 * max(1.0, cluster.cpus)))))
     dataset: Any = ray.data.from_items(rows, override_num_blocks=min(math.ceil(len(rows) / per_task), 1000))
+    # --workers: at most that many inspecting tasks at once (by default, as many as the CPUs allow)
+    tasks = {} if options.workers is None else {"compute": ray.data.TaskPoolStrategy(size=options.workers)}
     dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "work": work},
                                   batch_size=per_task, batch_format="numpy", num_cpus=1,
-                                  # What one file being decoded may need. Asked for here (not by the replicas),
-                                  # it also keeps Ray Data from fusing this stage into the replicas' (it fuses
-                                  # ops whose resource requests are equal): decoding stays in CPU tasks
-                                  # instead of queueing on the model's actors.
-                                  memory=INSPECT_MEMORY)
+                                  # What one file being decoded may need (--max-memory: what a task may hold).
+                                  # Asked for here (not by the replicas), it also keeps Ray Data from fusing
+                                  # this stage into the replicas' (it fuses ops whose resource requests are
+                                  # equal): decoding stays in CPU tasks instead of queueing on the model's actors.
+                                  memory=options.max_memory or INSPECT_MEMORY, **tasks)
     if spec is None:
         dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"work": work}, batch_size=per_task,
                                       num_cpus=1, batch_format="numpy")
@@ -261,45 +263,44 @@ def _rows(dataset, depth: int = 64) -> Iterator[dict]:
 
 
 def _collect(dataset, paths: list, stats: ScanStats, on_progress, notify) -> Iterator[Record]:
-    """The driver's side: each input's first answer, once, in order; an input with none is an error record.
+    """The driver's side: each input's first answer, once, in input order; an input with none gets an error
+    record in its place (rows come in input order, so one that is skipped over will not come later).
     Notices the replicas send with their first batch are passed to `notify`, each text once."""
-    answered: set[int] = set()
     said: set[str] = set()
+    expected = 0  # the index of the next input to write
     for row in _rows(dataset):
         if row.get("notes") and notify is not None:
             _say(pickle.loads(row["notes"]), said, notify)
         index = int(row["i"])
-        if index in answered:  # a retried batch answering again: written once
+        if index < expected:  # a retried batch answering again: written once
             continue
-        answered.add(index)
-        stats.files += 1
+        yield from _unanswered(paths, range(expected, index), stats, on_progress)
+        expected = index + 1
         outcome, changed, model_seconds = pickle.loads(row["out"])
-        if isinstance(outcome, NoRecord):
-            stats.skipped += outcome.skipped
-            stats.resumed += not outcome.skipped
-        else:
+        if not isinstance(outcome, NoRecord):
             if changed:
                 stats.changed.append(outcome.path)
             if model_seconds:
                 stats.model_seconds += model_seconds
                 stats.model_images += 1
-            stats.verdicts[outcome.verdict] += 1
+        stats.count(outcome)
         if on_progress is not None:
             on_progress(stats)
         if not isinstance(outcome, NoRecord):
             yield outcome
-    yield from _unanswered(paths, answered, stats)
+    yield from _unanswered(paths, range(expected, len(paths)), stats, on_progress)
 
 
-def _unanswered(paths: list, answered: set[int], stats: ScanStats) -> Iterator[Record]:
+def _unanswered(paths: list, indices: range, stats: ScanStats, on_progress) -> Iterator[Record]:
     """An error record for each input never answered: Ray raises rather than drop a row, but say so if it did."""
-    for index, path in enumerate(paths):
-        if index not in answered:
-            shown, path_bytes = recorded_path(path)
-            stats.files += 1
-            stats.verdicts["error"] += 1
-            yield Record(path=shown, path_bytes=path_bytes, verdict="error",
-                         error="the cluster returned no result for this file")
+    for index in indices:
+        shown, path_bytes = recorded_path(paths[index])
+        record = Record(path=shown, path_bytes=path_bytes, verdict="error",
+                        error="the cluster returned no result for this file")
+        stats.count(record)
+        if on_progress is not None:
+            on_progress(stats)
+        yield record
 
 
 def _say(notices: list[str], said: set[str], notify: Callable[[str], None]) -> None:

@@ -63,6 +63,17 @@ class ScanStats:
     def records(self) -> int:
         return sum(self.verdicts.values())
 
+    def count(self, outcome: Record | NoRecord) -> None:
+        """One candidate's outcome: a final record (its verdict; inconclusive when its P(fake) fell in the
+        band), or no record (not an image, or already in the output)."""
+        self.files += 1
+        if isinstance(outcome, NoRecord):
+            self.skipped += outcome.skipped
+            self.resumed += not outcome.skipped
+        else:
+            self.verdicts[outcome.verdict] += 1
+            self.inconclusive += outcome.inconclusive and outcome.verdict == "unknown"
+
 
 class Scanner:
     """Runs one scan. `engine` None means metadata only (torch is never imported).
@@ -122,10 +133,8 @@ class Scanner:
                         ready, waiting_for_model = [], 0
                         continue
                     job = future.result()
-                    self.stats.files += 1
                     if isinstance(job, NoRecord):
-                        self.stats.skipped += job.skipped
-                        self.stats.resumed += not job.skipped
+                        self.stats.count(job)
                         self._progress()
                     else:
                         ready.append(job)
@@ -173,8 +182,7 @@ class Scanner:
                 record.verdict, record.reasons, record.disagreement = fused.verdict, fused.reasons, fused.disagreement
             record.elapsed_ms = round(job.seconds * 1000, 3)
             job.pixels, job.preview, job.frame_thumbnails = [], None, []
-            self.stats.verdicts[record.verdict] += 1
-            self.stats.inconclusive += record.inconclusive and record.verdict == "unknown"
+            self.stats.count(record)
             self._progress()
             yield record
 

@@ -217,7 +217,7 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     table.add_column(style="bold")
     table.add_column()
     counts = ", ".join(f"{stats.verdicts.get(v, 0)} {v}" for v in ("fake", "real", "unknown", "error"))
-    inconclusive = getattr(stats, "inconclusive", 0)
+    inconclusive = stats.inconclusive
     table.add_row("scanned", f"{stats.records} files: {counts}" + (f" ({inconclusive} of them inconclusive)"
                                                                    if inconclusive else ""))
     extras = []

@@ -249,3 +249,54 @@ def test_a_model_the_replicas_refuse_leaves_the_earlier_results_and_report_as_th
         line = result.stderr.strip().splitlines()[-1]
         assert line.startswith(f"fakevlm: error: {cal}: fitted for model") and "answer_prefix differs" in line
     assert {path: path.read_bytes() for path in before} == before
+
+
+def test_the_driver_writes_each_input_once_in_its_place_and_counts_what_a_single_process_counts():
+    """distributed._collect over rows as Ray Data hands them over (in input order): an answer repeated by a
+    retried batch is written once, an input never answered gets its error record in its place (eval pairs
+    records with labels by position), and the summary counts inconclusive records and resumed files."""
+    import pickle
+
+    from fakevlm_cli.distributed import _collect
+    from fakevlm_cli.loader import NoRecord
+    from fakevlm_cli.pipeline import ScanStats
+    from fakevlm_cli.record import Record
+
+    def row(index, outcome):
+        return {"i": index, "out": pickle.dumps((outcome, False, 0.01)), "notes": b""}
+
+    doubtful = Record(path="b.png", verdict="unknown", p_fake=0.5, inconclusive=True)
+    rows = [row(0, Record(path="a.png", verdict="fake", p_fake=0.9)), row(2, doubtful), row(2, doubtful),
+            row(3, NoRecord(skipped=False))]
+
+    class Dataset:
+        def iter_rows(self):
+            return iter(rows)
+
+    stats = ScanStats()
+    paths = ["a.png", "lost.png", "b.png", "done.png", "last.png"]
+    records = list(_collect(Dataset(), paths, stats, None, None))
+    assert [(r.path, r.verdict) for r in records] == [("a.png", "fake"), ("lost.png", "error"),
+                                                      ("b.png", "unknown"), ("last.png", "error")]
+    assert records[1].error == "the cluster returned no result for this file"
+    assert stats.files == 5 and stats.resumed == 1 and stats.inconclusive == 1
+    assert dict(stats.verdicts) == {"fake": 1, "error": 2, "unknown": 1}
+
+
+def test_workers_and_max_memory_reach_the_inspecting_tasks(tmp_path):
+    """--workers (a cap on the inspecting tasks) and --max-memory (what Ray reserves for each, and what each may
+    hold) are accepted on Ray: a file that alone needs more is the same error record as in one process, the
+    others are judged. (That the cap holds is Ray Data's TaskPoolStrategy; not measured here.)"""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    for i in range(3):
+        noise_image(80 + i).resize((16, 16)).save(tmp_path / f"small{i}.png")
+    args = ["scan", tmp_path, "--no-model", "--max-memory", "64K", "--workers", "1", "--format", "jsonl"]
+    single, on_ray = run(*args), run(*args, "--ray")
+    assert single.exit_code == on_ray.exit_code == 0, on_ray.stderr
+    same(rows(on_ray.stdout), rows(single.stdout))
+    verdicts = {Path(r["path"]).name: (r["verdict"], r["error"]) for r in rows(on_ray.stdout)}
+    assert verdicts["big.png"][0] == "error" and "more than --max-memory allows (64.0 KiB)" in verdicts["big.png"][1]
+    assert [verdicts[f"small{i}.png"][0] for i in range(3)] == ["unknown"] * 3
