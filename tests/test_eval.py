@@ -158,6 +158,19 @@ def test_from_predictions_gives_the_same_numbers(tmp_path, toy_model):
                       "-m", tmp_path / "no-model-needed")
     assert result.exit_code == 0, result.stderr
     assert json.loads(live.read_text())["metrics"] == json.loads(again.read_text())["metrics"]
+    # judged again at another threshold, and written out as judged now; never over the file being read
+    rejudged = tmp_path / "rejudged.jsonl"
+    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--threshold", "0.0001",
+                      "--predictions", rejudged)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in rejudged.read_text().splitlines()]
+    assert len(rows) == 8 and all(r["threshold"] == 0.0001 for r in rows)
+    assert [r["verdict"] for r in rows] == ["fake" if r["p_fake"] >= 0.0001 else "real" for r in rows]
+    earlier = [json.loads(line)["verdict"] for line in preds.read_text().splitlines()]
+    assert [r["verdict"] for r in rows].count("fake") > earlier.count("fake")  # the toy's surest reals stay real
+    before = preds.read_bytes()
+    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--predictions", preds)
+    assert result.exit_code == 2 and "is the --from-predictions file" in result.stderr and preds.read_bytes() == before
 
 
 def test_from_predictions_must_cover_every_item(tmp_path, toy_model):
@@ -256,6 +269,9 @@ def test_unwritable_results_path_fails_before_the_model_runs(tmp_path):
 
 # ---- malformed inputs: one line naming the file and the record, exit 2, never a traceback -------------------------
 
+ABSENT = object()  # a field left out of the prediction
+
+
 def _prediction(item_id: str, **change) -> dict:
     record = {"schema": 1, "path": f"x/{item_id}", "verdict": "real", "p_fake": 0.2, "threshold": 0.5,
               "model_verdict": "real", "text_verdict": None, "explanation": None, "label": "real",
@@ -273,12 +289,14 @@ def _prediction(item_id: str, **change) -> dict:
     ({"text_verdict": ["fake"]}, "text_verdict must be real, fake, unknown or null, found list"),
     ({"explanation": {"text": "x"}}, "explanation must be a string or null, found dict"),
     ({"model": "tiny"}, "model must be a JSON object or null, found 'tiny'"),
+    ({"path": 7}, "path must be a string, found 7"),
+    ({"path": ABSENT}, "path must be a string, found None"),
 ])
 def test_from_predictions_with_wrong_types_is_a_one_line_error(tmp_path, change, message):
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"
     rows = [_prediction(f"genimage/{i}.png") for i in range(8)]
-    rows[3] = {**rows[3], **change}
+    rows[3] = {key: value for key, value in {**rows[3], **change}.items() if value is not ABSENT}
     preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
     assert result.exit_code == 2, result.output

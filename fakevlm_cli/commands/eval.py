@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import platform
 import sys
 import time
@@ -26,6 +27,7 @@ from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.discover import Candidate
+from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
@@ -71,17 +73,9 @@ def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | Non
 def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalRun:
     started = time.perf_counter()
     args, judge = request.args, request.judge
-    if request.cluster.replicas and not request.cluster.ray:
-        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
-    if args.verdict_from == "text" and not judge.explain:
-        raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
-    if args.fit_calibration is not None and judge.calibration is not None:
-        raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
+    _check(request)
     # A band given with --fit-calibration is stored in the file (checked against the fitted threshold), not applied.
     prepared = run.prepare(replace(judge, inconclusive=None) if args.fit_calibration is not None else judge)
-    for path in (args.output, args.predictions, args.fit_calibration):
-        if path is not None:
-            check_writable(path)
     loaded = load_bench(args.bench, args.data, annotations=args.annotations, frames=args.frames,
                         categories=args.categories, limit=args.limit, localise=judge.localise)
     if not loaded.items:
@@ -90,7 +84,9 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     if args.from_predictions is not None:
         records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
-        _rejudge(records, prepared, model, diag)
+        _rejudge(records, prepared, model, diag, threshold=judge.threshold)
+        if args.predictions is not None:  # the records as judged now (under --threshold, --calibration …)
+            _write_predictions(args.predictions, records)
     else:
         records, model = _predict(request, loaded.items, diag, env, prepared)
     pairs = list(zip(loaded.items, records, strict=True))
@@ -106,10 +102,28 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
                    fitted=fitted)
 
 
-def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics) -> None:
-    """--from-predictions with --calibration or --inconclusive: judge the recorded P(fake) again under them."""
+def _check(request: EvalRequest) -> None:
+    """Usage errors and unwritable outputs, before any work."""
+    args, judge = request.args, request.judge
+    if request.cluster.replicas and not request.cluster.ray:
+        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
+    if args.verdict_from == "text" and not judge.explain:
+        raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
+    if args.fit_calibration is not None and judge.calibration is not None:
+        raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
+    for path in (args.output, args.predictions, args.fit_calibration):
+        if path is not None:
+            check_writable(path)
+            if args.from_predictions is not None and _same_file(path, args.from_predictions):
+                raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
+
+
+def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics, *,
+             threshold: float) -> None:
+    """--from-predictions with --calibration, --inconclusive or a --threshold other than the default: judge the
+    recorded P(fake) again under them (else each record keeps the verdict it was written with)."""
     decision = prepared.decision
-    if not decision.active:
+    if not decision.active and threshold == DEFAULT_THRESHOLD:
         return
     if decision.calibration is not None:
         if model is None:
@@ -241,6 +255,8 @@ def _prediction_problem(data: dict) -> str | None:
     if not isinstance(item_id, str):
         return f"item_id must be a string, found {shown(item_id)}"
     where = f"item {item_id[:80]!r}: "
+    if not isinstance(data.get("path"), str):
+        return where + f"path must be a string, found {shown(data.get('path'))}"
     if data.get("verdict") not in VERDICTS:
         return where + f"verdict must be one of {', '.join(VERDICTS)}, found {shown(data.get('verdict'))}"
     if p_fake is not None and (isinstance(p_fake, bool) or not isinstance(p_fake, (int, float))
@@ -253,6 +269,22 @@ def _prediction_problem(data: dict) -> str | None:
             wanted = "string" if kind is str else "JSON object"
             return where + f"{key} must be a {wanted} or null, found {shown(data[key])}"
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _write_predictions(path: Path, records: list[Record]) -> None:
+    sink = _open_predictions(path)
+    try:
+        for record in records:
+            sink.write(record)
+    finally:
+        sink.close()
 
 
 def _open_predictions(path: Path) -> JsonlSink:
