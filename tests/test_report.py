@@ -20,8 +20,8 @@ from fakevlm_cli.cli import cli
 from fakevlm_cli.report import entry, visible
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+def invoke(*args, input=None):  # noqa: A002 - CliRunner's own name for stdin
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def record(path: str, **fields) -> dict:
@@ -196,6 +196,36 @@ def test_what_the_report_refuses_to_overwrite(tmp_path):
     result = invoke("report", results, "-o", tmp_path / "nowhere" / "r.html")
     assert result.exit_code == 2 and "no such folder" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.html", "r.jsonl"]  # no temporary file left
+
+
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_scan(tmp_path, monkeypatch):
+    """Checked before any work (not after an hour of scanning); EACCES is faked: as root chmod changes nothing."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: mode != os.W_OK and real_access(p, mode, **kw)
+                        if Path(p) == locked else real_access(p, mode, **kw))
+    camera_jpeg(tmp_path / "a.jpg")
+    out = tmp_path / "r.jsonl"
+    result = invoke("scan", tmp_path / "a.jpg", "--no-model", "-o", out, "--report", locked / "r.html")
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr == (f"fakevlm: error: {locked / 'r.html'}: permission denied, cannot write the report in "
+                             f"{locked}\n")
+
+
+def test_the_report_names_where_a_scan_took_its_paths(tmp_path):
+    camera_jpeg(tmp_path / "a.jpg")
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"{tmp_path / 'a.jpg'}\n")
+    for args, said in ((["--from-file", listing], f"the list in {listing}"),
+                       (["-", tmp_path / "a.jpg"], f"stdin, {tmp_path / 'a.jpg'}")):
+        report = tmp_path / "r.html"
+        result = invoke("scan", *args, "--no-model", "--format", "jsonl", "--report", report, "--force",
+                        input=f"{tmp_path / 'a.jpg'}\n")
+        assert result.exit_code == 0, result.output
+        assert said in report.read_text()
 
 
 def test_scan_report_with_the_stub_engine(tmp_path, monkeypatch):

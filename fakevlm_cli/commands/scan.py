@@ -198,8 +198,11 @@ def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink
         raise FakevlmError(f"{path}: --report and -o name the same file")
     check_target(path, force=request.outputs.force,
                  inputs=[Path(p) for p in request.inputs.paths if p != "-" and Path(p).is_file()])
-    names = [p for p in request.inputs.paths if p != "-"]
-    source = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") or "stdin"
+    inputs = request.inputs
+    names = [p if p != "-" else "stdin" for p in inputs.paths]
+    if inputs.from_file is not None:
+        names.append(f"the list in {getattr(inputs.from_file, 'name', '--from-file')}")
+    source = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return ReportSink(path, source=source, title="fakevlm scan")
 
 

@@ -310,8 +310,11 @@ def check_target(path: Path, *, force: bool = False, inputs: Iterable[Path] = ()
             if GENERATOR not in head:
                 raise OutputError(f"{path}: exists and is not a fakevlm report: refusing to overwrite it "
                                   "(use --force)")
-        if not path.resolve().parent.is_dir():
+        folder = path.resolve().parent
+        if not folder.is_dir():
             raise OutputError(f"{path.parent}: no such folder")
+        if not os.access(folder, os.W_OK):  # the page is written beside it, then renamed over it
+            raise OutputError(f"{path}: permission denied, cannot write the report in {folder}")
     except OSError as exc:
         raise OutputError(f"{path}: cannot check: {exc.strerror or exc}") from None
 
