@@ -212,14 +212,19 @@ class Inspector:
                                 draft_short=draft)
             record.width, record.height, record.frames = loaded.width, loaded.height, loaded.frames
             record.notes += loaded.notes
-            job.pixels = [self.engine.preprocess(loaded.image)]
-            job.input_size = loaded.image.size
-            if self.preview:
-                job.preview = downscaled(loaded.image, PREVIEW_MAX_SIDE)
-            if self.thumbnails:
-                self._thumbnail(record, loaded.image)
+            self._picture(job, loaded.image)
         except ImageError as exc:
             job.pixel_error = str(exc)
+
+    def _picture(self, job: Job, image) -> None:
+        """A still picture (a file's, or one frame of a clip) as the model and the maps take it: its pixels, the
+        size a map is laid over, and with --heatmaps / --report the preview and thumbnail."""
+        job.pixels = [self.engine.preprocess(image)]  # type: ignore[union-attr]
+        job.input_size = image.size
+        if self.preview:
+            job.preview = downscaled(image, PREVIEW_MAX_SIDE)
+        if self.thumbnails:
+            self._thumbnail(job.record, image)
 
     def _thumbnail(self, record: Record, image) -> None:
         """The report's picture of the file; a picture that cannot be made costs the thumbnail, not the record."""
@@ -259,7 +264,7 @@ class Inspector:
             record.notes += info.notes
         if frame_index is not None:  # one frame of the clip, judged as an image
             record.video["frame"] = {"index": frame_index, "t": round(samples[0].t, 3)}
-            job.pixels = [self.engine.preprocess(samples[0].image)]
+            self._picture(job, samples[0].image)
             return
         kept = [cast("tuple[Any, bytes | None]", s.image) for s in samples]  # what _keep_frame made of each
         job.pixels = [pixels for pixels, _ in kept]

@@ -438,3 +438,18 @@ def test_eval_ddvqa_and_folder_from_clips(toy_model, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "folder.json").read_text())["metrics"]["overall"]
     assert metrics["n"] == 3 and metrics["accuracy"] == 1.0
+
+
+
+def test_one_frame_of_a_turned_clip_is_a_picture_in_the_shape_it_is_shown(tmp_path):
+    """DD-VQA judges one frame of a clip as a picture: its map is laid over the frame as shown (48×64 for a
+    64×48 clip turned 90°), and --heatmaps / --report get its preview and thumbnail, as for an image file."""
+    import stub_engine
+
+    from fakevlm_cli.loader import Inspector
+
+    path = video_clip(tmp_path / "turned.mp4", numbered_frames(4), rate=2, rotation=90)
+    inspector = Inspector(stub_engine.StubEngine(), JudgeOptions(), preview=True, thumbnails=32)
+    job = inspector.inspect(Candidate(path, explicit=True, frame_index=1))
+    assert job.record.error is None and job.record.video["frame"]["index"] == 1 and len(job.pixels) == 1
+    assert job.input_size == (48, 64) and job.preview.size == (48, 64) and job.record.thumbnail
