@@ -151,7 +151,6 @@ class Calibration:
     fit: dict = field(default_factory=dict)
     path: str | None = None
     sha256: str | None = None
-    document: dict = field(default_factory=dict)
 
     def check(self, model: dict) -> list[str]:
         """Refuse (FakevlmError, one line) a model other than the one this was fitted for; notices for what
@@ -318,7 +317,7 @@ def _from_document(doc: dict, path: str, sha256: str) -> Calibration:
                        target_fpr=None if target is None else _probability(target, "target_fpr"),
                        mapping=mapping, inconclusive=band, fitted_for=fitted_for,
                        data=_dict(doc.get("data")), fit=_dict(doc.get("fit")),
-                       path=path, sha256=sha256, document=doc)
+                       path=path, sha256=sha256)
 
 
 def check_band(band: tuple[float, float], calibration: Calibration | None, threshold: float | None = None) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
-from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.errors import FakevlmError, first_line
 from fakevlm_cli.loader import Inspector, Job, NoRecord
 from fakevlm_cli.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
 from fakevlm_cli.pipeline import Scanner, ScanStats
@@ -116,13 +116,6 @@ def _quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def check_model_source(options: EngineOptions) -> None:
-    """What the driver can check of the model without loading it: a local folder that is not a model."""
-    from fakevlm_cli.loading import check_source
-
-    check_source(options)
-
-
 def check_address(address: str) -> None:
     """A usage error unless `address` can name a cluster (checked before anything starts: `scan --ray ./photos`
     takes ./photos as the address)."""
@@ -151,7 +144,7 @@ def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = N
         try:
             ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - ConnectionError, a version mismatch, a bad address: one line
-            raise FakevlmError(f"--ray {address}: cannot start or join Ray: {_first_line(exc)}") from None
+            raise FakevlmError(f"--ray {address}: cannot start or join Ray: {first_line(exc)}") from None
     resources = ray.cluster_resources()
     cluster = Cluster(address=address, started=started, cpus=float(resources.get("CPU", 0)),
                       gpus=float(resources.get("GPU", 0)))
@@ -176,7 +169,9 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
 
     prepared = prepared or run.prepare(options, uses_model=spec is not None)
     if spec is not None:
-        check_model_source(spec.options)  # a mistyped --model: one line now, not a failed job later
+        from fakevlm_cli.loading import check_source
+
+        check_source(spec.options)  # a mistyped --model (a folder that is not a model): one line now, not a failed job
     work = _Work(options, prepared, heatmaps if options.localise else None, thumbnails, read_metadata)
     stats = stats if stats is not None else ScanStats()
     rows, paths = [], []
@@ -423,10 +418,6 @@ def _job_failure(exc: BaseException) -> FakevlmError:
         if ours:
             return FakevlmError(ours[-1])
         current = getattr(current, "cause", None) or current.__cause__
-    return FakevlmError(f"the Ray job failed: {_first_line(seen[-1])}")
+    return FakevlmError(f"the Ray job failed: {first_line(seen[-1])}")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 

@@ -13,6 +13,13 @@ EXIT_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head 
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), e.g. `timeout` or a service manager: records as on Ctrl-C
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a one-line error
+    shows of a library's error."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class FakevlmError(Exception):
     """Base class: the message is shown to the user as it is."""
 

@@ -86,7 +86,6 @@ class LoadedImage:
     """An upright RGB image plus the facts about the file it came from."""
 
     image: Image.Image
-    format: str
     width: int  # of the stored image, before orientation
     height: int
     frames: int = 1
@@ -126,7 +125,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
             scale = 2 * draft_short / min(width, height)
             im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         rgb = _decode_rgb(im, fmt, mode)
-    return LoadedImage(image=rgb, format=fmt, width=width, height=height, frames=frames, notes=notes + frame_notes)
+    return LoadedImage(image=rgb, width=width, height=height, frames=frames, notes=notes + frame_notes)
 
 
 def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:

@@ -36,6 +36,7 @@ from fakevlm_cli.images import (
 )
 from fakevlm_cli.objects import RemoteFile, is_uri
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
+from fakevlm_cli.output import byte_size
 from fakevlm_cli.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
 from fakevlm_cli.record import Record, recorded_path
 from fakevlm_cli.results_file import resume_key
@@ -163,8 +164,8 @@ class Inspector:
         limit = max_file_bytes(self.options.max_pixels)
         try:
             if fh.size > limit:
-                raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
-                                 f"({_size(limit)}): not read")
+                raise ImageError(f"file is {byte_size(fh.size)}, bigger than any image within --max-pixels can be "
+                                 f"({byte_size(limit)}): not read")
             need = 2 * fh.size  # the bytes, and what Pillow keeps of their metadata while decoding
             self._check_memory(need)
             if self.engine is not None:
@@ -282,8 +283,8 @@ class Inspector:
 
     def _check_memory(self, need: int) -> None:
         if need > self.memory.total:
-            raise ImageError(f"reading and decoding it needs about {_size(need)}, more than --max-memory allows "
-                             f"({_size(self.memory.total)})")
+            raise ImageError(f"reading and decoding it needs about {byte_size(need)}, more than --max-memory allows "
+                             f"({byte_size(self.memory.total)})")
 
     def _seen_before(self, record: Record, earlier: frozenset | None) -> bool:
         """--resume: True when this content is already recorded for this file; note it when the content changed."""
@@ -310,8 +311,8 @@ def check_media(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
             return
         limit = max_file_bytes(max_pixels)
         if fh.size > limit:
-            raise ImageError(f"file is {_size(fh.size)}, bigger than any image within --max-pixels can be "
-                             f"({_size(limit)})")
+            raise ImageError(f"file is {byte_size(fh.size)}, bigger than any image within --max-pixels can be "
+                             f"({byte_size(limit)})")
         load_image(fh.read_all(), max_pixels=max_pixels)
 
 
@@ -424,13 +425,6 @@ class _OpenFile:
 
 
 _Source = _OpenFile | RemoteFile  # a local file or an object-store object, read the same way
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:

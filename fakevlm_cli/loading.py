@@ -20,7 +20,7 @@ from fakevlm_cli.engine_types import (
     UPSTREAM_PROCESSOR_REVISION,
     ModelInfo,
 )
-from fakevlm_cli.errors import ModelLoadError
+from fakevlm_cli.errors import ModelLoadError, first_line
 from fakevlm_cli.options import EngineOptions
 from fakevlm_cli.tokens import Codec, find_tokenizer_file
 
@@ -246,7 +246,7 @@ def _load_processor(source: str, options: EngineOptions, notices: list[str], loc
             processor = AutoProcessor.from_pretrained(candidate, revision=revision, trust_remote_code=False,
                                                       local_files_only=local_only, backend="pil")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            errors.append(f"{candidate}: {_first_line(exc)}")
+            errors.append(f"{candidate}: {first_line(exc)}")
             continue
         if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
             errors.append(f"{candidate}: not an image-text processor")
@@ -279,19 +279,15 @@ def _codec(processor, source: str, revision: str | None, local_only: bool, notic
         try:
             return Codec.from_file(path)
         except Exception as exc:  # noqa: BLE001 - a file the tokenizers library cannot read
-            notices.append(f"{path}: cannot be read by the tokenizers library ({_first_line(exc)})")
+            notices.append(f"{path}: cannot be read by the tokenizers library ({first_line(exc)})")
     notices.append(f"processor {source} has no usable tokenizer.json: prompt ids come from the transformers "
                    "tokenizer and may differ from what the upstream evaluation fed")
     return Codec.from_transformers(processor.tokenizer)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 def _explain_load_failure(model: str, exc: BaseException) -> str:
-    detail = _first_line(exc)
+    detail = first_line(exc)
     lowered = str(exc).lower()
     if any(s in lowered for s in ("connect", "offline", "cannot find the requested files", "local_files_only",
                                   "couldn't find", "not found in the cache", "outgoing traffic")):

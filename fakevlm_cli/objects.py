@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fakevlm_cli.errors import ImageError
+from fakevlm_cli.errors import ImageError, first_line
 
 # scheme://… with a scheme of two letters or more (a Windows drive letter "C:\\" is not one).
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
@@ -44,7 +44,7 @@ def filesystem(uri: str) -> tuple[Any, str]:
     try:
         return url_to_fs(uri)
     except (ImportError, ValueError) as exc:
-        raise ImageError(f"no filesystem for {scheme(uri)}:// ({_first_line(exc)})") from None
+        raise ImageError(f"no filesystem for {scheme(uri)}:// ({first_line(exc)})") from None
 
 
 def join(uri: str, fs: Any, found: str) -> str:
@@ -62,7 +62,7 @@ def listing(uri: str) -> tuple[bool, list[str]]:
     except FileNotFoundError:
         raise ImageError("no such object or prefix") from None
     except Exception as exc:  # noqa: BLE001 - each store raises its own errors (permission, network, …)
-        raise ImageError(f"cannot list: {_first_line(exc)}") from None
+        raise ImageError(f"cannot list: {first_line(exc)}") from None
     if not found and not fs.isdir(path):
         raise ImageError("no such object or prefix")
     return True, [join(uri, fs, name) for name in sorted(found)]
@@ -91,7 +91,7 @@ class RemoteFile:
         except IsADirectoryError:
             raise ImageError("a prefix, not an object") from None
         except Exception as exc:  # noqa: BLE001 - permission, network, …: one line for this object
-            raise ImageError(f"cannot open: {_first_line(exc)}") from None
+            raise ImageError(f"cannot open: {first_line(exc)}") from None
         try:
             self.size = int(self.fh.size)
             self.head = self._read(0, min(self.HEAD, self.size))
@@ -108,7 +108,7 @@ class RemoteFile:
             self.fh.seek(offset)
             return self.fh.read(n)
         except Exception as exc:  # noqa: BLE001 - a dropped connection, a changed object
-            raise ImageError(f"cannot read: {_first_line(exc)}") from None
+            raise ImageError(f"cannot read: {first_line(exc)}") from None
 
     def reader(self):
         """The object as a seekable file, at the start."""
@@ -132,7 +132,3 @@ class RemoteFile:
             offset += len(piece)
         return digest.hexdigest()
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -59,6 +59,14 @@ def percent(p: float | None) -> str:
     return "—" if p is None else format_percent(p)
 
 
+def byte_size(n: int) -> str:
+    """``3.7 MiB``, ``512 bytes``: a size as people read it."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0] if lines else ""

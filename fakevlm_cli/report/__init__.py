@@ -23,7 +23,7 @@ import hashlib
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,7 +37,7 @@ from fakevlm_cli import __version__
 from fakevlm_cli.errors import FakevlmError, ImageError, OutputError
 from fakevlm_cli.images import load_image, max_file_bytes
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS
-from fakevlm_cli.output import safe_text
+from fakevlm_cli.output import byte_size, safe_text
 from fakevlm_cli.pictures import RAMP, thumbnail
 from fakevlm_cli.record import VERDICTS, Record, raw_path
 from fakevlm_cli.report.charts import evaluation_panels, histogram
@@ -87,12 +87,8 @@ def _choice(value: Any, allowed: Iterable[str]) -> str | None:
 
 
 def _size(n: Any) -> str:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        return ""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+    """A record's size as shown; nothing for a value that is not a size (records are untrusted input)."""
+    return byte_size(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else ""
 
 
 def _facts(data: dict) -> str:
@@ -515,7 +511,7 @@ def _picture(data: dict, roots: list[Path], size: int) -> tuple[bytes | None, st
 
 def build_report(results: Path, output: Path, *, images_from: Path | None = None,
                  thumbnail_size: int = THUMBNAIL_SIZE, title: str | None = None, force: bool = False,
-                 workers: int = 4, progress: Callable[[int], None] | None = None) -> Built:
+                 workers: int = 4) -> Built:
     """`fakevlm report`: the page for every record in `results`, pictures read back from disk (`workers`
     threads, a bounded window ahead, in record order)."""
     check_target(output, force=force, inputs=[results])
@@ -534,8 +530,6 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
                     pictures += thumb is not None
                     missing += note is not None
                     writer.add(data, thumb, note)
-                    if progress is not None:
-                        progress(writer.summary.total)
 
             for data in read_records(results):
                 if data is None:
