@@ -89,6 +89,7 @@ class Engine:
         if pad is None:
             pad = processor.tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else next(iter(self._stop_ids), 0)
+        self.pixels = Pixels(processor)
         self._check_geometry()
         self.prompt_ids = self._build_prompt_ids()
         self._fake_id, self._real_id, self._forced = self._verdict_tokens()
@@ -96,7 +97,6 @@ class Engine:
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
         self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self.pixels = Pixels(processor)
 
     # ---- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -151,18 +151,7 @@ class Engine:
     def view(self) -> View:
         """How the processor turns an image into the model's input (resize, centre crop): relevance maps are
         mapped back to image pixels with it."""
-        ip = self.processor.image_processor
-
-        def get(obj, key):
-            return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-        size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
-        resize, centre = getattr(ip, "do_resize", True), getattr(ip, "do_center_crop", True)
-        short = get(size, "shortest_edge") if resize and size is not None else None
-        width = get(crop, "width") if centre and crop is not None else None
-        height = get(crop, "height") if centre and crop is not None else None
-        return View(shortest_edge=int(short) if short else None, crop_width=int(width) if width else None,
-                    crop_height=int(height) if height else None)
+        return self.pixels.view
 
     @property
     def input_short_edge(self) -> int | None:
@@ -358,8 +347,7 @@ class Engine:
 
     def _check_geometry(self) -> None:
         """The processor must crop to the size the vision tower was built for."""
-        crop = getattr(self.processor.image_processor, "crop_size", None)
-        height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+        height = self.view.crop_height
         expected = self.model.config.vision_config.image_size
         if height is not None and int(height) != int(expected):
             raise ModelLoadError(f"the processor crops images to {height} px but the model's vision tower expects "
@@ -422,14 +410,13 @@ class Pixels:
 
     def __init__(self, processor):
         self.processor = processor
+        self.view = _view(processor.image_processor)
         self.fast: _FastPixels | None = _FastPixels.checked(self)
 
     @property
     def input_short_edge(self) -> int | None:
         """The short side the processor resizes images to (336 for LLaVA-1.5)."""
-        size = getattr(self.processor.image_processor, "size", None)
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
-        return int(short) if short else None
+        return self.view.shortest_edge
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize, crop and normalise one RGB image to the processor's pixel values, bit for bit.
@@ -447,17 +434,25 @@ class Pixels:
         return out["pixel_values"][0]
 
     def resize_like_processor(self, image: Image.Image) -> Image.Image:
-        ip = self.processor.image_processor
-        size = getattr(ip, "size", None)
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
-        width, height = image.size
-        if not getattr(ip, "do_resize", False) or not short or min(width, height) == short:
+        target = self.view.resized(*image.size)
+        if target == image.size:
             return image
-        # transformers' get_resize_output_image_size: the long side is int()-rounded
-        target = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
-        return image.resize(target, resample=int(getattr(ip, "resample", 3)))
+        return image.resize(target, resample=int(getattr(self.processor.image_processor, "resample", 3)))
 
     # ---- the two paths ---------------------------------------------------------------------------------
+
+def _view(ip) -> View:
+    """The image processor's geometry, read once: the short side it resizes to and its centre crop (None for
+    a step it does not take)."""
+    def get(obj, key):
+        value = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+        return int(value) if value else None
+
+    size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
+    resize, centre = getattr(ip, "do_resize", True), getattr(ip, "do_center_crop", True)
+    return View(shortest_edge=get(size, "shortest_edge") if resize else None,
+                crop_width=get(crop, "width") if centre else None, crop_height=get(crop, "height") if centre else None)
+
 
 class _FastPixels:
     """Pixel values as the processor computes them, without its per-pixel float arithmetic (see `preprocess`).
@@ -476,9 +471,7 @@ class _FastPixels:
         from PIL import Image
 
         ip = engine.processor.image_processor
-        crop = getattr(ip, "crop_size", None)
-        height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
-        width = crop.get("width") if isinstance(crop, dict) else getattr(crop, "width", None)
+        height, width = engine.view.crop_height, engine.view.crop_width
         steps = ("do_resize", "do_center_crop", "do_rescale", "do_normalize")
         if not (height and width and all(getattr(ip, s, False) for s in steps)) or getattr(ip, "do_pad", False):
             return None

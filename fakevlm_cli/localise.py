@@ -33,14 +33,19 @@ class View:
     crop_width: int | None
     crop_height: int | None
 
+    def resized(self, width: int, height: int) -> tuple[int, int]:
+        """The size a `width` × `height` image is resized to (transformers' get_resize_output_image_size: the
+        short side to `shortest_edge`, the long side int()-rounded)."""
+        short = self.shortest_edge
+        if not short:
+            return width, height
+        return (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+
 
 def crop_box(width: int, height: int, view: View) -> Box:
     """The part of a `width` × `height` image the model sees, in its pixels (transformers' resize and
     centre-crop arithmetic: the long side int()-rounded, the crop's offset floored)."""
-    rw, rh = width, height
-    if view.shortest_edge:
-        short = view.shortest_edge
-        rw, rh = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+    rw, rh = view.resized(width, height)
     cw, ch = view.crop_width or rw, view.crop_height or rh
     left, top = (rw - cw) // 2, (rh - ch) // 2
     sx, sy = width / rw, height / rh
