@@ -59,7 +59,6 @@ class VideoInfo:
     duration_s: float | None
     frame_count: int | None
     rotation: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,16 +122,11 @@ class Clip:
         if not duration and frame_count and fps:  # some containers give a frame count and a rate, no duration
             duration = frame_count / fps
         info = VideoInfo(format=self.fmt, codec=ctx.name or "?", width=width, height=height, fps=fps,
-                         duration_s=duration, frame_count=frame_count, tags=self._tags())
+                         duration_s=duration, frame_count=frame_count)
         if duration is not None and duration > MAX_DURATION_S:
             info.notes.append(f"video: the file declares {_duration(duration)}; sampled within the first "
                               f"{_duration(MAX_DURATION_S)}")
         return info
-
-    def _tags(self) -> dict[str, str]:
-        tags = {f"container.{k}": str(v) for k, v in (self.container.metadata or {}).items()}
-        tags.update({f"video.{k}": str(v) for k, v in (self.video.metadata or {}).items()})
-        return tags
 
     # ---- frames -------------------------------------------------------------------------------------------
     def sample(self, info: VideoInfo, *, frames: int = DEFAULT_FRAMES, fps: float | None = None,
