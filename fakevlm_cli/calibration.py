@@ -39,8 +39,9 @@ FORMAT = "fakevlm-calibration"
 VERSION = 1
 # What a calibration is refused for when it differs: these change the scores themselves.
 IDENTITY = ("id", "revision", "processor", "processor_revision", "prompt", "answer_prefix", "quant")
-# What only shifts scores a little (precision, EXIF orientation and transparency): a notice, not a refusal.
-NOTICED = ("dtype", "pixels")
+# What only shifts scores a little (precision, EXIF orientation and transparency, --fast-decode's reduced-scale
+# JPEG decoding): a notice, not a refusal.
+NOTICED = ("dtype", "pixels", "fast_decode")
 EPS = 1e-6  # P(fake) is clipped to [EPS, 1 - EPS] before its logit (records keep 6 decimals: 0 and 1 occur)
 MAX_FILE_BYTES = 4 * 1024 * 1024
 

@@ -93,8 +93,7 @@ class Scanner:
         options = replace(options, threshold=self.decision.threshold)  # the threshold records carry
         self.options = options
         self.heatmaps = heatmaps if options.localise else None
-        model_info = None if engine is None else {**engine.info.to_dict(), "pixels": options.pixels,
-                                                  "fast_decode": options.fast_decode}
+        model_info = None if engine is None else model_record(engine, options)
         self.model_info = model_info  # what every record's `model` says
         self.inspector = Inspector(engine, options, read_metadata=read_metadata, resume=resume,
                                    model_info=model_info, trust_anchors=trust_anchors,
@@ -358,6 +357,11 @@ class Scanner:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
 
+
+
+def model_record(engine: EngineLike, options: JudgeOptions) -> dict:
+    """A record's `model`: the engine's identity and the options that shape the pixels it was given."""
+    return {**engine.info.to_dict(), "pixels": options.pixels, "fast_decode": options.fast_decode}
 
 
 def _most_suspicious(answers: list[Answer]) -> int | None:

@@ -17,7 +17,7 @@ from fakevlm_cli.calibration import Decision
 from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import FakevlmError
 from fakevlm_cli.options import EngineOptions, JudgeOptions
-from fakevlm_cli.pipeline import Scanner, ScanStats
+from fakevlm_cli.pipeline import Scanner, ScanStats, model_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.discover import Candidate
@@ -91,7 +91,7 @@ def check_model(prepared: Prepared, engine: EngineLike, options: JudgeOptions) -
     """Refuse a calibration fitted for another model, processor or prompt (FakevlmError); notices otherwise."""
     if prepared.decision.calibration is None:
         return []
-    return prepared.decision.calibration.check({**engine.info.to_dict(), "pixels": options.pixels})
+    return prepared.decision.calibration.check(model_record(engine, options))
 
 
 def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,

@@ -285,7 +285,11 @@ def test_scan_with_the_calibration(fitted, folders, toy_model):
         assert row["calibrated_p_fake"] == pytest.approx(loaded.mapping(row["p_fake"]), abs=1e-6)
         assert row["inconclusive"] is False and "calibrated P(fake) =" in row["reasons"][0]
     notes = scanned.stderr  # fitted on upstream pixels, scanned on viewer pixels: said, not refused
-    assert "fitted with pixels upstream, this run uses viewer" in notes
+    assert "fitted with pixels upstream, this run uses viewer" in notes and "fast_decode" not in notes
+    fast = run_cli("explain", folders / "scan" / "real00.png", "-m", toy_model, "--calibration", fitted["cal"],
+                   "--pixels", "upstream", "--fast-decode", "--json")
+    assert fast.exit_code == 0, fast.stderr  # --fast-decode on this side only: said, not refused
+    assert "fitted with fast_decode False, this run uses True: scores may shift slightly" in fast.stderr
 
 
 def test_eval_rescores_predictions_under_the_calibration(fitted, folders, tmp_path):

@@ -31,7 +31,7 @@ from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
-from fakevlm_cli.pipeline import ScanStats, apply_decision
+from fakevlm_cli.pipeline import ScanStats, apply_decision, model_record
 from fakevlm_cli.record import VERDICTS, Record
 from fakevlm_cli.results_file import check_writable
 from fakevlm_cli.sinks import Deferred, Diagnostics, Environment, Outputs
@@ -189,8 +189,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
             cluster.close()
     if engine is None:  # on Ray: what the replicas wrote into the records
         return records, next((r.model for r in records if r.model), None)
-    return records, {**engine.info.to_dict(), "pixels": request.judge.pixels,
-                     "fast_decode": request.judge.fast_decode}
+    return records, model_record(engine, request.judge)
 
 
 def _localisation(pairs: list[tuple[BenchItem, Record]], loaded: LoadResult, bench: str) -> dict:

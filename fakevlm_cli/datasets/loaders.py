@@ -27,10 +27,11 @@ from typing import Any
 
 from ..errors import DatasetError, FakevlmError
 from ..images import SNIFF_BYTES, sniff_format
+from ..options import BENCHES
 from ..record import recorded_path
 from ..video import VIDEO_SUFFIXES, sniff_video
 
-BENCHMARKS = ("fakeclue", "loki", "ddvqa", "folder")
+BENCHMARKS = BENCHES
 DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ or fake/
 
 

@@ -36,8 +36,8 @@ _MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": 
 # Actions that record where the asset came from rather than a change to it.
 _NEUTRAL_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.published", "c2pa.transcoded",
                     "c2pa.repackaged", "c2pa.converted", "c2pa.watermarked", "c2pa.unknown"}
-_UNTRUSTED = ("signingCredential.untrusted",)  # reported on the signer item, not as a validation failure
 TRUSTED_CODE, UNTRUSTED_CODE = "signingCredential.trusted", "signingCredential.untrusted"
+_UNTRUSTED = (UNTRUSTED_CODE,)  # reported on the signer item, not as a validation failure
 MAX_ACTIONS = 32
 MAX_ANCHORS_BYTES = 16 * 1024 * 1024
 _contexts: dict[str | None, object] = {}  # one c2pa Context per trust-anchor bundle (None: no anchors)
