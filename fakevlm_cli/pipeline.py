@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from fakevlm_cli.calibration import Decision
 from fakevlm_cli.engine_types import Answer
-from fakevlm_cli.fusion import fuse
+from fakevlm_cli.fusion import decisive, fuse
 from fakevlm_cli.loader import Inspector, Job, NoRecord
 from fakevlm_cli.localise import crop_box, describe
 from fakevlm_cli.options import JudgeOptions
@@ -169,7 +169,7 @@ class Scanner:
                 # A file whose pixels cannot be judged is an error, unless its metadata alone decides the verdict
                 # (a generator's parameters chunk, say): then it gets that verdict with or without a model, and
                 # the notes say why the pixels were not judged.
-                if fuse(None, None, job.evidence).verdict == "fake":
+                if decisive(job.evidence):
                     record.notes.append(f"pixels not judged ({job.pixel_error}): the verdict rests on the "
                                         "metadata alone")
                 else:
