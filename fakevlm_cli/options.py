@@ -255,6 +255,9 @@ class EvalArgs:
     css_model: str | None = opt(None, "--css-model",
                                 help="sentence-transformers model for CSS (default: all-MiniLM-L6-v2, offline).")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag", help="No progress bar or library warnings.")
+    force: bool = opt(False, "--force", kind="flag",
+                      help="Let -o, --predictions and --fit-calibration overwrite an existing file that fakevlm "
+                           "did not write.")
 
 
 @dataclass(frozen=True)

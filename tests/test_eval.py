@@ -173,6 +173,25 @@ def test_from_predictions_gives_the_same_numbers(tmp_path, toy_model):
     assert result.exit_code == 2 and "is the --from-predictions file" in result.stderr and preds.read_bytes() == before
 
 
+def test_outputs_that_fakevlm_did_not_write_need_force(tmp_path, toy_model):
+    """-o, --predictions and --fit-calibration never replace someone else's file (a data set's own JSON, say)
+    unless --force; files eval wrote earlier are replaced freely."""
+    data = make_fakeclue(tmp_path / "fc")
+    theirs = tmp_path / "annotations.json"
+    theirs.write_text('[{"image": "a.png", "label": 1}]\n')
+    for flag in ("-o", "--predictions", "--fit-calibration"):
+        result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", flag, theirs)
+        assert result.exit_code == 2 and "is not a file fakevlm wrote" in result.stderr and "--force" in result.stderr
+        assert "never-loaded" not in result.stderr and theirs.read_text() == '[{"image": "a.png", "label": 1}]\n'
+    out, preds = tmp_path / "r.json", tmp_path / "p.jsonl"
+    for _ in range(2):  # the second run replaces what the first wrote
+        assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--predictions", preds,
+                        "-q").exit_code == 0
+    assert run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", theirs,
+                    "--force").exit_code == 0
+    assert json.loads(theirs.read_text())["tool"]["name"] == "fakevlm"
+
+
 def test_from_predictions_must_cover_every_item(tmp_path, toy_model):
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"

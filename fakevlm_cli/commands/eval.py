@@ -33,7 +33,7 @@ from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
 from fakevlm_cli.pipeline import ScanStats, apply_decision, model_record
 from fakevlm_cli.record import VERDICTS, Record
-from fakevlm_cli.results_file import check_writable
+from fakevlm_cli.results_file import check_writable, looks_like_results
 from fakevlm_cli.sinks import Deferred, Diagnostics, Environment, Outputs
 
 
@@ -116,6 +116,9 @@ def _check(request: EvalRequest) -> None:
             check_writable(path)
             if args.from_predictions is not None and _same_file(path, args.from_predictions):
                 raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
+            if not args.force and not _ours(path):
+                raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
+                                  "(--force overwrites it)")
 
 
 def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics, *,
@@ -268,6 +271,19 @@ def _prediction_problem(data: dict) -> str | None:
             wanted = "string" if kind is str else "JSON object"
             return where + f"{key} must be a {wanted} or null, found {shown(data[key])}"
     return None
+
+
+def _ours(path: Path) -> bool:
+    """Whether `path` may be replaced freely: absent, empty, not a regular file (/dev/null), or written by
+    fakevlm (predictions, an eval results file, a calibration)."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return True
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return True  # check_writable has said what it could; the write itself will say the rest
+    return looks_like_results(head) or (head.lstrip().startswith(b"{") and b'"fakevlm' in head[:1024])
 
 
 def _same_file(a: Path, b: Path) -> bool:
