@@ -13,6 +13,8 @@ import math
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -105,19 +107,7 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
     fmt = sniff_format(data[:SNIFF_BYTES])
     if fmt is None:
         raise ImageError("not an image (unrecognised content)")
-    if fmt == "HEIF":
-        heif_opener()
-    data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"decompression bomb refused: {exc}") from None
-        except UnidentifiedImageError:
-            raise ImageError(f"corrupt {fmt} header: cannot be decoded") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"corrupt {fmt} file: {exc}") from None
+    with opened(data, fmt) as (im, data, notes):
         width, height = im.size
         check_size(width, height, max_pixels)
         frames, frame_notes = count_frames(im, data, fmt)
@@ -126,6 +116,29 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
             im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         rgb = _decode_rgb(im, fmt, mode)
     return LoadedImage(image=rgb, width=width, height=height, frames=frames, notes=notes + frame_notes)
+
+
+@contextmanager
+def opened(data: bytes, fmt: str, *, warn: bool = True) -> Iterator[tuple[Image.Image, bytes, list[str]]]:
+    """Pillow's handle on `data`, a `fmt` image: its header read, nothing decoded yet (HEIF's opener
+    registered, a PNG's refused chunks dropped first: the bytes Pillow reads and the notes saying so come
+    with it). A header Pillow cannot read is an `ImageError`; its warnings pass (`-q` silences them) unless
+    `warn` is False, but for the decompression-bomb warning: --max-pixels decides. The handle is not closed
+    here: the decoded picture may be the handle itself."""
+    if fmt == "HEIF":
+        heif_opener()
+    data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning if warn else Warning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"decompression bomb refused: {exc}") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"corrupt {fmt} header: cannot be decoded") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"corrupt {fmt} file: {exc}") from None
+        yield im, data, notes
 
 
 def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:

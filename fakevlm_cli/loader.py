@@ -27,12 +27,11 @@ from fakevlm_cli.images import (
     check_size,
     count_frames,
     decode_bytes,
-    heif_opener,
     load_image,
     max_file_bytes,
+    opened,
     probe,
     sniff_format,
-    without_refused_png_chunks,
 )
 from fakevlm_cli.objects import RemoteFile, is_uri
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
@@ -432,20 +431,10 @@ def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:
 
     The header is held to --max-pixels as a decoding scan would be, so both kinds of scan agree on a file.
     """
-    import warnings
-
-    from PIL import Image
-
-    data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
     try:
-        if fmt == "HEIF":
-            heif_opener()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
-            with im:
-                width, height = im.size
-                frames, frame_notes = count_frames(im, data, fmt)
+        with opened(data, fmt, warn=False) as (im, data, notes), im:
+            width, height = im.size
+            frames, frame_notes = count_frames(im, data, fmt)
     except Exception:  # noqa: BLE001 - a header we cannot read is only a missing size here
         record.notes.append("image header could not be read: size unknown")
         return
