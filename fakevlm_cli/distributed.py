@@ -194,11 +194,12 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     tasks = {} if options.workers is None else {"compute": ray.data.TaskPoolStrategy(size=options.workers)}
     dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "work": work},
                                   batch_size=per_task, batch_format="numpy", num_cpus=1,
-                                  # What one file being decoded may need (--max-memory: what a task may hold).
-                                  # Asked for here (not by the replicas), it also keeps Ray Data from fusing
-                                  # this stage into the replicas' (it fuses ops whose resource requests are
-                                  # equal): decoding stays in CPU tasks instead of queueing on the model's actors.
-                                  memory=options.max_memory or INSPECT_MEMORY, **tasks)
+                                  # What one file being decoded may need (not --max-memory, a single process's
+                                  # total: a node without it would leave the job waiting forever). Asked for
+                                  # here (not by the replicas), it also keeps Ray Data from fusing this stage
+                                  # into the replicas' (it fuses ops whose resource requests are equal):
+                                  # decoding stays in CPU tasks instead of queueing on the model's actors.
+                                  memory=INSPECT_MEMORY, **tasks)
     if spec is None:
         dataset = dataset.map_batches(_finish_metadata, fn_kwargs={"work": work}, batch_size=per_task,
                                       num_cpus=1, batch_format="numpy")

@@ -53,6 +53,11 @@ class Deferred:
     def close(self) -> None:
         self._made().close()
 
+    @property
+    def made(self) -> bool:
+        """Whether the file was opened (and so cut back) already."""
+        return self._sink is not None
+
     def abandon(self) -> None:
         if self._sink is not None:
             self._sink.close()
@@ -136,7 +141,8 @@ class Outputs:
     def abandon(self) -> None:
         """Nothing was written: every sink that would replace a file leaves it as it was. Quietly (the failure
         that ended the run is the one to report)."""
-        self.abandoned = True
+        # a stop inside the first record's writing may come after the file sink made its file: not left as it was
+        self.abandoned = not any(isinstance(sink, Deferred) and sink.made for sink in self.sinks)
         for sink in self.sinks:
             with contextlib.suppress(Exception):
                 getattr(sink, "abandon", sink.close)()
