@@ -194,13 +194,13 @@ class Scanner:
 
     def _run_model(self, jobs: list[Job], size: int) -> None:
         """The model over the jobs (all pictures or all clips), `size` images per engine call; on failure,
-        halve the jobs and retry so only the guilty file errors — and a clip alone, its frames in halved
-        slices (a long clip on a small GPU)."""
+        halve the jobs and retry so only the guilty file errors — and a clip alone that ran out of memory, its
+        frames in halved slices (a long clip on a small GPU; any other failure would only fail again)."""
         start = time.perf_counter()
         try:
             self._call_engine(jobs, size)
         except Exception as exc:  # noqa: BLE001 - out of memory, a bad tensor: isolate it
-            if len(jobs) > 1 or (jobs[0].sample_times is not None and size > 1):
+            if len(jobs) > 1 or (jobs[0].sample_times is not None and size > 1 and out_of_memory(exc)):
                 self._model.free_memory()
                 if len(jobs) == 1:
                     self._run_model(jobs, size // 2)
@@ -362,6 +362,15 @@ class Scanner:
 def model_record(engine: EngineLike, options: JudgeOptions) -> dict:
     """A record's `model`: the engine's identity and the options that shape the pixels it was given."""
     return {**engine.info.to_dict(), "pixels": options.pixels, "fast_decode": options.fast_decode}
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether a model call failed for want of memory: torch's OutOfMemoryError (CUDA, MPS), a CPU allocator's
+    "can't allocate memory", Python's MemoryError. Told by name and message: this module never imports torch."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def _most_suspicious(answers: list[Answer]) -> int | None:

@@ -148,3 +148,39 @@ def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_
     (no_map,) = [n for n in clip.notes if n.startswith("no heatmap")]
     assert no_map.startswith("no heatmap: maps are made for still pictures, not for video clips")
     assert len(list(maps.iterdir())) == 2
+
+
+def test_a_clip_that_fails_for_another_reason_than_memory_is_not_judged_again_in_smaller_slices(tmp_path):
+    """Halving a clip's slices helps only when it ran out of memory: a clip the model fails on for any other
+    reason is an error record after one call, not after one call per halving (8 → 4 → 2 → 1)."""
+    import factories as f
+    import stub_engine
+
+    class BrokenOnClips(stub_engine.StubEngine):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[int] = []
+
+        def verdicts(self, pixels):
+            self.calls.append(len(pixels))
+            raise ValueError("the vision tower rejects this tensor (simulated)")
+
+    f.video_clip(tmp_path / "clip.mp4", [Image.new("RGB", (64, 48), (230, 20, 20))] * 8)
+    engine = BrokenOnClips()
+    scanner = Scanner(engine, JudgeOptions(batch_size=8, video_frames=8))
+    (clip,) = scanner.finish([scanner.inspector.inspect(Candidate(path=tmp_path / "clip.mp4", explicit=True))])
+    assert clip.verdict == "error" and "rejects this tensor" in clip.error
+    assert engine.calls == [8]
+
+
+def test_out_of_memory_is_told_from_other_failures():
+    from fakevlm_cli.pipeline import out_of_memory
+
+    class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name, without importing torch
+        pass
+
+    assert out_of_memory(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+                                      "memory: you tried to allocate 68719476736 bytes"))
+    assert out_of_memory(MemoryError())
+    assert not out_of_memory(ValueError("Image features and image tokens do not match"))
