@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from fakevlm_cli.errors import OutputError
+from fakevlm_cli.errors import OutputError, first_line
 from fakevlm_cli.output import CsvSink, JsonlSink, JsonObjectSink, safe_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,12 +131,20 @@ class Outputs:
             sink.write(record)
         self.written += 1
 
-    def end(self, *, failed: bool) -> None:
-        """`close`, or — when the run failed or was stopped before its first record — `abandon`."""
+    def end(self, *, failed: bool, warn: Callable[[str], None] | None = None) -> None:
+        """`close`, or — when the run failed or was stopped before its first record — `abandon`.
+
+        `warn`: the run is ending on an exception of its own, which must stay the one reported: a sink that
+        fails to close is said through `warn` instead of raised over it."""
         if failed and not self.written:
             self.abandon()
-        else:
+            return
+        try:
             self.close()
+        except Exception as exc:
+            if warn is None:
+                raise
+            warn(f"while stopping, {first_line(exc)}")
 
     def abandon(self) -> None:
         """Nothing was written: every sink that would replace a file leaves it as it was. Quietly (the failure

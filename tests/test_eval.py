@@ -173,16 +173,50 @@ def test_from_predictions_gives_the_same_numbers(tmp_path, toy_model):
     assert result.exit_code == 2 and "is the --from-predictions file" in result.stderr and preds.read_bytes() == before
 
 
+def test_from_predictions_judges_records_made_at_another_threshold_at_the_one_it_states(tmp_path, toy_model):
+    """Predictions written at --threshold 0.0001, re-scored without --threshold or with --threshold 0.5 (the
+    default, which the results file then states): judged again at 0.5, the live run's numbers at 0.5."""
+    data = make_fakeclue(tmp_path / "fc")
+    live, low = tmp_path / "live.json", tmp_path / "low.jsonl"
+    assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", live, "-q").exit_code == 0
+    assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--threshold", "0.0001",
+                    "--predictions", low, "-q").exit_code == 0
+    assert any(json.loads(line)["verdict"] == "fake" and json.loads(line)["label"] == "real"
+               for line in low.read_text().splitlines())  # at 0.0001 some reals were called fake
+    for extra in ((), ("--threshold", "0.5")):
+        out, again = tmp_path / "again.json", tmp_path / "again.jsonl"
+        result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", low, "-o", out,
+                          "--predictions", again, *extra)
+        assert result.exit_code == 0, result.stderr
+        doc = json.loads(out.read_text())
+        assert doc["config"]["threshold"] == 0.5
+        assert doc["metrics"] == json.loads(live.read_text())["metrics"]
+        assert all(json.loads(line)["threshold"] == 0.5 for line in again.read_text().splitlines())
+
+
+def test_two_outputs_naming_one_file_are_refused_before_any_work(tmp_path):
+    data = make_fakeclue(tmp_path / "fc")
+    same = tmp_path / "out.json"
+    for first, second in (("-o", "--predictions"), ("-o", "--fit-calibration"),
+                          ("--predictions", "--fit-calibration")):
+        result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded",
+                          first, same, second, tmp_path / "." / "out.json")
+        assert result.exit_code == 2 and f"{first} and {second} name the same file" in result.stderr
+        assert "never-loaded" not in result.stderr and not same.exists()
+
+
 def test_outputs_that_fakevlm_did_not_write_need_force(tmp_path, toy_model):
     """-o, --predictions and --fit-calibration never replace someone else's file (a data set's own JSON, say)
     unless --force; files eval wrote earlier are replaced freely."""
     data = make_fakeclue(tmp_path / "fc")
     theirs = tmp_path / "annotations.json"
-    theirs.write_text('[{"image": "a.png", "label": 1}]\n')
-    for flag in ("-o", "--predictions", "--fit-calibration"):
-        result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", flag, theirs)
-        assert result.exit_code == 2 and "is not a file fakevlm wrote" in result.stderr and "--force" in result.stderr
-        assert "never-loaded" not in result.stderr and theirs.read_text() == '[{"image": "a.png", "label": 1}]\n'
+    # a data set's JSON, and one that merely mentions fakevlm (its tool.name is not ours)
+    for content in ('[{"image": "a.png", "label": 1}]\n', '{"made_for": "fakevlm", "tool": {"name": "labeller"}}\n'):
+        theirs.write_text(content)
+        for flag in ("-o", "--predictions", "--fit-calibration"):
+            result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", flag, theirs)
+            assert result.exit_code == 2 and "is not a file fakevlm wrote" in result.stderr
+            assert "--force" in result.stderr and "never-loaded" not in result.stderr and theirs.read_text() == content
     out, preds = tmp_path / "r.json", tmp_path / "p.jsonl"
     for _ in range(2):  # the second run replaces what the first wrote
         assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--predictions", preds,

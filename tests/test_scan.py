@@ -295,3 +295,31 @@ def test_shipped_schema_is_a_valid_json_schema_and_rejects_bad_records():
                 {**good, "path_bytes": "not base64!"}, {**good, "path_bytes": 7}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, SCHEMA)
+
+
+def test_a_sink_failing_to_close_never_hides_the_failure_that_ended_the_run():
+    """A run ending on its own exception closes its sinks with `warn`: a file that cannot be closed (a full disk
+    on the last flush) is said as a warning, and the run's exception stays the one reported; a run that ended
+    well raises the close failure itself."""
+    from fakevlm_cli.errors import OutputError
+    from fakevlm_cli.record import Record
+    from fakevlm_cli.sinks import Outputs
+
+    class Full:
+        closed = 0
+
+        def write(self, record):
+            pass
+
+        def close(self):
+            self.closed += 1
+            raise OutputError("r.jsonl: cannot write results: No space left on device")
+
+    first, second = Full(), Full()
+    outs, warned = Outputs(sinks=[first, second]), []
+    outs.write(Record(path="a.jpg"))
+    outs.end(failed=True, warn=warned.append)
+    assert warned == ["while stopping, r.jsonl: cannot write results: No space left on device"]
+    assert first.closed == second.closed == 1  # every sink was closed all the same
+    with pytest.raises(OutputError, match="No space left"):
+        outs.end(failed=False)

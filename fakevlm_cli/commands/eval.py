@@ -27,7 +27,6 @@ from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.discover import Candidate
-from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
 from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
@@ -84,7 +83,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     if args.from_predictions is not None:
         records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
-        _rejudge(records, prepared, model, diag, threshold=judge.threshold)
+        _rejudge(records, prepared, model, diag)
         if args.predictions is not None:  # the records as judged now (under --threshold, --calibration …)
             _write_predictions(args.predictions, records)
     else:
@@ -111,30 +110,36 @@ def _check(request: EvalRequest) -> None:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
     if args.fit_calibration is not None and judge.calibration is not None:
         raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
-    for path in (args.output, args.predictions, args.fit_calibration):
-        if path is not None:
-            check_writable(path)
-            if args.from_predictions is not None and _same_file(path, args.from_predictions):
-                raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
-            if not args.force and not _ours(path):
-                raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
-                                  "(--force overwrites it)")
+    outputs = [(flag, path) for flag, path in (("-o", args.output), ("--predictions", args.predictions),
+                                                ("--fit-calibration", args.fit_calibration)) if path is not None]
+    for i, (flag, path) in enumerate(outputs):
+        for other_flag, other in outputs[:i]:
+            if _one_file(path, other):
+                raise OutputError(f"{path}: {other_flag} and {flag} name the same file: one would overwrite the other")
+    for _, path in outputs:
+        check_writable(path)
+        if args.from_predictions is not None and _same_file(path, args.from_predictions):
+            raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
+        if not args.force and not _ours(path):
+            raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
+                              "(--force overwrites it)")
 
 
-def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics, *,
-             threshold: float) -> None:
-    """--from-predictions with --calibration, --inconclusive or a --threshold other than the default: judge the
-    recorded P(fake) again under them (else each record keeps the verdict it was written with)."""
+def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics) -> None:
+    """--from-predictions: judge the recorded P(fake) again under this run's threshold, --calibration and
+    --inconclusive wherever a record was judged otherwise (a record written at --threshold 0.3, or under a
+    calibration, is judged at the 0.5 that results.json then states), so the metrics are those of the options
+    the run names; a record judged as this run would judge it keeps its verdict."""
     decision = prepared.decision
-    if not decision.active and threshold == DEFAULT_THRESHOLD:
-        return
     if decision.calibration is not None:
         if model is None:
             raise FakevlmError("--calibration: the predictions do not say which model made them")
         for notice in decision.calibration.check(model):
             diag.note(notice)
     for record in records:
-        if record.verdict != "error" and record.p_fake is not None:
+        judged_otherwise = (decision.active or record.threshold != decision.threshold
+                            or record.calibration is not None)
+        if judged_otherwise and record.verdict != "error" and record.p_fake is not None:
             apply_decision(record, decision)
             record.verdict, record.calibration = record.model_verdict or "unknown", decision.summary()
 
@@ -187,9 +192,11 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
                 outs.write(record)
         failed = False
     finally:
-        outs.end(failed=failed)
-        if cluster is not None:
-            cluster.close()
+        try:  # a failure of the run stays the one reported: a predictions file that fails to close is a warning
+            outs.end(failed=failed, warn=diag.warn if failed else None)
+        finally:
+            if cluster is not None:
+                cluster.close()
     if engine is None:  # on Ray: what the replicas wrote into the records
         return records, next((r.model for r in records if r.model), None)
     return records, model_record(engine, request.judge)
@@ -273,17 +280,35 @@ def _prediction_problem(data: dict) -> str | None:
     return None
 
 
+# An eval results file or a calibration is a few KB; a larger JSON document is not one of ours.
+_OWN_DOCUMENT_MAX_BYTES = 16 << 20
+
+
 def _ours(path: Path) -> bool:
     """Whether `path` may be replaced freely: absent, empty, not a regular file (/dev/null), or written by
-    fakevlm (predictions, an eval results file, a calibration)."""
+    fakevlm: predictions (our records), or an eval results file or calibration (a JSON document whose
+    `tool.name` is "fakevlm"; a data set's JSON that merely mentions fakevlm is not ours)."""
     try:
         if not path.is_file() or path.stat().st_size == 0:
             return True
         with open(path, "rb") as handle:
             head = handle.read(4096)
+            if looks_like_results(head):
+                return True
+            if not head.lstrip().startswith(b"{") or path.stat().st_size > _OWN_DOCUMENT_MAX_BYTES:
+                return False
+            document = orjson.loads(head + handle.read())
     except OSError:
         return True  # check_writable has said what it could; the write itself will say the rest
-    return looks_like_results(head) or (head.lstrip().startswith(b"{") and b'"fakevlm' in head[:1024])
+    except orjson.JSONDecodeError:
+        return False
+    tool = document.get("tool") if isinstance(document, dict) else None
+    return isinstance(tool, dict) and tool.get("name") == "fakevlm"
+
+
+def _one_file(a: Path, b: Path) -> bool:
+    """Whether two output paths name one file, existing or not (through links, or ./x and x)."""
+    return _same_file(a, b) or os.path.abspath(a) == os.path.abspath(b)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -155,7 +155,7 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was judged is written; stop here
         stopped = exc
     except BaseException:
-        outs.end(failed=True)
+        outs.end(failed=True, warn=diag.warn)
         raise
     outs.end(failed=stopped is not None)
     return stopped
