@@ -9,6 +9,7 @@ never imports Rich.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -140,26 +141,35 @@ def _visible_surrogates(value):
 class _StreamSink:
     """Writes whole lines to a byte stream and flushes each, so a killed run loses nothing already written.
 
-    A failed write is fatal and said in one line (`OutputError`: a full disk, a closed stdout); a reader that
-    went away (`| head -1`) is not an error (`PipeClosedError`).
+    A failed write is fatal and said in one line (`OutputError`: a full disk, a closed stdout), once: closing
+    a sink whose write failed only lets go of its stream. A reader that went away (`| head -1`) is not an
+    error (`PipeClosedError`).
     """
 
     def __init__(self, stream: IO[bytes], name: str, *, owns_stream: bool = False):
         self.stream = stream
         self.name = name
         self.owns_stream = owns_stream
+        self._broken = False  # a write failed (and said so)
 
     def _put(self, data: bytes) -> None:
         try:
             self.stream.write(data)
             self.stream.flush()
         except BrokenPipeError:
+            self._broken = True
             raise PipeClosedError(self.name) from None
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
+            self._broken = True
             reason = getattr(exc, "strerror", None) or str(exc)
             raise OutputError(f"{self.name}: cannot write results: {reason}") from None
 
     def close(self) -> None:
+        if self._broken:
+            if self.owns_stream:
+                with contextlib.suppress(OSError, ValueError):
+                    self.stream.close()
+            return
         try:
             self.stream.flush()
             if self.owns_stream:
