@@ -397,7 +397,7 @@ def _eval_notes(metrics: dict) -> list[str]:
 class Progress:
     """A transient bar: files (or items) done of the total, the rate and the time left, on a terminal only."""
 
-    def __init__(self, console: Console, total: int, label: str = "scanning", unit: str = "img"):
+    def __init__(self, console: Console, total: int, label: str = "scanning"):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -407,7 +407,6 @@ class Progress:
             TimeRemainingColumn,
         )
 
-        self.unit = unit
         self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
@@ -423,4 +422,4 @@ class Progress:
     def update(self, stats) -> None:
         """From the run's counters: candidates looked at, and records per second."""
         rate = stats.records / stats.elapsed if stats.elapsed > 0 else 0.0
-        self.progress.update(self.task, completed=stats.files, rate=f"{rate:.1f} {self.unit}/s")
+        self.progress.update(self.task, completed=stats.files, rate=f"{rate:.1f} files/s")

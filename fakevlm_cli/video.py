@@ -69,11 +69,10 @@ class VideoInfo:
 
 @dataclass
 class Sample:
-    """One decoded frame: its time in seconds, its index in decoding order when known, the upright picture."""
+    """One decoded frame: its time in seconds, the upright picture."""
 
     t: float
     image: Image.Image
-    index: int | None = None
     rotation: int = 0  # the display rotation that was undone
 
 
@@ -181,7 +180,7 @@ class Clip:
         """The frame at `index` in decoding order (DD-VQA's i-th frame), decoding from the start."""
         for number, frame in enumerate(self._frames()):
             if number == index:
-                return self._sample(frame, number)
+                return self._sample(frame)
             if number >= MAX_DECODED:
                 break
         raise ImageError(f"the video has no frame {index} (it decodes fewer)")
@@ -202,16 +201,16 @@ class Clip:
         shown = None
         for count, frame in enumerate(self._frames()):
             if frame.time is not None and frame.time > target + 1e-6:
-                return self._sample(shown if shown is not None else frame, None)
+                return self._sample(shown if shown is not None else frame)
             shown = frame
             if count >= MAX_DECODED_PER_SAMPLE or self.decoded >= MAX_DECODED:
                 break
-        return self._sample(shown, None) if shown is not None else None
+        return self._sample(shown) if shown is not None else None
 
     def _first(self, n: int) -> list[Sample]:
         out = []
         for number, frame in enumerate(self._frames()):
-            out.append(self._sample(frame, number))
+            out.append(self._sample(frame))
             if len(out) >= n or number >= MAX_DECODED_PER_SAMPLE:
                 break
         return out
@@ -227,10 +226,9 @@ class Clip:
         except (av.FFmpegError, EOFError):
             return
 
-    def _sample(self, frame, index: int | None) -> Sample:
+    def _sample(self, frame) -> Sample:
         rotation = int(getattr(frame, "rotation", 0) or 0)
-        return Sample(t=float(frame.time or 0.0), image=upright(frame.to_image(), rotation), index=index,
-                      rotation=rotation)
+        return Sample(t=float(frame.time or 0.0), image=upright(frame.to_image(), rotation), rotation=rotation)
 
 
 def sample_times(duration: float | None, *, frames: int = DEFAULT_FRAMES, fps: float | None = None) -> list[float]:
