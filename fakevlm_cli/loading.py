@@ -277,9 +277,13 @@ def _codec(processor, source: str, revision: str | None, local_only: bool, notic
     path = find_tokenizer_file(source, revision, local_only)
     if path is not None:
         try:
-            return Codec.from_file(path)
+            codec = Codec.from_file(path)
         except Exception as exc:  # noqa: BLE001 - a file the tokenizers library cannot read
             notices.append(f"{path}: cannot be read by the tokenizers library ({first_line(exc)})")
+        else:
+            if codec.note:
+                notices.append(codec.note)
+            return codec
     notices.append(f"processor {source} has no usable tokenizer.json: prompt ids come from the transformers "
                    "tokenizer and may differ from what the upstream evaluation fed")
     return Codec.from_transformers(processor.tokenizer)

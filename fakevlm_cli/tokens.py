@@ -7,10 +7,16 @@ tokenizers without that normaliser unless `legacy=True`, and gives 25125 "Does" 
 than the one that reproduced the paper. So the `tokenizers` library on the processor's own `tokenizer.json`
 is the oracle: prompts are encoded and answers decoded with it whenever the file exists. Only when a
 processor ships no `tokenizer.json` does the transformers tokenizer stand in, and the load says so.
+
+A `tokenizer.json` that transformers 5 wrote (a checkpoint re-saved with `save_pretrained`) has lost that
+normaliser too: a Metaspace pre-tokeniser that marks only the text's first piece stands in its place, and
+"Does" after `<image>` becomes 25125 again. Such a file gets the normaliser back (`_restore_llama_normaliser`),
+and the load says so: the weights were trained and evaluated on the ids it gave.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,16 +24,23 @@ TOKENIZER_FILE = "tokenizer.json"
 
 
 class Codec:
-    """Encode and decode with one tokenizer; `source` says which ("tokenizer.json" or "transformers")."""
+    """Encode and decode with one tokenizer; `source` says which ("tokenizer.json" or "transformers");
+    `note`, when set, says what was done to the file to give upstream's ids."""
 
-    def __init__(self, backend, source: str):
+    def __init__(self, backend, source: str, note: str | None = None):
         self._backend = backend
         self.source = source
+        self.note = note
 
     @classmethod
     def from_file(cls, path: str | Path) -> Codec:
         from tokenizers import Tokenizer
 
+        state = json.loads(Path(path).read_bytes())
+        if _restore_llama_normaliser(state):
+            note = (f"{path}: written by transformers 5 without the Llama normaliser the upstream evaluation's "
+                    "stack applied; restored it, so the prompt ids are upstream's")
+            return cls(Tokenizer.from_str(json.dumps(state)), "tokenizer.json", note)
         return cls(Tokenizer.from_file(str(path)), "tokenizer.json")
 
     @classmethod
@@ -57,6 +70,26 @@ class Codec:
         if self.exact:
             return self._backend.id_to_token(token_id) or f"<{token_id}>"
         return self._backend.convert_ids_to_tokens(token_id)
+
+
+# What transformers <= 4.x (and llava-hf's files) had: "▁" before every piece of text, after special tokens too.
+_LLAMA_NORMALISER = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                          {"type": "Replace", "pattern": {"String": " "},
+                                                           "content": "\u2581"}]}
+
+
+def _restore_llama_normaliser(state: dict) -> bool:
+    """Give a Llama (SentencePiece BPE) tokenizer.json written by transformers 5 its legacy normaliser back, in
+    place; True when it did. That file is recognised by what transformers 5's Llama converter writes: no
+    normaliser, a Metaspace pre-tokeniser with prepend_scheme "first" that does not split, a byte-fallback BPE.
+    Any other file is left alone."""
+    pre, model = state.get("pre_tokenizer") or {}, state.get("model") or {}
+    if (state.get("normalizer") is not None or pre.get("type") != "Metaspace" or pre.get("prepend_scheme") != "first"
+            or pre.get("split") or pre.get("replacement") != "\u2581" or model.get("type") != "BPE"
+            or not model.get("byte_fallback")):
+        return False
+    state["normalizer"], state["pre_tokenizer"] = _LLAMA_NORMALISER, None
+    return True
 
 
 def find_tokenizer_file(source: str, revision: str | None = None, local_only: bool = False) -> Path | None:

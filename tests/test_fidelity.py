@@ -74,6 +74,27 @@ def test_a_tokenizer_that_feeds_other_ids_is_said_at_load(llava15_engine):
 
 
 @needs_replica
+def test_a_checkpoint_resaved_by_transformers_5_still_gets_upstreams_prompt_ids(tmp_path, llava15_folder):
+    """save_pretrained under transformers 5 writes tokenizer.json without the Llama normaliser (so 25125 "Does"):
+    the load restores it, says so, and the model is fed upstream's ids."""
+    import shutil
+
+    from transformers import AutoProcessor
+
+    resaved = tmp_path / "resaved"
+    shutil.copytree(llava15_folder, resaved)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "preprocessor_config.json"):
+        (resaved / name).unlink(missing_ok=True)
+    AutoProcessor.from_pretrained(REPLICA, backend="pil").save_pretrained(resaved)
+    written = json.loads((resaved / "tokenizer.json").read_text())
+    assert written["normalizer"] is None  # what transformers 5 writes: the case this test is about
+    engine = Engine.load(EngineOptions(model=str(resaved), device="cpu", dtype="float32"))
+    assert engine.prompt_ids == UPSTREAM_EXPANDED and engine.info.prompt_ids_from == "tokenizer.json"
+    assert [n for n in engine.notices if "restored it" in n] and (engine._fake_id, engine._real_id) == (25713, 1855)
+    assert engine.codec.decode([910, 338, 263, 25713, 1967, 29889]) == "This is a fake image."
+
+
+@needs_replica
 def test_verdict_tokens_and_decoding_are_llamas(llava15_engine):
     assert (llava15_engine._fake_id, llava15_engine._real_id) == (25713, 1855)
     codec = llava15_engine.codec
@@ -107,7 +128,29 @@ def test_record_says_which_processor_and_pixels_ran(llava15_engine, photo, mode)
 
 # ---- pixels ------------------------------------------------------------------------------------------------
 
-_PINNED = json.loads((Path(__file__).parent / "data" / "upstream_pixels.json").read_text())["cases"]
+DATA = Path(__file__).parent / "data"
+_PINNED = json.loads((DATA / "upstream_pixels.json").read_text())["cases"]
+# llava-hf/llava-1.5-7b-hf's image processor settings (the replica's preprocessor_config.json, kept here so that
+# the pixel pins run without ../shared; test_the_kept_image_processor_settings_are_the_replicas keeps them equal)
+LLAVA15_IMAGE_PROCESSOR = json.loads((DATA / "llava15_preprocessor_config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def llava15_pixels(tmp_path_factory):
+    """The processor side alone, as `Engine.load` pairs it with a model: llava-hf's image processor settings
+    in a tiny model's folder (its tokenizer plays no part in pixels)."""
+    from fakevlm_cli.synthetic import build_tiny_llava
+
+    folder = build_tiny_llava(tmp_path_factory.mktemp("llava15-pixels") / "model", image_size=336)
+    config = json.loads((folder / "processor_config.json").read_text())
+    config["image_processor"] = {k: v for k, v in LLAVA15_IMAGE_PROCESSOR.items() if k != "processor_class"}
+    (folder / "processor_config.json").write_text(json.dumps(config))
+    return Engine.load_pixels(EngineOptions(model=str(folder)))
+
+
+@needs_replica
+def test_the_kept_image_processor_settings_are_the_replicas():
+    assert json.loads((REPLICA / "preprocessor_config.json").read_text()) == LLAVA15_IMAGE_PROCESSOR
 
 
 @pytest.fixture(scope="module")
@@ -119,23 +162,21 @@ def _digest(pixels) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels.numpy(), dtype=np.float32).tobytes()).hexdigest()
 
 
-@needs_replica
 @pytest.mark.parametrize("name", sorted(_PINNED))
-def test_eval_pixels_are_bit_identical_to_upstreams(llava15_engine, case_files, name):
+def test_eval_pixels_are_bit_identical_to_upstreams(llava15_pixels, case_files, name):
     path, pinned = case_files[name], _PINNED[name]
     if decoded_digest(path) != pinned["decoded"]:
         pytest.skip(f"this Pillow decodes {path.name} differently from the one that pinned it")
-    pixels = llava15_engine.preprocess(load_image(path.read_bytes(), mode="upstream").image)
+    pixels = llava15_pixels.preprocess(load_image(path.read_bytes(), mode="upstream").image)
     assert list(pixels.shape) == pinned["shape"]
     assert _digest(pixels) == pinned["pixels_sha256"]
 
 
-@needs_replica
 @pytest.mark.parametrize("name", ["jpeg_exif_rotated", "rgba_alpha", "palette_transparent"])
-def test_viewer_pixels_differ_from_upstream_where_a_person_would_see_otherwise(llava15_engine, case_files, name):
+def test_viewer_pixels_differ_from_upstream_where_a_person_would_see_otherwise(llava15_pixels, case_files, name):
     """Scan shows the model the picture as people see it: rotated by EXIF, transparency on white."""
     data = case_files[name].read_bytes()
-    viewer, upstream = (llava15_engine.preprocess(load_image(data, mode=m).image) for m in ("viewer", "upstream"))
+    viewer, upstream = (llava15_pixels.preprocess(load_image(data, mode=m).image) for m in ("viewer", "upstream"))
     assert not np.array_equal(viewer.numpy(), upstream.numpy())
 
 

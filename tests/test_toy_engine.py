@@ -33,6 +33,30 @@ def test_prompt_and_verdict_ids_are_the_oracles(toy_engine, toy_model):
     assert (toy_engine._fake_id, toy_engine._real_id) == (oracle.token_to_id("▁fake"), oracle.token_to_id("▁real"))
 
 
+def test_a_tokenizer_json_in_transformers_5_form_gets_the_llama_normaliser_back(toy_model, tmp_path):
+    """The toy's tokenizer.json rewritten as transformers 5 writes a Llama tokenizer (no normaliser, a Metaspace
+    marking only the first piece) encodes the text after <image> without its "▁": the codec restores the
+    normaliser and gives the oracle's ids again, and says so; a file in any other form is left alone."""
+    import json
+
+    from fakevlm_cli.tokens import Codec
+
+    state = json.loads((toy_model / "tokenizer.json").read_text())
+    state["normalizer"] = None
+    state["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    rewritten = tmp_path / "tokenizer.json"
+    rewritten.write_text(json.dumps(state))
+    from tokenizers import Tokenizer
+
+    oracle = toy.oracle_tokenizer(toy_model)
+    assert Tokenizer.from_file(str(rewritten)).encode(toy.PROMPT).ids != oracle.encode(toy.PROMPT).ids
+    codec = Codec.from_file(rewritten)
+    assert codec.note and "restored" in codec.note
+    for text in (toy.PROMPT, toy.PROMPT + " This is a fake image.", "<image> two  spaces\nand a line"):
+        assert codec.encode(text) == oracle.encode(text).ids
+    assert Codec.from_file(toy_model / "tokenizer.json").note is None
+
+
 def test_score_path_is_right(toy_engine):
     scores = toy_engine.score(IMAGES)
     assert all(p is not None for p in scores)
