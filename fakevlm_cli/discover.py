@@ -535,13 +535,18 @@ class _Globs:
             return
         import pathspec  # only when there are globs: it adds ~10 ms to every start
 
-        try:
-            with warnings.catch_warnings():
-                # "[[]" is a valid class; Python's re only warns that it may change meaning one day.
-                warnings.simplefilter("ignore", FutureWarning)
+        with warnings.catch_warnings():
+            # "[[]" is a valid class; Python's re only warns that it may change meaning one day.
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
                 self._spec = pathspec.PathSpec.from_lines("gitignore", lines)
-        except ValueError as exc:  # pathspec's GitIgnorePatternError, e.g. for an escaped "/" (a\/b)
-            raise ValueError(f"invalid glob pattern: {exc}") from None
+            except (ValueError, re.error):  # pathspec's GitIgnorePatternError (an escaped "/": a\/b), or a
+                for pattern, line in zip(patterns, lines, strict=True):  # range Python's re refuses ([b-a])
+                    try:
+                        pathspec.PathSpec.from_lines("gitignore", [line])
+                    except (ValueError, re.error) as exc:  # re's msg: its "at position N" is in the regex
+                        raise ValueError(f"invalid glob pattern {pattern!r}: {getattr(exc, 'msg', exc)}") from None
+                raise
 
     def __bool__(self) -> bool:
         return self._spec is not None

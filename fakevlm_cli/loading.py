@@ -130,6 +130,12 @@ def _load_model(source: str, options: EngineOptions, dtype, device, local_only: 
         model = transformers.LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
         raise ModelLoadError(_explain_load_failure(options.model, exc)) from exc
+    except Exception as exc:
+        # safetensors' SafetensorError (a truncated or half-downloaded file) derives from Exception alone
+        if type(exc).__module__.split(".")[0] != "safetensors" and type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"cannot load model '{options.model}': its weights file is damaged or incomplete "
+                             f"({first_line(exc)}); download it again") from exc
     if "device_map" not in kwargs:
         model = model.to(device)
     return model.eval()

@@ -215,6 +215,9 @@ def test_class_opening_with_a_bracket_raises_no_warning(recwarn):
 def test_invalid_glob_is_rejected_at_call_time(tree):
     with pytest.raises(ValueError, match="invalid glob pattern"):
         discover([tree], exclude=["raw\\/x"])  # an escaped "/" is not a gitignore pattern
+    # a range Python's re refuses (re.error is no ValueError): named, without the regex's own positions
+    with pytest.raises(ValueError, match=r"^invalid glob pattern 'a\[b-a\]c': bad character range b-a$"):
+        discover([tree], include=["*.png", "a[b-a]c"])
 
 
 def test_include_naming_a_directory_selects_the_files_below_it(tmp_path):

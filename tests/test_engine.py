@@ -207,6 +207,18 @@ def test_not_a_llava_checkpoint(tmp_path):
         Engine.load(EngineOptions(model=str(tmp_path)))
 
 
+def test_a_damaged_weights_file_is_a_load_error(tiny_model, tmp_path):
+    """A half-downloaded model.safetensors (safetensors' SafetensorError is neither OSError nor ValueError)."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match=r"weights file is damaged or incomplete .*download it again"):
+        Engine.load(EngineOptions(model=str(damaged), device="cpu", dtype="float32"))
+
+
 def test_uncached_hub_model_offline_says_how_to_fix():
     with pytest.raises(ModelLoadError, match=r"hf download|--model PATH"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM-does-not-exist"))

@@ -225,3 +225,21 @@ def test_a_closed_stderr_costs_messages_not_results(pictures, tmp_path):
     assert result.returncode == 1
     rows = [json.loads(line) for line in out.read_bytes().splitlines()]
     assert len(rows) == 9 and rows[-1]["verdict"] == "error"
+
+
+def test_a_bug_is_one_error_line_and_exit_2_never_the_1_that_means_fake(capsys, monkeypatch):
+    """An exception fakevlm did not expect (a bug) would end Python with status 1, which scripts read as
+    "something judged fake": it is one `fakevlm: error:` line and exit 2; --debug shows the traceback."""
+    from fakevlm_cli.commands import run_command
+
+    def body(diag):
+        raise KeyError("unexpected\nsecond line")
+
+    monkeypatch.delenv("FAKEVLM_DEBUG", raising=False)
+    assert run_command(body) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fakevlm: error: internal error: KeyError: ") and err.count("\n") == 1
+    assert "--debug" in err
+    monkeypatch.setenv("FAKEVLM_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run_command(body)

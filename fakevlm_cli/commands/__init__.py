@@ -3,7 +3,8 @@
 `run_command` is the one place that turns what can end a run into an exit code and a line on stderr:
 Ctrl-C (130) and SIGTERM (143) stop it as cleanly as each command allows (records already judged are on
 disk); a closed pipe (141) ends it quietly; a `FakevlmError` is one `fakevlm: error:` line (2). Anything
-else is a bug and shows its traceback.
+else is a bug: one `fakevlm: error: internal error …` line and exit 2 as well (never the 1 that a Python
+traceback would give, which scripts read as "something judged fake"); `--debug` shows its traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fakevlm_cli.errors import (
     FakevlmError,
     PipeClosedError,
     Terminated,
+    first_line,
 )
 from fakevlm_cli.sinks import Diagnostics
 
@@ -53,6 +55,12 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
             if debug():
                 raise
             diag.error(str(exc))
+            return EXIT_ERROR
+        except Exception as exc:  # a bug: said in one line, and never exit 1 ("something fake")
+            if debug():
+                raise
+            diag.error(f"internal error: {type(exc).__name__}: {first_line(exc)} (a bug in fakevlm: run again "
+                       "with --debug for the traceback, and please report it)")
             return EXIT_ERROR
 
 
