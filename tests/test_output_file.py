@@ -55,6 +55,25 @@ def test_output_that_is_an_input_found_in_a_folder_is_refused_untouched(photos, 
 
 
 @pytest.mark.parametrize("route", ["same path", "symlink", "hard link"])
+def test_a_report_that_is_an_input_found_in_a_folder_is_refused_even_with_force(photos, tmp_path, route):
+    """--report --force over a picture the scan reads (by its path, a link to it, or a hard link) would
+    replace the evidence with the page at the end of the scan: refused before any work, the picture untouched."""
+    out = _routes_to_an_input(photos, tmp_path)[route]
+    evidence = (photos / "img000.jpg").read_bytes()
+    result = scan(photos, "--no-model", "-o", tmp_path / "r.jsonl", "--report", out, "--force")
+    assert result.exit_code == 2 and "refusing to write the report over it" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (photos / "img000.jpg").read_bytes() == evidence and not (tmp_path / "r.jsonl").exists()
+
+
+def test_an_earlier_report_inside_the_scanned_folder_is_replaced_not_scanned(photos, tmp_path):
+    page = photos / "report.html"
+    assert scan(photos, "--no-model", "-o", tmp_path / "r.jsonl", "--report", page).exit_code == 1
+    assert scan(photos, "--no-model", "-o", tmp_path / "r.jsonl", "--report", page).exit_code == 1
+    assert not [r for r in lines(tmp_path / "r.jsonl") if r["path"].endswith("report.html")]
+
+
+@pytest.mark.parametrize("route", ["same path", "symlink", "hard link"])
 def test_output_named_as_an_input_is_refused_even_when_it_is_ours(photos, tmp_path, route):
     out = _routes_to_an_input(photos, tmp_path)[route]
     result = scan(photos / "img000.jpg", "--no-model", "-o", out, "--force")

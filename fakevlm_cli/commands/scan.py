@@ -10,6 +10,8 @@ SIGTERM stop the run with every finished record on disk.
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -46,7 +48,10 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     target = _results_file(request)
     report = _report_sink(request, target)
     discovery = DiscoveryStats()
-    avoid = {target.key} if target is not None and target.key else set()  # the output is never scanned
+    avoid = {target.key} if target is not None and target.key else set()  # the outputs are never scanned
+    report_key = _file_key(outputs.report)
+    if report_key is not None:
+        avoid.add(report_key)
     candidates = _candidates(request, diag, discovery, avoid, target)
     run_ = _start(request, diag, env, target, report, avoid, candidates, prepared)
     stats = ScanStats()
@@ -114,13 +119,46 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
                               stats=discovery, avoid=avoid)
     except ValueError as exc:  # a malformed glob: a usage error, before any work
         raise FakevlmError(str(exc)) from None
-    if target is not None and target.existed and not target.ours and not target.resume:
-        # --force over a file that is not ours: it may be evidence, so every input is known before it is touched.
+    foreign_output = target is not None and target.existed and not target.ours and not target.resume
+    report = request.outputs.report
+    foreign_report = report is not None and _file_key(report) is not None and not _is_report(report)
+    if foreign_output or foreign_report:
+        # --force over a file that may not be ours: it may be evidence, so every input is known before it is
+        # touched, and an output met among them is refused
         candidates = list(candidates)
-        if discovery.outputs:
-            raise OutputError(f"{target.path}: is also an input ({discovery.outputs[0]}): refusing to write "
-                              "results over it")
+        for met in discovery.outputs:
+            if foreign_report and report is not None and _same_file(met, report):
+                raise OutputError(f"{report}: is also an input ({met}): refusing to write the report over it")
+            if foreign_output and target is not None and _same_file(met, Path(target.path)):
+                raise OutputError(f"{target.path}: is also an input ({met}): refusing to write results over it")
     return candidates
+
+
+def _file_key(path: Path | None) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of an existing output file, to keep it out of the scan; None when there is none."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _is_report(path: Path) -> bool:
+    from fakevlm_cli.report import is_ours
+
+    try:
+        return is_ours(path)
+    except OSError:
+        return False
+
+
+def _same_file(a: str | Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,

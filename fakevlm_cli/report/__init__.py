@@ -291,6 +291,15 @@ class Summary:
 
 # ---- writing ------------------------------------------------------------------------------------------------
 
+def is_ours(path: Path) -> bool:
+    """Whether `path` may be replaced by a report without --force: absent, empty, or a fakevlm report (OSError
+    when it cannot be read)."""
+    if not path.exists() or not path.stat().st_size:
+        return True
+    with open(path, "rb") as handle:
+        return GENERATOR in handle.read(2048)
+
+
 def check_target(path: Path, *, force: bool = False, inputs: Iterable[Path] = ()) -> None:
     """Refuse, before any work, to write the report where it would destroy something: over one of the inputs,
     over a folder, or over an existing file that is not a fakevlm report (unless `force`)."""
@@ -300,12 +309,8 @@ def check_target(path: Path, *, force: bool = False, inputs: Iterable[Path] = ()
                 raise OutputError(f"{path}: is also an input ({other}): refusing to write the report over it")
         if path.is_dir():
             raise OutputError(f"{path}: is a folder")
-        if path.exists() and path.stat().st_size and not force:
-            with open(path, "rb") as handle:
-                head = handle.read(2048)
-            if GENERATOR not in head:
-                raise OutputError(f"{path}: exists and is not a fakevlm report: refusing to overwrite it "
-                                  "(use --force)")
+        if not force and not is_ours(path):
+            raise OutputError(f"{path}: exists and is not a fakevlm report: refusing to overwrite it (use --force)")
         folder = path.resolve().parent
         if not folder.is_dir():
             raise OutputError(f"{path.parent}: no such folder")
