@@ -213,6 +213,9 @@ class ExplainArgs:
     as_json: bool = opt(False, "--json", kind="flag", help="Print one JSON object (the scan record schema).")
     heatmap: Path | None = opt(None, "--heatmap", kind="path", metavar="FILE.png",
                                help="Write the heatmap picture to FILE.png (implies --localise).")
+    force: bool = opt(False, "--force", kind="flag",
+                      help="Let --heatmap overwrite an existing file that is not a fakevlm heatmap (never the "
+                           "image explained).")
 
 
 @dataclass(frozen=True)

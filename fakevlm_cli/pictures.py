@@ -88,8 +88,27 @@ def render_heatmap(image: Image.Image, localisation: dict, *, boxes: bool = True
     return picture
 
 
+# The PNG text chunk every heatmap carries, so that a later run knows the file is one it may replace.
+HEATMAP_SOFTWARE = "fakevlm heatmap"
+
+
 def write_heatmap(path, image: Image.Image, localisation: dict, *, boxes: bool = True) -> None:
     """Render and save as PNG (OSError when it cannot be written). Regions are boxed only for an image the
     model judged fake (`boxes`): on any other verdict they would point at evidence for a conclusion it did not
     reach."""
-    render_heatmap(image, localisation, boxes=boxes).save(path, "PNG")
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", HEATMAP_SOFTWARE)
+    render_heatmap(image, localisation, boxes=boxes).save(path, "PNG", pnginfo=info)
+
+
+def is_heatmap(path) -> bool:
+    """Whether `path` is a heatmap fakevlm wrote (its PNG Software chunk; the pixels are not decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and picture.info.get("Software") == HEATMAP_SOFTWARE
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False

@@ -181,6 +181,29 @@ def test_explain_heatmap(toy_model, tmp_path):
     assert "Where (attention" in panel.output and "region 1: (" in panel.output
 
 
+def test_explain_heatmap_never_replaces_the_image_or_a_file_it_did_not_write(toy_model, tmp_path):
+    """--heatmap over the image explained (or a link to it) is refused, even with --force; over another file
+    that is not a heatmap it needs --force; an earlier heatmap is replaced freely. Refused before the model
+    loads, the files untouched."""
+    ((path, _),) = toy_files(tmp_path, 1, fake=True)
+    evidence = path.read_bytes()
+    (tmp_path / "link.png").symlink_to(path)
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"not a heatmap")
+
+    def explain(*args):
+        return CliRunner().invoke(cli, ["explain", str(path), "--heatmap", *map(str, args), "--json"])
+
+    for target in (path, tmp_path / "link.png"):
+        result = explain(target, "--force", "-m", tmp_path / "never-loaded")
+        assert result.exit_code == 2 and "is the image being explained" in result.stderr
+    result = explain(notes, "-m", tmp_path / "never-loaded")
+    assert result.exit_code == 2 and "not a fakevlm heatmap" in result.stderr and "--force" in result.stderr
+    assert path.read_bytes() == evidence and notes.read_bytes() == b"not a heatmap"
+    assert explain(notes, "--force", "-m", toy_model).exit_code == 1 and Image.open(notes).format == "PNG"
+    assert explain(notes, "-m", toy_model).exit_code == 1  # now a heatmap of ours: replaced freely
+
+
 def test_localise_needs_the_model(tmp_path):
     result = CliRunner().invoke(cli, ["scan", str(tmp_path), "--no-model", "--localise"])
     assert result.exit_code == 2 and "need the model" in result.stderr

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from fakevlm_cli import run
 from fakevlm_cli.discover import Candidate
-from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError
+from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, OutputError
 from fakevlm_cli.loader import check_media
 from fakevlm_cli.options import ExplainRequest, JudgeOptions
 from fakevlm_cli.record import Record
@@ -21,8 +22,7 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     judge = request.judge
     if heatmap is not None:
         judge = replace(judge, localise=True)
-        if not heatmap.resolve().parent.is_dir():
-            raise FakevlmError(f"{heatmap}: no such folder for the heatmap")
+        _check_heatmap_target(heatmap, image, force=request.args.force)
     try:  # a bad file is reported before the (slow) model load
         check_media(image, judge.max_pixels)
     except ImageError as exc:
@@ -40,6 +40,25 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     finally:
         outs.close()
     return EXIT_FAKE if record.verdict == "fake" else EXIT_CLEAN
+
+
+def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
+    """Before any work: the heatmap goes where it destroys nothing — never over the image explained (through
+    any link), nor over a folder, nor over an existing file that is not a fakevlm heatmap unless `force`."""
+    from fakevlm_cli.pictures import is_heatmap
+
+    if not heatmap.resolve().parent.is_dir():
+        raise OutputError(f"{heatmap}: no such folder for the heatmap")
+    try:
+        if heatmap.is_dir():
+            raise OutputError(f"{heatmap}: is a folder")
+        if heatmap.exists() and image.exists() and os.path.samefile(heatmap, image):
+            raise OutputError(f"{heatmap}: is the image being explained: refusing to write the heatmap over it")
+        if heatmap.exists() and heatmap.stat().st_size and not force and not is_heatmap(heatmap):
+            raise OutputError(f"{heatmap}: exists and is not a fakevlm heatmap: refusing to overwrite it "
+                              "(--force overwrites it)")
+    except OSError as exc:
+        raise OutputError(f"{heatmap}: cannot check: {exc.strerror or exc}") from None
 
 
 def _write_heatmap(record: Record, image: Path, heatmap: Path, judge: JudgeOptions, diag: Diagnostics) -> None:
