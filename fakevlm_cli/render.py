@@ -118,8 +118,11 @@ def explain_panel(record: Record) -> Panel:
     if reasons:
         parts += [Text(""), Text("Why", style="bold")]
         parts += [plain(f"• {r.word()}", style="red" if r.rule == "decisive" else None) for r in reasons]
-    model = record.model or {}
-    footer = f"{model.get('id', '?')} · {model.get('dtype', '?')} · quant {model.get('quant', '?')}"
+    if record.notes:
+        parts += [Text(""), Text("Notes", style="bold")] + [plain(f"• {n}", style="dim") for n in record.notes]
+    model = record.model
+    footer = (f"{model.get('id', '?')} · {model.get('dtype', '?')} · quant {model.get('quant', '?')}" if model
+              else "metadata only: no model ran")
     return Panel(Group(*parts), title=plain(record.path), title_align="left",
                  subtitle=plain(footer, style="dim"), subtitle_align="right",
                  border_style=VERDICT_STYLE.get(record.verdict, "").replace("bold ", ""))

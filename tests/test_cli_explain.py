@@ -145,3 +145,27 @@ def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
     assert record["model"]["answer_prefix"] == "\nThe nose looks"
     assert 0 <= record["p_fake"] <= 1  # forced: read at the next token even from a random model
     assert record["answer"].startswith("The nose looks")
+
+
+def test_a_file_whose_pixels_fail_but_whose_metadata_decides_gets_that_verdict_as_in_a_scan(run, tmp_path):
+    """A truncated Stable Diffusion PNG: `scan` calls it fake on its parameters chunk, so `explain` must too
+    (it said "error", exit 2), with the reason the pixels were not judged; no model is loaded for it. A broken
+    file with nothing decisive stays an error."""
+    import factories as f
+
+    data = f.a1111_png(tmp_path / "sd.png").read_bytes()
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(data[:data.find(b"IDAT") + 40])
+    result = run("explain", truncated, "--json", "-m", tmp_path / "never-loaded")
+    assert result.exit_code == 1, result.stderr
+    record = json.loads(result.stdout)
+    jsonschema.validate(record, load_schema())
+    assert record["verdict"] == "fake" and record["p_fake"] is None and record["model"] is None
+    assert any(n.startswith("pixels not judged (truncated PNG") for n in record["notes"])
+    panel = run("explain", truncated, "-m", tmp_path / "never-loaded")
+    text = " ".join(panel.output.replace("│", " ").split())
+    assert "Verdict: FAKE" in text and "pixels not judged" in text and "metadata only" in text
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(data[:data.find(b"IDAT") + 40].replace(b"parameters", b"parameterz"))
+    result = run("explain", plain, "-m", tmp_path / "never-loaded")
+    assert result.exit_code == 2 and result.stderr.startswith(f"fakevlm: error: {plain}: ")

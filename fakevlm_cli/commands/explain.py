@@ -26,13 +26,19 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     try:  # a bad file is reported before the (slow) model load
         check_media(image, judge.max_pixels)
     except ImageError as exc:
-        raise FakevlmError(f"{image}: {exc}") from None
-    prepared = run.prepare(judge)
-    outs = explain_outputs(env, as_json=request.args.as_json)
-    engine = run.load_checked(request.engine, prepared, judge, notify=diag.note)
-    (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
+        record = _decided_by_metadata(image, judge, str(exc))
+        if record is None:
+            raise FakevlmError(f"{image}: {exc}") from None
+        if heatmap is not None:
+            diag.warn(f"{heatmap}: not written: no heatmap: the pixels could not be judged")
+            heatmap = None
+    else:
+        prepared = run.prepare(judge)
+        engine = run.load_checked(request.engine, prepared, judge, notify=diag.note)
+        (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
+    outs = explain_outputs(env, as_json=request.args.as_json)
     if heatmap is not None:
         _write_heatmap(record, image, heatmap, judge, diag)
     try:
@@ -40,6 +46,18 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     finally:
         outs.close()
     return EXIT_FAKE if record.verdict == "fake" else EXIT_CLEAN
+
+
+def _decided_by_metadata(image: Path, judge: JudgeOptions, pixel_error: str) -> Record | None:
+    """A file whose pixels cannot be judged is an error, unless its metadata alone decides the verdict (a
+    generator's parameters chunk, a C2PA or XMP generative-AI source type): then it gets that verdict, as in a
+    scan, with a note saying why the pixels were not judged; no model is loaded for it."""
+    metadata_only = replace(judge, localise=False, explain=False)
+    (record,) = run.predict([Candidate(path=image, explicit=True)], metadata_only, None)
+    if record.verdict == "error" or not any(reason.rule == "decisive" for reason in record.reasons):
+        return None
+    record.notes.append(f"pixels not judged ({pixel_error}): the verdict rests on the metadata alone")
+    return record
 
 
 def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
