@@ -76,9 +76,11 @@ def _param(command: str, f) -> Callable:
     meta = f.metadata
     kind = meta.get("kind")
     if kind == "argument":
-        return click.argument(f.name, type=click.Path(dir_okay=False, path_type=Path))
+        # existence, kind and permissions are the loader's to check: one line naming the file (Click would abort with
+        # its usage message), and in a scan one error record while the other files go on
+        return click.argument(f.name, type=click.Path(readable=False, path_type=Path))
     if kind == "arguments":
-        return click.argument(f.name, nargs=-1, type=click.Path(path_type=str))
+        return click.argument(f.name, nargs=-1, type=click.Path(readable=False, path_type=str))
     default = options.default_of(command, f)
     kwargs: dict[str, Any] = {"help": meta["help"]}
     if default is MISSING:

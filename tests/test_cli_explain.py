@@ -169,3 +169,10 @@ def test_a_file_whose_pixels_fail_but_whose_metadata_decides_gets_that_verdict_a
     plain.write_bytes(data[:data.find(b"IDAT") + 40].replace(b"parameters", b"parameterz"))
     result = run("explain", plain, "-m", tmp_path / "never-loaded")
     assert result.exit_code == 2 and result.stderr.startswith(f"fakevlm: error: {plain}: ")
+
+
+def test_explain_on_a_folder_is_one_line_pointing_at_scan(run, tmp_path):
+    result = run("explain", tmp_path, "-m", tmp_path / "never-loaded")
+    assert result.exit_code == 2
+    assert result.stderr == (f"fakevlm: error: {tmp_path}: is a folder: explain takes one image or video "
+                             "(scan reads folders)\n")

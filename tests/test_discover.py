@@ -536,3 +536,41 @@ def test_read_path_list_is_lazy():
             return self.chunks.pop()
 
     assert next(read_path_list(Pipe(), nul=True)) == "first.png"
+
+
+def test_an_unreadable_file_or_folder_named_on_the_command_line_does_not_stop_the_others(tmp_path):
+    """Click would refuse an unreadable PATH with its usage message before any work, so one file without read
+    permission lost the whole scan: it is one error record (a folder: one warning) and the rest is scanned.
+    Run as a user without the capability to read anything (setpriv as root)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    ok, locked, folder = tmp_path / "ok.png", tmp_path / "locked.png", tmp_path / "locked-folder"
+    for path in (ok, locked):
+        Image.new("RGB", (8, 8)).save(path)
+    touch(folder / "inside.png")
+    locked.chmod(0)
+    folder.chmod(0)
+    command = [sys.executable, "-m", "fakevlm_cli", "scan", str(locked), str(ok), str(folder), "--no-model",
+               "--format", "jsonl"]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permissions are not enforced")
+        drop = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    finally:
+        locked.chmod(0o644)
+        folder.chmod(0o755)
+    if "Operation not permitted" in result.stderr:
+        pytest.skip(f"setpriv cannot drop capabilities here: {result.stderr.strip()}")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(Path(r["path"]).name, r["verdict"], r["error"]) for r in rows] == [
+        ("locked.png", "error", "permission denied"), ("ok.png", "unknown", None)]
+    assert f"{folder}: permission denied" in result.stderr and "Usage:" not in result.stderr
+    assert result.returncode == 0

@@ -23,6 +23,8 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     if heatmap is not None:
         judge = replace(judge, localise=True)
         _check_heatmap_target(heatmap, image, force=request.args.force)
+    if image.is_dir():
+        raise FakevlmError(f"{image}: is a folder: explain takes one image or video (scan reads folders)")
     try:  # a bad file is reported before the (slow) model load
         check_media(image, judge.max_pixels)
     except ImageError as exc:
