@@ -72,6 +72,7 @@ class NoRecord:
     """A candidate that gets no record: not an image, found in a folder (`skipped`), or already recorded."""
 
     skipped: bool = False
+    resumed: tuple[bytes, str | None] | None = None  # already recorded: (resume key, sha256) of that record
 
 
 class _Unrecorded(Exception):  # noqa: N818 - not an error: the file gets no record (skipped, or already recorded)
@@ -114,9 +115,10 @@ class Inspector:
         if candidate.error:  # found unusable during discovery (missing, fifo, ...): never opened
             record.verdict, record.error = "error", candidate.error
             return job
-        earlier = self.resume.get(resume_key(candidate.path)) if self.resume else None
+        key = resume_key(candidate.path) if self.resume else b""
+        earlier = self.resume.get(key) if self.resume else None
         if earlier is not None and None in earlier:
-            return NoRecord()  # recorded by an earlier run without a hash (it was unreadable then)
+            return NoRecord(resumed=(key, None))  # recorded by an earlier run without a hash (unreadable then)
         try:
             with RemoteFile(str(candidate.path)) if is_uri(candidate.path) else _OpenFile(path) as fh:
                 fmt = self._identify(fh, candidate, record, earlier)
@@ -133,7 +135,7 @@ class Inspector:
                     self._read_metadata(path, data, fmt, job)
                     self._decode(data, fmt, job)
         except _Unrecorded as nothing:
-            return NoRecord(skipped=nothing.skipped)
+            return NoRecord(skipped=nothing.skipped, resumed=None if nothing.skipped else (key, record.sha256))
         except ImageError as exc:
             record.verdict, record.error = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - a reader or decoder bug must not end the scan: record it

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +48,8 @@ class ScanStats:
     verdicts: Counter = field(default_factory=Counter)
     skipped: int = 0  # files whose content is not an image (found in a folder)
     resumed: int = 0  # files already in the output of an earlier run
+    resumed_fake: int = 0  # of those, recorded fake there (the exit code counts them: the scan is one scan)
+    recorded_fake: Container = frozenset()  # --resume: (key, sha256) the results file records as fake
     changed: list[str] = field(default_factory=list)  # recorded earlier with other content: judged again
     files: int = 0  # candidates looked at
     started: float = field(default_factory=time.perf_counter)
@@ -70,6 +72,7 @@ class ScanStats:
         if isinstance(outcome, NoRecord):
             self.skipped += outcome.skipped
             self.resumed += not outcome.skipped
+            self.resumed_fake += outcome.resumed in self.recorded_fake
         else:
             self.verdicts[outcome.verdict] += 1
             self.inconclusive += outcome.inconclusive and outcome.verdict == "unknown"

@@ -227,7 +227,8 @@ def summary_table(stats, *, discovery=None, interrupted: bool = False) -> Table:
     if stats.skipped:
         extras.append(f"{stats.skipped} not images")
     if stats.resumed:
-        extras.append(f"{stats.resumed} already in the output (resumed)")
+        extras.append(f"{stats.resumed} already in the output (resumed"
+                      + (f", {stats.resumed_fake} of them fake)" if stats.resumed_fake else ")"))
     if discovery is not None:
         for name in ("hidden", "symlinks", "excluded", "duplicates", "not_regular", "loops"):
             n = getattr(discovery, name, 0)

@@ -94,11 +94,16 @@ class ResumeIndex:
 
     recorded: dict[bytes, frozenset] = field(default_factory=dict)
     records: int = 0
+    fake: set[tuple[bytes, str | None]] = field(default_factory=set)  # (key, sha256) last recorded as fake
 
-    def add(self, path: str, path_bytes: str | None, sha256: str | None) -> None:
+    def add(self, path: str, path_bytes: str | None, sha256: str | None, verdict: object = None) -> None:
         key = resume_key(raw_path(path, path_bytes))
         self.recorded[key] = self.recorded.get(key, frozenset()) | {sha256}
         self.records += 1
+        if verdict == "fake":  # a later record of the same content supersedes an earlier one
+            self.fake.add((key, sha256))
+        else:
+            self.fake.discard((key, sha256))
 
 
 class ResultsFile:
@@ -254,7 +259,7 @@ class ResultsFile:
             raise OutputError(f"{self.path}: line {number}: sha256 and path_bytes must be strings or null: "
                               "refusing to resume into it (it is left as it is)")
         try:
-            self.index.add(obj["path"], path_bytes, sha)
+            self.index.add(obj["path"], path_bytes, sha, obj.get("verdict"))
         except ValueError:
             raise OutputError(f"{self.path}: line {number}: path_bytes is not base64: refusing to resume into "
                               "it (it is left as it is)") from None

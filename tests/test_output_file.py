@@ -187,8 +187,31 @@ def test_resume_knows_a_file_by_any_path_to_it(photos, tmp_path, monkeypatch):
     os.symlink(photos, tmp_path / "alias")
     for route in (photos, "./photos/", tmp_path / "alias", "alias/../photos"):
         result = scan(route, "--no-model", "-o", out, "--resume")
-        assert result.exit_code == 0, (route, result.stderr)
+        # exit 1: the file recorded fake (sd.png) is part of the scan it completes, judged or not this time
+        assert result.exit_code == 1, (route, result.stderr)
         assert out.read_bytes() == before, route  # not one record written twice
+
+
+def test_a_resumed_scan_exits_as_the_whole_scan_would(photos, tmp_path):
+    """Stopped after the fake file was recorded, then resumed: the resumed run judges only real files, yet the
+    scan it completes found something fake, so it exits 1 (it exited 0) and the summary says how many of the
+    files it skipped were recorded fake; a file recorded fake whose content changed counts as judged now."""
+    out = tmp_path / "out.jsonl"
+    assert scan(photos / "sd.png", "--no-model", "-o", out).exit_code == 1
+    result = scan(photos, "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 1
+    from rich.console import Console
+
+    from fakevlm_cli.pipeline import ScanStats
+    from fakevlm_cli.render import summary_table
+
+    shown = Console(width=200, record=True)
+    shown.print(summary_table(ScanStats(resumed=1, resumed_fake=1)))
+    assert "1 already in the output (resumed, 1 of them fake)" in shown.export_text()
+    assert [Path(r["path"]).name for r in lines(out)].count("sd.png") == 1
+    f.plain_png(photos / "sd.png", seed=99)  # now an ordinary picture: judged again, not fake
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 0
+    assert scan(photos, "--no-model", "-o", out, "--resume").exit_code == 0  # its last record is what counts
 
 
 def test_resume_judges_a_changed_file_again_and_says_so(photos, tmp_path):
@@ -259,4 +282,4 @@ def test_resume_under_tighter_limits_does_not_record_a_file_twice(photos, tmp_pa
     before = out.read_bytes()
     for limits in (["--max-pixels", "1"], ["--max-memory", "1K"]):  # each would now refuse the files unread
         result = scan(photos, "--no-model", "-o", out, "--resume", *limits)
-        assert result.exit_code == 0 and out.read_bytes() == before, limits
+        assert result.exit_code == 1 and out.read_bytes() == before, limits  # 1: sd.png is recorded fake

@@ -55,6 +55,8 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     candidates = _candidates(request, diag, discovery, avoid, target)
     run_ = _start(request, diag, env, target, report, avoid, candidates, prepared)
     stats = ScanStats()
+    if target is not None and target.resume:
+        stats.recorded_fake = target.index.fake
     try:
         stopped = _judge_all(run_.candidates, request, run_.engine, target, run_.outs, stats, diag,
                              total=run_.total, prepared=prepared, cluster=run_.cluster)
@@ -66,7 +68,8 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         diag.note(f"{target.path}: left as it was (the run stopped before its first record)")
     if stopped is not None:
         return interrupted_code(stopped)
-    return EXIT_FAKE if stats.verdicts.get("fake") else EXIT_CLEAN
+    # a resumed scan is one scan: what the earlier run recorded fake counts as this run's own verdicts do
+    return EXIT_FAKE if stats.verdicts.get("fake") or stats.resumed_fake else EXIT_CLEAN
 
 
 @dataclass
