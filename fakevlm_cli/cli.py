@@ -39,9 +39,14 @@ class ByteSize(click.ParamType):
             number = float(text[: len(text) - len(unit)])
         except ValueError:
             self.fail(f"{value!r} is not a size (examples: 512M, 4G)", param, ctx)
-        if not 0 < number < 2**60:
+        if not number > 0:  # NaN too
             self.fail(f"{value!r} is not a positive size", param, ctx)
-        return int(number * self._UNITS[unit])
+        size = number * self._UNITS[unit]
+        if size < 1:
+            self.fail(f"{value!r} is less than one byte", param, ctx)
+        if size >= 2**60:
+            self.fail(f"{value!r} is too large (at most 1048575T)", param, ctx)
+        return int(size)
 
 
 class Band(click.ParamType):

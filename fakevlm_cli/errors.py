@@ -20,6 +20,11 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def one_line(text: str) -> str:
+    """A library's message on one line (a record's `error` is one line): its lines joined, ends trimmed."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 class FakevlmError(Exception):
     """Base class: the message is shown to the user as it is."""
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from fakevlm_cli.errors import ImageError
+from fakevlm_cli.errors import ImageError, one_line
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS
 
 # How decoded pixels become the RGB picture the model sees (options.PIXEL_MODES):
@@ -137,7 +137,7 @@ def opened(data: bytes, fmt: str, *, warn: bool = True) -> Iterator[tuple[Image.
         except UnidentifiedImageError:
             raise ImageError(f"corrupt {fmt} header: cannot be decoded") from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"corrupt {fmt} file: {exc}") from None
+            raise ImageError(f"corrupt {fmt} file: {one_line(str(exc))}") from None
         yield im, data, notes
 
 
@@ -152,7 +152,7 @@ def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"decompression bomb refused: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        text = str(exc) or type(exc).__name__
+        text = one_line(str(exc)) or type(exc).__name__
         if "truncated" in text:
             raise ImageError(f"truncated {fmt} file: image data ends early") from None
         raise ImageError(f"corrupt {fmt} image data: {text}") from None

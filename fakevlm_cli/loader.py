@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from fakevlm_cli.errors import ImageError
+from fakevlm_cli.errors import ImageError, one_line
 from fakevlm_cli.evidence import collect, read_container
 from fakevlm_cli.evidence.types import Evidence
 from fakevlm_cli.images import (
@@ -139,7 +139,7 @@ class Inspector:
         except ImageError as exc:
             record.verdict, record.error = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - a reader or decoder bug must not end the scan: record it
-            record.verdict, record.error = "error", f"unexpected {type(exc).__name__}: {exc}"
+            record.verdict, record.error = "error", f"unexpected {type(exc).__name__}: {one_line(str(exc))}"
         job.seconds = time.perf_counter() - start
         return job
 

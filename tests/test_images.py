@@ -138,3 +138,18 @@ def test_fast_decode_reduces_only_big_jpegs_and_keeps_their_stored_size(tmp_path
     png = io.BytesIO()
     photo_like(2400, 1800, seed=5).save(png, "PNG")
     assert load_image(png.getvalue(), draft_short=336).image.size == (2400, 1800)
+
+
+def test_a_decoders_message_over_several_lines_is_one_line_in_the_error(monkeypatch):
+    """libheif's messages end in a newline (and some span lines): a record's `error` is one line."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG")
+
+    def fails(self):
+        raise OSError("Invalid input: Unexpected end of file\n  Extent in iloc box (points to file position 378)\n")
+
+    monkeypatch.setattr(Image.Image, "load", fails)
+    with pytest.raises(ImageError) as caught:
+        load_image(buffer.getvalue())
+    assert str(caught.value) == ("corrupt PNG image data: Invalid input: Unexpected end of file Extent in iloc box "
+                                 "(points to file position 378)")

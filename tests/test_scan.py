@@ -323,3 +323,24 @@ def test_a_sink_failing_to_close_never_hides_the_failure_that_ended_the_run():
     assert first.closed == second.closed == 1  # every sink was closed all the same
     with pytest.raises(OutputError, match="No space left"):
         outs.end(failed=False)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("512M", 512 * 2**20), ("1.5G", 3 * 2**29), ("4096", 4096),
+                                                 ("2KiB", 2048), ("1k", 1024)])
+def test_sizes_are_read_in_powers_of_1024(text, expected):
+    from fakevlm_cli.cli import ByteSize
+
+    assert ByteSize().convert(text, None, None) == expected
+
+
+@pytest.mark.parametrize(("text", "said"), [("0.5", "less than one byte"), ("0", "not a positive size"),
+                                            ("-1G", "not a positive size"), ("nan", "not a positive size"),
+                                            ("99999999999999999999T", "too large"), ("lots", "not a size")])
+def test_a_size_that_is_no_usable_size_is_refused_not_taken_for_the_default(text, said):
+    """--max-memory 0.5 was 0 bytes, which the loader took for "unset" (the default, a quarter of RAM)."""
+    import click
+
+    from fakevlm_cli.cli import ByteSize
+
+    with pytest.raises(click.BadParameter, match=said):
+        ByteSize().convert(text, None, None)
