@@ -93,6 +93,34 @@ def test_the_lead_in_is_learnt_and_checked_in_one_pass(rigged, designated, monke
     assert calls == []  # verified in the same forward pass as the prompt: no decoding at all
 
 
+def test_an_answer_that_ends_before_its_verdict_has_no_p_fake(rigged, designated):
+    """A designated stop token too, chosen so that some rows end (EOS) before their "verdict" and others state
+    it first: the rows that ended have no P(fake) — never one read past the end of the answer — and the others
+    keep plain generate's, in the score path (lead-in checked or decoded) and in explain."""
+    fake_id, real_id, rows, want = designated
+    verdict_at = [next((i for i, t in enumerate(row) if t in (fake_id, real_id)), None) for row in rows]
+
+    def first(row, token):
+        return row.index(token) if token in row else None
+
+    def ends_first(row, token, at):
+        return first(row, token) is not None and (at is None or first(row, token) < at)
+
+    candidates = {t for row in rows for t in row} - {fake_id, real_id}
+    for stop in sorted(candidates):
+        ends = [ends_first(row, stop, at) for row, at in zip(rows, verdict_at, strict=True)]
+        if any(e and at is not None for e, at in zip(ends, verdict_at, strict=True)) and any(
+                not e and at is not None for e, at in zip(ends, verdict_at, strict=True)):
+            break
+    else:
+        pytest.skip("the random model's greedy output offers no stop token that ends some answers early")
+    expected = [None if e else w and w[1] for e, w in zip(ends, want, strict=True)]
+    rigged._stop_ids = frozenset({stop})
+    assert _close(rigged.score(IMAGES), expected)
+    assert _close(rigged.score(IMAGES), expected)  # again, with the lead-in learnt from the first pass
+    assert _close([a.p_fake for a in rigged.explain(IMAGES, max_new_tokens=16)], expected)
+
+
 def test_verdict_search_is_bounded(rigged, designated):
     rigged.verdict_steps = 2
     want = [w if w and w[0] < 2 else None for w in designated[3]]
@@ -398,3 +426,28 @@ def test_compile_on_the_cpu_is_refused_before_loading(tiny_model):
 
     with pytest.raises(ModelLoadError, match=r"^--compile needs a CUDA GPU \(the model runs on cpu\)$"):
         Engine.load(EngineOptions(model=str(tiny_model), device="cpu", compile=True))
+
+
+def test_the_verdict_watch_closes_a_row_at_the_end_of_its_answer():
+    """generate keeps computing a finished row (padded) until the batch ends: a "verdict" it would pick after
+    the row's end of answer is not the model's, so the watch reads nothing there; nor past its step bound."""
+    import torch
+
+    from fakevlm_cli.engine import _VerdictWatch
+
+    fake, real, stop, other = 3, 4, 2, 5
+    watch = _VerdictWatch(fake, real, frozenset({stop}), 10, limit=3, read_first=False)
+
+    def step(n, picks):
+        scores = torch.zeros(len(picks), 8)
+        for row, token in enumerate(picks):
+            scores[row, token] = 5.0
+        watch(torch.zeros(len(picks), 10 + n, dtype=torch.long), scores)
+
+    step(0, [other, stop, other, other])  # row 1 ends its answer
+    step(1, [fake, fake, other, other])   # row 0: verdict at step 1; row 1: after its end, not read
+    step(2, [real, real, real, other])    # row 2: verdict at step 2
+    step(3, [real, real, real, fake])     # row 3: beyond the bound of 3 steps
+    assert watch.step == [1, None, 2, None]
+    assert watch.p_fake[0] == pytest.approx(float(torch.softmax(torch.tensor([5.0, 0.0]), 0)[0]))
+    assert watch.p_fake[1] is None and watch.p_fake[3] is None
