@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -94,6 +94,7 @@ class Engine:
         self.prompt_ids = self._build_prompt_ids()
         self._fake_id, self._real_id, self._forced = self._verdict_tokens()
         self._verdict_ids = frozenset((self._fake_id, self._real_id))
+        self._echo_ends = self._question_words()
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
         self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
@@ -204,7 +205,8 @@ class Engine:
         diverged: dict[tuple[int, ...], list[int]] = {}
         for row, tokens in enumerate(greedy):
             for step, token in enumerate(tokens):
-                if token in self._verdict_ids:  # the model's own verdict, after a prefix it agrees with
+                if token in self._verdict_ids and not self._echoes((*lead[:step], token)):
+                    # the model's own verdict, after a prefix it agrees with
                     results[row] = Answer(p_fake=self._pair(logits[row, step])[0], verdict_step=step,
                                           prefix=tuple(lead[:step]))
                     self._learn(lead[:step])
@@ -277,8 +279,9 @@ class Engine:
         inputs = self._inputs(batch, prefix)
         watch = _VerdictWatch(self._fake_id, self._real_id, self._stop_ids, inputs["input_ids"].shape[1],
                               limit=1 if self.forced else self.verdict_steps - len(prefix),
-                              read_first=self.forced)
-        stops = StoppingCriteriaList([_StopAt(self._verdict_ids | self._stop_ids)]) if stop_at_verdict else None
+                              read_first=self.forced,
+                              echoes=None if self.forced else lambda ids: self._echoes(prefix + tuple(ids)))
+        stops = StoppingCriteriaList([_StopWhenRead(watch)]) if stop_at_verdict else None
         # A long answer decodes into a preallocated (static) KV cache: no growing copy of every layer's keys
         # and values at each step (a third of a CPU decode step on the tiny model); greedy text is unchanged.
         # transformers torch.compiles the forward of a static-cache generate on CUDA unless told not to: a
@@ -306,6 +309,28 @@ class Engine:
         sentence, explanation = split_verdict(body)
         return Answer(p_fake=p_fake, verdict_step=step, lead_in=lead, text=body, verdict_sentence=sentence,
                       explanation=explanation, text_verdict=parse_verdict(body))
+
+    def _question_words(self) -> dict[int, str]:
+        """For each verdict token whose word the prompt's question contains ("real" in "Does the image looks
+        real/fake?"): the question up to that word, lower-case, spaces collapsed. An answer that ends so is
+        the model repeating the question, not stating its verdict (`_echoes`)."""
+        placeholder = getattr(self.processor, "image_token", None) or "<image>"
+        question = " ".join(self.prompt.replace(placeholder, " ").split()).lower()
+        ends = {}
+        for token, word in ((self._fake_id, "fake"), (self._real_id, "real")):
+            found = re.search(rf"(?<![a-z]){word}(?![a-z])", question)
+            if found and found.start() > 0:
+                ends[token] = question[:found.end()]
+        return ends
+
+    def _echoes(self, answer: tuple[int, ...]) -> bool:
+        """Whether the answer so far, ending in a verdict token, is the prompt's question repeated up to that
+        word (" Does the image looks real"): greedy decoding wrote the word, but not as a verdict."""
+        end = self._echo_ends.get(answer[-1]) if answer else None
+        if end is None or len(answer) < 2:
+            return False
+        text = " ".join(self.codec.decode(list(self._forced) + list(answer)).split()).lower()
+        return text.endswith(end) and (len(text) == len(end) or not text[-len(end) - 1].isalpha())
 
     def _learn(self, lead_in: tuple[int, ...]) -> None:
         """Count a lead-in the model wrote; the most frequent one is checked first from now on."""
@@ -516,9 +541,11 @@ class _VerdictWatch:
     about 33 MB per image for 256 steps of a 32k vocabulary).
     """
 
-    def __init__(self, fake: int, real: int, stop: frozenset, start: int, *, limit: int, read_first: bool):
+    def __init__(self, fake: int, real: int, stop: frozenset, start: int, *, limit: int, read_first: bool,
+                 echoes: Callable[[list[int]], bool] | None = None):
         self.fake, self.real, self.stop, self.start, self.limit = fake, real, stop, start, limit
         self.read_first = read_first  # forced prefix: read the pair at step 0 whatever is picked
+        self.echoes = echoes  # the answer so far repeats the prompt's question: its verdict word is not one
         self.step: list[int | None] = []
         self.p_fake: list[float | None] = []
         self._open: list[bool] = []
@@ -537,23 +564,27 @@ class _VerdictWatch:
         for row, token in enumerate(picked):
             if not self._open[row]:
                 continue
-            if self.read_first or token in (self.fake, self.real):
+            if self.read_first or (token in (self.fake, self.real) and not (
+                    self.echoes is not None and self.echoes([*input_ids[row, self.start:].tolist(), token]))):
                 self.step[row], self.p_fake[row], self._open[row] = step, pair[row], False
             elif token in self.stop:
                 self._open[row] = False
         return scores
 
 
-class _StopAt:
-    """Stop each row once its last token is one of `ids` (a verdict word or the end of the answer)."""
+class _StopWhenRead:
+    """Stop each row once the watch has read its verdict or seen its answer end (a verdict word that repeats
+    the question does not stop it)."""
 
-    def __init__(self, ids: frozenset):
-        self.ids = sorted(ids)
+    def __init__(self, watch: _VerdictWatch):
+        self.watch = watch
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        return torch.isin(input_ids[:, -1], torch.tensor(self.ids, device=input_ids.device))
+        rows = input_ids.shape[0]
+        done = [not is_open for is_open in self.watch._open] if self.watch._open else [False] * rows
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _usable_cores() -> int:

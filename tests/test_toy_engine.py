@@ -122,3 +122,35 @@ def test_a_forced_prefix_the_model_never_writes_reads_another_context(toy_engine
     assert all(0 <= p <= 1 for p in got)
     bright = [i for i, t in enumerate(TOYS) if t.lead_in == toy.LEAD_IN_BRIGHT]
     assert max(abs(got[i] - reference[i][1]) for i in bright) > 1e-5
+
+
+def test_a_verdict_word_that_repeats_the_question_is_not_the_verdict(toy_engine):
+    """Fed the raw prompt, a model may first repeat it (" Does the image looks real/fake? This is a fake
+    image."): the "real" of the question is not its verdict, so the search goes on past it, in the score path and
+    in the watch that reads explain's; an answer that merely uses the question's words is a verdict."""
+    from fakevlm_cli.engine import _VerdictWatch
+
+    codec = toy_engine.codec
+
+    def ids(text):
+        return tuple(codec.encode(text, special=False))
+
+    echo = ids(" Does the image looks real")
+    assert echo[-1] == toy_engine._real_id and toy_engine._echoes(echo)
+    assert toy_engine._echoes(ids(" ASSISTANT: Does the image looks real"))
+    for answer in (" The image looks real", "\nThis is a real", " ASSISTANT: This is a real",
+                   " Does the image looks real/fake? This is a real"):
+        assert ids(answer)[-1] == toy_engine._real_id and not toy_engine._echoes(ids(answer)), answer
+
+    import torch
+
+    echo_ids = list(ids(" Does the image looks real/fake? This is a fake"))
+    at_real, at_fake = echo_ids.index(toy_engine._real_id), len(echo_ids) - 1
+    watch = _VerdictWatch(toy_engine._fake_id, toy_engine._real_id, frozenset(), 0, limit=32, read_first=False,
+                          echoes=lambda generated: toy_engine._echoes(tuple(generated)))
+    vocabulary = max(echo_ids) + 1
+    for step, token in enumerate(echo_ids):
+        scores = torch.zeros(1, vocabulary)
+        scores[0, token] = 1.0
+        watch(torch.tensor([echo_ids[:step]], dtype=torch.long).reshape(1, step), scores)
+    assert at_real < at_fake and watch.step == [at_fake]
