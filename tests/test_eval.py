@@ -306,9 +306,9 @@ def test_predictions_are_written_as_they_come(tmp_path, toy_model, monkeypatch):
         yield from real_finish(self, jobs)
 
     monkeypatch.setattr(pipeline.Scanner, "_finish", finish_then_crash)
-    with pytest.raises(RuntimeError, match="power cut"):
-        run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--batch-size", "3",
-                 "--predictions", preds)
+    result = run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--batch-size", "3",
+                      "--predictions", preds)
+    assert result.exit_code == 2 and "internal error: RuntimeError: power cut" in result.stderr
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert len(rows) == 3 and all(r["item_id"] and r["label"] in ("real", "fake") for r in rows)
 

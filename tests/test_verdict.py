@@ -26,6 +26,27 @@ CASES = [
     ("This is a fake image\nThe real giveaway is the text.", "fake"),
     ("This image is neither real nor fake.", "unknown"),
     ("This image is AI-generated.", "fake"),
+    # Negations reached over "to", "be", "likely": the word they govern is flipped.
+    ("This image does not appear to be real.", "fake"),
+    ("This image is not likely to be real.", "fake"),
+    # A negation or hedge that governs no verdict word this reader can tie it to: unknown, never its opposite.
+    ("I don't think this image is real.", "unknown"),
+    ("It is impossible that this image is real.", "unknown"),
+    ("It is far from real.", "unknown"),
+    ("There is no evidence that this image is fake.", "unknown"),
+    ("Nothing about this image is fake.", "unknown"),
+    ("It is not clear whether it is real.", "unknown"),
+    # An ellipsis does not end the sentence: both polarities in it, so unknown (it read "This looks real...").
+    ("This looks real... but it is fake.", "unknown"),
+    ("Real... but fake.", "unknown"),
+    # An initialism does not end it either.
+    ("This is an A.I. generated image.", "fake"),
+    # "natural" is said of fakes too: not a verdict word.
+    ("The image has natural lighting but is fake.", "fake"),
+    # A model that repeats the question first is read after it, as upstream's parse reads after the "?".
+    ("Does the image looks real/fake? This is a fake image. The eyes differ.", "fake"),
+    (" ASSISTANT: Does the image looks real/fake?\nThis is a real image.", "real"),
+    ("Is this image real? Hard to say.", "unknown"),
 ]
 
 
@@ -39,3 +60,6 @@ def test_split_verdict_separates_first_sentence():
         "This is a fake image.", "The eyes differ. The ears too.")
     assert split_verdict("\nThis is a real image.") == ("This is a real image.", "")
     assert split_verdict("") == ("", "")
+    assert split_verdict("Does the image looks real/fake? This is a fake image. The eyes differ.") == (
+        "This is a fake image.", "The eyes differ.")
+    assert split_verdict("Is it real or fake?") == ("Is it real or fake?", "")
