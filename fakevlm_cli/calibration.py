@@ -40,8 +40,9 @@ VERSION = 1
 # What a calibration is refused for when it differs: these change the scores themselves.
 IDENTITY = ("id", "revision", "processor", "processor_revision", "prompt", "answer_prefix", "quant")
 # What only shifts scores a little (precision, EXIF orientation and transparency, --fast-decode's reduced-scale
-# JPEG decoding): a notice, not a refusal.
-NOTICED = ("dtype", "pixels", "fast_decode")
+# JPEG decoding), or may change the prompt's ids (tokenizer.json or the transformers tokenizer): a notice, not a
+# refusal.
+NOTICED = ("dtype", "pixels", "fast_decode", "prompt_ids_from")
 EPS = 1e-6  # P(fake) is clipped to [EPS, 1 - EPS] before its logit (records keep 6 decimals: 0 and 1 occur)
 MAX_FILE_BYTES = 4 * 1024 * 1024
 

@@ -379,3 +379,15 @@ def test_band_refusals(reds, monkeypatch, args, message):
     stub_engine.install(monkeypatch)
     result = run_cli("scan", reds, *args)
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_calibration_used_with_prompt_ids_from_another_tokenizer_gets_a_notice():
+    """Fitted on tokenizer.json's ids (upstream's), used where only transformers' tokenizer was found (ids that
+    may differ): said, as for precision or pixels."""
+    model = {"id": "m", "revision": None, "processor": "m", "processor_revision": None, "prompt": "p",
+             "answer_prefix": None, "quant": "none", "dtype": "float32", "pixels": "viewer", "fast_decode": False}
+    fitted = calibration.Calibration(threshold=0.5, target_fpr=0.05, mapping=None, inconclusive=None,
+                                     fitted_for={**model, "prompt_ids_from": "tokenizer.json"}, path="c.json")
+    assert fitted.check({**model, "prompt_ids_from": "tokenizer.json"}) == []
+    (notice,) = fitted.check({**model, "prompt_ids_from": "transformers"})
+    assert "fitted with prompt_ids_from tokenizer.json, this run uses transformers" in notice
