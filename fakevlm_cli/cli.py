@@ -191,7 +191,8 @@ def scan(**values):
     """Scan files and folders: model verdict + metadata evidence for every image and video.
 
     PATHS are files or folders (walked recursively); '-' reads a list of paths from stdin. Exit code 0
-    (nothing judged fake), 1 (something fake), 2 (fatal error), 130/143 (interrupted; records kept).
+    (nothing judged fake), 1 (something fake), 2 (fatal error), 130/143/129 (Ctrl-C, SIGTERM, SIGHUP; records
+    kept).
     """
     _run("scan", values)
 

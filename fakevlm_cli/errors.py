@@ -11,6 +11,7 @@ EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): every finished record was written
 EXIT_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head -1`: not an error
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), e.g. `timeout` or a service manager: records as on Ctrl-C
+EXIT_HANGUP = 129  # SIGHUP (128 + SIGHUP): the terminal or ssh session went away; records as on Ctrl-C
 
 
 def first_line(exc: BaseException) -> str:
@@ -51,3 +52,11 @@ class PipeClosedError(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a run stops exactly as on Ctrl-C, only with EXIT_TERMINATED."""
+
+    code, said = EXIT_TERMINATED, "terminated"
+
+
+class HungUp(Terminated):
+    """SIGHUP (the terminal closed, the ssh session dropped): a stop as on SIGTERM, with EXIT_HANGUP."""
+
+    code, said = EXIT_HANGUP, "hung up"

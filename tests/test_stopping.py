@@ -65,7 +65,8 @@ def test_records_stream_while_paths_still_arrive(pictures, model):
 
 
 @pytest.mark.parametrize(("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
-                                                 (signal.SIGTERM, 143, "terminated")])
+                                                 (signal.SIGTERM, 143, "terminated"),
+                                                 (signal.SIGHUP, 129, "hung up")])
 def test_a_signal_stops_the_scan_with_every_finished_record_whole(pictures, signum, code, said):
     proc = start("-", "--format", "jsonl")
     feed(proc, pictures[:3])
@@ -86,7 +87,18 @@ def judged(proc: subprocess.Popen, n: int) -> None:
         n -= int(line.split()[-1])
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_under_nohup_a_hangup_is_still_ignored(pictures):
+    """`nohup fakevlm scan …` ignores SIGHUP: the scan must not start handling it again."""
+    proc = start("-", "--format", "jsonl", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    feed(proc, pictures[:2])
+    first = [proc.stdout.readline() for _ in range(2)]
+    proc.send_signal(signal.SIGHUP)
+    feed(proc, pictures[2:4])
+    out, err = proc.communicate(timeout=60)  # closes stdin: the list ends
+    assert proc.returncode == 1 and names(first + out.splitlines()) == [f"p{i}.png" for i in range(4)], err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_signal_leaves_a_resumable_results_file(pictures, tmp_path, signum, code):
     out = tmp_path / "out.jsonl"
     proc = start("-", "-o", out, env={"STUB_SAY_JUDGED": "1"})

@@ -18,10 +18,12 @@ from contextlib import contextmanager
 
 from fakevlm_cli.errors import (
     EXIT_ERROR,
+    EXIT_HANGUP,
     EXIT_INTERRUPTED,
     EXIT_PIPE,
     EXIT_TERMINATED,
     FakevlmError,
+    HungUp,
     PipeClosedError,
     Terminated,
     first_line,
@@ -42,9 +44,9 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
             if code in _STOPPED:  # the command stopped itself cleanly (its summary was written): say why
                 diag.line(_STOPPED[code])
             return code
-        except Terminated:
-            diag.line("fakevlm: terminated")
-            return EXIT_TERMINATED
+        except Terminated as exc:
+            diag.line(f"fakevlm: {exc.said}")
+            return exc.code
         except KeyboardInterrupt:
             diag.line("fakevlm: interrupted")
             return EXIT_INTERRUPTED
@@ -64,17 +66,19 @@ def run_command(body: Callable[[Diagnostics], int]) -> int:
             return EXIT_ERROR
 
 
-_STOPPED = {EXIT_INTERRUPTED: "fakevlm: interrupted", EXIT_TERMINATED: "fakevlm: terminated"}
+_STOPPED = {EXIT_INTERRUPTED: "fakevlm: interrupted", EXIT_TERMINATED: "fakevlm: terminated",
+            EXIT_HANGUP: "fakevlm: hung up"}
 
 
 def interrupted_code(exc: KeyboardInterrupt) -> int:
     """The exit code for a run a command stopped itself after Ctrl-C or SIGTERM."""
-    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    return exc.code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM raises `Terminated` in the main thread, so a run stops exactly as on Ctrl-C."""
+    """SIGTERM raises `Terminated` in the main thread, and SIGHUP `HungUp`, so a run stops exactly as on Ctrl-C.
+    A SIGHUP that was ignored when we started (`nohup`) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -82,11 +86,17 @@ def _sigterm_raises() -> Iterator[None]:
     def raise_terminated(signum, frame):
         raise Terminated()
 
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    def raise_hung_up(signum, frame):
+        raise HungUp()
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, raise_terminated)}
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, raise_hung_up)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _silence_stdout() -> None:
