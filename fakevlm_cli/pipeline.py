@@ -50,6 +50,7 @@ class ScanStats:
     resumed: int = 0  # files already in the output of an earlier run
     resumed_fake: int = 0  # of those, recorded fake there (the exit code counts them: the scan is one scan)
     recorded_fake: Container = frozenset()  # --resume: (key, sha256) the results file records as fake
+    judged_again: int = 0  # --resume: records written whose content the results file holds under another path
     changed: list[str] = field(default_factory=list)  # recorded earlier with other content: judged again
     files: int = 0  # candidates looked at
     started: float = field(default_factory=time.perf_counter)

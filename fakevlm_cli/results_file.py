@@ -95,6 +95,7 @@ class ResumeIndex:
     recorded: dict[bytes, frozenset] = field(default_factory=dict)
     records: int = 0
     fake: set[tuple[bytes, str | None]] = field(default_factory=set)  # (key, sha256) last recorded as fake
+    contents: set[str] = field(default_factory=set)  # every sha256 recorded, under whatever path
 
     def add(self, path: str, path_bytes: str | None, sha256: str | None, verdict: object = None) -> None:
         key = resume_key(raw_path(path, path_bytes))
@@ -104,6 +105,8 @@ class ResumeIndex:
             self.fake.add((key, sha256))
         else:
             self.fake.discard((key, sha256))
+        if sha256 is not None:
+            self.contents.add(sha256)
 
 
 class ResultsFile:

@@ -283,3 +283,19 @@ def test_resume_under_tighter_limits_does_not_record_a_file_twice(photos, tmp_pa
     for limits in (["--max-pixels", "1"], ["--max-memory", "1K"]):  # each would now refuse the files unread
         result = scan(photos, "--no-model", "-o", out, "--resume", *limits)
         assert result.exit_code == 1 and out.read_bytes() == before, limits  # 1: sd.png is recorded fake
+
+
+def test_resuming_from_another_folder_says_why_every_file_is_judged_again(photos, tmp_path, monkeypatch):
+    """Relative paths are taken from the current folder: resumed from inside the folder it scanned, a scan
+    matches none of them and judges every file again. It does so (as documented), and says why it may have."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.jsonl"
+    assert scan("photos", "--no-model", "-o", out).exit_code == 1
+    monkeypatch.chdir(photos)
+    result = scan(".", "--no-model", "-o", out, "--resume")
+    assert "4 files judged again have the same content as records of other paths" in result.stderr
+    assert "recorded from another folder?" in result.stderr
+    monkeypatch.chdir(tmp_path)
+    (photos / "copy.jpg").write_bytes((photos / "img000.jpg").read_bytes())  # a copy under a new name
+    result = scan("photos", "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 1 and "judged again" not in result.stderr  # paths matched: no such warning

@@ -189,8 +189,11 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
                 records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
                                       on_progress=progress, prepared=prepared, heatmaps=request.outputs.heatmaps,
                                       thumbnails=_thumbnails(request))
+            contents = target.index.contents if target is not None and target.resume else None
             for record in records:
                 outs.write(record)
+                if contents and record.sha256 in contents:
+                    stats.judged_again += 1
                 if record.verdict == "error" and not outs.table_on_screen:
                     diag.file_error(record.path, record.error)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was judged is written; stop here
@@ -306,3 +309,8 @@ def _summary(stats: ScanStats, discovery: DiscoveryStats, outs: Outputs, diag: D
     for path in stats.changed:
         diag.warn(f"{path}: content changed since it was recorded in {target.path if target else '-o'}; judged "
                   "again (the new record supersedes the old one)")
+    if stats.judged_again and not stats.resumed and target is not None:  # not one path matched (copies of a
+        # file under other names would match some): the paths were most likely recorded from another folder
+        diag.warn(f"{stats.judged_again} files judged again have the same content as records of other paths in "
+                  f"{target.path}, and none was skipped: recorded from another folder? (relative paths are "
+                  "taken from the current one)")
