@@ -20,6 +20,7 @@ import click
 
 from fakevlm_cli import __version__, options
 from fakevlm_cli.errors import EXIT_INTERRUPTED
+from fakevlm_cli.output import safe_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -255,11 +256,27 @@ def reference_markdown() -> str:
 
 
 def main() -> None:
+    """The `fakevlm` command. A usage error is one `fakevlm: error:` line naming the help to read, exit 2 (as the
+    README promises scripts), not Click's usage block."""
     try:
-        cli(prog_name="fakevlm")
+        code = cli.main(prog_name="fakevlm", standalone_mode=False)
     except KeyboardInterrupt:  # only while Click itself parses: the commands handle their own
         click.echo("fakevlm: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `fakevlm` alone: the help, as Click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "fakevlm"
+        click.echo(f"fakevlm: error: {safe_text(exc.format_message())} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # a file option Click itself opens (--from-file) that cannot be read
+        click.echo(f"fakevlm: error: {safe_text(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Click's own prompt interrupted (none is used; kept for completeness)
+        click.echo("fakevlm: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -176,3 +176,17 @@ def test_explain_on_a_folder_is_one_line_pointing_at_scan(run, tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (f"fakevlm: error: {tmp_path}: is a folder: explain takes one image or video "
                              "(scan reads folders)\n")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["scan", "--bogus"], "No such option '--bogus'"),
+    (["scan", ".", "--max-memory", "0.5"], "Invalid value for '--max-memory': '0.5' is less than one byte"),
+    (["explain"], "Missing argument 'IMAGE'"),
+])
+def test_a_usage_error_is_one_line_and_exit_2(args, said):
+    """The README promises scripts one `fakevlm: error:` line for a usage error, not Click's usage block."""
+    result = subprocess.run([sys.executable, "-m", "fakevlm_cli", *args], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"fakevlm: error: {said}") and result.stderr.count("\n") == 1
+    assert f"(see 'fakevlm {args[0]} --help')" in result.stderr
