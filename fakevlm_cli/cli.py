@@ -9,6 +9,7 @@ or transformers. Exit codes (errors.py): 0 nothing judged fake, 1 something fake
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -119,8 +120,20 @@ def _click_type(f) -> Any:
     if "choices" in meta:
         return click.Choice(meta["choices"])
     if "range" in meta:
-        return (click.FloatRange if "float" in str(f.type) else click.IntRange)(*meta["range"])
+        bounds = {"min_open": True} if meta.get("min_open") else {}
+        return (FiniteFloatRange if "float" in str(f.type) else click.IntRange)(*meta["range"], **bounds)
     return None
+
+
+class FiniteFloatRange(click.FloatRange):
+    """FloatRange that refuses NaN: NaN compares false with both bounds, so FloatRange lets it through, and then
+    `P(fake) >= nan` judged every image real."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 def declared_options(command: str) -> Callable:

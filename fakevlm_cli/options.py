@@ -45,10 +45,10 @@ def default_workers() -> int:
 def opt(default: Any, *flags: str, help: str, **spec: Any) -> Any:  # noqa: A002 - Click's name for it
     """Declare one option: a dataclass field whose metadata says how the command line spells and parses it.
 
-    spec keys: choices, range=(lo, hi), kind ("flag", "path", "dir", "existing-path", "existing-file",
-    "existing-dir", "rfile", "bytesize", "band", "argument", "arguments", "optional-value": a value that may be
-    left out, which gives flag_value), multiple, envvar, metavar, show_default, flag_value, parse (a function
-    applied to the parsed value).
+    spec keys: choices, range=(lo, hi) (min_open: lo itself refused), kind ("flag", "path", "dir",
+    "existing-path", "existing-file", "existing-dir", "rfile", "bytesize", "band", "argument", "arguments",
+    "optional-value": a value that may be left out, which gives flag_value), multiple, envvar, metavar,
+    show_default, flag_value, parse (a function applied to the parsed value).
     """
     return field(default=default, metadata={"flags": flags, "help": help, **spec})
 
@@ -246,7 +246,7 @@ class EvalArgs:
     fit_calibration: Path | None = opt(None, "--fit-calibration", kind="path", metavar="FILE",
                                        help="Fit a calibration on this labelled set (a threshold for --target-fpr "
                                             "and a calibrated P(fake)) and save it for scan/explain --calibration.")
-    target_fpr: float = opt(0.01, "--target-fpr", range=(0.0, 0.5),
+    target_fpr: float = opt(0.01, "--target-fpr", range=(0.0, 0.5), min_open=True,
                             help="With --fit-calibration: the false-positive rate (real images judged fake) the "
                                  "threshold is fitted for.")
     compare_to: str | None = opt(None, "--compare-to", choices=PAPER_ROWS,

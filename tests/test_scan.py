@@ -344,3 +344,16 @@ def test_a_size_that_is_no_usable_size_is_refused_not_taken_for_the_default(text
 
     with pytest.raises(click.BadParameter, match=said):
         ByteSize().convert(text, None, None)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["scan", ".", "--threshold", "nan"], "'nan' is not a number"),  # P(fake) >= nan: every image "real"
+    (["scan", ".", "--fps", "nan"], "'nan' is not a number"),
+    (["eval", "--bench", "folder", "--data", ".", "--fit-calibration", "c.json", "--target-fpr", "0"],
+     "0.0 is not in the range 0.0<x<=0.5"),  # fitted after the whole run, then divided by zero
+    (["eval", "--bench", "folder", "--data", ".", "--fit-calibration", "c.json", "--target-fpr", "nan"],
+     "'nan' is not a number"),
+])
+def test_numbers_that_would_judge_wrongly_or_fail_late_are_usage_errors(args, said):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and said in result.output
