@@ -194,6 +194,16 @@ def test_from_predictions_judges_records_made_at_another_threshold_at_the_one_it
         assert all(json.loads(line)["threshold"] == 0.5 for line in again.read_text().splitlines())
 
 
+def test_no_output_replaces_one_of_the_benchmarks_images_even_with_force(tmp_path):
+    data = make_folder(tmp_path / "labelled")
+    image = data / "real" / "camA" / "r0.png"
+    evidence = image.read_bytes()
+    for flag in ("-o", "--predictions", "--fit-calibration"):
+        result = run_eval("--bench", "folder", "--data", data, "-m", tmp_path / "never-loaded", flag, image, "--force")
+        assert result.exit_code == 2 and "is one of the benchmark's images" in result.stderr, result.stderr
+        assert "never-loaded" not in result.stderr and image.read_bytes() == evidence
+
+
 def test_two_outputs_naming_one_file_are_refused_before_any_work(tmp_path):
     data = make_fakeclue(tmp_path / "fc")
     same = tmp_path / "out.json"

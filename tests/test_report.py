@@ -297,3 +297,34 @@ def test_report_never_imports_torch(tmp_path):
             "print('LOADED', [m for m in ('torch', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LOADED []" in out and (tmp_path / "r.html").exists()
+
+
+def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(tmp_path):
+    """-o /dev/null (as root, renaming the page over it replaced the device for the whole machine), a picture
+    the results record (with --force: not a report, so forced over), and a symbolic link (the page goes to the
+    file it names, the link stays)."""
+    import os
+    import stat
+
+    from PIL import Image
+
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(picture)
+    evidence = picture.read_bytes()
+    results = write_jsonl(tmp_path / "r.jsonl", [record(str(picture)), record("elsewhere.jpg")])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = invoke("report", results, "-o", fifo, "--force")
+    assert result.exit_code == 2 and "is not a regular file" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    result = invoke("report", results, "-o", picture, "--force")
+    assert result.exit_code == 2 and "is a file the results record" in result.stderr
+    assert picture.read_bytes() == evidence
+    target = tmp_path / "pages" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old notes")
+    link = tmp_path / "latest.html"
+    link.symlink_to(target)
+    assert invoke("report", results, "-o", link, "--force").exit_code == 0
+    assert link.is_symlink() and len(data_of(target.read_text())) == 2
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]  # no temporary file left

@@ -80,6 +80,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     if not loaded.items:
         raise DatasetError(f"{args.data}: no {args.bench} items to evaluate"
                            + (f" ({len(loaded.missing)} images missing)" if loaded.missing else ""))
+    _refuse_outputs_over_items(args, loaded.items)
     if args.from_predictions is not None:
         records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
@@ -123,6 +124,30 @@ def _check(request: EvalRequest) -> None:
         if not args.force and not _ours(path):
             raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
                               "(--force overwrites it)")
+
+
+def _refuse_outputs_over_items(args, items: list[BenchItem]) -> None:
+    """Before the model runs: no output may replace one of the benchmark's pictures, --force or not."""
+    keys = {}
+    for flag, path in (("-o", args.output), ("--predictions", args.predictions),
+                       ("--fit-calibration", args.fit_calibration)):
+        try:
+            st = os.stat(path) if path is not None else None
+        except OSError:
+            continue
+        if st is not None:
+            keys[(st.st_dev, st.st_ino)] = (flag, path)
+    if not keys:
+        return
+    for item in items:
+        try:
+            st = os.stat(item.image)
+        except OSError:
+            continue
+        hit = keys.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            raise OutputError(f"{hit[1]}: is one of the benchmark's images ({item.image}): refusing to write "
+                              f"{hit[0]} over it")
 
 
 def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics) -> None:

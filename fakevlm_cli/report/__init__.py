@@ -309,6 +309,8 @@ def check_target(path: Path, *, force: bool = False, inputs: Iterable[Path] = ()
                 raise OutputError(f"{path}: is also an input ({other}): refusing to write the report over it")
         if path.is_dir():
             raise OutputError(f"{path}: is a folder")
+        if path.exists() and not path.is_file():  # /dev/null, a FIFO: the page would replace the node itself
+            raise OutputError(f"{path}: is not a regular file (a device or a pipe): refusing to replace it")
         if not force and not is_ours(path):
             raise OutputError(f"{path}: exists and is not a fakevlm report: refusing to overwrite it (use --force)")
         folder = path.resolve().parent
@@ -326,6 +328,8 @@ class ReportWriter:
 
     def __init__(self, path: Path, *, title: str, source: str):
         self.path = Path(path)
+        # through a symbolic link to the file it names (renaming over the link would replace the link itself)
+        self._target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
         self.title, self.source = title, source
         self.summary = Summary()
         self._spool: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abandon
@@ -350,7 +354,7 @@ class ReportWriter:
         if self._spool is None:
             raise RuntimeError("the report was already written or abandoned")
         before, after = _page(self.title, self.source, self.summary).rsplit(_DATA_MARKER, 1)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         created = False
         try:
             # created as any new file is (0666 less the umask), unlike mkstemp's 0600; renamed into place at the end
@@ -364,7 +368,7 @@ class ReportWriter:
                     out.write((b"," if number else b"") + line.rstrip(b"\n"))
                 out.write(b"]}")
                 out.write(after.encode("utf-8"))
-            os.replace(tmp, self.path)
+            os.replace(tmp, self._target)
             created = False
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write the report: {exc.strerror or exc}") from None
@@ -480,17 +484,37 @@ def _first_line_is_json(handle) -> bool:
         return False
 
 
+def _record_files(data: dict, roots: list[Path]) -> list[bytes] | None:
+    """Where the record's file may be on disk (its absolute path, or its relative path under each root); None
+    when the record's path cannot be read."""
+    try:
+        name = raw_path(data["path"], data.get("path_bytes"))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return [name] if os.path.isabs(name) else [os.path.join(os.fsencode(root), name) for root in roots]
+
+
+def _refuse_if_recorded(output_key: tuple[int, int], data: dict, roots: list[Path], output: Path) -> None:
+    """The page must not replace a file the results record (with --force over "not a report", an image)."""
+    for candidate in _record_files(data, roots) or []:
+        try:
+            st = os.stat(candidate)
+        except (OSError, ValueError):
+            continue
+        if (st.st_dev, st.st_ino) == output_key:
+            raise OutputError(f"{output}: is a file the results record ({visible(data.get('path'))}): refusing to "
+                              "write the report over it")
+
+
 def _picture(data: dict, roots: list[Path], size: int) -> tuple[bytes | None, str | None]:
     """The record's file read back from disk and checked against its recorded hash, as a thumbnail; or why not."""
     if not size:
         return None, None
     if data.get("media") == "video":  # a clip has no one picture: the page draws its frames' P(fake) instead
         return None, None
-    try:
-        name = raw_path(data["path"], data.get("path_bytes"))
-    except (ValueError, TypeError):
+    candidates = _record_files(data, roots)
+    if candidates is None:
         return None, "no picture (unreadable path)"
-    candidates = [name] if os.path.isabs(name) else [os.path.join(os.fsencode(root), name) for root in roots]
     limit = max_file_bytes(DEFAULT_MAX_PIXELS)
     for candidate in candidates:
         try:
@@ -522,6 +546,11 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
     check_target(output, force=force, inputs=[results])
     roots = [images_from] if images_from is not None else [Path.cwd(), results.resolve().parent]
     writer = ReportWriter(output, title=title or results.name, source=results.name)
+    try:
+        st = os.stat(output)
+        output_key: tuple[int, int] | None = (st.st_dev, st.st_ino)
+    except OSError:
+        output_key = None
     pictures = missing = 0
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakevlm-report") as pool:
@@ -540,6 +569,8 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
                 if data is None:
                     writer.skip()
                     continue
+                if output_key is not None:
+                    _refuse_if_recorded(output_key, data, roots, output)
                 window.append((data, pool.submit(_picture, data, roots, thumbnail_size)))
                 drain(4 * workers)
             drain(0)
