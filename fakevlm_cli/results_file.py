@@ -86,10 +86,12 @@ def looks_like_results(head: bytes) -> bool:
 
 @dataclass
 class ResumeIndex:
-    """What an earlier run recorded: resolved path (bytes) → the sha256 values recorded for it.
+    """What an earlier run recorded: resolved path (bytes) → the sha256 of the file's *last* record (the one
+    that stands: a later record supersedes earlier ones), as a one-element set.
 
-    None among the values means a record without a hash (the file was unreadable then): such a file is
-    skipped by path. A file recorded with other content is judged again, and the new record says so.
+    None means a last record without a hash (the file was unreadable then): such a file is skipped by path. A
+    file whose content differs from its last record's is judged again, and the new record says so — also when
+    it went back to the content of an earlier record (A, then B, then A again: B's record stands until then).
     """
 
     recorded: dict[bytes, frozenset] = field(default_factory=dict)
@@ -99,7 +101,7 @@ class ResumeIndex:
 
     def add(self, path: str, path_bytes: str | None, sha256: str | None, verdict: object = None) -> None:
         key = resume_key(raw_path(path, path_bytes))
-        self.recorded[key] = self.recorded.get(key, frozenset()) | {sha256}
+        self.recorded[key] = frozenset({sha256})
         self.records += 1
         if verdict == "fake":  # a later record of the same content supersedes an earlier one
             self.fake.add((key, sha256))

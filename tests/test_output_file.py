@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -190,6 +191,22 @@ def test_resume_knows_a_file_by_any_path_to_it(photos, tmp_path, monkeypatch):
         # exit 1: the file recorded fake (sd.png) is part of the scan it completes, judged or not this time
         assert result.exit_code == 1, (route, result.stderr)
         assert out.read_bytes() == before, route  # not one record written twice
+
+
+def test_a_file_back_to_an_earlier_content_is_judged_again_so_its_last_record_is_true(photos, tmp_path):
+    """A, then B (judged again: its record supersedes A's), then A again (a restore from backup): the last
+    record must describe the file as it is, so A is judged again too; it was skipped, leaving B's verdict."""
+    out = tmp_path / "out.jsonl"
+    sd, original = photos / "sd.png", (photos / "sd.png").read_bytes()
+    assert scan(photos, "--no-model", "-o", out).exit_code == 1
+    f.plain_png(sd, seed=99)
+    scan(photos, "--no-model", "-o", out, "--resume")
+    sd.write_bytes(original)
+    result = scan(photos, "--no-model", "-o", out, "--resume")
+    assert result.exit_code == 1 and "sd.png: content changed" in result.stderr
+    last = [r for r in lines(out) if r["path"].endswith("sd.png")][-1]
+    assert last["verdict"] == "fake" and last["sha256"] == hashlib.sha256(original).hexdigest()
+    assert len([r for r in lines(out) if r["path"].endswith("sd.png")]) == 3
 
 
 def test_a_resumed_scan_exits_as_the_whole_scan_would(photos, tmp_path):
