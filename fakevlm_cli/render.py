@@ -6,6 +6,7 @@ made visible by `output.safe_text`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -14,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fakevlm_cli.errors import PipeClosedError
+from fakevlm_cli.errors import OutputError, PipeClosedError
 from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text, seconds, video_cell
 from fakevlm_cli.record import Record
 
@@ -105,8 +106,27 @@ class _Console(Console):
         raise PipeClosedError("stderr" if self.stderr else "stdout")
 
 
+    def print(self, *args, **kwargs) -> None:
+        """A stream that cannot be written (a full device) is one error line, as for the JSONL sink."""
+        try:
+            super().print(*args, **kwargs)
+        except PipeClosedError:
+            raise
+        except OSError as exc:
+            self.quiet = True
+            raise OutputError(f"{'stderr' if self.stderr else 'stdout'}: cannot write: {exc.strerror or exc}") from None
+
+
 def console(*, stderr: bool = False) -> Console:
-    """A console that colours only real terminals and honours NO_COLOR; highlighting off (data is data)."""
+    """A console that colours only real terminals and honours NO_COLOR; highlighting off (data is data).
+
+    On a terminal whose encoding is not UTF-8 (LC_ALL=C, latin-1) Rich draws its boxes in ASCII; a character
+    of ours or of a file name that the encoding lacks ("—", "•") is replaced, never an error that ends the run."""
+    stream = sys.stderr if stderr else sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if stream is not None and not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            stream.reconfigure(errors="replace")
     return _Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 

@@ -357,3 +357,35 @@ def test_a_size_that_is_no_usable_size_is_refused_not_taken_for_the_default(text
 def test_numbers_that_would_judge_wrongly_or_fail_late_are_usage_errors(args, said):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and said in result.output
+
+
+def test_the_table_on_a_terminal_that_is_not_utf8_replaces_what_it_cannot_show(tmp_path):
+    """LC_ALL=C or a latin-1 terminal: the table's "—" (no P(fake)) raised UnicodeEncodeError at the first row,
+    which ended the scan (and the -o file beside it) with a traceback and exit 1. Now it shows "?" and goes on."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / f"p{i}.png")
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1", "PYTHONUTF8": "0"}
+    result = subprocess.run([sys.executable, "-m", "fakevlm_cli", "scan", str(tmp_path), "--no-model", "--format",
+                             "table"], capture_output=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr.decode("latin-1")
+    shown = result.stdout.decode("latin-1")
+    assert shown.count(".png") == 3 and "?" in shown and b"Traceback" not in result.stderr
+
+
+def test_a_table_that_cannot_be_written_is_one_error_line(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "fakevlm_cli", "scan", str(tmp_path), "--no-model",
+                                 "--format", "table"], stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr == "fakevlm: error: stdout: cannot write: No space left on device\n"
