@@ -431,13 +431,17 @@ _Source = _OpenFile | RemoteFile  # a local file or an object-store object, read
 def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:
     """Width, height and frames from the header alone (metadata-only scans never decode pixels).
 
-    The header is held to --max-pixels as a decoding scan would be, so both kinds of scan agree on a file.
+    The header is held to --max-pixels as a decoding scan would be, and a header that does not decode at all is
+    an `ImageError` as it is there (decisive metadata may still give the file a verdict), so both kinds of scan
+    agree on a file; only a failure past the header (counting frames) costs just the size.
     """
     try:
         with opened(data, fmt, warn=False) as (im, data, notes), im:
             width, height = im.size
             frames, frame_notes = count_frames(im, data, fmt)
-    except Exception:  # noqa: BLE001 - a header we cannot read is only a missing size here
+    except ImageError:
+        raise
+    except Exception:  # noqa: BLE001 - past the header: only a missing size here
         record.notes.append("image header could not be read: size unknown")
         return
     record.width, record.height, record.frames = width, height, frames

@@ -338,6 +338,17 @@ def test_unjudgeable_pixels_without_decisive_metadata_stay_an_error(tmp_path, en
     assert record.verdict == "error" and record.error
 
 
+@pytest.mark.parametrize("head", [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"], ids=["jpeg-soi", "png-signature"])
+def test_a_header_that_does_not_decode_is_an_error_in_both_kinds_of_scan(tmp_path, engine, head):
+    """A metadata-only scan called such a file "unknown" (with a note) where a scan with the model said
+    "error": both kinds of scan agree on what a file is."""
+    path = tmp_path / ("broken.jpg" if head.startswith(b"\xff") else "broken.png")
+    path.write_bytes(head)
+    for judge in (engine, None):
+        (record,) = Scanner(judge, JudgeOptions()).run([Candidate(path, explicit=True)])
+        assert record.verdict == "error" and "header" in record.error, (judge, record.error)
+
+
 # ---- path lists --------------------------------------------------------------------------------------------------
 
 class Endless(io.RawIOBase):
