@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 import struct
-import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from typing import Literal
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from fakevlm_cli import library_warnings
 from fakevlm_cli.errors import ImageError, one_line
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS
 
@@ -119,26 +119,24 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str =
 
 
 @contextmanager
-def opened(data: bytes, fmt: str, *, warn: bool = True) -> Iterator[tuple[Image.Image, bytes, list[str]]]:
+def opened(data: bytes, fmt: str) -> Iterator[tuple[Image.Image, bytes, list[str]]]:
     """Pillow's handle on `data`, a `fmt` image: its header read, nothing decoded yet (HEIF's opener
     registered, a PNG's refused chunks dropped first: the bytes Pillow reads and the notes saying so come
-    with it). A header Pillow cannot read is an `ImageError`; its warnings pass (`-q` silences them) unless
-    `warn` is False, but for the decompression-bomb warning: --max-pixels decides. The handle is not closed
+    with it). A header Pillow cannot read is an `ImageError`; its warnings go to the file's record
+    (library_warnings), but for the decompression-bomb warning: --max-pixels decides. The handle is not closed
     here: the decoded picture may be the handle itself."""
     if fmt == "HEIF":
         heif_opener()
     data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning if warn else Warning)
-        try:
-            im = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"decompression bomb refused: {exc}") from None
-        except UnidentifiedImageError:
-            raise ImageError(f"corrupt {fmt} header: cannot be decoded") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"corrupt {fmt} file: {one_line(str(exc))}") from None
-        yield im, data, notes
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"corrupt {fmt} header: cannot be decoded") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"corrupt {fmt} file: {one_line(str(exc))}") from None
+    yield im, data, notes
 
 
 def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
@@ -353,10 +351,8 @@ def probe(head: bytes, fh, fmt: str) -> tuple[int, int, str] | None:
     try:
         if fmt == "HEIF":
             heif_opener()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(fh) as im:
-                return im.size[0], im.size[1], im.mode
+        with library_warnings.silenced(), Image.open(fh) as im:
+            return im.size[0], im.size[1], im.mode
     except Exception:  # noqa: BLE001 - a header Pillow cannot read fails the same way in load_image
         return None
 

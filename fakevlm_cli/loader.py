@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from fakevlm_cli import library_warnings
 from fakevlm_cli.errors import ImageError, one_line
 from fakevlm_cli.evidence import collect, read_container
 from fakevlm_cli.evidence.types import Evidence
@@ -99,6 +100,15 @@ class Inspector:
         self.changed: list[str] = []  # --resume: files recorded earlier with other content (judged again)
 
     def inspect(self, candidate: Candidate) -> Job | NoRecord:
+        """`_inspect`, with what Pillow warns about the file meanwhile as notes on its record."""
+        notes: list[str] = []
+        with library_warnings.notes_to(notes):
+            job = self._inspect(candidate)
+        if notes and isinstance(job, Job):
+            job.record.notes += notes
+        return job
+
+    def _inspect(self, candidate: Candidate) -> Job | NoRecord:
         """Everything one file needs before the model: read, hash, sniff, metadata, decode, preprocess.
 
         Only a small head of each file is read before its format is known: a file found in a folder that is
@@ -436,7 +446,7 @@ def _read_size(record: Record, data: bytes, fmt: str, max_pixels: int) -> None:
     agree on a file; only a failure past the header (counting frames) costs just the size.
     """
     try:
-        with opened(data, fmt, warn=False) as (im, data, notes), im:
+        with opened(data, fmt) as (im, data, notes), im:
             width, height = im.size
             frames, frame_notes = count_frames(im, data, fmt)
     except ImageError:

@@ -115,9 +115,10 @@ def silence_libraries() -> None:
     Our own errors are printed directly, not through `warnings` or `logging`, so they still reach stderr.
     """
     import logging
-    import warnings
 
-    warnings.simplefilter("ignore")
+    from fakevlm_cli import library_warnings
+
+    library_warnings.quiet()  # every library's warnings unprinted; Pillow's still noted on the file's record
     logging.disable(logging.WARNING)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

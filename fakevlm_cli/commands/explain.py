@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from fakevlm_cli import run
+from fakevlm_cli import library_warnings, run
 from fakevlm_cli.discover import Candidate
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, OutputError
 from fakevlm_cli.loader import check_media
@@ -25,8 +25,9 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
         _check_heatmap_target(heatmap, image, force=request.args.force)
     if image.is_dir():
         raise FakevlmError(f"{image}: is a folder: explain takes one image or video (scan reads folders)")
-    try:  # a bad file is reported before the (slow) model load
-        check_media(image, judge.max_pixels)
+    try:  # a bad file is reported before the (slow) model load; what Pillow warns comes with the record
+        with library_warnings.silenced():
+            check_media(image, judge.max_pixels)
     except ImageError as exc:
         record = _decided_by_metadata(image, judge, str(exc))
         if record is None:

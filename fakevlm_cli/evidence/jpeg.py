@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import functools
 import io
-import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
 import exifread
 import numpy as np
+
+from fakevlm_cli import library_warnings
 
 from ._common import clip
 from .types import Evidence, MetadataReport
@@ -297,12 +298,10 @@ def _grey(data: bytes, want: tuple[int, int] | None = None) -> np.ndarray:
     """A JPEG as a float grey array, as stored (no EXIF rotation); `want`: decode reduced, to at least that size."""
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(io.BytesIO(data)) as im:
-            if want is not None:
-                im.draft("L", want)  # DCT scaling: a 12 MP photo decodes at 1/8 in a few milliseconds
-            return np.asarray(im.convert("L"), dtype=np.float64)
+    with library_warnings.silenced(), Image.open(io.BytesIO(data)) as im:
+        if want is not None:
+            im.draft("L", want)  # DCT scaling: a 12 MP photo decodes at 1/8 in a few milliseconds
+        return np.asarray(im.convert("L"), dtype=np.float64)
 
 
 def _without_bars(a: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from fakevlm_cli import __version__
+from fakevlm_cli import __version__, library_warnings
 from fakevlm_cli.errors import FakevlmError, ImageError, OutputError
 from fakevlm_cli.images import load_image, max_file_bytes
 from fakevlm_cli.options import DEFAULT_MAX_PIXELS
@@ -532,7 +532,8 @@ def _picture(data: dict, roots: list[Path], size: int) -> tuple[bytes | None, st
         pixels = model.get("pixels") if isinstance(model, dict) else None
         mode = pixels if pixels in ("viewer", "upstream") else "viewer"
         try:
-            return thumbnail(load_image(raw, mode=mode).image, size), None
+            with library_warnings.silenced():  # the record says what there was to say about the file
+                return thumbnail(load_image(raw, mode=mode).image, size), None
         except (ImageError, OSError, ValueError):
             return None, "no picture (the file does not decode)"
     return None, "no picture (file not found)"
