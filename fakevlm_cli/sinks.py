@@ -191,8 +191,11 @@ def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, 
     if out.live is None and not quiet and env.stderr_tty:
         from fakevlm_cli import render
 
-        out.live = render.console(stderr=True)
-        out.console = out.console or out.live
+        # a bar on the terminal that stdout's JSONL or CSV rows also reach would overwrite them: the summary only
+        rows_on_terminal = target is None and env.stdout_tty
+        stderr = render.console(stderr=True)
+        out.live = None if rows_on_terminal else stderr
+        out.console = out.console or stderr
     return out
 
 

@@ -281,6 +281,15 @@ def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
                            "output": tmp_path / "o2.jsonl"})
     scan_command(quiet, Diagnostics(), on_terminal)
     assert screen.getvalue().strip("\x00") == ""
+    # JSONL or CSV rows on the terminal too: a bar beside them would overwrite the first row; none, the summary stays
+    screen.truncate(0)
+    screen.seek(0)
+    both = Environment(stdout=io.BytesIO(), stdout_tty=True, stderr_tty=True)
+    for fmt in ("jsonl", "csv"):
+        rows = build("scan", {"paths": (str(tmp_path),), "no_model": True, "fmt": fmt})
+        assert scan_command(rows, Diagnostics(), both) == 0
+    shown = screen.getvalue()
+    assert "scanning" not in shown and shown.count("scanned") == 2
 
 
 def test_shipped_schema_is_a_valid_json_schema_and_rejects_bad_records():
