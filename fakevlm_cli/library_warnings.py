@@ -12,7 +12,7 @@ module here uses it around Pillow; one hook, installed once, decides instead:
 * Pillow's decompression-bomb warning: nothing (--max-pixels decides);
 * anywhere else: one `fakevlm: warning: Pillow: …` line on stderr, once per message, none under `-q`.
 
-Warnings of other libraries go where they went before.
+Warnings of other libraries go where they went before. The bottom of the import stack: evidence/ uses it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
-
-from fakevlm_cli.errors import one_line
 
 _local = threading.local()
 _lock = threading.RLock()
@@ -106,7 +104,7 @@ def _pillow(message, category) -> None:
 
     if issubclass(category, Image.DecompressionBombWarning) or _local.__dict__.get("silenced", 0):
         return
-    text = f"Pillow: {one_line(str(message))}"
+    text = "Pillow: " + " ".join(str(message).split())  # one line (errors.one_line; this module is below it)
     notes = getattr(_local, "notes", None)
     if notes is not None:
         if text not in notes:

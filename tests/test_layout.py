@@ -9,6 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "fakevlm_cli"
 
 LAYERS = {
+    -1: ["library_warnings"],
     0: ["fakevlm_cli", "errors", "engine_types", "verdict", "tokens", "discover", "evidence", "synthetic", "toy",
         "video", "objects"],
     1: ["options", "record", "calibration"],
