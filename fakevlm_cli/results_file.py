@@ -319,4 +319,14 @@ def check_writable(path: Path) -> None:
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
     if not os.access(path if path.exists() else folder, os.W_OK):
-        raise OutputError(f"{path}: permission denied, cannot write results there")
+        raise OutputError(f"{path}: {_why_not_writable(folder)}, cannot write results there")
+
+
+def _why_not_writable(folder: Path) -> str:
+    """A read-only file system (a mounted evidence disk, say) is said as such, not as a permission problem."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "permission denied"

@@ -316,3 +316,15 @@ def test_resuming_from_another_folder_says_why_every_file_is_judged_again(photos
     (photos / "copy.jpg").write_bytes((photos / "img000.jpg").read_bytes())  # a copy under a new name
     result = scan("photos", "--no-model", "-o", out, "--resume")
     assert result.exit_code == 1 and "judged again" not in result.stderr  # paths matched: no such warning
+
+
+def test_a_read_only_file_system_is_said_as_such(photos, tmp_path, monkeypatch):
+    """An evidence disk mounted read-only: the reason is the mount, not a permission to ask for."""
+    import types
+
+    from fakevlm_cli import results_file
+
+    monkeypatch.setattr(results_file.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(results_file.os, "statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY))
+    result = scan(photos, "--no-model", "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 2 and "read-only file system, cannot write results there" in result.stderr

@@ -17,7 +17,8 @@ def report(request: ReportRequest, diag: Diagnostics) -> int:
     if built.records == 0:
         diag.warn(f"{args.results}: holds no fakevlm records; the report is empty")
     if built.skipped:
-        diag.warn(f"{args.results}: {built.skipped} lines are not fakevlm records: left out")
+        lines = "1 line is" if built.skipped == 1 else f"{built.skipped} lines are"
+        diag.warn(f"{args.results}: {lines} not fakevlm records: left out")
     if args.thumbnail_size and built.missing:
         diag.note(f"{built.missing} of {built.records} pictures not shown (not found, changed since they were "
                   "recorded, or not decodable); --images-from DIR says where relative paths start")

@@ -40,7 +40,9 @@ def read(stream: IO[bytes], fmt: str, *, trust_anchors: str | None = None) -> Me
     try:
         tags = _tags(stream)
     except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
-        report.notes.append(f"container: could not read the tags: {clip(f'{type(exc).__name__}: {exc}', 200)}")
+        # FFmpeg's own words (PyAV's str() adds an errno and, for a stream, its file descriptor as the "file name")
+        reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        report.notes.append(f"container: could not read the tags: {clip(str(reason), 200)}")
         tags = {}
     report.items.extend(describe(tags))
     try:
