@@ -268,6 +268,10 @@ def reference_markdown() -> str:
     return "\n".join(parts)
 
 
+# Click >= 8.2 raises this for a group called with nothing (8.1, which pyproject allows, exits 0 with the help)
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main() -> None:
     """The `fakevlm` command. A usage error is one `fakevlm: error:` line naming the help to read, exit 2 (as the
     README promises scripts), not Click's usage block."""
@@ -276,7 +280,7 @@ def main() -> None:
     except KeyboardInterrupt:  # only while Click itself parses: the commands handle their own
         click.echo("fakevlm: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `fakevlm` alone: the help, as Click shows it
+    except _NO_ARGS_IS_HELP as exc:  # `fakevlm` alone: the help, as Click shows it
         exc.show()
         sys.exit(exc.exit_code)
     except click.UsageError as exc:

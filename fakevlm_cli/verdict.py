@@ -35,7 +35,9 @@ _HEDGES = {"nothing", "none", "nobody", "impossible", "unlikely", "doubt", "doub
 # A sentence ends at . ! ? and blanks, but not at an ellipsis ("looks real... but") nor after an initialism
 # ("A.I. generated"); a line break always ends one.
 _SENTENCE_END = re.compile(r"(?<!\.\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*|n't")
+# Words, and the punctuation that ends a clause: a negation never reaches across it ("No, it is fake.").
+_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*|n't|[,;:]")
+_CLAUSE_END = {",", ";", ":"}
 
 
 def split_verdict(text: str) -> tuple[str, str]:
@@ -58,15 +60,20 @@ def parse_verdict(text: str) -> str:
         return UNKNOWN  # a question ("Is this real or fake?") is not an answer
     found: set[str] = set()
     words = _WORD.findall(first.lower().replace("\u2019", "'"))
+    since = 0  # where the words that may govern the next verdict word start: its clause, after any earlier one
     for i, word in enumerate(words):
+        if word in _CLAUSE_END:
+            since = i + 1
+            continue
         polarity = FAKE if word in _FAKE_WORDS else REAL if word in _REAL_WORDS else None
         if polarity is None:
             continue
         if _negated(words, i):
             polarity = REAL if polarity == FAKE else FAKE
-        elif any(_negation(w) or w in _HEDGES for w in words[:i]):
+        elif any(_negation(w) or w in _HEDGES for w in words[since:i]):
             return UNKNOWN  # a negation or hedge governs it in a way this reader cannot tell
         found.add(polarity)
+        since = i + 1
     if len(found) == 1:
         return found.pop()
     return UNKNOWN  # nothing said, or both ("real or fake", "a real face on a fake body")
@@ -81,6 +88,8 @@ def _negated(words: list[str], index: int) -> bool:
     j = index - 1
     while j >= 0 and index - j <= 4:
         word = words[j]
+        if word in _CLAUSE_END:
+            return False
         if _negation(word):
             return True
         if word not in _FILLERS:

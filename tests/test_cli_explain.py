@@ -190,3 +190,17 @@ def test_a_usage_error_is_one_line_and_exit_2(args, said):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith(f"fakevlm: error: {said}") and result.stderr.count("\n") == 1
     assert f"(see 'fakevlm {args[0]} --help')" in result.stderr
+
+
+def test_usage_errors_stay_one_line_on_a_click_without_no_args_is_help_error():
+    """Click 8.1 (which pyproject allows) has no NoArgsIsHelpError: naming it in an except clause made every
+    usage error an AttributeError traceback, exit 1."""
+    code = ("import sys, click.exceptions as e; del e.NoArgsIsHelpError; sys.argv = ['fakevlm', 'scan', '--bogus']; "
+            "from fakevlm_cli.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stderr.startswith("fakevlm: error: No such option '--bogus'")
+
+
+def test_report_on_a_folder_says_it_is_one(run, tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and "is a folder" in result.stderr

@@ -47,6 +47,14 @@ CASES = [
     ("Does the image looks real/fake? This is a fake image. The eyes differ.", "fake"),
     (" ASSISTANT: Does the image looks real/fake?\nThis is a real image.", "real"),
     ("Is this image real? Hard to say.", "unknown"),
+    # A negation does not reach across a clause: "No," answers the question, it does not negate the verdict.
+    ("No, it is fake.", "fake"),
+    ("No, this is a real image.", "real"),
+    ("Does the image looks real/fake? No, it is fake.", "fake"),
+    ("Yes, it is real.", "real"),
+    # A negation already spent on one verdict word, or in another clause, leaves the next one alone.
+    ("The image is not manipulated, it is real.", "real"),
+    ("Without a doubt, this is a real image.", "real"),
 ]
 
 

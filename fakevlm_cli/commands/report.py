@@ -10,6 +10,8 @@ from fakevlm_cli.sinks import Diagnostics
 
 def report(request: ReportRequest, diag: Diagnostics) -> int:
     args = request.args
+    if args.results.is_dir():
+        raise FakevlmError(f"{args.results}: is a folder: give the JSONL results file a scan or eval wrote")
     if not args.results.is_file():
         raise FakevlmError(f"{args.results}: no such file")
     built = build_report(args.results, args.output, images_from=args.images_from,
