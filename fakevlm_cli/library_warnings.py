@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 import warnings
@@ -65,7 +66,7 @@ def silenced() -> Iterator[None]:
 def install() -> None:
     """Put the hook in place and Pillow's filter in front, unless they are there already (cheap: called for
     every file; something else — a test runner's `catch_warnings` — may have put its own back meanwhile)."""
-    if getattr(warnings.showwarning, "_fakevlm", False) and warnings.filters[:1] == _ours():
+    if getattr(warnings.showwarning, "_fakevlm", False) and warnings.filters[:1] == _OURS:
         return
     with _lock:
         if not getattr(warnings.showwarning, "_fakevlm", False):
@@ -93,10 +94,8 @@ def _front() -> None:
         warnings.filterwarnings("always", module=_PIL_MODULES)
 
 
-def _ours() -> list:
-    import re
-
-    return [("always", None, Warning, re.compile(_PIL_MODULES), 0)]
+# what `_front` puts first, as `warnings.filters` holds it (re.compile caches: the same pattern object)
+_OURS = [("always", None, Warning, re.compile(_PIL_MODULES), 0)]
 
 
 def _pillow(message, category) -> None:

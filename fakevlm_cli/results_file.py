@@ -311,6 +311,24 @@ def _record_or_none(line: bytes) -> dict | None:
     return obj if is_record(obj) else None
 
 
+def file_key(path: str | bytes | os.PathLike | None) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of an existing file, through links: one file by any path to it; None when there is
+    none."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def same_file(a: str | bytes | os.PathLike, b: str | bytes | os.PathLike) -> bool:
+    """Whether two existing paths are one file (a hard link, a symlink, ./x and x)."""
+    key = file_key(a)
+    return key is not None and key == file_key(b)
+
+
 def check_writable(path: Path) -> None:
     """Fail before any work when `path` cannot be written, so a long run never ends in a lost result."""
     folder = path.parent if str(path.parent) else Path(".")

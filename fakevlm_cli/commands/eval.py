@@ -32,7 +32,7 @@ from fakevlm_cli.options import EvalRequest
 from fakevlm_cli.output import JsonlSink
 from fakevlm_cli.pipeline import ScanStats, apply_decision, model_record
 from fakevlm_cli.record import VERDICTS, Record
-from fakevlm_cli.results_file import check_writable, looks_like_results
+from fakevlm_cli.results_file import check_writable, file_key, looks_like_results, same_file
 from fakevlm_cli.sinks import Deferred, Diagnostics, Environment, Outputs
 
 
@@ -111,40 +111,34 @@ def _check(request: EvalRequest) -> None:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
     if args.fit_calibration is not None and judge.calibration is not None:
         raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
-    outputs = [(flag, path) for flag, path in (("-o", args.output), ("--predictions", args.predictions),
-                                                ("--fit-calibration", args.fit_calibration)) if path is not None]
+    outputs = _outputs(args)
     for i, (flag, path) in enumerate(outputs):
         for other_flag, other in outputs[:i]:
             if _one_file(path, other):
                 raise OutputError(f"{path}: {other_flag} and {flag} name the same file: one would overwrite the other")
     for _, path in outputs:
         check_writable(path)
-        if args.from_predictions is not None and _same_file(path, args.from_predictions):
+        if args.from_predictions is not None and same_file(path, args.from_predictions):
             raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
         if not args.force and not _ours(path):
             raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
                               "(--force overwrites it)")
 
 
+def _outputs(args) -> list[tuple[str, Path]]:
+    """The files this run writes, by the flag that names them."""
+    named = (("-o", args.output), ("--predictions", args.predictions), ("--fit-calibration", args.fit_calibration))
+    return [(flag, path) for flag, path in named if path is not None]
+
+
 def _refuse_outputs_over_items(args, items: list[BenchItem]) -> None:
     """Before the model runs: no output may replace one of the benchmark's pictures, --force or not."""
-    keys = {}
-    for flag, path in (("-o", args.output), ("--predictions", args.predictions),
-                       ("--fit-calibration", args.fit_calibration)):
-        try:
-            st = os.stat(path) if path is not None else None
-        except OSError:
-            continue
-        if st is not None:
-            keys[(st.st_dev, st.st_ino)] = (flag, path)
+    keys = {key: (flag, path) for flag, path in _outputs(args) if (key := file_key(path)) is not None}
     if not keys:
         return
     for item in items:
-        try:
-            st = os.stat(item.image)
-        except OSError:
-            continue
-        hit = keys.get((st.st_dev, st.st_ino))
+        key = file_key(item.image)
+        hit = keys.get(key) if key is not None else None
         if hit is not None:
             raise OutputError(f"{hit[1]}: is one of the benchmark's images ({item.image}): refusing to write "
                               f"{hit[0]} over it")
@@ -333,14 +327,7 @@ def _ours(path: Path) -> bool:
 
 def _one_file(a: Path, b: Path) -> bool:
     """Whether two output paths name one file, existing or not (through links, or ./x and x)."""
-    return _same_file(a, b) or os.path.abspath(a) == os.path.abspath(b)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+    return same_file(a, b) or os.path.abspath(a) == os.path.abspath(b)
 
 
 def _write_predictions(path: Path, records: list[Record]) -> None:

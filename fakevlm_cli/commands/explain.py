@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, 
 from fakevlm_cli.loader import check_media
 from fakevlm_cli.options import ExplainRequest, JudgeOptions
 from fakevlm_cli.record import Record
+from fakevlm_cli.results_file import same_file
 from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
 
 
@@ -73,7 +73,7 @@ def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
     try:
         if heatmap.is_dir():
             raise OutputError(f"{heatmap}: is a folder")
-        if heatmap.exists() and image.exists() and os.path.samefile(heatmap, image):
+        if same_file(heatmap, image):
             raise OutputError(f"{heatmap}: is the image being explained: refusing to write the heatmap over it")
         if heatmap.exists() and heatmap.stat().st_size and not force and not is_heatmap(heatmap):
             raise OutputError(f"{heatmap}: exists and is not a fakevlm heatmap: refusing to overwrite it "

@@ -10,8 +10,6 @@ SIGTERM stop the run with every finished record on disk.
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -24,7 +22,7 @@ from fakevlm_cli.discover import Candidate, DiscoveryStats, discover, read_path_
 from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
 from fakevlm_cli.options import ScanRequest
 from fakevlm_cli.pipeline import ScanStats
-from fakevlm_cli.results_file import ResultsFile, format_for_path
+from fakevlm_cli.results_file import ResultsFile, file_key, format_for_path, same_file
 from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +47,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     report = _report_sink(request, target)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the outputs are never scanned
-    report_key = _file_key(outputs.report)
+    report_key = file_key(outputs.report)  # checked by then: a regular file, if it exists
     if report_key is not None:
         avoid.add(report_key)
     candidates = _candidates(request, diag, discovery, avoid, target)
@@ -124,28 +122,17 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
         raise FakevlmError(str(exc)) from None
     foreign_output = target is not None and target.existed and not target.ours and not target.resume
     report = request.outputs.report
-    foreign_report = report is not None and _file_key(report) is not None and not _is_report(report)
+    foreign_report = report is not None and file_key(report) is not None and not _is_report(report)
     if foreign_output or foreign_report:
         # --force over a file that may not be ours: it may be evidence, so every input is known before it is
         # touched, and an output met among them is refused
         candidates = list(candidates)
         for met in discovery.outputs:
-            if foreign_report and report is not None and _same_file(met, report):
+            if foreign_report and report is not None and same_file(met, report):
                 raise OutputError(f"{report}: is also an input ({met}): refusing to write the report over it")
-            if foreign_output and target is not None and _same_file(met, Path(target.path)):
+            if foreign_output and target is not None and same_file(met, target.path):
                 raise OutputError(f"{target.path}: is also an input ({met}): refusing to write results over it")
     return candidates
-
-
-def _file_key(path: Path | None) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of an existing output file, to keep it out of the scan; None when there is none."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
 def _is_report(path: Path) -> bool:
@@ -154,13 +141,6 @@ def _is_report(path: Path) -> bool:
     try:
         return is_ours(path)
     except OSError:
-        return False
-
-
-def _same_file(a: str | Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
         return False
 
 

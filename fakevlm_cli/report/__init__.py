@@ -41,7 +41,7 @@ from fakevlm_cli.output import byte_size, safe_text
 from fakevlm_cli.pictures import RAMP, thumbnail
 from fakevlm_cli.record import VERDICTS, Record, raw_path
 from fakevlm_cli.report.charts import evaluation_panels, histogram
-from fakevlm_cli.results_file import is_record
+from fakevlm_cli.results_file import file_key, is_record, same_file
 
 PAGE_SIZE = 50
 THUMBNAIL_SIZE = 160
@@ -305,7 +305,7 @@ def check_target(path: Path, *, force: bool = False, inputs: Iterable[Path] = ()
     over a folder, or over an existing file that is not a fakevlm report (unless `force`)."""
     try:
         for other in inputs:
-            if path.exists() and other.exists() and os.path.samefile(path, other):
+            if same_file(path, other):
                 raise OutputError(f"{path}: is also an input ({other}): refusing to write the report over it")
         if path.is_dir():
             raise OutputError(f"{path}: is a folder")
@@ -497,11 +497,7 @@ def _record_files(data: dict, roots: list[Path]) -> list[bytes] | None:
 def _refuse_if_recorded(output_key: tuple[int, int], data: dict, roots: list[Path], output: Path) -> None:
     """The page must not replace a file the results record (with --force over "not a report", an image)."""
     for candidate in _record_files(data, roots) or []:
-        try:
-            st = os.stat(candidate)
-        except (OSError, ValueError):
-            continue
-        if (st.st_dev, st.st_ino) == output_key:
+        if file_key(candidate) == output_key:
             raise OutputError(f"{output}: is a file the results record ({visible(data.get('path'))}): refusing to "
                               "write the report over it")
 
@@ -547,11 +543,7 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
     check_target(output, force=force, inputs=[results])
     roots = [images_from] if images_from is not None else [Path.cwd(), results.resolve().parent]
     writer = ReportWriter(output, title=title or results.name, source=results.name)
-    try:
-        st = os.stat(output)
-        output_key: tuple[int, int] | None = (st.st_dev, st.st_ino)
-    except OSError:
-        output_key = None
+    output_key = file_key(output)
     pictures = missing = 0
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakevlm-report") as pool:
