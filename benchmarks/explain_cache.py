@@ -32,7 +32,7 @@ def main() -> None:
     import torch
 
     from benchmarks import context, measure, models
-    from fakevlm_cli import engine as engine_module
+    from fakevlm_cli.model import engine as engine_module
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = "bfloat16" if device == "cuda" else "float32"

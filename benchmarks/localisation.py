@@ -31,7 +31,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `fakevlm_cli` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fakevlm_cli import localise, relevance, toy
+from fakevlm_cli.model import localise, relevance
+from fakevlm_cli.testing import toy
 
 SEED_BASE = toy.FRESH_SEEDS + 30_000  # fresh images no test uses
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -144,8 +145,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.model.engine import Engine
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)

@@ -57,8 +57,8 @@ def main(spec: dict) -> dict:
     import transformers  # noqa: F401
 
     from benchmarks import models
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.model.engine import Engine
 
     models.quiet()
     result["after_import"] = _snapshot(device)

@@ -1,6 +1,6 @@
 """The models the benchmarks time: the tiny random LLaVA, or the full LLaVA-1.5-7B architecture.
 
-* ``tiny``: `fakevlm_cli.synthetic.build_tiny_llava` at LLaVA-1.5's geometry (336 px, 576 image tokens, the
+* ``tiny``: `fakevlm_cli.testing.synthetic.build_tiny_llava` at LLaVA-1.5's geometry (336 px, 576 image tokens, the
   real prompt's length) and tiny widths, saved to a temp dir and loaded with `Engine.load`, the way users load
   a checkpoint: so padding, prompt length and the processor's work weigh what they weigh on the real model.
 * ``llava-1.5-7b``: `llava_1_5_7b_config()` with random weights, built directly on the target device
@@ -65,7 +65,7 @@ def quiet() -> None:
 
 
 def build_tiny_checkpoint(workdir: Path) -> Path:
-    from fakevlm_cli.synthetic import build_tiny_llava
+    from fakevlm_cli.testing.synthetic import build_tiny_llava
 
     quiet()
     import transformers
@@ -97,8 +97,8 @@ def build(arch: str, device: str, dtype: str, workdir: Path, *, shrink: bool = F
     quiet()
     start = time.perf_counter()
     if arch == "tiny":
-        from fakevlm_cli.engine import Engine
-        from fakevlm_cli.options import EngineOptions
+        from fakevlm_cli.core.options import EngineOptions
+        from fakevlm_cli.model.engine import Engine
 
         ckpt = build_tiny_checkpoint(workdir)
         engine = Engine.load(EngineOptions(model=str(ckpt), device=device, dtype=dtype))
@@ -132,7 +132,7 @@ def full_size_processor(workdir: Path):
 
 
 def full_size_config(tokenizer, *, shrink: bool = False):
-    from fakevlm_cli.synthetic import llava_1_5_7b_config
+    from fakevlm_cli.testing.synthetic import llava_1_5_7b_config
 
     config = llava_1_5_7b_config()
     image_id = tokenizer.convert_tokens_to_ids("<image>")
@@ -169,7 +169,7 @@ def build_full_model(config, device: str, dtype: str):
 
 
 def build_full_engine(device: str, dtype: str, workdir: Path, *, shrink: bool = False):
-    from fakevlm_cli.engine import Engine, ModelInfo
+    from fakevlm_cli.model.engine import Engine, ModelInfo
 
     processor = full_size_processor(workdir)
     config = full_size_config(processor.tokenizer, shrink=shrink)

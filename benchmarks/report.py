@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     parser.add_argument("--thumbnail-size", type=int, default=None)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    from fakevlm_cli.report import THUMBNAIL_SIZE, build_report
+    from fakevlm_cli.outputs.report import THUMBNAIL_SIZE, build_report
 
     size = THUMBNAIL_SIZE if args.thumbnail_size is None else args.thumbnail_size
     with tempfile.TemporaryDirectory() as tmp:

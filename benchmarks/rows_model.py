@@ -65,7 +65,7 @@ def _count(result) -> int:
 def _forced(engine):
     """The engine with the answer start forced (see the module docstring), sharing its loaded model."""
     from benchmarks.models import RANDOM_PREFIX
-    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.model.engine import Engine
 
     if engine.forced:
         return engine

@@ -136,7 +136,7 @@ def _loader_stages(ctx: Ctx, folder: Path) -> dict:
     from PIL import Image, ImageOps
 
     from fakevlm_cli.evidence import collect
-    from fakevlm_cli.images import to_rgb
+    from fakevlm_cli.media.images import to_rgb
 
     engine = ctx.engine
     files = sorted(folder.glob("*.jpg"))
@@ -178,9 +178,9 @@ def _inspector_rate(engine, files: list[Path]) -> float:
     """Files/s of the scan's own loader work (`Inspector.inspect`) on one thread: the median of 3 passes."""
     import statistics
 
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.loader import Inspector
-    from fakevlm_cli.options import JudgeOptions
+    from fakevlm_cli.core.options import JudgeOptions
+    from fakevlm_cli.media.discover import Candidate
+    from fakevlm_cli.media.loader import Inspector
 
     inspector = Inspector(engine, JudgeOptions())
 
@@ -222,7 +222,7 @@ def _some_images():
 
 def _fast_decode_difference(ctx: Ctx, folder: Path) -> dict:
     """--fast-decode against a full decode, on the big files: pixel values in normalised units."""
-    from fakevlm_cli.images import load_image
+    from fakevlm_cli.media.images import load_image
 
     engine = ctx.engine
     big = sorted(folder.glob("*.jpg"))[7::8][:4]

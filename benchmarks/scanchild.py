@@ -16,10 +16,16 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     import torch  # noqa: F401 - imported before the clock starts, as the model is loaded before it
 
-    from fakevlm_cli.discover import discover
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions, JudgeOptions
-    from fakevlm_cli.run import predict
+    try:  # the package grouped in layer folders
+        from fakevlm_cli.core.options import EngineOptions, JudgeOptions
+        from fakevlm_cli.media.discover import discover
+        from fakevlm_cli.model.engine import Engine
+        from fakevlm_cli.run import predict
+    except ImportError:  # a baseline from before the regrouping (flat modules)
+        from fakevlm_cli.discover import discover  # type: ignore[no-redef]
+        from fakevlm_cli.engine import Engine  # type: ignore[no-redef]
+        from fakevlm_cli.options import EngineOptions, JudgeOptions  # type: ignore[no-redef]
+        from fakevlm_cli.run import predict
 
     engine = Engine.load(EngineOptions(model=spec["checkpoint"], device="cpu", dtype="float32",
                                        answer_prefix="\nThis is a"))

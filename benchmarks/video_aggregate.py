@@ -23,13 +23,13 @@ AGGREGATORS = {
     "mean": lambda ps: sum(ps) / len(ps),
     "max": max,
     "top quarter mean": lambda ps: _top(ps, math.ceil(len(ps) / 4)),
-    "top third mean": lambda ps: _scans(ps),  # what the scan uses: fakevlm_cli.video.aggregate
+    "top third mean": lambda ps: _scans(ps),  # what the scan uses: fakevlm_cli.media.video.aggregate
 }
 KINDS = {"real": 0, "fake": 8, "quarter fake": 2, "one spurious frame": 1}  # fake frames among 8
 
 
 def _scans(ps):
-    from fakevlm_cli.video import aggregate
+    from fakevlm_cli.media.video import aggregate
 
     return aggregate(ps)
 
@@ -42,7 +42,7 @@ def _top(ps, k):
 def make_clip(path: Path, seed: int, fake_frames: int) -> None:
     import av
 
-    from fakevlm_cli import toy
+    from fakevlm_cli.testing import toy
 
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=1)
@@ -59,11 +59,11 @@ def make_clip(path: Path, seed: int, fake_frames: int) -> None:
 
 
 def main(clips_per_kind: int = 10) -> dict:
-    from fakevlm_cli import toy
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions, JudgeOptions
-    from fakevlm_cli.pipeline import Scanner
+    from fakevlm_cli.core.options import EngineOptions, JudgeOptions
+    from fakevlm_cli.media.discover import Candidate
+    from fakevlm_cli.model.engine import Engine
+    from fakevlm_cli.run.pipeline import Scanner
+    from fakevlm_cli.testing import toy
 
     engine = Engine.load(EngineOptions(model=str(toy.cached_toy_fakevlm()), device="cpu", dtype="float32"))
     results: dict = {}

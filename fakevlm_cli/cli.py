@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 
 import click
 
-from fakevlm_cli import __version__, options
-from fakevlm_cli.errors import EXIT_INTERRUPTED
-from fakevlm_cli.output import safe_text
+from fakevlm_cli import __version__
+from fakevlm_cli.core import options
+from fakevlm_cli.core.errors import EXIT_INTERRUPTED
+from fakevlm_cli.core.text import safe_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -260,7 +261,7 @@ def reference_markdown() -> str:
     parts = ["# Command-line reference", "",
              ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
-             "`fakevlm_cli/options.py`."), ""]
+             "`fakevlm_cli/core/options.py`."), ""]
     for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])

@@ -20,7 +20,7 @@ CORPUS = Path(os.environ.get("FAKEVLM_CORPUS") or SHARED / "corpus")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Directory of a tiny random LLaVA saved with save_pretrained (loaded like the real model)."""
-    from fakevlm_cli.synthetic import build_tiny_llava
+    from fakevlm_cli.testing.synthetic import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
@@ -31,7 +31,7 @@ def toy_model() -> Path:
 
     Trained once (about 25 s on two idle cores) and cached in $FAKEVLM_TOY_CACHE or ~/.cache/fakevlm/toy-<key>.
     """
-    from fakevlm_cli.toy import cached_toy_fakevlm
+    from fakevlm_cli.testing.toy import cached_toy_fakevlm
 
     return cached_toy_fakevlm()
 
@@ -39,16 +39,16 @@ def toy_model() -> Path:
 @pytest.fixture(scope="session")
 def toy_engine(toy_model):
     """The toy FakeVLM loaded as users load a checkpoint: it states a verdict, and the right one on toy images."""
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.model.engine import Engine
 
     return Engine.load(EngineOptions(model=str(toy_model), device="cpu", dtype="float32"))
 
 
 @pytest.fixture(scope="session")
 def engine(tiny_model):
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.options import EngineOptions
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.model.engine import Engine
 
     return Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32"))
 

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 
-from fakevlm_cli.engine_types import Answer, ModelInfo
+from fakevlm_cli.core.engine_types import Answer, ModelInfo
 
 
 class StubEngine:
@@ -53,7 +53,7 @@ class StubEngine:
 
     @property
     def view(self):
-        from fakevlm_cli.localise import View
+        from fakevlm_cli.model.localise import View
 
         return View(shortest_edge=None, crop_width=None, crop_height=None)  # the whole image, as it is
 

@@ -30,7 +30,7 @@ def test_benchmark_pieces_run(engine, tmp_path):
     assert engine.processor.tokenizer.padding_side == "left"  # the shared processor is left as it was
 
     # Our score path on the same images (forced answer start: random weights state no verdict of their own).
-    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.model.engine import Engine
 
     forced = Engine(engine.model, engine.processor, info=engine.info, codec=engine.codec,
                     answer_prefix=models.RANDOM_PREFIX)

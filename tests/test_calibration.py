@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fakevlm_cli import calibration
-from fakevlm_cli.calibration import Decision, Platt, fit_platt, fit_threshold
 from fakevlm_cli.cli import cli
-from fakevlm_cli.errors import FakevlmError
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.errors import FakevlmError
+from fakevlm_cli.core.record import load_schema
+from fakevlm_cli.run import calibration
+from fakevlm_cli.run.calibration import Decision, Platt, fit_platt, fit_threshold
 
 SCHEMA = load_schema()
 FIT_SEEDS, HELD_OUT_SEEDS = 3_000_000, 4_000_000  # fresh toy images (FRESH_SEEDS and up), apart from other tests
@@ -32,7 +32,7 @@ def faint(seed: int, strength: float):
     """Toy image `seed` with its fake artifact at `strength` (0: the real image, 1: the toy's fake)."""
     from PIL import Image
 
-    from fakevlm_cli import toy
+    from fakevlm_cli.testing import toy
 
     if strength == 0:
         return toy.toy_image(toy.FRESH_SEEDS + seed, False).image

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from fakevlm_cli import __version__
 from fakevlm_cli.cli import cli
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.record import load_schema
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def run():
 @pytest.fixture(scope="module")
 def toy_files(tmp_path_factory):
     """A fake and a real toy image saved as PNG: the toy FakeVLM's right answers are known."""
-    from fakevlm_cli import toy
+    from fakevlm_cli.testing import toy
 
     folder = tmp_path_factory.mktemp("toy-files")
     fake, real = toy.toy_image(toy.FRESH_SEEDS + 101, True), toy.toy_image(toy.FRESH_SEEDS + 102, False)
@@ -133,7 +133,7 @@ def test_python_dash_m_works():
 
 
 def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
-    from fakevlm_cli.options import build
+    from fakevlm_cli.core.options import build
 
     request = build("explain", {"image": photo, "model": str(tiny_model), "device": "cpu",
                                 "prompt": "<image>Does the person's nose look real/fake?",

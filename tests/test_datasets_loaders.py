@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from fakevlm_cli.core.errors import DatasetError, FakevlmError
 from fakevlm_cli.datasets.loaders import BenchItem, load_bench, load_ddvqa, load_fakeclue, load_folder, load_loki
-from fakevlm_cli.errors import DatasetError, FakevlmError
 
 VERDICT_Q = "Does the image looks real/fake?"
 

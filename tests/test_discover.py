@@ -1,4 +1,4 @@
-"""Tests for fakevlm_cli.discover: which files a scan looks at, in which order, and what it skips."""
+"""Tests for fakevlm_cli.media.discover: which files a scan looks at, in which order, and what it skips."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fakevlm_cli import discover as discover_mod
-from fakevlm_cli.discover import Candidate, DiscoveryStats, _Globs, discover, read_path_list
+from fakevlm_cli.media import discover as discover_mod
+from fakevlm_cli.media.discover import Candidate, DiscoveryStats, _Globs, discover, read_path_list
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

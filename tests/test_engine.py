@@ -14,10 +14,10 @@ import pytest
 from conftest import noise_image
 from reference import greedy_tokens, reference_verdicts
 
-from fakevlm_cli.engine import Engine
-from fakevlm_cli.engine_types import DEFAULT_PROMPT
-from fakevlm_cli.errors import ModelLoadError
-from fakevlm_cli.options import EngineOptions
+from fakevlm_cli.core.engine_types import DEFAULT_PROMPT
+from fakevlm_cli.core.errors import ModelLoadError
+from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.model.engine import Engine
 
 IMAGES = [noise_image(seed, size=(40 + 9 * seed, 56)) for seed in range(8)]
 FORCED = "\nThis is a"
@@ -284,7 +284,7 @@ def test_missing_bitsandbytes_is_a_clear_error(tiny_model, monkeypatch):
 
 
 def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
-    import fakevlm_cli.loading as loading_module
+    import fakevlm_cli.model.loading as loading_module
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
@@ -311,7 +311,7 @@ def test_preprocess_equals_the_processor_exactly(engine, size):
 def test_a_processor_the_fast_path_cannot_match_is_used_as_it_is(tiny_model):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from fakevlm_cli.engine_types import ModelInfo
+    from fakevlm_cli.core.engine_types import ModelInfo
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     processor.image_processor.do_normalize = False  # not the four steps the lookup table stands for
@@ -327,10 +327,10 @@ def test_the_model_gets_the_cores_the_loaders_leave_during_a_scan(engine, tmp_pa
     """On the CPU, torch's threads are cores - loader threads (at least 1) while a scan runs, then restored."""
     import torch
 
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine import _usable_cores
-    from fakevlm_cli.options import JudgeOptions
-    from fakevlm_cli.pipeline import Scanner
+    from fakevlm_cli.core.options import JudgeOptions
+    from fakevlm_cli.media.discover import Candidate
+    from fakevlm_cli.model.engine import _usable_cores
+    from fakevlm_cli.run.pipeline import Scanner
 
     noise_image(1).save(tmp_path / "a.png")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -353,7 +353,7 @@ def test_a_processor_that_predates_image_token_expansion_works(tiny_model):
     """llava-hf/llava-1.5-7b-hf at a272c74 (upstream's pin) has no patch size: the engine expands <image> itself."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from fakevlm_cli.engine_types import ModelInfo
+    from fakevlm_cli.core.engine_types import ModelInfo
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     processor.patch_size = None  # as saved by transformers < 4.44
@@ -366,7 +366,7 @@ def test_a_processor_that_predates_image_token_expansion_works(tiny_model):
 
 
 def test_a_processor_for_another_image_size_is_refused(tiny_model, engine):
-    from fakevlm_cli.engine_types import ModelInfo
+    from fakevlm_cli.core.engine_types import ModelInfo
 
     original = engine.processor.image_processor.crop_size
     engine.processor.image_processor.crop_size = {"height": 224, "width": 224}
@@ -381,7 +381,7 @@ def test_a_long_explanation_is_exactly_what_plain_greedy_generate_writes(engine)
     """Long answers decode into a static KV cache: the tokens must be those of plain `generate` (dynamic cache)."""
     import torch
 
-    from fakevlm_cli.engine import STATIC_CACHE_FROM
+    from fakevlm_cli.model.engine import STATIC_CACHE_FROM
 
     steps = STATIC_CACHE_FROM + 16
     answers = engine.explain(IMAGES[:4], max_new_tokens=steps)
@@ -400,7 +400,7 @@ def test_a_long_explanation_is_exactly_what_plain_greedy_generate_writes(engine)
 def test_long_explanations_are_not_compiled_unless_asked(engine, monkeypatch):
     """transformers compiles a static-cache generate on CUDA by default; fakevlm turns that off (disable_compile)
     unless --compile was given, for the verdict search and for long explanations alike."""
-    from fakevlm_cli.engine import STATIC_CACHE_FROM
+    from fakevlm_cli.model.engine import STATIC_CACHE_FROM
 
     seen = []
     real = engine.model.generate
@@ -420,9 +420,9 @@ def test_long_explanations_are_not_compiled_unless_asked(engine, monkeypatch):
 
 
 def test_compile_on_the_cpu_is_refused_before_loading(tiny_model):
-    from fakevlm_cli.engine import Engine
-    from fakevlm_cli.errors import ModelLoadError
-    from fakevlm_cli.options import EngineOptions
+    from fakevlm_cli.core.errors import ModelLoadError
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.model.engine import Engine
 
     with pytest.raises(ModelLoadError, match=r"^--compile needs a CUDA GPU \(the model runs on cpu\)$"):
         Engine.load(EngineOptions(model=str(tiny_model), device="cpu", compile=True))
@@ -433,7 +433,7 @@ def test_the_verdict_watch_closes_a_row_at_the_end_of_its_answer():
     the row's end of answer is not the model's, so the watch reads nothing there; nor past its step bound."""
     import torch
 
-    from fakevlm_cli.engine import _VerdictWatch
+    from fakevlm_cli.model.engine import _VerdictWatch
 
     fake, real, stop, other = 3, 4, 2, 5
     watch = _VerdictWatch(fake, real, frozenset({stop}), 10, limit=3, read_first=False)

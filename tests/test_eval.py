@@ -13,14 +13,14 @@ from conftest import noise_image
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from fakevlm_cli.cli import cli
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.record import load_schema
 
 VERDICT_Q = "<image>Does the image looks real/fake?"
 
 
 def img(path: Path, seed: int, fake: bool | None = None) -> str:
     """A toy image with the given truth (saved as the suffix says; JPEG keeps the toy's artifact), or noise."""
-    from fakevlm_cli import toy
+    from fakevlm_cli.testing import toy
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if fake is None:
@@ -302,7 +302,7 @@ def test_verdict_from_text_needs_explain(tmp_path):
 
 def test_predictions_are_written_as_they_come(tmp_path, toy_model, monkeypatch):
     """A crash after the first batch keeps the predictions already made."""
-    from fakevlm_cli import pipeline
+    from fakevlm_cli.run import pipeline
 
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"

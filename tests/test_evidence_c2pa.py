@@ -232,7 +232,7 @@ def test_a_trusted_signer_of_an_invalid_manifest_vouches_for_nothing():
 
 @needs_c2pa
 def test_trust_anchors_never_decide_a_verdict():
-    from fakevlm_cli.fusion import fuse
+    from fakevlm_cli.run.fusion import fuse
 
     path = CORPUS / "C_digitalCapture_cawg.jpg"
     if not path.is_file():
@@ -275,7 +275,7 @@ def test_scan_trust_anchors_end_to_end(tmp_path):
     from click.testing import CliRunner
 
     from fakevlm_cli.cli import cli
-    from fakevlm_cli.record import load_schema
+    from fakevlm_cli.core.record import load_schema
 
     anchors = tmp_path / "anchors.pem"
     anchors.write_text(_issuing_cas(*VALID))

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from fakevlm_cli import evidence
 from fakevlm_cli.evidence import jpeg
-from fakevlm_cli.fusion import fuse
+from fakevlm_cli.run.fusion import fuse
 
 # exiftool 12.57's JPEGQualityEstimate of Pillow 13 files saved at quality 1..100 ("-" = <unknown>), 4:2:0 colour
 # and greyscale: recorded once with `exiftool -s3 -JPEGQualityEstimate` (test_agrees_with_exiftool re-checks

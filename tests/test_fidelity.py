@@ -16,10 +16,10 @@ import pytest
 from conftest import SHARED
 from upstream_cases import decoded_digest, write_cases
 
-from fakevlm_cli.engine import Engine
-from fakevlm_cli.engine_types import UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS
-from fakevlm_cli.images import load_image
-from fakevlm_cli.options import EngineOptions
+from fakevlm_cli.core.engine_types import UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION, UPSTREAM_PROMPT_IDS
+from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.media.images import load_image
+from fakevlm_cli.model.engine import Engine
 
 REPLICA = SHARED / "models" / "llava-1.5-processor-replica"
 # [1] + [32000]*576 + the rest: the ids upstream's processor produced, with <image> as the model expands it.
@@ -31,7 +31,7 @@ needs_replica = pytest.mark.skipif(not (REPLICA / "tokenizer.json").is_file(),
 @pytest.fixture(scope="session")
 def llava15_folder(tmp_path_factory):
     """A tiny random model with LLaVA-1.5's geometry, the replica's processor files inside its folder."""
-    from fakevlm_cli.synthetic import build_llava15_shaped
+    from fakevlm_cli.testing.synthetic import build_llava15_shaped
 
     return build_llava15_shaped(tmp_path_factory.mktemp("llava15-with-processor"), REPLICA)
 
@@ -50,7 +50,7 @@ def test_prompt_ids_are_upstreams_with_the_processor_in_the_model_folder(llava15
 
 @needs_replica
 def test_prompt_ids_are_upstreams_with_processor_option(tmp_path, llava15_engine):
-    from fakevlm_cli.synthetic import build_llava15_shaped
+    from fakevlm_cli.testing.synthetic import build_llava15_shaped
 
     bare = build_llava15_shaped(tmp_path / "weights-only", None)
     assert not (bare / "tokenizer.json").exists()
@@ -66,7 +66,7 @@ def test_a_tokenizer_that_feeds_other_ids_is_said_at_load(llava15_engine):
     import transformers
     from transformers import AutoTokenizer
 
-    from fakevlm_cli.tokens import Codec
+    from fakevlm_cli.model.tokens import Codec
 
     codec = Codec.from_transformers(AutoTokenizer.from_pretrained(REPLICA))
     engine = Engine(llava15_engine.model, llava15_engine.processor, info=llava15_engine.info, codec=codec)
@@ -119,9 +119,9 @@ def test_an_answer_prefix_is_forced_only_when_asked(llava15_folder):
 @needs_replica
 @pytest.mark.parametrize("mode", ["upstream", "viewer"])
 def test_record_says_which_processor_and_pixels_ran(llava15_engine, photo, mode):
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.options import JudgeOptions
-    from fakevlm_cli.pipeline import Scanner
+    from fakevlm_cli.core.options import JudgeOptions
+    from fakevlm_cli.media.discover import Candidate
+    from fakevlm_cli.run.pipeline import Scanner
 
     config = JudgeOptions(batch_size=1, workers=1, pixels=mode)
     record = next(iter(Scanner(llava15_engine, config).run([Candidate(path=photo, explicit=True)])))
@@ -143,7 +143,7 @@ LLAVA15_IMAGE_PROCESSOR = json.loads((DATA / "llava15_preprocessor_config.json")
 def llava15_pixels(tmp_path_factory):
     """The processor side alone, as `Engine.load` pairs it with a model: llava-hf's image processor settings
     in a tiny model's folder (its tokenizer plays no part in pixels)."""
-    from fakevlm_cli.synthetic import build_tiny_llava
+    from fakevlm_cli.testing.synthetic import build_tiny_llava
 
     folder = build_tiny_llava(tmp_path_factory.mktemp("llava15-pixels") / "model", image_size=336)
     config = json.loads((folder / "processor_config.json").read_text())
@@ -193,7 +193,7 @@ def test_upstream_rotation_is_ignored_and_viewer_applies_it(case_files):
 # ---- processor, backend and dtype choices ------------------------------------------------------------------
 
 def test_processor_pairing():
-    from fakevlm_cli.loading import _processor_candidates
+    from fakevlm_cli.model.loading import _processor_candidates
 
     upstream = (UPSTREAM_PROCESSOR, UPSTREAM_PROCESSOR_REVISION)
     assert _processor_candidates("lingcco/fakeVLM", EngineOptions())[0] == upstream
@@ -224,7 +224,7 @@ def test_processor_is_loaded_with_the_pil_backend(tiny_model, monkeypatch):
 def test_auto_dtype_is_bfloat16_on_gpus_that_have_it(monkeypatch, bf16, expected):
     import torch
 
-    from fakevlm_cli.loading import _pick_dtype
+    from fakevlm_cli.model.loading import _pick_dtype
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
     assert str(_pick_dtype("auto", torch.device("cuda"))) == f"torch.{expected}"
@@ -233,7 +233,7 @@ def test_auto_dtype_is_bfloat16_on_gpus_that_have_it(monkeypatch, bf16, expected
 
 
 def test_a_processor_without_tokenizer_json_falls_back_and_says_so(engine, tmp_path):
-    from fakevlm_cli.loading import _codec
+    from fakevlm_cli.model.loading import _codec
 
     notices: list[str] = []
     codec = _codec(engine.processor, str(tmp_path), None, True, notices)
@@ -242,7 +242,7 @@ def test_a_processor_without_tokenizer_json_falls_back_and_says_so(engine, tmp_p
 
 
 def test_first_difference_of_id_lists():
-    from fakevlm_cli.tokens import first_difference
+    from fakevlm_cli.model.tokens import first_difference
 
     assert first_difference([1, 2, 3], [1, 5, 3]) == 1
     assert first_difference([1, 2], [1, 2, 3]) is None  # a prefix: no difference within the shorter one

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from fakevlm_cli.cli import cli
-from fakevlm_cli.output import safe_text
-from fakevlm_cli.record import load_schema, raw_path, recorded_path
+from fakevlm_cli.core.record import load_schema, raw_path, recorded_path
+from fakevlm_cli.core.text import safe_text
 
 SCHEMA = load_schema()
 # Legal Linux names: invalid UTF-8 (0xff 0xfe), a raw C1 CSI byte (0x9b), Latin-1 é, an encoded surrogate.
@@ -134,8 +134,8 @@ def test_cli_runner_scan_with_odd_names_does_not_crash(odd_dir):
 def test_csv_on_a_terminal_shows_names_escaped_and_piped_csv_keeps_them_exact(odd_dir):
     """CSV is exact in a file or a pipe (above); printed on a terminal, a name cannot move the cursor."""
     from fakevlm_cli.commands.scan import scan as scan_command
-    from fakevlm_cli.options import build
-    from fakevlm_cli.sinks import Diagnostics, Environment
+    from fakevlm_cli.core.options import build
+    from fakevlm_cli.outputs.sinks import Diagnostics, Environment
 
     f.plain_png(odd_dir / "clear\x1b[2J.png", seed=30)
     screen = io.BytesIO()

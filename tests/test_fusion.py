@@ -1,7 +1,7 @@
 """The fusion rule table (README "How the verdict is fused")."""
 
 from fakevlm_cli.evidence.types import Evidence
-from fakevlm_cli.fusion import fuse
+from fakevlm_cli.run.fusion import fuse
 
 
 def words(fused):

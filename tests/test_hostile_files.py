@@ -27,11 +27,11 @@ from conftest import noise_image
 from PIL import Image
 
 from fakevlm_cli.cli import cli
-from fakevlm_cli.discover import Candidate, read_path_list
-from fakevlm_cli.images import load_image
-from fakevlm_cli.loader import MemoryBudget
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.pipeline import Scanner
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.media.discover import Candidate, read_path_list
+from fakevlm_cli.media.images import load_image
+from fakevlm_cli.media.loader import MemoryBudget
+from fakevlm_cli.run.pipeline import Scanner
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 2**20
@@ -68,9 +68,9 @@ def bounded(code: str, *, address_space_mib: int = 1536) -> tuple[dict, int]:
 
 
 SCAN_IN_CHILD = """
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.pipeline import Scanner
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.run.pipeline import Scanner
 records = list(Scanner(None, JudgeOptions(**{config})).run([Candidate({path!r}, explicit={explicit})]))
 result = [r.to_dict() for r in records]
 """
@@ -173,16 +173,16 @@ def test_loader_threads_share_one_memory_budget(tmp_path):
         Image.fromarray(np.full((3000, 4000), i * 1000, np.uint16)).save(tmp_path / f"g{i}.png")
     code = f"""
         import glob
-        from fakevlm_cli.discover import Candidate
-        from fakevlm_cli.options import JudgeOptions
-        from fakevlm_cli.pipeline import Scanner
+        from fakevlm_cli.media.discover import Candidate
+        from fakevlm_cli.core.options import JudgeOptions
+        from fakevlm_cli.run.pipeline import Scanner
         class Engine:  # decodes for real; the model step is a stub
             info = type("Info", (), {{"to_dict": lambda self: {{"id": "stub"}}}})()
             verdict_steps = 16
             def preprocess(self, image):
                 return image.resize((4, 4))
             def verdicts(self, pixels):
-                from fakevlm_cli.engine_types import Answer
+                from fakevlm_cli.core.engine_types import Answer
                 return [Answer(p_fake=0.25, verdict_step=0)] * len(pixels)
             def sharing_cpu(self, loader_threads):
                 import contextlib
@@ -439,7 +439,7 @@ def test_pillows_warnings_are_notes_on_the_files_record_and_never_raw_lines(tmp_
 def test_a_pillow_warning_outside_any_file_is_one_line_and_none_when_quiet(capsys, monkeypatch):
     import warnings
 
-    from fakevlm_cli import library_warnings
+    from fakevlm_cli.core import library_warnings
 
     library_warnings.install()
     monkeypatch.setattr(library_warnings, "_said", set())
@@ -489,8 +489,8 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     code = f"""
         sys.path.insert(0, {str(REPO / "tests")!r})
         from stub_engine import StubEngine
-        from fakevlm_cli.discover import discover
-        from fakevlm_cli.options import JudgeOptions
+        from fakevlm_cli.media.discover import discover
+        from fakevlm_cli.core.options import JudgeOptions
         from fakevlm_cli.run import predict
         records = list(predict(discover([{str(d)!r}]), JudgeOptions(workers=2), StubEngine()))
         result = [[r.path.rsplit("/", 1)[-1], r.verdict, r.error] for r in records]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakevlm_cli.errors import ImageError
-from fakevlm_cli.images import load_image, sniff_format, to_rgb
+from fakevlm_cli.core.errors import ImageError
+from fakevlm_cli.media.images import load_image, sniff_format, to_rgb
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:

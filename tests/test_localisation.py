@@ -14,12 +14,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from fakevlm_cli import localise, relevance, run, toy
+from fakevlm_cli import run
 from fakevlm_cli.cli import cli
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.localise import View
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.core.record import load_schema
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.model import localise, relevance
+from fakevlm_cli.model.localise import View
+from fakevlm_cli.testing import toy
 
 SEEDS = toy.FRESH_SEEDS + 40_000  # fresh toy images no other test uses
 

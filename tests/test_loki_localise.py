@@ -11,12 +11,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from fakevlm_cli import toy
 from fakevlm_cli.cli import cli
+from fakevlm_cli.core.errors import DatasetError
+from fakevlm_cli.core.record import load_schema
 from fakevlm_cli.datasets.loaders import load_loki
 from fakevlm_cli.datasets.metrics import localisation
-from fakevlm_cli.errors import DatasetError
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.testing import toy
 
 SEEDS = toy.FRESH_SEEDS + 60_000
 ENCODINGS = {

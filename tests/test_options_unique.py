@@ -3,7 +3,7 @@ name, so a clash would hand one option's value to another."""
 
 import pytest
 
-from fakevlm_cli import options
+from fakevlm_cli.core import options
 
 
 @pytest.mark.parametrize("command", sorted(options.COMMANDS))

@@ -219,8 +219,8 @@ def test_a_resumed_scan_exits_as_the_whole_scan_would(photos, tmp_path):
     assert result.exit_code == 1
     from rich.console import Console
 
-    from fakevlm_cli.pipeline import ScanStats
-    from fakevlm_cli.render import summary_table
+    from fakevlm_cli.outputs.render import summary_table
+    from fakevlm_cli.run.pipeline import ScanStats
 
     shown = Console(width=200, record=True)
     shown.print(summary_table(ScanStats(resumed=1, resumed_fake=1)))
@@ -322,7 +322,7 @@ def test_a_read_only_file_system_is_said_as_such(photos, tmp_path, monkeypatch):
     """An evidence disk mounted read-only: the reason is the mount, not a permission to ask for."""
     import types
 
-    from fakevlm_cli import results_file
+    from fakevlm_cli.outputs import results_file
 
     monkeypatch.setattr(results_file.os, "access", lambda path, mode: False)
     monkeypatch.setattr(results_file.os, "statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY))

@@ -4,11 +4,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.engine_types import Answer, ModelInfo
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.pipeline import Scanner
-from fakevlm_cli.results_file import resume_key
+from fakevlm_cli.core.engine_types import Answer, ModelInfo
+from fakevlm_cli.core.files import resume_key
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.run.pipeline import Scanner
 
 
 class StubEngine:
@@ -107,7 +107,7 @@ def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("fakevlm_cli.loader.os.open", deny)
+    monkeypatch.setattr("fakevlm_cli.media.loader.os.open", deny)
     records = list(Scanner(StubEngine(), JudgeOptions(workers=1)).run(cands))
     assert records[1].verdict == "error" and records[1].error == "permission denied"
     assert records[0].verdict in ("real", "fake")
@@ -174,7 +174,7 @@ def test_a_clip_that_fails_for_another_reason_than_memory_is_not_judged_again_in
 
 
 def test_out_of_memory_is_told_from_other_failures():
-    from fakevlm_cli.pipeline import out_of_memory
+    from fakevlm_cli.run.pipeline import out_of_memory
 
     class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name, without importing torch
         pass

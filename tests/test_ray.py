@@ -122,9 +122,9 @@ def test_ctrl_c_leaves_whole_lines_and_resume_on_ray_equals_the_single_process_s
 def test_a_replica_killed_mid_batch_loses_nothing_and_duplicates_nothing(inputs, tiny_model, reference, tmp_path):
     from ray_faults import DiesOnceSpec
 
-    from fakevlm_cli import distributed
-    from fakevlm_cli.discover import discover
-    from fakevlm_cli.options import ClusterOptions, EngineOptions, JudgeOptions, unescape
+    from fakevlm_cli.core.options import ClusterOptions, EngineOptions, JudgeOptions, unescape
+    from fakevlm_cli.media.discover import discover
+    from fakevlm_cli.run import distributed
 
     marker = tmp_path / "died"
     spec = DiesOnceSpec(EngineOptions(model=str(tiny_model), device="cpu", answer_prefix=unescape(FORCED)),
@@ -167,7 +167,7 @@ def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_pa
 @pytest.fixture(scope="module")
 def toy_calibrated(toy_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     """A labelled toy bench, a folder of toy photos to scan, and a calibration fitted on the bench."""
-    from fakevlm_cli import toy
+    from fakevlm_cli.testing import toy
 
     tmp_path = tmp_path_factory.mktemp("toy-calibrated")
     bench, folder = tmp_path / "bench", tmp_path / "photos"
@@ -257,10 +257,10 @@ def test_the_driver_writes_each_input_once_in_its_place_and_counts_what_a_single
     records with labels by position), and the summary counts inconclusive records and resumed files."""
     import pickle
 
-    from fakevlm_cli.distributed import _collect
-    from fakevlm_cli.loader import NoRecord
-    from fakevlm_cli.pipeline import ScanStats
-    from fakevlm_cli.record import Record
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.media.loader import NoRecord
+    from fakevlm_cli.run.distributed import _collect
+    from fakevlm_cli.run.pipeline import ScanStats
 
     def row(index, outcome):
         return {"i": index, "out": pickle.dumps((outcome, False, 0.01)), "notes": b""}

@@ -17,7 +17,7 @@ from conftest import noise_image
 from factories import camera_jpeg
 
 from fakevlm_cli.cli import cli
-from fakevlm_cli.report import entry, visible
+from fakevlm_cli.outputs.report import entry, visible
 
 
 def invoke(*args, input=None):  # noqa: A002 - CliRunner's own name for stdin
@@ -139,7 +139,7 @@ def test_clip_and_calibration_fields_are_checked_too():
 
 def test_a_clip_gets_no_picture_and_no_note_for_it(tmp_path):
     """`fakevlm report` never decodes a clip as a picture: the page draws its frames instead."""
-    from fakevlm_cli.report import _picture
+    from fakevlm_cli.outputs.report import _picture
 
     assert _picture({"media": "video", "path": "clip.mp4"}, [tmp_path], 160) == (None, None)
 

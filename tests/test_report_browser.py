@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from factories import a1111_png, camera_jpeg, truncated_jpeg, video_clip
 from PIL import Image, ImageStat
 
-from fakevlm_cli import toy
 from fakevlm_cli.cli import cli
+from fakevlm_cli.testing import toy
 
 SEEDS = toy.FRESH_SEEDS + 50_000
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from fakevlm_cli.cli import cli
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.record import load_schema
 
 SCHEMA = load_schema()
 
@@ -260,10 +260,10 @@ def test_scan_of_the_shared_c2pa_corpus():
 def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from fakevlm_cli import render
     from fakevlm_cli.commands.scan import scan as scan_command
-    from fakevlm_cli.options import build
-    from fakevlm_cli.sinks import Diagnostics, Environment
+    from fakevlm_cli.core.options import build
+    from fakevlm_cli.outputs import render
+    from fakevlm_cli.outputs.sinks import Diagnostics, Environment
 
     for i in range(3):
         f.plain_png(tmp_path / f"{i}.png", seed=i)
@@ -310,9 +310,9 @@ def test_a_sink_failing_to_close_never_hides_the_failure_that_ended_the_run():
     """A run ending on its own exception closes its sinks with `warn`: a file that cannot be closed (a full disk
     on the last flush) is said as a warning, and the run's exception stays the one reported; a run that ended
     well raises the close failure itself."""
-    from fakevlm_cli.errors import OutputError
-    from fakevlm_cli.record import Record
-    from fakevlm_cli.sinks import Outputs
+    from fakevlm_cli.core.errors import OutputError
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.outputs.sinks import Outputs
 
     class Full:
         closed = 0

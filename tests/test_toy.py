@@ -12,7 +12,7 @@ import pytest
 from conftest import CORPUS
 from PIL import Image
 
-from fakevlm_cli import toy
+from fakevlm_cli.testing import toy
 
 REPLICA = CORPUS.parent / "models" / "llava-1.5-processor-replica"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from reference import reference_verdicts
 
-from fakevlm_cli import toy
-from fakevlm_cli.engine import Engine
-from fakevlm_cli.options import EngineOptions
+from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.model.engine import Engine
+from fakevlm_cli.testing import toy
 
 # Fresh images (never trained on), half fake, bright and dark mixed.
 TOYS = toy.fresh_toy_images(16, start=toy.FRESH_SEEDS + 7000)
@@ -39,7 +39,7 @@ def test_a_tokenizer_json_in_transformers_5_form_gets_the_llama_normaliser_back(
     normaliser and gives the oracle's ids again, and says so; a file in any other form is left alone."""
     import json
 
-    from fakevlm_cli.tokens import Codec
+    from fakevlm_cli.model.tokens import Codec
 
     state = json.loads((toy_model / "tokenizer.json").read_text())
     state["normalizer"] = None
@@ -128,7 +128,7 @@ def test_a_verdict_word_that_repeats_the_question_is_not_the_verdict(toy_engine)
     """Fed the raw prompt, a model may first repeat it (" Does the image looks real/fake? This is a fake
     image."): the "real" of the question is not its verdict, so the search goes on past it, in the score path and
     in the watch that reads explain's; an answer that merely uses the question's words is a verdict."""
-    from fakevlm_cli.engine import _VerdictWatch
+    from fakevlm_cli.model.engine import _VerdictWatch
 
     codec = toy_engine.codec
 

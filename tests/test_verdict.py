@@ -1,6 +1,6 @@
 import pytest
 
-from fakevlm_cli.verdict import parse_verdict, split_verdict
+from fakevlm_cli.model.verdict import parse_verdict, split_verdict
 
 CASES = [
     ("This is a fake image. The nostrils are pixelated.", "fake"),

@@ -16,12 +16,13 @@ import pytest
 from factories import XMP_TEMPLATE, audio_only, c2pa_signed, heic_photo, numbered_frames, video_clip
 from PIL import Image
 
-from fakevlm_cli import toy, video
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.errors import ImageError
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.pipeline import Scanner
-from fakevlm_cli.record import load_schema
+from fakevlm_cli.core.errors import ImageError
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.core.record import load_schema
+from fakevlm_cli.media import video
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.run.pipeline import Scanner
+from fakevlm_cli.testing import toy
 
 SEED = toy.FRESH_SEEDS + 60_000
 
@@ -194,7 +195,7 @@ def test_a_scan_mixes_images_heic_photos_and_clips(toy_engine, tmp_path):
     toy_clip(mixed / "fake.mov", 4, {0, 1, 2, 3}, seed=22, fmt="mov")
     toy_clip(mixed / "real.mkv", 4, set(), seed=23, fmt="matroska")
     (mixed / "notes.txt").write_text("not media")
-    from fakevlm_cli.discover import discover
+    from fakevlm_cli.media.discover import discover
 
     records = list(Scanner(toy_engine, JudgeOptions()).run(discover([mixed])))
     got = {Path(r.path).name: (r.media, r.format, r.verdict) for r in records}
@@ -354,8 +355,8 @@ def test_video_record_renders_in_the_table_and_csv(toy_engine, toy_clips):
 
     from rich.console import Console
 
-    from fakevlm_cli.output import CsvSink
-    from fakevlm_cli.render import TableSink
+    from fakevlm_cli.outputs.output import CsvSink
+    from fakevlm_cli.outputs.render import TableSink
 
     (record,) = scan(toy_engine, toy_clips["quarter"][0])
     console = Console(record=True, width=160, color_system=None)
@@ -370,7 +371,7 @@ def test_video_record_renders_in_the_table_and_csv(toy_engine, toy_clips):
 
 
 def test_jsonl_of_a_clip_round_trips(toy_engine, toy_clips):
-    from fakevlm_cli.record import Record
+    from fakevlm_cli.core.record import Record
 
     (record,) = scan(toy_engine, toy_clips["fake"][0])
     row = json.loads(json.dumps(record.to_dict()))
@@ -446,7 +447,7 @@ def test_one_frame_of_a_turned_clip_is_a_picture_in_the_shape_it_is_shown(tmp_pa
     64×48 clip turned 90°), and --heatmaps / --report get its preview and thumbnail, as for an image file."""
     import stub_engine
 
-    from fakevlm_cli.loader import Inspector
+    from fakevlm_cli.media.loader import Inspector
 
     path = video_clip(tmp_path / "turned.mp4", numbered_frames(4), rate=2, rotation=90)
     inspector = Inspector(stub_engine.StubEngine(), JudgeOptions(), preview=True, thumbnails=32)

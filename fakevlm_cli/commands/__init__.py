@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from fakevlm_cli.errors import (
+from fakevlm_cli.core.errors import (
     EXIT_ERROR,
     EXIT_HANGUP,
     EXIT_INTERRUPTED,
@@ -28,7 +28,7 @@ from fakevlm_cli.errors import (
     Terminated,
     first_line,
 )
-from fakevlm_cli.sinks import Diagnostics
+from fakevlm_cli.outputs.sinks import Diagnostics
 
 
 def debug() -> bool:
@@ -116,7 +116,7 @@ def silence_libraries() -> None:
     """
     import logging
 
-    from fakevlm_cli import library_warnings
+    from fakevlm_cli.core import library_warnings
 
     library_warnings.quiet()  # every library's warnings unprinted; Pillow's still noted on the file's record
     logging.disable(logging.WARNING)

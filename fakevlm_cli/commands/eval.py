@@ -20,20 +20,22 @@ from pathlib import Path
 
 import orjson
 
-from fakevlm_cli import __version__, calibration, distributed, run
-from fakevlm_cli.calibration import Calibration
+from fakevlm_cli import __version__, run
 from fakevlm_cli.commands import silence_libraries
+from fakevlm_cli.core.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
+from fakevlm_cli.core.files import file_key, same_file
+from fakevlm_cli.core.options import EvalRequest
+from fakevlm_cli.core.record import VERDICTS, Record
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
-from fakevlm_cli.options import EvalRequest
-from fakevlm_cli.output import JsonlSink
-from fakevlm_cli.pipeline import ScanStats, apply_decision, model_record
-from fakevlm_cli.record import VERDICTS, Record
-from fakevlm_cli.results_file import check_writable, file_key, looks_like_results, same_file
-from fakevlm_cli.sinks import Deferred, Diagnostics, Environment, Outputs
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.outputs.output import JsonlSink
+from fakevlm_cli.outputs.results_file import check_writable, looks_like_results
+from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs
+from fakevlm_cli.run import calibration, distributed
+from fakevlm_cli.run.calibration import Calibration
+from fakevlm_cli.run.pipeline import ScanStats, apply_decision, model_record
 
 
 @dataclass
@@ -53,7 +55,7 @@ class EvalRun:
 
 def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Evaluate, print the report, write the results file; exit 0 (errors exit 2 through FakevlmError)."""
-    from fakevlm_cli import render
+    from fakevlm_cli.outputs import render
 
     env = env or Environment.detect()
     if request.args.quiet:
@@ -189,7 +191,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     outs = Outputs(sinks=[] if predictions is None else [Deferred(lambda: _open_predictions(predictions))])
     bar = None
     if not request.args.quiet and env.stderr_tty:
-        from fakevlm_cli import render
+        from fakevlm_cli.outputs import render
 
         bar = render.Progress(render.console(stderr=True), len(items), label="evaluating")
     stats, records = ScanStats(), []

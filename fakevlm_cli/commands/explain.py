@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from fakevlm_cli import library_warnings, run
-from fakevlm_cli.discover import Candidate
-from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, OutputError
-from fakevlm_cli.loader import check_media
-from fakevlm_cli.options import ExplainRequest, JudgeOptions
-from fakevlm_cli.record import Record
-from fakevlm_cli.results_file import same_file
-from fakevlm_cli.sinks import Diagnostics, Environment, explain_outputs
+from fakevlm_cli import run
+from fakevlm_cli.core import library_warnings
+from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, OutputError
+from fakevlm_cli.core.files import same_file
+from fakevlm_cli.core.options import ExplainRequest, JudgeOptions
+from fakevlm_cli.core.record import Record
+from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.media.loader import check_media
+from fakevlm_cli.outputs.sinks import Diagnostics, Environment, explain_outputs
 
 
 def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None = None) -> int:
@@ -66,7 +67,7 @@ def _decided_by_metadata(image: Path, judge: JudgeOptions, pixel_error: str) -> 
 def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
     """Before any work: the heatmap goes where it destroys nothing — never over the image explained (through
     any link), nor over a folder, nor over an existing file that is not a fakevlm heatmap unless `force`."""
-    from fakevlm_cli.pictures import is_heatmap
+    from fakevlm_cli.media.pictures import is_heatmap
 
     if not heatmap.resolve().parent.is_dir():
         raise OutputError(f"{heatmap}: no such folder for the heatmap")
@@ -84,8 +85,8 @@ def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
 
 def _write_heatmap(record: Record, image: Path, heatmap: Path, judge: JudgeOptions, diag: Diagnostics) -> None:
     """The heatmap picture over the image as the model was given it; without a map, a warning says why."""
-    from fakevlm_cli.images import load_image
-    from fakevlm_cli.pictures import write_heatmap
+    from fakevlm_cli.media.images import load_image
+    from fakevlm_cli.media.pictures import write_heatmap
 
     if record.localisation is None:
         why = next((n for n in record.notes if n.startswith("no heatmap")), "no heatmap")

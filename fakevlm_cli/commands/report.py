@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fakevlm_cli.errors import EXIT_CLEAN, FakevlmError
-from fakevlm_cli.options import ReportRequest
-from fakevlm_cli.report import build_report
-from fakevlm_cli.sinks import Diagnostics
+from fakevlm_cli.core.errors import EXIT_CLEAN, FakevlmError
+from fakevlm_cli.core.options import ReportRequest
+from fakevlm_cli.outputs.report import build_report
+from fakevlm_cli.outputs.sinks import Diagnostics
 
 
 def report(request: ReportRequest, diag: Diagnostics) -> int:

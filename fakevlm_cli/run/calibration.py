@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from fakevlm_cli import __version__
-from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
-from fakevlm_cli.errors import FakevlmError
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD
+from fakevlm_cli.core.errors import FakevlmError
 
 FORMAT = "fakevlm-calibration"
 VERSION = 1

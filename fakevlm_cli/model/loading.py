@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from fakevlm_cli.engine_types import (
+from fakevlm_cli.core.engine_types import (
     DEFAULT_MODEL,
     DTYPES,
     QUANTS,
@@ -20,9 +20,9 @@ from fakevlm_cli.engine_types import (
     UPSTREAM_PROCESSOR_REVISION,
     ModelInfo,
 )
-from fakevlm_cli.errors import ModelLoadError, first_line
-from fakevlm_cli.options import EngineOptions
-from fakevlm_cli.tokens import Codec, find_tokenizer_file
+from fakevlm_cli.core.errors import ModelLoadError, first_line
+from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.model.tokens import Codec, find_tokenizer_file
 
 
 def _looks_like_path(source: str) -> bool:

@@ -15,9 +15,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fakevlm_cli.errors import OutputError, PipeClosedError
-from fakevlm_cli.output import evidence_cell, first_line, percent, safe_text, seconds, video_cell
-from fakevlm_cli.record import Record
+from fakevlm_cli.core.errors import OutputError, PipeClosedError
+from fakevlm_cli.core.record import Record
+from fakevlm_cli.core.text import first_line, percent, safe_text, seconds
+from fakevlm_cli.outputs.output import evidence_cell, video_cell
 
 VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
 

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fakevlm_cli import calibration
-from fakevlm_cli.calibration import Decision
-from fakevlm_cli.engine_types import DEFAULT_THRESHOLD
-from fakevlm_cli.errors import FakevlmError
-from fakevlm_cli.options import EngineOptions, JudgeOptions
-from fakevlm_cli.pipeline import Scanner, ScanStats, model_record
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD
+from fakevlm_cli.core.errors import FakevlmError
+from fakevlm_cli.core.options import EngineOptions, JudgeOptions
+from fakevlm_cli.run import calibration
+from fakevlm_cli.run.calibration import Decision
+from fakevlm_cli.run.pipeline import Scanner, ScanStats, model_record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import EngineLike, Preprocessor
-    from fakevlm_cli.record import Record
+    from fakevlm_cli.core.engine_types import EngineLike, Preprocessor
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.media.discover import Candidate
 
 
 def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None = None) -> EngineLike:
@@ -30,7 +30,7 @@ def load_engine(options: EngineOptions, *, notify: Callable[[str], None] | None 
 
     The one place engines are made from options: tests stand a stub in here (tests/stub_engine.py).
     """
-    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.model.engine import Engine
 
     engine = Engine.load(options)
     for notice in engine.notices:
@@ -53,7 +53,7 @@ def load_checked(options: EngineOptions, prepared: Prepared, judge: JudgeOptions
 def load_pixels(options: EngineOptions) -> Preprocessor:
     """The model's preprocessing alone (its processor, no weights): what a Ray CPU task turns images into
     pixels with, exactly as `load_engine`'s engine would."""
-    from fakevlm_cli.engine import Engine
+    from fakevlm_cli.model.engine import Engine
 
     return Engine.load_pixels(options)
 

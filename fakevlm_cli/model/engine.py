@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.engine_types import (
+from fakevlm_cli.core.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_PROMPT,
     DEFAULT_VERDICT_STEPS,
@@ -42,11 +42,11 @@ from fakevlm_cli.engine_types import (
     Answer,
     ModelInfo,
 )
-from fakevlm_cli.errors import ModelLoadError
-from fakevlm_cli.localise import View
-from fakevlm_cli.options import EngineOptions
-from fakevlm_cli.tokens import Codec, first_difference
-from fakevlm_cli.verdict import parse_verdict, split_verdict
+from fakevlm_cli.core.errors import ModelLoadError
+from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.model.localise import View
+from fakevlm_cli.model.tokens import Codec, first_difference
+from fakevlm_cli.model.verdict import parse_verdict, split_verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -103,7 +103,7 @@ class Engine:
     @classmethod
     def load(cls, options: EngineOptions = EngineOptions()) -> Engine:
         """Load model and processor from a hub id or a local directory, exactly as users run it."""
-        from fakevlm_cli.loading import load
+        from fakevlm_cli.model.loading import load
 
         return load(cls, options)
 
@@ -111,7 +111,7 @@ class Engine:
     def load_pixels(options: EngineOptions = EngineOptions()) -> Pixels:
         """The processor alone, as `load` would pair it with the model: preprocessing without the weights
         (a Ray CPU task's)."""
-        from fakevlm_cli.loading import load_processor
+        from fakevlm_cli.model.loading import load_processor
 
         return Pixels(load_processor(options))
 
@@ -248,7 +248,7 @@ class Engine:
         """A relevance map (grid × grid, numpy) per image for its verdict's log-odds, fake vs real, read in the
         context the verdict was written in (`Answer.prefix`); `chunk` images per model call (relevance.py).
         An answer without a verdict has no map: ValueError."""
-        from fakevlm_cli import relevance
+        from fakevlm_cli.model import relevance
 
         if any(a.prefix is None for a in answers):
             raise ValueError("the model stated no verdict: nothing to explain")

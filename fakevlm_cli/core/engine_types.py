@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from fakevlm_cli.localise import View
 
 DEFAULT_MODEL = "lingcco/fakeVLM"
 # The processor upstream pairs with the released weights, at the revision its eval.py pins.
@@ -40,6 +39,24 @@ RELEVANCE_METHODS = ("occlusion", "gradient", "attention")
 DEFAULT_RELEVANCE_METHOD = "attention"
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 QUANTS = ("none", "8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class View:
+    """How the processor turns an image into the model's input: resize the short side to `shortest_edge`
+    (None: no resize), then keep the centred `crop_width` × `crop_height` (None: no crop)."""
+
+    shortest_edge: int | None
+    crop_width: int | None
+    crop_height: int | None
+
+    def resized(self, width: int, height: int) -> tuple[int, int]:
+        """The size a `width` × `height` image is resized to (transformers' get_resize_output_image_size: the
+        short side to `shortest_edge`, the long side int()-rounded)."""
+        short = self.shortest_edge
+        if not short:
+            return width, height
+        return (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Literal
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from fakevlm_cli import library_warnings
-from fakevlm_cli.errors import ImageError, one_line
-from fakevlm_cli.options import DEFAULT_MAX_PIXELS
+from fakevlm_cli.core import library_warnings
+from fakevlm_cli.core.errors import ImageError, one_line
+from fakevlm_cli.core.options import DEFAULT_MAX_PIXELS
 
 # How decoded pixels become the RGB picture the model sees (options.PIXEL_MODES):
 #   viewer   — as a person sees the file: EXIF orientation applied, transparency composited on white, 16-bit

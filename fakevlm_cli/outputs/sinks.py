@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from fakevlm_cli.errors import OutputError, first_line
-from fakevlm_cli.output import CsvSink, JsonlSink, JsonObjectSink, safe_text
+from fakevlm_cli.core.errors import OutputError, first_line
+from fakevlm_cli.core.text import safe_text
+from fakevlm_cli.outputs.output import CsvSink, JsonlSink, JsonObjectSink
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.record import Record
-    from fakevlm_cli.results_file import ResultsFile
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.outputs.results_file import ResultsFile
 
 
 class Sink(Protocol):
@@ -189,7 +190,7 @@ def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, 
             else:
                 out.sinks.append(CsvSink(stream, "stdout", terminal=env.stdout_tty))
     if out.live is None and not quiet and env.stderr_tty:
-        from fakevlm_cli import render
+        from fakevlm_cli.outputs import render
 
         # a bar on the terminal that stdout's JSONL or CSV rows also reach would overwrite them: the summary only
         rows_on_terminal = target is None and env.stdout_tty
@@ -200,7 +201,7 @@ def scan_outputs(env: Environment, fmt: str | None, target: ResultsFile | None, 
 
 
 def _add_table(out: Outputs, explain: bool) -> None:
-    from fakevlm_cli import render
+    from fakevlm_cli.outputs import render
 
     console = render.console()
     out.sinks.append(render.TableSink(console, explain=explain))
@@ -213,6 +214,6 @@ def explain_outputs(env: Environment, *, as_json: bool) -> Outputs:
     """`explain`: one record as a panel on the terminal, or as one indented JSON object (`--json`)."""
     if as_json:
         return Outputs(sinks=[JsonObjectSink(env.require_stdout(), "stdout")])
-    from fakevlm_cli import render
+    from fakevlm_cli.outputs import render
 
     return Outputs(sinks=[render.PanelSink(render.console())], table_on_screen=True)

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.synthetic import merge_pair
+from fakevlm_cli.testing.synthetic import merge_pair
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

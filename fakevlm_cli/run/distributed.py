@@ -32,16 +32,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
-from fakevlm_cli.errors import FakevlmError, first_line
-from fakevlm_cli.loader import Inspector, Job, NoRecord
-from fakevlm_cli.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
-from fakevlm_cli.pipeline import Scanner, ScanStats
-from fakevlm_cli.record import Record, recorded_path
-from fakevlm_cli.results_file import resume_key
+from fakevlm_cli.core.errors import FakevlmError, first_line
+from fakevlm_cli.core.files import resume_key
+from fakevlm_cli.core.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
+from fakevlm_cli.core.record import Record, recorded_path
+from fakevlm_cli.media.loader import Inspector, Job, NoRecord
+from fakevlm_cli.run.pipeline import Scanner, ScanStats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import EngineLike, Preprocessor
+    from fakevlm_cli.core.engine_types import EngineLike, Preprocessor
+    from fakevlm_cli.media.discover import Candidate
 
 INSPECT_BATCH = 16  # files per CPU task: enough to spread its cost, few enough that a slow file holds few back
 INSPECT_MEMORY = 512 * 2**20  # a CPU task reads and decodes one file at a time: a 12 MP photo needs ~150 MB
@@ -169,7 +169,7 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
 
     prepared = prepared or run.prepare(options, uses_model=spec is not None)
     if spec is not None:
-        from fakevlm_cli.loading import check_source
+        from fakevlm_cli.model.loading import check_source
 
         check_source(spec.options)  # a mistyped --model (a folder that is not a model): one line now, not a failed job
     work = _Work(options, prepared, heatmaps if options.localise else None, thumbnails, read_metadata)
@@ -415,7 +415,7 @@ def _job_failure(exc: BaseException) -> FakevlmError:
         if isinstance(current, FakevlmError):
             return FakevlmError(str(current))
         # Ray keeps a remote exception's traceback as text: its last line names our error and says what it was.
-        ours = re.findall(r"^fakevlm_cli\.errors\.\w+: (.+)$", str(current), re.M)
+        ours = re.findall(rf"^{re.escape(FakevlmError.__module__)}\.\w+: (.+)$", str(current), re.M)
         if ours:
             return FakevlmError(ours[-1])
         current = getattr(current, "cause", None) or current.__cause__

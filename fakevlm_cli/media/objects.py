@@ -10,24 +10,11 @@ fakevlm's options or records: a record's `path` is the URI as given. Every failu
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from fakevlm_cli.errors import ImageError, first_line
+from fakevlm_cli.core.errors import ImageError, first_line
 
 # scheme://… with a scheme of two letters or more (a Windows drive letter "C:\\" is not one).
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
-
-
-_URI_BYTES = re.compile(_URI.pattern.encode())
-
-
-def is_uri(path: object) -> bool:
-    """True for an object-store URI (``s3://bucket/key``, as str or bytes), False for a local path (a Path, or
-    a str or bytes without a scheme)."""
-    if isinstance(path, bytes):
-        return _URI_BYTES.match(path) is not None
-    return isinstance(path, str) and _URI.match(path) is not None
 
 
 def scheme(uri: str) -> str:

@@ -29,9 +29,9 @@ from typing import IO
 
 import orjson
 
-from fakevlm_cli.errors import OutputError
-from fakevlm_cli.objects import is_uri
-from fakevlm_cli.record import raw_path
+from fakevlm_cli.core.errors import OutputError
+from fakevlm_cli.core.files import resume_key
+from fakevlm_cli.core.record import raw_path
 
 fcntl: ModuleType | None
 try:
@@ -43,19 +43,6 @@ _RECORD_START = b'{"schema":'  # every JSONL line we write starts so (orjson, fi
 _CSV_HEADER_START = b"path,verdict,p_fake,"
 _HEAD = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # a record is a few KB; a longer "line" means this is not a results file
-
-
-def resume_key(path: str | bytes | os.PathLike) -> bytes:
-    """What --resume matches files by: the absolute path with symbolic links resolved, as raw OS bytes.
-
-    So ``photos/a.jpg``, ``./photos/a.jpg``, ``/home/me/photos/a.jpg`` and a symlink to it are one file, and a
-    name that is not UTF-8 matches its record exactly (through `path_bytes`). Relative paths are taken from
-    the current directory; an object-store URI (``s3://…``) is matched as it is written.
-    """
-    if is_uri(path):  # an object-store URI is its own key
-        return path if isinstance(path, bytes) else str(path).encode()
-    raw = path if isinstance(path, bytes) else os.fsencode(path)
-    return os.path.realpath(raw)
 
 
 def format_for_path(path: Path) -> str:
@@ -309,24 +296,6 @@ def _record_or_none(line: bytes) -> dict | None:
     except orjson.JSONDecodeError:
         return None
     return obj if is_record(obj) else None
-
-
-def file_key(path: str | bytes | os.PathLike | None) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of an existing file, through links: one file by any path to it; None when there is
-    none."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
-
-
-def same_file(a: str | bytes | os.PathLike, b: str | bytes | os.PathLike) -> bool:
-    """Whether two existing paths are one file (a hard link, a symlink, ./x and x)."""
-    key = file_key(a)
-    return key is not None and key == file_key(b)
 
 
 def check_writable(path: Path) -> None:

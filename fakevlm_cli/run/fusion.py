@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fakevlm_cli.core.record import Cited, Reason
 from fakevlm_cli.evidence.types import Evidence
-from fakevlm_cli.record import Cited, Reason
 
 DECIDING = ("ai_generated", "ai_edited")
 

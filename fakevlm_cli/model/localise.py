@@ -12,8 +12,9 @@ placed there, and pictures shade it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from fakevlm_cli.core.engine_types import View
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -22,24 +23,6 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels (x1, y
 
 TOP_REGIONS = 3
 REGION_THRESHOLD = 0.5  # cells at or above this share of the map's maximum make up its regions
-
-
-@dataclass(frozen=True)
-class View:
-    """How the processor turns an image into the model's input: resize the short side to `shortest_edge`
-    (None: no resize), then keep the centred `crop_width` × `crop_height` (None: no crop)."""
-
-    shortest_edge: int | None
-    crop_width: int | None
-    crop_height: int | None
-
-    def resized(self, width: int, height: int) -> tuple[int, int]:
-        """The size a `width` × `height` image is resized to (transformers' get_resize_output_image_size: the
-        short side to `shortest_edge`, the long side int()-rounded)."""
-        short = self.shortest_edge
-        if not short:
-            return width, height
-        return (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
 
 
 def crop_box(width: int, height: int, view: View) -> Box:

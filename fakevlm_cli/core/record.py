@@ -1,7 +1,7 @@
 """The one record every output renders: table row, JSONL line, CSV row, `explain` panel, eval prediction.
 
 The JSONL form is a contract other tools consume. Its shape is described by
-``fakevlm_cli/schema/record.schema.json`` and versioned by ``SCHEMA_VERSION``: fields are only ever added
+``fakevlm_cli/core/schema/record.schema.json`` and versioned by ``SCHEMA_VERSION``: fields are only ever added
 (consumers must ignore unknown ones); renaming, removing or changing the meaning of a field bumps it.
 """
 
@@ -205,5 +205,5 @@ def raw_path(path: str, path_bytes: str | None = None) -> bytes:
 
 def load_schema() -> dict:
     """The JSON Schema of one JSONL record, as shipped with the package."""
-    text = resources.files("fakevlm_cli").joinpath("schema/record.schema.json").read_text("utf-8")
+    text = resources.files("fakevlm_cli").joinpath("core/schema/record.schema.json").read_text("utf-8")
     return json.loads(text)

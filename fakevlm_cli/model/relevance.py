@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fakevlm_cli.engine_types import DEFAULT_RELEVANCE_METHOD as DEFAULT_METHOD
-from fakevlm_cli.engine_types import RELEVANCE_METHODS as METHODS
+from fakevlm_cli.core.engine_types import DEFAULT_RELEVANCE_METHOD as DEFAULT_METHOD
+from fakevlm_cli.core.engine_types import RELEVANCE_METHODS as METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

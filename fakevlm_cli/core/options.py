@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
-from fakevlm_cli.engine_types import (
+from fakevlm_cli.core.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,

@@ -33,15 +33,17 @@ from typing import IO, Any
 
 import orjson
 
-from fakevlm_cli import __version__, library_warnings
-from fakevlm_cli.errors import FakevlmError, ImageError, OutputError
-from fakevlm_cli.images import load_image, max_file_bytes
-from fakevlm_cli.options import DEFAULT_MAX_PIXELS
-from fakevlm_cli.output import byte_size, safe_text
-from fakevlm_cli.pictures import RAMP, thumbnail
-from fakevlm_cli.record import VERDICTS, Record, raw_path
-from fakevlm_cli.report.charts import evaluation_panels, histogram
-from fakevlm_cli.results_file import file_key, is_record, same_file
+from fakevlm_cli import __version__
+from fakevlm_cli.core import library_warnings
+from fakevlm_cli.core.errors import FakevlmError, ImageError, OutputError
+from fakevlm_cli.core.files import file_key, same_file
+from fakevlm_cli.core.options import DEFAULT_MAX_PIXELS
+from fakevlm_cli.core.record import VERDICTS, Record, raw_path
+from fakevlm_cli.core.text import byte_size, safe_text
+from fakevlm_cli.media.images import load_image, max_file_bytes
+from fakevlm_cli.media.pictures import RAMP, thumbnail
+from fakevlm_cli.outputs.report.charts import evaluation_panels, histogram
+from fakevlm_cli.outputs.results_file import is_record
 
 PAGE_SIZE = 50
 THUMBNAIL_SIZE = 160
@@ -387,7 +389,7 @@ def _json(value: Any) -> bytes:
 
 
 def _asset(name: str) -> str:
-    return resources.files("fakevlm_cli.report").joinpath(name).read_text("utf-8")
+    return resources.files("fakevlm_cli.outputs.report").joinpath(name).read_text("utf-8")
 
 
 def _hash(text: str) -> str:

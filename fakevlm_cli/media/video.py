@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from fakevlm_cli.errors import ImageError
+from fakevlm_cli.core.errors import ImageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -24,23 +24,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.calibration import Decision
-from fakevlm_cli.engine_types import Answer
-from fakevlm_cli.fusion import decisive, fuse
-from fakevlm_cli.loader import Inspector, Job, NoRecord
-from fakevlm_cli.localise import crop_box, describe
-from fakevlm_cli.options import JudgeOptions
-from fakevlm_cli.pictures import write_heatmap
-from fakevlm_cli.record import Record
-from fakevlm_cli.video import AGGREGATE, aggregate
+from fakevlm_cli.core.engine_types import Answer
+from fakevlm_cli.core.options import JudgeOptions
+from fakevlm_cli.core.record import Record
+from fakevlm_cli.media.loader import Inspector, Job, NoRecord
+from fakevlm_cli.media.pictures import write_heatmap
+from fakevlm_cli.media.video import AGGREGATE, aggregate
+from fakevlm_cli.model.localise import crop_box, describe
+from fakevlm_cli.run.calibration import Decision
+from fakevlm_cli.run.fusion import decisive, fuse
 
 # How long images ready for the model wait for more of a batch when the source is slow (a fast source fills
 # batches well within it, so batch composition does not depend on timing).
 LINGER_SECONDS = 0.25
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import EngineLike
+    from fakevlm_cli.core.engine_types import EngineLike
+    from fakevlm_cli.media.discover import Candidate
 
 
 @dataclass

@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from fakevlm_cli import library_warnings
-from fakevlm_cli.errors import ImageError, one_line
+from fakevlm_cli.core import library_warnings
+from fakevlm_cli.core.errors import ImageError, one_line
+from fakevlm_cli.core.files import is_uri, resume_key
+from fakevlm_cli.core.options import DEFAULT_MAX_PIXELS, JudgeOptions
+from fakevlm_cli.core.record import Record, recorded_path
+from fakevlm_cli.core.text import byte_size
 from fakevlm_cli.evidence import collect, read_container
 from fakevlm_cli.evidence.types import Evidence
-from fakevlm_cli.images import (
+from fakevlm_cli.media.images import (
     SNIFF_BYTES,
     check_size,
     count_frames,
@@ -34,17 +38,13 @@ from fakevlm_cli.images import (
     probe,
     sniff_format,
 )
-from fakevlm_cli.objects import RemoteFile, is_uri
-from fakevlm_cli.options import DEFAULT_MAX_PIXELS, JudgeOptions
-from fakevlm_cli.output import byte_size
-from fakevlm_cli.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
-from fakevlm_cli.record import Record, recorded_path
-from fakevlm_cli.results_file import resume_key
-from fakevlm_cli.video import VIDEO_FORMATS, VIDEO_SUFFIXES, Clip, sniff_video
+from fakevlm_cli.media.objects import RemoteFile
+from fakevlm_cli.media.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
+from fakevlm_cli.media.video import VIDEO_FORMATS, VIDEO_SUFFIXES, Clip, sniff_video
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.discover import Candidate
-    from fakevlm_cli.engine_types import EngineLike
+    from fakevlm_cli.core.engine_types import EngineLike
+    from fakevlm_cli.media.discover import Candidate
 
 # A file found in a folder whose content is neither image nor video is skipped quietly unless its name claims
 # to be one.

@@ -36,7 +36,7 @@ from itertools import compress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from fakevlm_cli.objects import is_uri
+from fakevlm_cli.core.files import is_uri
 
 if TYPE_CHECKING:
     import pathspec
@@ -307,8 +307,8 @@ class _Walker:
     def _remote(self, uri: str) -> Iterator[Candidate]:
         """An object-store URI: the object itself, or every object under a prefix (a "folder"), sorted, with
         the walk's rules on what the listing finds: hidden names, --max-depth and the globs."""
-        from fakevlm_cli.errors import ImageError
-        from fakevlm_cli.objects import listing, relative
+        from fakevlm_cli.core.errors import ImageError
+        from fakevlm_cli.media.objects import listing, relative
 
         try:
             folder, found = listing(uri)
