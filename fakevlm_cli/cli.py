@@ -180,6 +180,7 @@ def cli():
 
     \b
     Examples:
+      fakevlm demo                              # offline, a toy model: see it work in a minute
       fakevlm explain photo.jpg
       fakevlm explain clip.mp4                  # the most suspicious of 8 sampled frames
       fakevlm scan ./photos -o results.jsonl
@@ -230,6 +231,22 @@ def report(**values):
     _run("report", values)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+def demo(folder):
+    """See fakevlm work offline, without the released weights: a TOY model and sample files.
+
+    Trains (once, about 30 s, then cached) the toy FakeVLM the tests use, writes sample files into FOLDER
+    (default ./fakevlm-demo): toy fakes and reals, camera EXIF, a generator PNG, XMP and C2PA AI sources, a
+    HEIC, a clip and a broken file, then scans them into FOLDER/results.jsonl, FOLDER/report.html and
+    heatmaps. The toy knows only its own planted artifact: it is not a detector. Exit code 0, or 2 on error.
+    """
+    from fakevlm_cli.commands import run_command
+    from fakevlm_cli.commands.demo import demo as body
+
+    sys.exit(run_command(lambda diag: body(folder, diag)))
+
+
 # ---- completion ------------------------------------------------------------------------------------------
 
 @cli.command(context_settings=CONTEXT)
@@ -262,7 +279,7 @@ def reference_markdown() -> str:
              ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
              "`fakevlm_cli/core/options.py`."), ""]
-    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["completion"]):
+    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["demo"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])
         parts += [f"## `{title}`", "", "```text", result.output.rstrip(), "```", ""]

@@ -663,6 +663,12 @@ def cached_toy_fakevlm(cache_dir: Path | None = None, *, log: Callable[[str], No
     return target
 
 
+def is_cached(cache_dir: Path | None = None) -> bool:
+    """Whether `cached_toy_fakevlm(cache_dir)` would reuse a trained toy (no training)."""
+    target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return _cached_key(target) == cache_key()
+
+
 def _move_into_place(built: Path, target: Path, key: str) -> None:
     try:
         os.replace(built, target)  # succeeds when target is absent or an empty folder

@@ -1,0 +1,72 @@
+"""`fakevlm demo`: offline, on the toy model, every sample judged as its evidence says; a second run reuses all."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fakevlm_cli.cli import cli
+from fakevlm_cli.outputs.report import is_ours
+from fakevlm_cli.testing import samples, toy
+
+
+def demo(*args):
+    return CliRunner().invoke(cli, ["demo", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo_run(toy_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "here"
+    return folder, demo(folder)
+
+
+def test_every_sample_is_judged_as_its_evidence_says(demo_run):
+    folder, result = demo_run
+    assert result.exit_code == 0, result.stderr
+    records = {json.loads(line)["path"].rsplit("/", 1)[-1]: json.loads(line)
+               for line in (folder / "results.jsonl").read_text().splitlines()}
+    assert sorted(records) == sorted(s.name for s in samples.SAMPLES)
+    got = {name: record["verdict"] for name, record in records.items()}
+    assert got == {s.name: s.expected for s in samples.SAMPLES}
+    # the metadata files are decided by their evidence: the toy itself calls their pixels real
+    for name in ("stable-diffusion.png", "xmp-ai-source.jpg", "c2pa-ai-source.jpg"):
+        assert records[name]["model_verdict"] == "real"
+        assert "overruled by the metadata" in " ".join(records[name]["reasons"])
+    assert records["clip.mp4"]["video"]["sampled"]  # judged on its frames
+    assert is_ours(folder / "report.html")
+    heatmaps = {p.name.split("-", 1)[1] for p in (folder / "heatmaps").iterdir()}
+    assert {"toy-fake-1.png", "toy-real-1.png", "phone.png"} <= heatmaps
+
+
+def test_the_toy_is_called_a_toy_and_the_real_weights_are_named(demo_run):
+    _, result = demo_run
+    assert "TOY model" in result.stderr and "not a detector" in result.stderr
+    assert "lingcco/fakeVLM" in result.stderr and "fakevlm scan PHOTOS" in result.stderr
+
+
+def test_a_second_run_reuses_the_model_and_the_samples(demo_run, monkeypatch):
+    folder, _ = demo_run
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / "samples").iterdir()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the toy was trained again")
+
+    monkeypatch.setattr(toy, "build_toy_fakevlm", no_training)
+    result = demo(folder)
+    assert result.exit_code == 0, result.stderr
+    assert "(cached)" in result.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in (folder / "samples").iterdir()} == before
+
+
+def test_a_folder_holding_someone_elses_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = demo(tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"fakevlm: error: {tmp_path}: is not empty and not a fakevlm demo folder: "
+                                     "choose another folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    result = demo(tmp_path / "notes.txt")
+    assert result.exit_code == 2 and "is a file" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
