@@ -247,6 +247,20 @@ def demo(folder):
     sys.exit(run_command(lambda diag: body(folder, diag)))
 
 
+@cli.command(context_settings=CONTEXT)
+@click.option("--model", "-m", metavar="ID_OR_DIR", envvar="FAKEVLM_MODEL",
+              help="The checkpoint to look for (default: the released weights; env FAKEVLM_MODEL).")
+def doctor(model):
+    """Check that the model can run here: versions, the device and precision it would use, whether the weights
+    are cached, video/HEIC/C2PA support, optional extras. Exit code 0 (ready), 1 (cannot run the model: the
+    line says what to install), 2 (error).
+    """
+    from fakevlm_cli.commands import run_command
+    from fakevlm_cli.commands.doctor import doctor as body
+
+    sys.exit(run_command(lambda diag: body(diag, model=model)))
+
+
 # ---- completion ------------------------------------------------------------------------------------------
 
 @cli.command(context_settings=CONTEXT)
@@ -279,7 +293,7 @@ def reference_markdown() -> str:
              ("Generated from `fakevlm --help` (`python -c \"from fakevlm_cli.cli import reference_markdown; "
              "print(reference_markdown(), end='')\" > docs/cli.md`); the options are declared once, in "
              "`fakevlm_cli/core/options.py`."), ""]
-    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["demo"], ["completion"]):
+    for name in ([], ["explain"], ["scan"], ["eval"], ["report"], ["demo"], ["doctor"], ["completion"]):
         result = CliRunner().invoke(cli, [*name, "--help"], prog_name="fakevlm", terminal_width=100)
         title = " ".join(["fakevlm", *name])
         parts += [f"## `{title}`", "", "```text", result.output.rstrip(), "```", ""]

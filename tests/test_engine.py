@@ -289,7 +289,7 @@ def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     calls = []
-    monkeypatch.setattr(loading_module, "_hub_reachable", lambda: calls.append(1) or False)
+    monkeypatch.setattr(loading_module, "hub_reachable", lambda **kw: calls.append(1) or False)
     with pytest.raises(ModelLoadError, match=r"hub cannot be reached.*hf download"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM"))
     assert calls == [1]

@@ -82,8 +82,8 @@ def load_processor(options: EngineOptions):
 
 def _local_only(source: str, notices: list[str]) -> bool:
     """Whether to load from the local cache alone: asked for (HF_HUB_OFFLINE), or the hub cannot be reached."""
-    local_only = _offline_requested()
-    if not local_only and not Path(source).is_dir() and not _hub_reachable():
+    local_only = offline_requested()
+    if not local_only and not Path(source).is_dir() and not hub_reachable():
         # Without this, huggingface_hub retries for ~25 s before falling back to the cache (or failing).
         local_only = True
         notices.append("the Hugging Face hub cannot be reached: using the local cache only")
@@ -164,6 +164,22 @@ def _pick_device(name: str, notices: list[str]):
     return device
 
 
+def auto_device() -> tuple[str, str, str]:
+    """What `--device auto --dtype auto` would pick here: (device type, dtype name, the device's name), for
+    `fakevlm doctor`; the same choice as a model load makes."""
+    device = _pick_device("auto", [])
+    dtype = str(_pick_dtype("auto", device)).removeprefix("torch.")
+    if device.type == "cuda":
+        import torch
+
+        return "cuda", dtype, torch.cuda.get_device_name(device)
+    import torch
+
+    if torch.backends.mps.is_available():
+        return "mps", "float16", "Apple GPU"
+    return device.type, dtype, "CPU"
+
+
 def _pick_dtype(name: str, device):
     """auto: bfloat16 on a GPU that supports it (upstream trained and evaluated in bf16), float16 on other GPUs
     and on Apple's MPS, float32 on the CPU (where half precision is slow or unsupported)."""
@@ -192,12 +208,12 @@ def _bnb_config(quant: str, dtype, torch):
                               bnb_4bit_compute_dtype=compute)
 
 
-def _offline_requested() -> bool:
+def offline_requested() -> bool:
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     """Can we open a TCP connection to the hub? A cheap check that spares users minutes of retries."""
     import socket
     from urllib.parse import urlparse
