@@ -137,7 +137,8 @@ def test_csv_defuses_formulas(tmp_path):
     assert all(not cell.startswith("=") for row in rows for cell in row.values())
 
 
-def test_table_output_is_terminal_safe(tmp_path):
+def test_table_output_is_terminal_safe(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # names whole on one line, so they can be read back as they are shown
     nasty = ["spaced name.png", "ünïcödé.png", "line\nbreak.png", "[bold]red.png", "esc\x1b[31m.png"]
     for name in nasty:
         f.plain_png(tmp_path / name)

@@ -161,7 +161,7 @@ class Record:
         """The item most worth showing in one table cell: strong markers first, then by signal weight."""
         if not self.evidence:
             return None
-        return max(self.evidence, key=lambda e: (bool(e.get("strong")), _SIGNAL_WEIGHT.get(str(e.get("signal")), 0)))
+        return max(self.evidence, key=evidence_rank)
 
 
 _FIELD_ORDER = (
@@ -172,6 +172,11 @@ _FIELD_ORDER = (
 )
 _ALL_FIELDS = (*_FIELD_ORDER, "label", "category", "item_id")
 _SIGNAL_WEIGHT = {"ai_generated": 5, "ai_edited": 4, "edited": 3, "camera": 2, "info": 1}
+
+
+def evidence_rank(evidence: dict) -> tuple[bool, int]:
+    """How much an evidence item weighs when shown: strong (decisive) first, then by signal, info last."""
+    return bool(evidence.get("strong")), _SIGNAL_WEIGHT.get(str(evidence.get("signal")), 0)
 
 
 def recorded_path(path: str | bytes | os.PathLike) -> tuple[str, str | None]:

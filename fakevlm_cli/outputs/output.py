@@ -35,9 +35,11 @@ def video_cell(record: Record) -> str:
     return f"{head}, top at {seconds(top['t'])} ({percent(top['p_fake'])})" if top else head
 
 
-def evidence_cell(record: Record) -> str:
+def evidence_cell(record: Record, *, strong_only: bool = False) -> str:
+    """The record's strongest evidence in a few words ("png: Stable Diffusion (A1111)"); with `strong_only`,
+    nothing unless it is strong (an error row is not the place for "jpeg: quality ≈ 85")."""
     ev = record.strongest_evidence
-    if ev is None:
+    if ev is None or (strong_only and not ev.get("strong")):
         return ""
     name = ev.get("generator") or ev.get("value", "")
     return f"{ev.get('source')}: {name}"

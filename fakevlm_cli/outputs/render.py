@@ -16,10 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from fakevlm_cli.core.errors import OutputError, PipeClosedError
-from fakevlm_cli.core.record import Record
+from fakevlm_cli.core.record import Record, evidence_rank
 from fakevlm_cli.core.text import first_line, percent, safe_text, seconds
 from fakevlm_cli.outputs.output import evidence_cell, video_cell
 
+NARROW = 100  # terminal columns below which the table's evidence and note share one column
 VERDICT_STYLE = {"fake": "bold red", "real": "bold green", "unknown": "bold yellow", "error": "bold magenta"}
 
 
@@ -53,12 +54,18 @@ class TableSink:
         self._header_done = False
 
     def _table(self, header: bool) -> Table:
+        """The same columns for every row of a run (each row is printed as its own table, as it comes). Below
+        NARROW columns, evidence and note share one column, the decisive evidence first: at 80 columns a
+        generator's name must not be cut to make room for a sentence that repeats the verdict."""
         width = self.console.width
         table = Table(show_header=header, header_style="bold", box=None, pad_edge=False, expand=True,
                       show_edge=False)
-        table.add_column("file", ratio=3, overflow="fold", no_wrap=False)
+        table.add_column("file", ratio=2 if width < NARROW else 3, overflow="fold", no_wrap=False)
         table.add_column("verdict", width=8, no_wrap=True)  # "inconclusive" shows as "inconcl…"
         table.add_column("P(fake)", width=7, justify="right", no_wrap=True)
+        if width < NARROW and not self.explain:
+            table.add_column("why", ratio=3, overflow="ellipsis", no_wrap=True)
+            return table
         table.add_column("evidence", ratio=2, overflow="ellipsis", no_wrap=True)
         table.add_column("explanation" if self.explain else "note", ratio=3 if width > 100 else 2,
                          overflow="ellipsis", no_wrap=True)
@@ -76,8 +83,15 @@ class TableSink:
         if record.video and record.verdict != "error":
             note = Text.assemble((video_cell(record), "cyan"), " ", note)
         flag = Text(" !", style="bold red") if record.disagreement else Text("")
-        table.add_row(plain(record.path), record_verdict(record) + flag, percent(shown_p_fake(record)),
-                      plain(evidence_cell(record)), note)
+        evidence = evidence_cell(record, strong_only=record.verdict == "error")
+        cells: list[Text | str] = [plain(record.path), record_verdict(record) + flag, percent(shown_p_fake(record))]
+        if len(table.columns) == 4:  # one "why" column: what decided first
+            decisive = evidence and (record.strongest_evidence or {}).get("strong")
+            cells.append(Text.assemble(plain(evidence, style="bold"), "; ", note) if decisive and note.plain
+                         else plain(evidence) if decisive else note)
+        else:
+            cells += [plain(evidence), note]
+        table.add_row(*cells)
         self.console.print(table)
 
     def close(self) -> None:
@@ -225,7 +239,7 @@ def _evidence_lines(record: Record) -> list:
     if not record.evidence:
         return []
     lines: list = [Text(""), Text("Metadata evidence", style="bold")]
-    for ev in record.evidence:
+    for ev in sorted(record.evidence, key=evidence_rank, reverse=True):  # decisive first, info last
         style = "red" if ev.get("strong") and ev["signal"].startswith("ai_") else ""
         lines.append(plain(f"• [{ev['signal']}] {ev['source']} {ev['key']}: {ev['value']}", style=style))
     return lines
