@@ -70,7 +70,7 @@ EXPERIMENTS = {
     "model threads = cores left by the loaders (CPU)": {"status": "adopted", "commit": "2ee3c67",
                                                         "where": "Engine.sharing_cpu"},
     "pixel values by lookup table, bit-identical": {"status": "adopted", "commit": "2ee3c67",
-                                                    "where": "engine._FastPixels"},
+                                                    "where": "pixels.FastPixels"},
     "EXIF orientation in place": {"status": "adopted", "commit": "2ee3c67", "where": "images.load_image"},
     "static KV cache for explanations": {"status": "adopted", "where": "Engine._generate"},
     "jpeg draft decode": {"status": "opt-in (--fast-decode)", "commit": "a426e62",

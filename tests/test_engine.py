@@ -433,10 +433,10 @@ def test_the_verdict_watch_closes_a_row_at_the_end_of_its_answer():
     the row's end of answer is not the model's, so the watch reads nothing there; nor past its step bound."""
     import torch
 
-    from fakevlm_cli.model.engine import _VerdictWatch
+    from fakevlm_cli.model.watch import VerdictWatch
 
     fake, real, stop, other = 3, 4, 2, 5
-    watch = _VerdictWatch(fake, real, frozenset({stop}), 10, limit=3, read_first=False)
+    watch = VerdictWatch(fake, real, frozenset({stop}), 10, limit=3, read_first=False)
 
     def step(n, picks):
         scores = torch.zeros(len(picks), 8)

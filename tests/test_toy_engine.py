@@ -128,7 +128,7 @@ def test_a_verdict_word_that_repeats_the_question_is_not_the_verdict(toy_engine)
     """Fed the raw prompt, a model may first repeat it (" Does the image looks real/fake? This is a fake
     image."): the "real" of the question is not its verdict, so the search goes on past it, in the score path and
     in the watch that reads explain's; an answer that merely uses the question's words is a verdict."""
-    from fakevlm_cli.model.engine import _VerdictWatch
+    from fakevlm_cli.model.watch import VerdictWatch
 
     codec = toy_engine.codec
 
@@ -146,7 +146,7 @@ def test_a_verdict_word_that_repeats_the_question_is_not_the_verdict(toy_engine)
 
     echo_ids = list(ids(" Does the image looks real/fake? This is a fake"))
     at_real, at_fake = echo_ids.index(toy_engine._real_id), len(echo_ids) - 1
-    watch = _VerdictWatch(toy_engine._fake_id, toy_engine._real_id, frozenset(), 0, limit=32, read_first=False,
+    watch = VerdictWatch(toy_engine._fake_id, toy_engine._real_id, frozenset(), 0, limit=32, read_first=False,
                           echoes=lambda generated: toy_engine._echoes(tuple(generated)))
     vocabulary = max(echo_ids) + 1
     for step, token in enumerate(echo_ids):

@@ -1,4 +1,6 @@
-"""The FakeVLM inference engine; with loading.py, the only modules that import torch and transformers.
+"""The FakeVLM inference engine; with loading.py, pixels.py and watch.py, the only modules that import torch and
+transformers. What it reads once when built (prompt ids, verdict tokens) comes from prompt.py, the image side
+(processor → pixel values) from pixels.py, the verdict watch over `generate` from watch.py.
 
 The model is fed what the upstream evaluation fed it (opendatalab/FakeVLM `scripts/eval.py`): FakeClue's raw
 prompt, tokenised as upstream's stack did (tokens.py), with `<image>` expanded to the model's image tokens,
@@ -28,7 +30,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -37,23 +39,23 @@ from fakevlm_cli.core.engine_types import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_PROMPT,
     DEFAULT_VERDICT_STEPS,
-    UPSTREAM_PROMPT_IDS,
-    VERDICT_CONTEXT,
     Answer,
     ModelInfo,
 )
-from fakevlm_cli.core.errors import ModelLoadError
 from fakevlm_cli.core.options import EngineOptions
+from fakevlm_cli.model import prompt as prompting
 from fakevlm_cli.model.localise import View
-from fakevlm_cli.model.tokens import Codec, first_difference
+from fakevlm_cli.model.pixels import FastPixels, Pixels
+from fakevlm_cli.model.tokens import Codec
 from fakevlm_cli.model.verdict import parse_verdict, split_verdict
+from fakevlm_cli.model.watch import StopWhenRead, VerdictWatch
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
     from PIL import Image
 
-__all__ = ["Answer", "Engine", "EngineOptions", "ModelInfo"]
+__all__ = ["Answer", "Engine", "EngineOptions", "ModelInfo", "Pixels"]
 
 # Generations longer than this use a static KV cache (shorter ones, the verdict search, are not worth its setup).
 STATIC_CACHE_FROM = 32
@@ -90,11 +92,11 @@ class Engine:
             pad = processor.tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else next(iter(self._stop_ids), 0)
         self.pixels = Pixels(processor)
-        self._check_geometry()
-        self.prompt_ids = self._build_prompt_ids()
-        self._fake_id, self._real_id, self._forced = self._verdict_tokens()
+        prompting.check_geometry(self.view, model.config)
+        self.prompt_ids = prompting.prompt_ids(self.codec, processor, model.config, prompt, self.notices)
+        self._fake_id, self._real_id, self._forced = prompting.verdict_tokens(self.codec, prompt, answer_prefix)
         self._verdict_ids = frozenset((self._fake_id, self._real_id))
-        self._echo_ends = self._question_words()
+        self._echo_ends = prompting.question_words(processor, prompt, self._fake_id, self._real_id)
         self._lead_ins: Counter = Counter()  # lead-ins the model wrote, in tokens
         self._lead_in: tuple[int, ...] = ()  # the one checked first: the most frequent so far
         self._ids_cache: dict[tuple[int, ...], torch.Tensor] = {}
@@ -160,7 +162,7 @@ class Engine:
         return self.pixels.input_short_edge
 
     @property
-    def _fast(self) -> _FastPixels | None:
+    def _fast(self) -> FastPixels | None:
         return self.pixels.fast
 
     @property
@@ -277,11 +279,11 @@ class Engine:
         from transformers import StoppingCriteriaList
 
         inputs = self._inputs(batch, prefix)
-        watch = _VerdictWatch(self._fake_id, self._real_id, self._stop_ids, inputs["input_ids"].shape[1],
+        watch = VerdictWatch(self._fake_id, self._real_id, self._stop_ids, inputs["input_ids"].shape[1],
                               limit=1 if self.forced else self.verdict_steps - len(prefix),
                               read_first=self.forced,
                               echoes=None if self.forced else lambda ids: self._echoes(prefix + tuple(ids)))
-        stops = StoppingCriteriaList([_StopWhenRead(watch)]) if stop_at_verdict else None
+        stops = StoppingCriteriaList([StopWhenRead(watch)]) if stop_at_verdict else None
         # A long answer decodes into a preallocated (static) KV cache: no growing copy of every layer's keys
         # and values at each step (a third of a CPU decode step on the tiny model); greedy text is unchanged.
         # transformers torch.compiles the forward of a static-cache generate on CUDA unless told not to: a
@@ -309,19 +311,6 @@ class Engine:
         sentence, explanation = split_verdict(body)
         return Answer(p_fake=p_fake, verdict_step=step, lead_in=lead, text=body, verdict_sentence=sentence,
                       explanation=explanation, text_verdict=parse_verdict(body))
-
-    def _question_words(self) -> dict[int, str]:
-        """For each verdict token whose word the prompt's question contains ("real" in "Does the image looks
-        real/fake?"): the question up to that word, lower-case, spaces collapsed. An answer that ends so is
-        the model repeating the question, not stating its verdict (`_echoes`)."""
-        placeholder = getattr(self.processor, "image_token", None) or "<image>"
-        question = " ".join(self.prompt.replace(placeholder, " ").split()).lower()
-        ends = {}
-        for token, word in ((self._fake_id, "fake"), (self._real_id, "real")):
-            found = re.search(rf"(?<![a-z]){word}(?![a-z])", question)
-            if found and found.start() > 0:
-                ends[token] = question[:found.end()]
-        return ends
 
     def _echoes(self, answer: tuple[int, ...]) -> bool:
         """Whether the answer so far, ending in a verdict token, is the prompt's question repeated up to that
@@ -360,231 +349,6 @@ class Engine:
         pair = logits[..., [self._fake_id, self._real_id]].float()
         p = torch.softmax(pair, dim=-1)[..., 0].clamp(0.0, 1.0)
         return p.reshape(-1).tolist()
-
-    def _image_token_count(self) -> int:
-        config = self.model.config
-        count = getattr(config, "image_seq_length", None)
-        if count:
-            return int(count)
-        vision = config.vision_config
-        count = (vision.image_size // vision.patch_size) ** 2
-        return count + (1 if getattr(config, "vision_feature_select_strategy", "default") == "full" else 0)
-
-    def _check_geometry(self) -> None:
-        """The processor must crop to the size the vision tower was built for."""
-        height = self.view.crop_height
-        expected = self.model.config.vision_config.image_size
-        if height is not None and int(height) != int(expected):
-            raise ModelLoadError(f"the processor crops images to {height} px but the model's vision tower expects "
-                                 f"{expected} px: processor and model do not match (try --processor)")
-
-    def _build_prompt_ids(self) -> list[int]:
-        """The prompt's ids as upstream fed them, `<image>` expanded to the model's image tokens."""
-        placeholder = getattr(self.processor, "image_token", None) or "<image>"
-        if placeholder not in self.prompt:
-            raise ModelLoadError(f"the prompt has no {placeholder} placeholder; add '{placeholder}' to --prompt")
-        config = self.model.config
-        image_id = getattr(config, "image_token_index", None)
-        if image_id is None:
-            image_id = config.image_token_id
-        raw = self.codec.encode(self.prompt)
-        if raw.count(image_id) != 1:
-            raise ModelLoadError(f"the prompt must hold exactly one {placeholder} (the tokenizer finds "
-                                 f"{raw.count(image_id)} of token {image_id}, the model's image token)")
-        if (self.prompt == DEFAULT_PROMPT and self.codec.token_id("▁Does") == UPSTREAM_PROMPT_IDS[2]
-                and tuple(raw) != UPSTREAM_PROMPT_IDS):
-            self.notices.append(
-                f"the prompt's token ids differ from those the upstream evaluation fed (ours {raw}, upstream "
-                f"{list(UPSTREAM_PROMPT_IDS)}): results may not match the paper's")
-        count = self._image_token_count()
-        at = raw.index(image_id)
-        return raw[:at] + [image_id] * count + raw[at + 1:]
-
-    def _verdict_tokens(self) -> tuple[int, int, tuple[int, ...]]:
-        """The "fake"/"real" token ids, and the ids forced after the prompt (none unless --answer-prefix).
-
-        The two full answers are tokenised and compared: the first differing token of each is the verdict
-        token. Nothing is hard-coded, so any tokenizer works, however it splits the words.
-        """
-        if self.answer_prefix is not None:
-            prefix = self.answer_prefix
-            base = self.codec.encode(self.prompt)
-            fake = self.codec.encode(self.prompt + prefix + " fake image.")
-            real = self.codec.encode(self.prompt + prefix + " real image.")
-        else:
-            base = []
-            fake = self.codec.encode(VERDICT_CONTEXT + " fake image.", special=False)
-            real = self.codec.encode(VERDICT_CONTEXT + " real image.", special=False)
-        k = first_difference(fake, real)
-        if k is None:
-            raise ModelLoadError("the tokenizer does not tell 'fake' from 'real'")
-        if k < len(base) or fake[:len(base)] != base:
-            raise ModelLoadError("the answer prefix merges with the end of the prompt when tokenised; "
-                                 "start --answer-prefix with a space or a newline")
-        for token, word in ((fake[k], "fake"), (real[k], "real")):
-            piece = self.codec.piece(token).replace("▁", "").replace("Ġ", "").strip().lower()
-            if not piece or not word.startswith(piece):
-                raise ModelLoadError(f"the tokenizer splits '{word}' oddly (first piece {piece!r}): "
-                                     "the verdict cannot be read from its token")
-        return fake[k], real[k], tuple(fake[len(base):k]) if self.forced else ()
-
-
-class Pixels:
-    """The processor's image side: one RGB image to the model's pixel values. Needs no weights, so a Ray CPU
-    task preprocesses with it while the replicas hold the model (`Engine.load_pixels`); thread-safe."""
-
-    def __init__(self, processor):
-        self.processor = processor
-        self.view = _view(processor.image_processor)
-        self.fast: _FastPixels | None = _FastPixels.checked(self)
-
-    @property
-    def input_short_edge(self) -> int | None:
-        """The short side the processor resizes images to (336 for LLaVA-1.5)."""
-        return self.view.shortest_edge
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize, crop and normalise one RGB image to the processor's pixel values, bit for bit.
-
-        Pillow resizes to exactly the size the processor would (same shortest edge, same rounding, same
-        filter); then the centre crop is an array slice, and rescale + normalise is a lookup table holding the
-        processor's own output for each of the 256 values of each channel (`_FastPixels`). The processor's
-        array conversions at full size and its float arithmetic over every pixel are skipped; `__init__`
-        checks the result equals the processor's, and falls back to the processor where it would not.
-        """
-        if self.fast is not None:
-            return self.fast(image)
-        image = self.resize_like_processor(image)
-        out = self.processor.image_processor(images=[image], return_tensors="pt")
-        return out["pixel_values"][0]
-
-    def resize_like_processor(self, image: Image.Image) -> Image.Image:
-        target = self.view.resized(*image.size)
-        if target == image.size:
-            return image
-        return image.resize(target, resample=int(getattr(self.processor.image_processor, "resample", 3)))
-
-    # ---- the two paths ---------------------------------------------------------------------------------
-
-def _view(ip) -> View:
-    """The image processor's geometry, read once: the short side it resizes to and its centre crop (None for
-    a step it does not take)."""
-    def get(obj, key):
-        value = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-        return int(value) if value else None
-
-    size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
-    resize, centre = getattr(ip, "do_resize", True), getattr(ip, "do_center_crop", True)
-    return View(shortest_edge=get(size, "shortest_edge") if resize else None,
-                crop_width=get(crop, "width") if centre else None, crop_height=get(crop, "height") if centre else None)
-
-
-class _FastPixels:
-    """Pixel values as the processor computes them, without its per-pixel float arithmetic (see `preprocess`).
-
-    Built only for a processor that resizes, centre-crops, rescales and normalises (the CLIP processor of
-    LLaVA-1.5) and only when its output on probe images is bit-identical to the processor's.
-    """
-
-    def __init__(self, engine: Pixels, lut, crop: tuple[int, int]):
-        self.engine, self.lut, self.crop = engine, lut, crop
-
-    @classmethod
-    def checked(cls, engine: Pixels) -> _FastPixels | None:
-        import numpy as np
-        import torch
-        from PIL import Image
-
-        ip = engine.processor.image_processor
-        height, width = engine.view.crop_height, engine.view.crop_width
-        steps = ("do_resize", "do_center_crop", "do_rescale", "do_normalize")
-        if not (height and width and all(getattr(ip, s, False) for s in steps)) or getattr(ip, "do_pad", False):
-            return None
-        try:
-            ramp = Image.fromarray(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2), "RGB")
-            values = ip(images=[ramp], do_resize=False, do_center_crop=False, return_tensors="np")
-            lut = np.ascontiguousarray(values["pixel_values"][0][:, 0, :], dtype=np.float32)  # (3, 256)
-            fast = cls(engine, lut, (int(height), int(width)))
-            rng = np.random.default_rng(0)
-            for size in ((523, 389), (301, 451), (int(width) + 1, int(height)), (97, 61)):
-                probe = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-                theirs = ip(images=[engine.resize_like_processor(probe)], return_tensors="pt")["pixel_values"][0]
-                if not torch.equal(fast(probe), theirs):
-                    return None
-        except Exception:  # noqa: BLE001 - any surprise in the processor: keep using it as it is
-            return None
-        return fast
-
-    def __call__(self, image: Image.Image):
-        import numpy as np
-        import torch
-
-        pixels = np.asarray(self.engine.resize_like_processor(image))
-        crop_h, crop_w = self.crop
-        top, left = (pixels.shape[0] - crop_h) // 2, (pixels.shape[1] - crop_w) // 2
-        if top < 0 or left < 0:  # smaller than the crop after resizing: the processor pads; let it
-            out = self.engine.processor.image_processor(images=[image], return_tensors="pt")
-            return out["pixel_values"][0]
-        window = pixels[top:top + crop_h, left:left + crop_w]
-        out = np.empty((3, crop_h, crop_w), dtype=np.float32)
-        for channel in range(3):  # one table lookup per value, in NumPy (no torch threads to share)
-            np.take(self.lut[channel], window[..., channel], out=out[channel])
-        return torch.from_numpy(out)
-
-
-class _VerdictWatch:
-    """A logits processor that changes nothing and notes, per row, the first step at which greedy decoding
-    picks "fake" or "real" (within `limit` steps) and the softmax over those two logits there.
-
-    It sees the scores generate picks its argmax from (it runs last, and greedy decoding adds no other
-    processor), and keeps two numbers a row instead of every step's logits (`output_logits=True` would keep
-    about 33 MB per image for 256 steps of a 32k vocabulary).
-    """
-
-    def __init__(self, fake: int, real: int, stop: frozenset, start: int, *, limit: int, read_first: bool,
-                 echoes: Callable[[list[int]], bool] | None = None):
-        self.fake, self.real, self.stop, self.start, self.limit = fake, real, stop, start, limit
-        self.read_first = read_first  # forced prefix: read the pair at step 0 whatever is picked
-        self.echoes = echoes  # the answer so far repeats the prompt's question: its verdict word is not one
-        self.step: list[int | None] = []
-        self.p_fake: list[float | None] = []
-        self._open: list[bool] = []
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if not self._open:
-            n = scores.shape[0]
-            self.step, self.p_fake, self._open = [None] * n, [None] * n, [True] * n
-        step = input_ids.shape[1] - self.start
-        if step >= self.limit or not any(self._open):
-            return scores
-        picked = scores.argmax(-1).tolist()
-        pair = torch.softmax(scores[:, [self.fake, self.real]].float(), dim=-1)[:, 0].clamp(0.0, 1.0).tolist()
-        for row, token in enumerate(picked):
-            if not self._open[row]:
-                continue
-            if self.read_first or (token in (self.fake, self.real) and not (
-                    self.echoes is not None and self.echoes([*input_ids[row, self.start:].tolist(), token]))):
-                self.step[row], self.p_fake[row], self._open[row] = step, pair[row], False
-            elif token in self.stop:
-                self._open[row] = False
-        return scores
-
-
-class _StopWhenRead:
-    """Stop each row once the watch has read its verdict or seen its answer end (a verdict word that repeats
-    the question does not stop it)."""
-
-    def __init__(self, watch: _VerdictWatch):
-        self.watch = watch
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        rows = input_ids.shape[0]
-        done = [not is_open for is_open in self.watch._open] if self.watch._open else [False] * rows
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _usable_cores() -> int:
