@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fakevlm_cli.media import discover as discover_mod
-from fakevlm_cli.media.discover import Candidate, DiscoveryStats, _Globs, discover, read_path_list
+from fakevlm_cli.media import walk as walk_mod
+from fakevlm_cli.media.discover import Candidate, DiscoveryStats, discover, read_path_list
+from fakevlm_cli.media.globs import Globs
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -82,7 +83,7 @@ def test_max_depth(tree, max_depth, expected):
 def test_max_depth_does_not_list_directories_it_cannot_yield_from(tree, monkeypatch):
     listed = []
     real_scandir = os.scandir
-    monkeypatch.setattr(discover_mod.os, "scandir", lambda p: listed.append(p) or real_scandir(p))
+    monkeypatch.setattr(walk_mod.os, "scandir", lambda p: listed.append(p) or real_scandir(p))
     run([tree], max_depth=1)
     assert listed == [str(tree)]
 
@@ -115,7 +116,7 @@ def test_skipped_entries_cost_no_stat(tmp_path, monkeypatch):
     calls = []
     for name in ("stat", "lstat"):
         real = getattr(os, name)
-        monkeypatch.setattr(discover_mod.os, name, lambda p, *a, _r=real, **k: calls.append(p) or _r(p, *a, **k))
+        monkeypatch.setattr(walk_mod.os, name, lambda p, *a, _r=real, **k: calls.append(p) or _r(p, *a, **k))
     found, _ = run([root], exclude=["*.txt"])
     assert rels(root, found) == ["keep.png", "sub/keep2.png"]
     # The root, the subdirectory and the two yielded files; hidden and excluded files: none.
@@ -204,11 +205,11 @@ def test_explicit_hidden_paths_are_scanned(tmp_path):
     ],
 )
 def test_glob_semantics(pattern, path, is_dir, expected):
-    assert _Globs([pattern]).matches(path, is_dir) is expected
+    assert Globs([pattern]).matches(path, is_dir) is expected
 
 
 def test_class_opening_with_a_bracket_raises_no_warning(recwarn):
-    assert _Globs(["[[]bold]*"]).matches("[bold] a.png", False)
+    assert Globs(["[[]bold]*"]).matches("[bold] a.png", False)
     assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
 
 
@@ -269,7 +270,7 @@ def test_excluded_directory_is_not_descended(tmp_path, monkeypatch):
     touch(root / "keep" / "c.png")
     listed = []
     real_scandir = os.scandir
-    monkeypatch.setattr(discover_mod.os, "scandir", lambda p: listed.append(p) or real_scandir(p))
+    monkeypatch.setattr(walk_mod.os, "scandir", lambda p: listed.append(p) or real_scandir(p))
     found, stats = run([root], exclude=["cache"])
     assert rels(root, found) == ["keep/c.png"]
     assert stats.excluded == 2
@@ -470,7 +471,7 @@ def test_unlistable_directory_is_recorded_even_as_root(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(discover_mod.os, "scandir", scandir)
+    monkeypatch.setattr(walk_mod.os, "scandir", scandir)
     found, stats = run([root, root / "locked"])
     assert rels(root, found) == ["a.png"]
     assert stats.unreadable_dirs == [f"{root / 'locked'}: permission denied"] * 2
