@@ -104,6 +104,7 @@ __all__ = [
     "expand_image_token",
     "fresh_toy_images",
     "generate_answers",
+    "is_cached",
     "lead_in_for",
     "oracle_tokenizer",
     "pixel_values",
