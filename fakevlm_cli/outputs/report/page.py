@@ -1,0 +1,120 @@
+"""The page itself: entries spooled to a temporary file, then the template (Jinja2, autoescaped), its
+Content-Security-Policy and the records' JSON written out atomically (docs/report.md)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import tempfile
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from fakevlm_cli import __version__
+from fakevlm_cli.core.errors import OutputError
+from fakevlm_cli.core.record import VERDICTS
+from fakevlm_cli.media.pictures import RAMP
+from fakevlm_cli.outputs.report.charts import evaluation_panels, histogram
+from fakevlm_cli.outputs.report.entries import Summary, entry, visible
+
+PAGE_SIZE = 50
+_DATA_MARKER = "<!--fakevlm:data-->"
+
+
+class ReportWriter:
+    """Collects page entries on disk (a temporary file: memory stays flat at any size) and writes the page at
+    the end, atomically: a run that fails leaves no half-written report."""
+
+    def __init__(self, path: Path, *, title: str, source: str):
+        self.path = Path(path)
+        # through a symbolic link to the file it names (renaming over the link would replace the link itself)
+        self._target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
+        self.title, self.source = title, source
+        self.summary = Summary()
+        self._spool: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abandon
+        self._count = 0
+
+    def add(self, data: dict, thumb: bytes | None, thumb_note: str | None = None) -> None:
+        page_entry = entry(data, self._count, thumb, thumb_note)
+        self._count += 1
+        self.summary.add(page_entry, data)
+        assert self._spool is not None
+        self._spool.write(_json(page_entry) + b"\n")
+
+    def skip(self) -> None:
+        self.summary.skipped += 1
+
+    def abandon(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def finish(self) -> Path:
+        if self._spool is None:
+            raise RuntimeError("the report was already written or abandoned")
+        before, after = _page(self.title, self.source, self.summary).rsplit(_DATA_MARKER, 1)
+        tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        created = False
+        try:
+            # created as any new file is (0666 less the umask), unlike mkstemp's 0600; renamed into place at the end
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            created = True
+            with os.fdopen(fd, "wb") as out:
+                out.write(before.encode("utf-8"))
+                out.write(b'{"records":[')
+                self._spool.seek(0)
+                for number, line in enumerate(self._spool):
+                    out.write((b"," if number else b"") + line.rstrip(b"\n"))
+                out.write(b"]}")
+                out.write(after.encode("utf-8"))
+            os.replace(tmp, self._target)
+            created = False
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write the report: {exc.strerror or exc}") from None
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            self.abandon()
+        return self.path
+
+
+def _json(value: Any) -> bytes:
+    """JSON that is safe inside a <script> block: <, > and & as \\u escapes (the same string to JSON.parse)."""
+    raw = orjson.dumps(value)
+    return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+def _asset(name: str) -> str:
+    return resources.files("fakevlm_cli.outputs.report").joinpath(name).read_text("utf-8")
+
+
+def _hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """Only the page's own inline script and style (by hash) and data: images; nothing can be fetched."""
+    return (f"default-src 'none'; script-src {_hash(script)}; style-src {_hash(style)}; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+def _page(title: str, source: str, summary: Summary) -> str:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string(_asset("page.html.j2"))
+    script, style = _asset("page.js"), _asset("page.css")
+    meta = {"page_size": PAGE_SIZE, "ramp": [[s, list(c)] for s, c in RAMP], "threshold": summary.threshold}
+    return template.render(
+        csp=content_security_policy(script, style), css=jinja2.utils.markupsafe.Markup(style),
+        js=jinja2.utils.markupsafe.Markup(script), title=visible(title, 300), source=visible(source, 500),
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=__version__, summary=summary,
+        verdicts=VERDICTS, histogram=histogram(summary.scores, summary.threshold),
+        evaluation=evaluation_panels(summary.truths), meta=meta)
