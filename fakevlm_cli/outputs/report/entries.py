@@ -9,27 +9,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakevlm_cli.core.record import VERDICTS
-from fakevlm_cli.core.text import byte_size, safe_text
+from fakevlm_cli.core.text import byte_size
+from fakevlm_cli.outputs.report.values import (
+    MAX_SIDE,
+    calibration,
+    checked,
+    count,
+    localisation,
+    real,
+    shown,
+    video,
+    visible,
+)
 
 # Caps on what one record may put into the page, so a hostile file cannot make the report unusable.
 _MAX_TEXT, _MAX_ITEM, _MAX_ITEMS = 8000, 600, 40
 _TRUST = {"trusted": "trusted (chains to a trust anchor)", "untrusted": "NOT trusted (no trust anchor vouches for it)",
           "unknown": "trust unknown (no trust anchors given)"}
-_MAX_FRAMES = 256  # a clip's sampled frames shown (scan samples at most 256)
 _EXIF_LABELS = {"make": "make", "model": "model", "lens_model": "lens", "datetime_original": "taken",
                 "software": "software", "gps_present": "GPS", "makernote_present": "maker note"}
 
 
 # ---- untrusted text -> what the page shows ------------------------------------------------------------------
-
-def visible(value: Any, limit: int = _MAX_ITEM) -> str:
-    """Text made safe to look at: control, format and bidi-override characters as visible escapes (line breaks
-    kept), and long text cut with an ellipsis."""
-    text = "" if value is None else str(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "\n".join(safe_text(line) for line in text.split("\n"))
-
 
 def _items(values: Any, limit: int = _MAX_ITEMS) -> list[str]:
     if not isinstance(values, list):
@@ -41,29 +42,33 @@ def _items(values: Any, limit: int = _MAX_ITEMS) -> list[str]:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        return None
-    return float(value)
+    return real(value, 0.0, 1.0)
 
 
 def _choice(value: Any, allowed: Iterable[str]) -> str | None:
     return value if isinstance(value, str) and value in allowed else None
 
 
-def _size(n: Any) -> str:
-    """A record's size as shown; nothing for a value that is not a size (records are untrusted input)."""
-    return byte_size(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else ""
+def _whole(data: dict, key: str, high: int, dropped: list[str], name: str) -> int | None:
+    """data[key] if it is a whole number from 0 to `high`; absent or null is no value (and no note)."""
+    value = data.get(key)
+    if value is not None and count(value, high) is None:
+        dropped.append(f"{name} left out: {shown(value)} is not a whole number from 0 to {high}")
+        return None
+    return value
 
 
-def _facts(data: dict) -> str:
+def _facts(data: dict, dropped: list[str]) -> str:
     parts = []
     if isinstance(data.get("format"), str):
         parts.append(visible(data["format"], 20))
-    width, height = data.get("width"), data.get("height")
-    if isinstance(width, int) and isinstance(height, int):
+    width = _whole(data, "width", MAX_SIDE, dropped, "width")
+    height = _whole(data, "height", MAX_SIDE, dropped, "height")
+    if width is not None and height is not None:
         parts.append(f"{width}×{height}")
-    if _size(data.get("size")):
-        parts.append(_size(data.get("size")))
+    size = _whole(data, "size", 2**63 - 1, dropped, "size")
+    if size is not None:
+        parts.append(byte_size(size))
     if isinstance(data.get("sha256"), str):
         parts.append("sha256 " + visible(data["sha256"], 64))
     model = data.get("model")
@@ -96,80 +101,6 @@ def _exif(exif: Any) -> list[list[str]]:
             if v not in (None, "", False)]
 
 
-def _localisation(loc: Any) -> dict | None:
-    """The map as the page draws it: crop and boxes as fractions of the picture, the grid's positive part as
-    bytes (0–255), base64. Anything malformed is dropped, never drawn."""
-    try:
-        import numpy as np
-
-        width, height = (float(v) for v in loc["image_size"])
-        grid = np.asarray(loc["grid"], dtype=np.float64)
-        if width <= 0 or height <= 0 or grid.ndim != 2 or not 0 < grid.size <= 4096:
-            return None
-        positive = np.nan_to_num(grid, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
-        peak = positive.max()
-        strength = (positive / peak * 255).round().astype(np.uint8) if peak > 0 else positive.astype(np.uint8)
-
-        def fraction(box) -> list[float]:
-            x0, y0, x1, y1 = (float(v) for v in box)
-            return [round(min(max(v, 0.0), 1.0), 5) for v in (x0 / width, y0 / height, x1 / width, y1 / height)]
-
-        regions = []
-        for region in (loc.get("regions") or [])[:5]:
-            x0, y0, x1, y1 = (round(float(v)) for v in region["box"])
-            regions.append({"box": fraction(region["box"]), "score": float(region.get("score") or 0),
-                            "px": f"({x0}, {y0})–({x1}, {y1}) px"})
-        return {"method": visible(loc.get("method"), 40), "crop": fraction(loc["crop"]), "rows": int(grid.shape[0]),
-                "cols": int(grid.shape[1]), "g": base64.b64encode(strength.tobytes()).decode("ascii"),
-                "regions": regions, "heatmap": visible(loc.get("heatmap"), 300) if loc.get("heatmap") else None}
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1e7:
-        return None
-    return round(float(value), 3)
-
-
-def _frame(value: Any) -> dict | None:
-    """One sampled frame {t, p}: t in seconds, p its P(fake) (None if the model stated no verdict on it)."""
-    if not isinstance(value, dict) or _seconds(value.get("t")) is None:
-        return None
-    return {"t": _seconds(value.get("t")), "p": _number(value.get("p_fake"))}
-
-
-def _video(video: Any) -> dict | None:
-    """A clip as the page draws it: duration, the sampled frames' P(fake) at their times, the most suspicious
-    and explained frames; every number checked, every string made visible-safe."""
-    if not isinstance(video, dict):
-        return None
-    sampled: list = video["sampled"] if isinstance(video.get("sampled"), list) else []
-    frames = [f for f in (_frame(v) for v in sampled[:_MAX_FRAMES]) if f is not None]
-    fps = video.get("fps")
-    facts = [visible(video.get(k), 40) for k in ("container", "codec") if isinstance(video.get(k), str)]
-    if isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps < 10_000:
-        facts.append(f"{fps:.3g} fps")
-    if isinstance(video.get("frame_count"), int) and not isinstance(video.get("frame_count"), bool):
-        facts.append(f"{video['frame_count']} frames")
-    single = _frame({**video["frame"], "p_fake": None}) if isinstance(video.get("frame"), dict) else None
-    return {"duration": _seconds(video.get("duration_s")), "frames": frames,
-            "top": _frame(video.get("most_suspicious")), "explained": _frame(video.get("explained_frame")),
-            "aggregate": visible(video.get("aggregate"), 200) if video.get("aggregate") else None,
-            "facts": " · ".join(facts), "frame": single}
-
-
-def _calibration(data: dict) -> dict | None:
-    """Calibrated P(fake) and the inconclusive band, when the record was judged with them."""
-    cal: dict = data["calibration"] if isinstance(data.get("calibration"), dict) else {}
-    band = cal.get("inconclusive")
-    band = [_number(v) for v in band] if isinstance(band, list) and len(band) == 2 else None
-    out = {"p": _number(data.get("calibrated_p_fake")), "inconclusive": data.get("inconclusive") is True,
-           "band": band if band and None not in band else None,
-           "file": visible(cal.get("file"), 300) if isinstance(cal.get("file"), str) else None}
-    return out if out["p"] is not None or out["inconclusive"] or out["band"] else None
-
-
 def _explained(loc: dict, model_verdict: Any) -> dict:
     """What the colours mean, in words; regions are outlined only where the model judged the image fake (on
     any other verdict they would point at evidence for a conclusion the model did not reach)."""
@@ -186,26 +117,31 @@ def _explained(loc: dict, model_verdict: Any) -> dict:
 
 
 def entry(data: dict, index: int, thumb: bytes | None, thumb_note: str | None = None) -> dict:
-    """What the page gets for one record: every string visible-safe, every number checked, nothing else."""
+    """What the page gets for one record: every string visible-safe, every number checked, nothing else; a
+    value that fails its check is left out, and the entry's notes say which."""
+    dropped: list[str] = []
     verdict = _choice(data.get("verdict"), VERDICTS) or "unknown"
     answer = data.get("answer") or data.get("explanation")
     reasons = _items(data.get("reasons"))
-    loc = _localisation(data.get("localisation")) if data.get("localisation") else None
+    loc = localisation(data["localisation"], dropped) if data.get("localisation") else None
     if loc is not None:
         loc = _explained(loc, data.get("model_verdict"))
+    p_fake = checked(data, "p_fake", 0.0, 1.0, dropped, "P(fake)")
+    checked(data, "threshold", 0.0, 1.0, dropped)
+    facts, clip, cal = _facts(data, dropped), video(data.get("video"), dropped), calibration(data, dropped)
     return {
-        "i": index, "path": visible(data.get("path"), 2000), "verdict": verdict, "p": _number(data.get("p_fake")),
+        "i": index, "path": visible(data.get("path"), 2000), "verdict": verdict, "p": p_fake,
         "disagreement": data.get("disagreement") is True,
         "answer": visible(answer, _MAX_TEXT) if answer else None,
         "lead_in": visible(data.get("lead_in"), 200) if data.get("lead_in") and answer else None,
         "reasons": reasons, "provenance": _provenance(data.get("evidence")), "exif": _exif(data.get("exif")),
-        "notes": _items(data.get("notes")), "error": visible(data.get("error"), 1000) if data.get("error") else None,
-        "facts": _facts(data), "label": _choice(data.get("label"), ("real", "fake")),
+        "notes": _items(data.get("notes")) + dropped,
+        "error": visible(data.get("error"), 1000) if data.get("error") else None,
+        "facts": facts, "label": _choice(data.get("label"), ("real", "fake")),
         "category": visible(data.get("category"), 120) if data.get("category") is not None else None,
-        "media": _choice(data.get("media"), ("image", "video")), "video": _video(data.get("video")),
-        "cal": _calibration(data),
+        "media": _choice(data.get("media"), ("image", "video")), "video": clip, "cal": cal,
         "loc": loc, "thumb": base64.b64encode(thumb).decode("ascii") if thumb else None,
-        "thumb_note": thumb_note,
+        "thumb_note": visible(thumb_note, 600) if thumb_note else None,
     }
 
 
@@ -215,6 +151,9 @@ def entry(data: dict, index: int, thumb: bytes | None, thumb_note: str | None = 
 class Summary:
     total: int = 0
     skipped: int = 0  # input lines that are not fakevlm records
+    skipped_lines: list[int] = field(default_factory=list)  # the first few of them, by number
+    thumbnails: int = 0
+    notice: str | None = None  # what the page must say about itself (thumbnails left out for size)
     counts: dict[str, int] = field(default_factory=dict)
     scores: list[tuple[float, str]] = field(default_factory=list)  # (p_fake, verdict)
     truths: list[tuple[str, str, float | None, str]] = field(default_factory=list)  # label, verdict, p, category
@@ -229,6 +168,7 @@ class Summary:
 
     def add(self, page_entry: dict, data: dict) -> None:
         self.total += 1
+        self.thumbnails += page_entry["thumb"] is not None
         verdict = page_entry["verdict"]
         self.counts[verdict] = self.counts.get(verdict, 0) + 1
         if page_entry["p"] is not None:
