@@ -139,9 +139,9 @@ def test_clip_and_calibration_fields_are_checked_too():
 
 def test_a_clip_gets_no_picture_and_no_note_for_it(tmp_path):
     """`fakevlm report` never decodes a clip as a picture: the page draws its frames instead."""
-    from fakevlm_cli.outputs.report import _picture
+    from fakevlm_cli.outputs.report.pictures import Pictures
 
-    assert _picture({"media": "video", "path": "clip.mp4"}, [tmp_path], 160) == (None, None)
+    assert Pictures(tmp_path / "r.jsonl", None, 160)({"media": "video", "path": "clip.mp4"}) == (None, None)
 
 
 def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, monkeypatch):
@@ -159,7 +159,7 @@ def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, 
     shown = data_of(out.read_text())
     assert shown[0]["thumb"] and shown[0]["thumb_note"] is None
     assert shown[1]["thumb"] is None and "changed since it was recorded" in shown[1]["thumb_note"]
-    assert shown[2]["thumb"] is None and shown[2]["thumb_note"] == "no picture (file not found)"
+    assert shown[2]["thumb"] is None and shown[2]["thumb_note"] == "no picture: photos/gone.jpg not found"
     monkeypatch.chdir(photos)  # relative paths start at --images-from, or the results file's folder
     again = tmp_path / "again.html"
     assert invoke("report", results, "-o", again, "--thumbnail-size", "64").exit_code == 0

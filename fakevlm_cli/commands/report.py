@@ -19,10 +19,27 @@ def report(request: ReportRequest, diag: Diagnostics) -> int:
     if built.records == 0:
         diag.warn(f"{args.results}: holds no fakevlm records; the report is empty")
     if built.skipped:
-        lines = "1 line is" if built.skipped == 1 else f"{built.skipped} lines are"
-        diag.warn(f"{args.results}: {lines} not fakevlm records: left out")
+        diag.warn(f"{args.results}: {_skipped(built.skipped, built.skipped_lines)}: left out")
+    if built.thumbnails_dropped:
+        diag.warn(f"{built.path}: {built.thumbnails_dropped}")
     if args.thumbnail_size and built.missing:
-        diag.note(f"{built.missing} of {built.records} pictures not shown (not found, changed since they were "
-                  "recorded, or not decodable); --images-from DIR says where relative paths start")
-    diag.note(f"report: {built.path} ({built.records} records)")
+        named = "; ".join(built.missing_files) + ("; …" if built.missing > len(built.missing_files) else "")
+        diag.note(f"{built.missing} of {_plural(built.records, 'picture')} not shown: {named}"
+                  " (--images-from DIR says where relative paths start; docs/report.md)")
+    diag.note(f"report: {built.path} ({_plural(built.records, 'record')})")
     return EXIT_CLEAN
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _skipped(count: int, lines: list[int]) -> str:
+    """'1 line is not a fakevlm record (line 3)', '12 lines are not fakevlm records (lines 1, 4, …)'."""
+    where = ""
+    if lines:
+        more = ", …" if count > len(lines) else ""
+        where = f" (line{'' if len(lines) == 1 else 's'} {', '.join(map(str, lines))}{more})"
+    if count == 1:
+        return f"1 line is not a fakevlm record{where}"
+    return f"{count} lines are not fakevlm records{where}"

@@ -29,7 +29,7 @@ from fakevlm_cli.core.record import Record
 from fakevlm_cli.outputs.report.entries import entry, visible
 from fakevlm_cli.outputs.report.guard import GENERATOR, check_target, is_ours
 from fakevlm_cli.outputs.report.page import PAGE_SIZE, ReportWriter, content_security_policy
-from fakevlm_cli.outputs.report.pictures import _picture, _refuse_if_recorded
+from fakevlm_cli.outputs.report.pictures import Pictures, _refuse_if_recorded
 from fakevlm_cli.outputs.report.results import read_records
 
 THUMBNAIL_SIZE = 160
@@ -61,8 +61,14 @@ class Built:
     path: Path
     records: int
     skipped: int
+    skipped_lines: list[int]  # the first few skipped lines, by number
     thumbnails: int
-    missing: int  # pictures not found, unreadable, or changed since they were recorded
+    missing: int  # pictures not found, unreadable, outside the allowed folders, or changed since recorded
+    missing_files: list[str]  # the first few of them, each with why
+    thumbnails_dropped: str | None = None  # why every thumbnail was left out (the page would be too big)
+
+
+_NAMED_FILES = 5  # files named in the "pictures not shown" note
 
 
 def build_report(results: Path, output: Path, *, images_from: Path | None = None,
@@ -71,38 +77,43 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
     """`fakevlm report`: the page for every record in `results`, pictures read back from disk (`workers`
     threads, a bounded window ahead, in record order)."""
     check_target(output, force=force, inputs=[results])
-    roots = [images_from] if images_from is not None else [Path.cwd(), results.resolve().parent]
+    pictures = Pictures(results, images_from, thumbnail_size)
     writer = ReportWriter(output, title=title or results.name, source=results.name)
     output_key = file_key(output)
-    pictures = missing = 0
+    missing: list[str] = []
+    missing_count = 0
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakevlm-report") as pool:
             window: list = []
 
             def drain(keep: int) -> None:
-                nonlocal pictures, missing
+                nonlocal missing_count
                 while len(window) > keep:
                     data, future = window.pop(0)
                     thumb, note = future.result()
-                    pictures += thumb is not None
-                    missing += note is not None
+                    if note is not None:
+                        missing_count += 1
+                        if len(missing) < _NAMED_FILES:
+                            missing.append(note.removeprefix("no picture: "))
                     writer.add(data, thumb, note)
 
-            for data in read_records(results):
+            for number, data in read_records(results):
                 if data is None:
-                    writer.skip()
+                    writer.skip(number)
                     continue
                 if output_key is not None:
-                    _refuse_if_recorded(output_key, data, roots, output)
-                window.append((data, pool.submit(_picture, data, roots, thumbnail_size)))
+                    _refuse_if_recorded(output_key, data, pictures.roots, output)
+                window.append((data, pool.submit(pictures, data)))
                 drain(4 * workers)
             drain(0)
         writer.finish()
     except BaseException:
         writer.abandon()
         raise
-    return Built(path=output, records=writer.summary.total, skipped=writer.summary.skipped, thumbnails=pictures,
-                 missing=missing)
+    summary = writer.summary
+    return Built(path=output, records=summary.total, skipped=summary.skipped, skipped_lines=summary.skipped_lines,
+                 thumbnails=summary.thumbnails, missing=missing_count, missing_files=missing,
+                 thumbnails_dropped=writer.thumbnails_dropped)
 
 
 __all__ = ["GENERATOR", "PAGE_SIZE", "THUMBNAIL_SIZE", "Built", "ReportSink", "ReportWriter", "build_report",

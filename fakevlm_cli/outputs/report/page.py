@@ -19,12 +19,17 @@ import orjson
 from fakevlm_cli import __version__
 from fakevlm_cli.core.errors import OutputError
 from fakevlm_cli.core.record import VERDICTS
+from fakevlm_cli.core.text import byte_size
 from fakevlm_cli.media.pictures import RAMP
 from fakevlm_cli.outputs.report.charts import evaluation_panels, histogram
 from fakevlm_cli.outputs.report.entries import Summary, entry, visible
 
 PAGE_SIZE = 50
 _DATA_MARKER = "<!--fakevlm:data-->"
+_NAMED_LINES = 10  # skipped lines named by number
+# Chromium cannot hold a string over 512 MiB (the page's JSON): a bigger page opens empty. Past this size the
+# thumbnails are left out (the page says so); a page too big even without them is refused (docs/report.md).
+MAX_PAGE_BYTES = 400 * 2**20
 
 
 class ReportWriter:
@@ -39,16 +44,21 @@ class ReportWriter:
         self.summary = Summary()
         self._spool: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abandon
         self._count = 0
+        self._bytes = 0  # the spooled entries' JSON
+        self.thumbnails_dropped: str | None = None  # why the thumbnails were left out, when they were
 
     def add(self, data: dict, thumb: bytes | None, thumb_note: str | None = None) -> None:
         page_entry = entry(data, self._count, thumb, thumb_note)
         self._count += 1
         self.summary.add(page_entry, data)
         assert self._spool is not None
-        self._spool.write(_json(page_entry) + b"\n")
+        self._bytes += self._spool.write(_json(page_entry) + b"\n")
 
-    def skip(self) -> None:
+    def skip(self, line: int | None = None) -> None:
+        """An input line (or pretty-printed block, by its first line) that is not a fakevlm record."""
         self.summary.skipped += 1
+        if line is not None and len(self.summary.skipped_lines) < _NAMED_LINES:
+            self.summary.skipped_lines.append(line)
 
     def abandon(self) -> None:
         if self._spool is not None:
@@ -58,7 +68,7 @@ class ReportWriter:
     def finish(self) -> Path:
         if self._spool is None:
             raise RuntimeError("the report was already written or abandoned")
-        before, after = _page(self.title, self.source, self.summary).rsplit(_DATA_MARKER, 1)
+        before, after = self._fitted()
         tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         created = False
         try:
@@ -66,13 +76,11 @@ class ReportWriter:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             created = True
             with os.fdopen(fd, "wb") as out:
-                out.write(before.encode("utf-8"))
-                out.write(b'{"records":[')
+                out.write(before)
                 self._spool.seek(0)
                 for number, line in enumerate(self._spool):
                     out.write((b"," if number else b"") + line.rstrip(b"\n"))
-                out.write(b"]}")
-                out.write(after.encode("utf-8"))
+                out.write(after)
             os.replace(tmp, self._target)
             created = False
         except OSError as exc:
@@ -83,6 +91,41 @@ class ReportWriter:
                     tmp.unlink()
             self.abandon()
         return self.path
+
+    def _fitted(self) -> tuple[bytes, bytes]:
+        """The page around its data, within MAX_PAGE_BYTES: thumbnails left out if they would not fit, an
+        OutputError if the text alone would not."""
+        before, after = self._frame()
+        size = len(before) + len(after) + self._bytes
+        if size > MAX_PAGE_BYTES and self.summary.thumbnails:
+            self.thumbnails_dropped = (f"thumbnails left out: with them the page would be {byte_size(size)}, over "
+                                       f"the {byte_size(MAX_PAGE_BYTES)} a browser can open; a smaller "
+                                       "--thumbnail-size keeps them")
+            self._drop_thumbnails()
+            self.summary.notice = self.thumbnails_dropped
+            before, after = self._frame()
+            size = len(before) + len(after) + self._bytes
+        if size > MAX_PAGE_BYTES:
+            raise OutputError(f"{self.path}: the report would be {byte_size(size)}, over the "
+                              f"{byte_size(MAX_PAGE_BYTES)} a browser can open: split the results file")
+        return before, after
+
+    def _frame(self) -> tuple[bytes, bytes]:
+        before, after = _page(self.title, self.source, self.summary).rsplit(_DATA_MARKER, 1)
+        return before.encode("utf-8") + b'{"records":[', b"]}" + after.encode("utf-8")
+
+    def _drop_thumbnails(self) -> None:
+        assert self._spool is not None
+        spool, self._spool = self._spool, tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abandon
+        self._bytes = 0
+        with spool:
+            spool.seek(0)
+            for line in spool:
+                page_entry = orjson.loads(line)
+                if page_entry["thumb"]:
+                    page_entry["thumb"], page_entry["thumb_note"] = None, "picture left out: the page would be too big"
+                self._bytes += self._spool.write(_json(page_entry) + b"\n")
+        self.summary.thumbnails = 0
 
 
 def _json(value: Any) -> bytes:
