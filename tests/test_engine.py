@@ -290,9 +290,22 @@ def test_unreachable_hub_fails_fast_without_offline_variables(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     calls = []
     monkeypatch.setattr(loading_module, "hub_reachable", lambda **kw: calls.append(1) or False)
-    with pytest.raises(ModelLoadError, match=r"hub cannot be reached.*hf download"):
+    with pytest.raises(ModelLoadError, match=r"the hub cannot be reached.*hf download.*--no-model"):
         Engine.load(EngineOptions(model="lingcco/fakeVLM"))
     assert calls == [1]
+
+
+def test_offline_mode_is_named_as_the_reason_not_an_unreachable_hub(monkeypatch):
+    """With HF_HUB_OFFLINE=1 the hub is never asked; the error says offline mode kept the weights out."""
+    import fakevlm_cli.model.loading as loading_module
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loading_module, "hub_reachable", lambda **kw: pytest.fail("the hub was asked"))
+    with pytest.raises(ModelLoadError) as caught:
+        Engine.load(EngineOptions(model="someone/not-cached"))
+    message = str(caught.value)
+    assert "HF_HUB_OFFLINE is set" in message and "cannot be reached" not in message
+    assert "--no-model" in message and "fakevlm demo" in message
 
 
 @pytest.mark.parametrize("size", [(640, 480), (480, 640), (1001, 333), (90, 60), (112, 112), (113, 112),

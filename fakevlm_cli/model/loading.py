@@ -317,9 +317,12 @@ def _explain_load_failure(model: str, exc: BaseException) -> str:
     lowered = str(exc).lower()
     if any(s in lowered for s in ("connect", "offline", "cannot find the requested files", "local_files_only",
                                   "couldn't find", "not found in the cache", "outgoing traffic")):
-        return (f"cannot load model '{model}': it is not in the local Hugging Face cache and the hub cannot be "
-                f"reached. On a connected machine run `hf download {model}` (about 14 GB), or pass --model PATH "
-                f"(or set FAKEVLM_MODEL) to a local copy. ({detail})")
+        why = ("HF_HUB_OFFLINE is set (only the cache is used)" if offline_requested()
+               else "the hub cannot be reached")
+        return (f"cannot load model '{model}': it is not in the local Hugging Face cache and {why}. On a connected "
+                f"machine run `hf download {model}` (about 14 GB), or pass --model PATH (or set FAKEVLM_MODEL) to a "
+                f"local copy; --no-model reads the metadata alone, and `fakevlm demo` shows the tool on a toy "
+                f"model. ({detail})")
     if "bitsandbytes" in lowered:
         return f"cannot load model '{model}' quantised: {detail} (pip install bitsandbytes)"
     return f"cannot load model '{model}': {detail}"
