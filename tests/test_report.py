@@ -169,6 +169,25 @@ def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, 
     assert [r["thumb"] for r in data_of(none.read_text())] == [None, None, None]
 
 
+def test_a_file_with_no_fakevlm_record_is_refused_and_no_page_is_written(tmp_path):
+    """`report photo.jpg -o x.html` wrote an empty page and exited 0; a results file that is only empty stays a
+    (empty) report."""
+    photo = tmp_path / "photo.jpg"
+    noise_image(3).save(photo, "JPEG")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not\na results\nfile\n")
+    for source, lines in ((photo, None), (notes, "3 lines")):
+        out = tmp_path / "x.html"
+        result = invoke("report", source, "-o", out)
+        assert result.exit_code == 2 and not out.exists()
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"fakevlm: error: {source}: is not a fakevlm results file (")
+        assert lines is None or f"({lines}, none a fakevlm record)" in line
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert invoke("report", empty, "-o", tmp_path / "e.html").exit_code == 0
+
+
 def test_reads_eval_predictions_explain_json_and_skips_other_lines(tmp_path):
     rows = [record("a.jpg", label="fake", category="x", item_id="a"), "not json", json.dumps({"path": "x"}), ""]
     results = write_jsonl(tmp_path / "r.jsonl", rows)

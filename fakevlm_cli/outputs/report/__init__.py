@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakevlm_cli.core.errors import OutputError
 from fakevlm_cli.core.files import file_key
 from fakevlm_cli.core.record import Record
 from fakevlm_cli.outputs.report.entries import entry, visible
@@ -106,6 +107,11 @@ def build_report(results: Path, output: Path, *, images_from: Path | None = None
                 window.append((data, pool.submit(pictures, data)))
                 drain(4 * workers)
             drain(0)
+        summary = writer.summary
+        if summary.total == 0 and summary.skipped:  # a photo, someone's notes: no page, one line, exit 2
+            raise OutputError(f"{results}: is not a fakevlm results file ({summary.skipped} line"
+                              f"{'' if summary.skipped == 1 else 's'}, none a fakevlm record): give the JSON Lines "
+                              "that scan -o or eval --predictions wrote")
         writer.finish()
     except BaseException:
         writer.abandon()
