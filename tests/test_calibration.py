@@ -185,7 +185,7 @@ def _fitted(tmp_path, model=None, **kw) -> Path:
                                                       "pixels": "upstream"},
                              target_fpr=0.05, inconclusive=kw.get("band"), data={"bench": "folder"})
     path = tmp_path / "cal.json"
-    calibration.write(path, fitted)
+    path.write_bytes(calibration.document_bytes(fitted))
     return path
 
 

@@ -327,4 +327,4 @@ def test_a_read_only_file_system_is_said_as_such(photos, tmp_path, monkeypatch):
     monkeypatch.setattr(results_file.os, "access", lambda path, mode: False)
     monkeypatch.setattr(results_file.os, "statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY))
     result = scan(photos, "--no-model", "-o", tmp_path / "out.jsonl")
-    assert result.exit_code == 2 and "read-only file system, cannot write results there" in result.stderr
+    assert result.exit_code == 2 and "read-only file system, cannot write the results file in" in result.stderr

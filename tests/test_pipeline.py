@@ -8,6 +8,7 @@ from fakevlm_cli.core.engine_types import Answer, ModelInfo
 from fakevlm_cli.core.files import resume_key
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.outputs.heatmaps import HeatmapFolder
 from fakevlm_cli.run.pipeline import Scanner
 
 
@@ -135,7 +136,7 @@ def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_
         red.save(tmp_path / name)
     f.video_clip(tmp_path / "clip.mp4", [red] * 4)
     engine, maps = SmallGpu(), tmp_path / "maps"
-    scanner = Scanner(engine, JudgeOptions(batch_size=4, video_frames=4, localise=True), heatmaps=maps)
+    scanner = Scanner(engine, JudgeOptions(batch_size=4, video_frames=4, localise=True), heatmaps=HeatmapFolder(maps))
     jobs = [scanner.inspector.inspect(Candidate(path=tmp_path / name, explicit=True))
             for name in ("a.png", "b.png", "clip.mp4")]
     frames = len(jobs[2].pixels)

@@ -213,7 +213,7 @@ def test_what_the_report_refuses_to_overwrite(tmp_path):
     result = invoke("report", results, "-o", results)
     assert result.exit_code == 2 and "is also an input" in result.stderr
     result = invoke("report", results, "-o", tmp_path / "nowhere" / "r.html")
-    assert result.exit_code == 2 and "no such folder" in result.stderr
+    assert result.exit_code == 2 and "does not exist" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.html", "r.jsonl"]  # no temporary file left
 
 

@@ -23,15 +23,15 @@ import orjson
 from fakevlm_cli import __version__, run
 from fakevlm_cli.commands import silence_libraries
 from fakevlm_cli.core.errors import EXIT_CLEAN, DatasetError, FakevlmError, OutputError
-from fakevlm_cli.core.files import file_key, same_file
+from fakevlm_cli.core.files import same_file
 from fakevlm_cli.core.options import EvalRequest
 from fakevlm_cli.core.record import VERDICTS, Record
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
 from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.outputs.guard import CALIBRATION, EVAL_RESULTS, PREDICTIONS, OutputTarget
 from fakevlm_cli.outputs.output import JsonlSink
-from fakevlm_cli.outputs.results_file import check_writable, looks_like_results
 from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs
 from fakevlm_cli.run import calibration, distributed
 from fakevlm_cli.run.calibration import Calibration
@@ -65,9 +65,9 @@ def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | Non
     for part in render.eval_tables(result):
         con.print(part)
     if request.args.output is not None:
-        write_results(request.args.output, result)
+        write_results(_target(request.args, "-o"), result)
     if result.fitted is not None and request.args.fit_calibration is not None:
-        calibration.write(request.args.fit_calibration, result.fitted)
+        _target(request.args, "--fit-calibration").replace(calibration.document_bytes(result.fitted))
     return EXIT_CLEAN
 
 
@@ -88,7 +88,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
         model = next((r.model for r in records if r.model), None)
         _rejudge(records, prepared, model, diag)
         if args.predictions is not None:  # the records as judged now (under --threshold, --calibration …)
-            _write_predictions(args.predictions, records)
+            _write_predictions(_target(args, "--predictions"), records)
     else:
         records, model = _predict(request, loaded.items, diag, env, prepared)
     pairs = list(zip(loaded.items, records, strict=True))
@@ -118,13 +118,18 @@ def _check(request: EvalRequest) -> None:
         for other_flag, other in outputs[:i]:
             if _one_file(path, other):
                 raise OutputError(f"{path}: {other_flag} and {flag} name the same file: one would overwrite the other")
-    for _, path in outputs:
-        check_writable(path)
-        if args.from_predictions is not None and same_file(path, args.from_predictions):
-            raise OutputError(f"{path}: is the --from-predictions file: refusing to write over it")
-        if not args.force and not _ours(path):
-            raise OutputError(f"{path}: exists and is not a file fakevlm wrote: refusing to overwrite it "
-                              "(--force overwrites it)")
+    for flag, _ in outputs:
+        _target(args, flag).check()
+
+
+_KINDS = {"-o": EVAL_RESULTS, "--predictions": PREDICTIONS, "--fit-calibration": CALIBRATION}
+
+
+def _target(args, flag: str) -> OutputTarget:
+    """The output a flag names, as outputs/guard.py checks and writes it: never over --from-predictions."""
+    path = dict(_outputs(args))[flag]
+    inputs = [args.from_predictions] if args.from_predictions is not None else []
+    return OutputTarget(path, _KINDS[flag], inputs=inputs, force=args.force, role="the --from-predictions file")
 
 
 def _outputs(args) -> list[tuple[str, Path]]:
@@ -135,15 +140,9 @@ def _outputs(args) -> list[tuple[str, Path]]:
 
 def _refuse_outputs_over_items(args, items: list[BenchItem]) -> None:
     """Before the model runs: no output may replace one of the benchmark's pictures, --force or not."""
-    keys = {key: (flag, path) for flag, path in _outputs(args) if (key := file_key(path)) is not None}
-    if not keys:
-        return
-    for item in items:
-        key = file_key(item.image)
-        hit = keys.get(key) if key is not None else None
-        if hit is not None:
-            raise OutputError(f"{hit[1]}: is one of the benchmark's images ({item.image}): refusing to write "
-                              f"{hit[0]} over it")
+    images = [item.image for item in items]
+    for flag, _ in _outputs(args):
+        _target(args, flag).check_not_input(images, "one of the benchmark's images")
 
 
 def _rejudge(records: list[Record], prepared: run.Prepared, model: dict | None, diag: Diagnostics) -> None:
@@ -187,7 +186,7 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     engine = None if cluster is not None else run.load_checked(request.engine, prepared, request.judge,
                                                               notify=notify)
     # opened at the first prediction: a model that fails to load (here or on a replica) leaves the file as it was
-    predictions = request.args.predictions
+    predictions = _target(request.args, "--predictions") if request.args.predictions is not None else None
     outs = Outputs(sinks=[] if predictions is None else [Deferred(lambda: _open_predictions(predictions))])
     bar = None
     if not request.args.quiet and env.stderr_tty:
@@ -301,39 +300,13 @@ def _prediction_problem(data: dict) -> str | None:
     return None
 
 
-# An eval results file or a calibration is a few KB; a larger JSON document is not one of ours.
-_OWN_DOCUMENT_MAX_BYTES = 16 << 20
-
-
-def _ours(path: Path) -> bool:
-    """Whether `path` may be replaced freely: absent, empty, not a regular file (/dev/null), or written by
-    fakevlm: predictions (our records), or an eval results file or calibration (a JSON document whose
-    `tool.name` is "fakevlm"; a data set's JSON that merely mentions fakevlm is not ours)."""
-    try:
-        if not path.is_file() or path.stat().st_size == 0:
-            return True
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-            if looks_like_results(head):
-                return True
-            if not head.lstrip().startswith(b"{") or path.stat().st_size > _OWN_DOCUMENT_MAX_BYTES:
-                return False
-            document = orjson.loads(head + handle.read())
-    except OSError:
-        return True  # check_writable has said what it could; the write itself will say the rest
-    except orjson.JSONDecodeError:
-        return False
-    tool = document.get("tool") if isinstance(document, dict) else None
-    return isinstance(tool, dict) and tool.get("name") == "fakevlm"
-
-
 def _one_file(a: Path, b: Path) -> bool:
     """Whether two output paths name one file, existing or not (through links, or ./x and x)."""
     return same_file(a, b) or os.path.abspath(a) == os.path.abspath(b)
 
 
-def _write_predictions(path: Path, records: list[Record]) -> None:
-    sink = _open_predictions(path)
+def _write_predictions(target: OutputTarget, records: list[Record]) -> None:
+    sink = _open_predictions(target)
     try:
         for record in records:
             sink.write(record)
@@ -341,11 +314,9 @@ def _write_predictions(path: Path, records: list[Record]) -> None:
         sink.close()
 
 
-def _open_predictions(path: Path) -> JsonlSink:
-    try:
-        return JsonlSink(open(path, "wb"), str(path), owns_stream=True)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write predictions: {exc.strerror or exc}") from None
+def _open_predictions(target: OutputTarget) -> JsonlSink:
+    target.check()  # again: the model may have taken a while to load
+    return JsonlSink(target.open_stream(), str(target.path), owns_stream=True)
 
 
 def results_document(run: EvalRun) -> dict:
@@ -381,11 +352,8 @@ def results_document(run: EvalRun) -> dict:
     }
 
 
-def write_results(path: Path, run: EvalRun) -> None:
-    try:
-        path.write_bytes(orjson.dumps(results_document(run), option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write results: {exc.strerror or exc}") from None
+def write_results(target: OutputTarget, run: EvalRun) -> None:
+    target.replace(orjson.dumps(results_document(run), option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _versions() -> dict:

@@ -8,11 +8,11 @@ from pathlib import Path
 from fakevlm_cli import run
 from fakevlm_cli.core import library_warnings
 from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, ImageError, OutputError
-from fakevlm_cli.core.files import same_file
 from fakevlm_cli.core.options import ExplainRequest, JudgeOptions
 from fakevlm_cli.core.record import Record
 from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.media.loader import check_media
+from fakevlm_cli.outputs.guard import HEATMAP, OutputTarget
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment, explain_outputs
 
 
@@ -21,9 +21,10 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     env = env or Environment.detect()
     image, heatmap = request.args.image, request.args.heatmap
     judge = request.judge
+    target = None
     if heatmap is not None:
         judge = replace(judge, localise=True)
-        _check_heatmap_target(heatmap, image, force=request.args.force)
+        target = _check_heatmap_target(heatmap, image, force=request.args.force)
     if image.is_dir():
         raise FakevlmError(f"{image}: is a folder: explain takes one image or video (scan reads folders)")
     try:  # a bad file is reported before the (slow) model load; what Pillow warns comes with the record
@@ -43,8 +44,8 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
     outs = explain_outputs(env, as_json=request.args.as_json)
-    if heatmap is not None:
-        _write_heatmap(record, image, heatmap, judge, diag)
+    if heatmap is not None and target is not None:
+        _write_heatmap(record, image, target, judge, diag)
     try:
         outs.write(record)
     finally:
@@ -64,40 +65,38 @@ def _decided_by_metadata(image: Path, judge: JudgeOptions, pixel_error: str) -> 
     return record
 
 
-def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> None:
-    """Before any work: the heatmap goes where it destroys nothing — never over the image explained (through
-    any link), nor over a folder, nor over an existing file that is not a fakevlm heatmap unless `force`."""
-    from fakevlm_cli.media.pictures import is_heatmap
-
-    if not heatmap.resolve().parent.is_dir():
-        raise OutputError(f"{heatmap}: no such folder for the heatmap")
-    try:
-        if heatmap.is_dir():
-            raise OutputError(f"{heatmap}: is a folder")
-        if same_file(heatmap, image):
-            raise OutputError(f"{heatmap}: is the image being explained: refusing to write the heatmap over it")
-        if heatmap.exists() and heatmap.stat().st_size and not force and not is_heatmap(heatmap):
-            raise OutputError(f"{heatmap}: exists and is not a fakevlm heatmap: refusing to overwrite it "
-                              "(--force overwrites it)")
-    except OSError as exc:
-        raise OutputError(f"{heatmap}: cannot check: {exc.strerror or exc}") from None
+def _check_heatmap_target(heatmap: Path, image: Path, *, force: bool) -> OutputTarget:
+    """Before any work: the heatmap goes where it destroys nothing (outputs/guard.py) — never over the image
+    explained (through any link), nor over a folder or a device, nor over an existing file that is not a
+    fakevlm heatmap unless `force`, and only where it can be written."""
+    target = OutputTarget(heatmap, HEATMAP, inputs=[image], force=force, role="the image being explained")
+    target.check()
+    return target
 
 
-def _write_heatmap(record: Record, image: Path, heatmap: Path, judge: JudgeOptions, diag: Diagnostics) -> None:
+def _write_heatmap(record: Record, image: Path, target: OutputTarget, judge: JudgeOptions,
+                   diag: Diagnostics) -> None:
     """The heatmap picture over the image as the model was given it; without a map, a warning says why."""
     from fakevlm_cli.media.images import load_image
-    from fakevlm_cli.media.pictures import write_heatmap
+    from fakevlm_cli.media.pictures import heatmap_png
 
+    heatmap = target.path
     if record.localisation is None:
         why = next((n for n in record.notes if n.startswith("no heatmap")), "no heatmap")
         diag.warn(f"{heatmap}: not written: {why}")
         return
     try:
         picture = load_image(image.read_bytes(), max_pixels=judge.max_pixels, mode=judge.pixels).image
-        write_heatmap(heatmap, picture, record.localisation, boxes=record.model_verdict == "fake")
+        png = heatmap_png(picture, record.localisation, boxes=record.model_verdict == "fake")
     except (OSError, ImageError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         record.notes.append(f"heatmap not written: {reason}")
         diag.warn(f"{heatmap}: not written: {reason}")
+        return
+    try:
+        target.replace(png)
+    except OutputError as exc:
+        record.notes.append(f"heatmap not written: {exc}")
+        diag.warn(str(exc))
         return
     record.localisation["heatmap"] = str(heatmap)

@@ -18,10 +18,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
-from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError, OutputError
-from fakevlm_cli.core.files import file_key, same_file
+from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError
+from fakevlm_cli.core.files import file_key
 from fakevlm_cli.core.options import ScanRequest
 from fakevlm_cli.media.discover import Candidate, DiscoveryStats, discover, read_path_list
+from fakevlm_cli.outputs.guard import REPORT, OutputTarget
+from fakevlm_cli.outputs.heatmaps import HeatmapFolder
 from fakevlm_cli.outputs.results_file import ResultsFile, format_for_path
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment, Outputs, scan_outputs
 from fakevlm_cli.run import distributed
@@ -129,11 +131,11 @@ def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoverySta
         # --force over a file that may not be ours: it may be evidence, so every input is known before it is
         # touched, and an output met among them is refused
         candidates = list(candidates)
-        for met in discovery.outputs:
-            if foreign_report and report is not None and same_file(met, report):
-                raise OutputError(f"{report}: is also an input ({met}): refusing to write the report over it")
-            if foreign_output and target is not None and same_file(met, target.path):
-                raise OutputError(f"{target.path}: is also an input ({met}): refusing to write results over it")
+        met = discovery.outputs
+        if foreign_report and report is not None:
+            OutputTarget(report, REPORT).check_not_input(met)
+        if foreign_output and target is not None:
+            target.check_not_input(met)
     return candidates
 
 
@@ -159,17 +161,18 @@ def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, 
     try:
         with from_render or contextlib.nullcontext():
             resume = target.index.recorded if target is not None else None
+            heatmaps = HeatmapFolder(request.outputs.heatmaps) if request.outputs.heatmaps is not None else None
             progress = from_render.update if from_render else None
             if cluster is not None:
                 spec = None if request.outputs.no_model else distributed.EngineSpec(request.engine)
                 records = distributed.predict(candidates, request.judge, spec, cluster,
                                               replicas=request.cluster.replicas, resume=resume, stats=stats,
                                               on_progress=progress, prepared=prepared,
-                                              heatmaps=request.outputs.heatmaps, thumbnails=_thumbnails(request),
+                                              heatmaps=heatmaps, thumbnails=_thumbnails(request),
                                               notify=None if request.outputs.quiet else diag.note)
             else:
                 records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
-                                      on_progress=progress, prepared=prepared, heatmaps=request.outputs.heatmaps,
+                                      on_progress=progress, prepared=prepared, heatmaps=heatmaps,
                                       thumbnails=_thumbnails(request))
             contents = target.index.contents if target is not None and target.resume else None
             for record in records:
@@ -196,12 +199,15 @@ def _abandon(target: ResultsFile | None, report: ReportSink | None) -> None:
 
 
 def _with_localise(request: ScanRequest) -> ScanRequest:
-    """--heatmaps implies --localise; both need the model."""
+    """--heatmaps implies --localise; both need the model. The --heatmaps folder is checked here, before any
+    work: one that cannot be made or written is one error now, not a note on every record."""
     outputs, judge = request.outputs, request.judge
     if outputs.heatmaps is not None and not judge.localise:
         request = replace(request, judge=replace(judge, localise=True))
     if outputs.no_model and request.judge.localise:
         raise FakevlmError("--localise and --heatmaps need the model: drop --no-model")
+    if outputs.heatmaps is not None:
+        HeatmapFolder(outputs.heatmaps).check()
     return request
 
 
@@ -246,8 +252,7 @@ def _results_file(request: ScanRequest) -> ResultsFile | None:
         return None
     fmt = outputs.fmt if outputs.fmt in ("jsonl", "csv") else format_for_path(path)
     target = ResultsFile(path, fmt, resume=outputs.resume, force=outputs.force)
-    target.check()
-    target.check_not_input([p for p in request.inputs.paths if p != "-"])
+    target.check(inputs=[p for p in request.inputs.paths if p != "-"])
     return target
 
 

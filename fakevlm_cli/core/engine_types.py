@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from fakevlm_cli.core.record import Record
+
 
 DEFAULT_MODEL = "lingcco/fakeVLM"
 # The processor upstream pairs with the released weights, at the revision its eval.py pins.
@@ -135,3 +137,12 @@ class EngineLike(Protocol):
                   chunk: int = 8) -> list[Any]: ...
 
     def sharing_cpu(self, loader_threads: int) -> AbstractContextManager[None]: ...
+
+
+class HeatmapWriter(Protocol):
+    """Where scan --heatmaps puts each record's heatmap picture (outputs/heatmaps.py). The command makes one
+    and hands it to the run layer, which may not import outputs/; it is pickled to Ray replicas."""
+
+    def write(self, record: Record, image: Image.Image, localisation: dict, *, boxes: bool) -> str:
+        """Write the picture; return the path written, or raise FakevlmError (one line: the path, why)."""
+        ...

@@ -92,15 +92,17 @@ def render_heatmap(image: Image.Image, localisation: dict, *, boxes: bool = True
 HEATMAP_SOFTWARE = "fakevlm heatmap"
 
 
-def write_heatmap(path, image: Image.Image, localisation: dict, *, boxes: bool = True) -> None:
-    """Render and save as PNG (OSError when it cannot be written). Regions are boxed only for an image the
-    model judged fake (`boxes`): on any other verdict they would point at evidence for a conclusion it did not
-    reach."""
+def heatmap_png(image: Image.Image, localisation: dict, *, boxes: bool = True) -> bytes:
+    """The heatmap picture as PNG bytes, tagged as fakevlm's (outputs/ writes them: outputs/guard.py). Regions
+    are boxed only for an image the model judged fake (`boxes`): on any other verdict they would point at
+    evidence for a conclusion it did not reach."""
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", HEATMAP_SOFTWARE)
-    render_heatmap(image, localisation, boxes=boxes).save(path, "PNG", pnginfo=info)
+    out = io.BytesIO()
+    render_heatmap(image, localisation, boxes=boxes).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
 
 
 def is_heatmap(path) -> bool:

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +33,7 @@ import orjson
 from fakevlm_cli.core.errors import OutputError
 from fakevlm_cli.core.files import resume_key
 from fakevlm_cli.core.record import raw_path
+from fakevlm_cli.outputs.guard import RESULTS, OutputTarget
 
 fcntl: ModuleType | None
 try:
@@ -41,7 +43,7 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, the rest s
 
 _RECORD_START = b'{"schema":'  # every JSONL line we write starts so (orjson, fixed key order)
 _CSV_HEADER_START = b"path,verdict,p_fake,"
-_HEAD = 64 * 1024
+HEAD = 64 * 1024
 MAX_LINE = 16 * 1024 * 1024  # a record is a few KB; a longer "line" means this is not a results file
 
 
@@ -123,12 +125,14 @@ class ResultsFile:
         return self._fd
 
     # ---- before anything is opened for writing --------------------------------------------------------------
-    def check(self) -> None:
-        """Refuse, without touching anything, an output that cannot or must not be written."""
+    def check(self, inputs: Iterable[str | os.PathLike] = ()) -> None:
+        """Refuse, without touching anything, an output that cannot or must not be written (outputs/guard.py:
+        a folder, one of `inputs`, a file that is not ours without --force, an unwritable place)."""
         path = self.path
         if self.resume and self.fmt != "jsonl":
             raise OutputError(f"{path}: --resume works with JSONL output only")
-        check_writable(path)
+        # with --resume, what is there is read and judged line by line when the file is opened
+        OutputTarget(path, RESULTS, inputs=inputs, force=self.force or self.resume).check()
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -142,27 +146,15 @@ class ResultsFile:
             return
         try:
             with open(path, "rb") as fh:
-                self.ours = looks_like_results(fh.read(_HEAD)) or st.st_size == 0
+                self.ours = looks_like_results(fh.read(HEAD)) or st.st_size == 0
         except OSError as exc:
-            if self.resume or not self.force:
-                hint = "" if self.resume else "; --force overwrites it"
+            if self.resume:
                 raise OutputError(f"{path}: cannot read it to check that it is a fakevlm results file "
-                                  f"({exc.strerror or exc}){hint}") from None
-        if not self.ours and not self.resume and not self.force:
-            raise OutputError(f"{path}: exists and is not a fakevlm results file: refusing to overwrite it "
-                              "(--force overwrites it)")
+                                  f"({exc.strerror or exc})") from None
 
     def check_not_input(self, inputs: list[str], role: str = "also an input") -> None:
         """Refuse an existing output that is one of `inputs` (same file, through any link)."""
-        if self.key is None:
-            return
-        for text in inputs:
-            try:
-                st = os.stat(text)
-            except (OSError, ValueError):
-                continue
-            if (st.st_dev, st.st_ino) == self.key:
-                raise OutputError(f"{self.path}: is {role} ({text}): refusing to write results over it")
+        OutputTarget(self.path, RESULTS).check_not_input(inputs, role)
 
     # ---- lock and read --------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -205,7 +197,7 @@ class ResultsFile:
 
     def _still_ours(self) -> bool:
         try:
-            return looks_like_results(os.pread(self.fd, _HEAD, 0))
+            return looks_like_results(os.pread(self.fd, HEAD, 0))
         except OSError:
             return False
 
@@ -296,24 +288,3 @@ def _record_or_none(line: bytes) -> dict | None:
     except orjson.JSONDecodeError:
         return None
     return obj if is_record(obj) else None
-
-
-def check_writable(path: Path) -> None:
-    """Fail before any work when `path` cannot be written, so a long run never ends in a lost result."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory, not a results file")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    if not os.access(path if path.exists() else folder, os.W_OK):
-        raise OutputError(f"{path}: {_why_not_writable(folder)}, cannot write results there")
-
-
-def _why_not_writable(folder: Path) -> str:
-    """A read-only file system (a mounted evidence disk, say) is said as such, not as a permission problem."""
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return "read-only file system"
-    except (OSError, AttributeError):
-        pass
-    return "permission denied"

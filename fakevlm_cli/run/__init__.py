@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD, HeatmapWriter
 from fakevlm_cli.core.errors import FakevlmError
 from fakevlm_cli.core.options import EngineOptions, JudgeOptions
 from fakevlm_cli.run import calibration
@@ -97,14 +96,14 @@ def check_model(prepared: Prepared, engine: EngineLike, options: JudgeOptions) -
 def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineLike | None, *,
             read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            prepared: Prepared | None = None, heatmaps: Path | None = None,
+            prepared: Prepared | None = None, heatmaps: HeatmapWriter | None = None,
             thumbnails: int = 0) -> Iterator[Record]:
     """One record per source, in order, as each becomes final. `engine` None: metadata only.
 
     `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries. `prepared`:
     the files the options name, as `prepare` read them (read here when not given). With `options.localise`,
-    `heatmaps` is a folder for heatmap pictures; `thumbnails` > 0 puts a thumbnail of that size on each record
-    (in memory only, for the HTML report).
+    `heatmaps` writes the heatmap pictures (outputs/heatmaps.py); `thumbnails` > 0 puts a thumbnail of that
+    size on each record (in memory only, for the HTML report).
     """
     prepared = prepared or prepare(options, uses_model=engine is not None)
     scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress,

@@ -249,13 +249,11 @@ def to_document(calibration: Calibration) -> dict:
     }
 
 
-def write(path: Path, calibration: Calibration) -> None:
+def document_bytes(calibration: Calibration) -> bytes:
+    """The calibration file's bytes (eval --fit-calibration writes them through outputs/guard.py)."""
     import orjson
 
-    try:
-        path.write_bytes(orjson.dumps(to_document(calibration), option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as exc:
-        raise FakevlmError(f"{path}: cannot write the calibration: {exc.strerror or exc}") from None
+    return orjson.dumps(to_document(calibration), option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def load(path: Path) -> Calibration:

@@ -28,10 +28,10 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
+from fakevlm_cli.core.engine_types import HeatmapWriter
 from fakevlm_cli.core.errors import FakevlmError, first_line
 from fakevlm_cli.core.files import resume_key
 from fakevlm_cli.core.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
@@ -157,7 +157,7 @@ def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = N
 def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpec | None, cluster: Cluster, *,
             replicas: int | None = None, read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            prepared: run.Prepared | None = None, heatmaps: Path | None = None, thumbnails: int = 0,
+            prepared: run.Prepared | None = None, heatmaps: HeatmapWriter | None = None, thumbnails: int = 0,
             notify: Callable[[str], None] | None = None) -> Iterator[Record]:
     """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas).
 
@@ -325,7 +325,7 @@ class _Work:
 
     options: JudgeOptions
     prepared: run.Prepared
-    heatmaps: Path | None
+    heatmaps: HeatmapWriter | None
     thumbnails: int
     read_metadata: bool
 

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.core.engine_types import Answer
+from fakevlm_cli.core.engine_types import Answer, HeatmapWriter
+from fakevlm_cli.core.errors import FakevlmError
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.core.record import Record
 from fakevlm_cli.media.loader import Inspector, Job, NoRecord
-from fakevlm_cli.media.pictures import write_heatmap
 from fakevlm_cli.media.video import AGGREGATE, aggregate
 from fakevlm_cli.model.localise import crop_box, describe
 from fakevlm_cli.run.calibration import Decision
@@ -91,7 +89,7 @@ class Scanner:
     def __init__(self, engine: EngineLike | None, options: JudgeOptions = JudgeOptions(), *,
                  read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
                  on_progress: Callable[[ScanStats], None] | None = None, decision: Decision | None = None,
-                 trust_anchors: str | None = None, heatmaps: Path | None = None, thumbnails: int = 0):
+                 trust_anchors: str | None = None, heatmaps: HeatmapWriter | None = None, thumbnails: int = 0):
         self.engine = engine
         self.decision = decision or Decision(threshold=options.threshold)
         options = replace(options, threshold=self.decision.threshold)  # the threshold records carry
@@ -296,15 +294,15 @@ class Scanner:
         return found
 
     def _write_heatmap(self, job: Job, localisation: dict) -> None:
+        """Through the command's writer (outputs/heatmaps.py): a map it refuses gets a note, never a failure."""
         record = job.record
-        path = self.heatmaps / heatmap_name(record)  # type: ignore[operator]
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_heatmap(path, job.preview, localisation, boxes=record.model_verdict == "fake")
-        except (OSError, ValueError) as exc:
-            record.notes.append(f"heatmap not written: {getattr(exc, 'strerror', None) or exc}")
+            written = self.heatmaps.write(record, job.preview, localisation,  # type: ignore[union-attr]
+                                          boxes=record.model_verdict == "fake")
+        except FakevlmError as exc:
+            record.notes.append(f"heatmap not written: {exc}")
             return
-        localisation["heatmap"] = str(path)
+        localisation["heatmap"] = written
 
     @staticmethod
     def _batched(call, pixels: list, size: int) -> list[Answer]:
@@ -399,13 +397,6 @@ def fuse_record(record: Record, evidence: list, decision: Decision):
     shown = record.calibrated_p_fake if record.calibrated_p_fake is not None else record.p_fake
     return fuse(record.model_verdict, shown, evidence, calibrated=record.calibrated_p_fake is not None,
                 inconclusive=decision.band if record.inconclusive else None)
-
-
-def heatmap_name(record: Record) -> str:
-    """A heatmap's file name: the content's hash (the same picture always gets the same map) and a readable,
-    filesystem-safe part of the file's name."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(record.path).stem).strip("._")[:40] or "image"
-    return f"{(record.sha256 or '0' * 16)[:16]}-{stem}.png"
 
 
 class _Feeder:
