@@ -223,3 +223,35 @@ def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(tmp_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fakevlm: error: {maps}: "), result.stderr
     assert not loaded and not (tmp_path / "r.jsonl").exists()
+
+
+# ---- a link planted between the check and the write ---------------------------------------------------------
+
+def test_a_link_planted_at_the_results_file_after_the_check_is_not_followed(tmp_path):
+    """--force checked a new file; a symbolic link put at its name before the file is opened is not followed
+    (O_NOFOLLOW): the file it points at is left as it was."""
+    from fakevlm_cli.core.errors import OutputError
+    from fakevlm_cli.outputs.results_file import ResultsFile
+
+    outside = tmp_path / "notes.txt"
+    outside.write_text("my notes")
+    out = tmp_path / "r.jsonl"
+    results = ResultsFile(out, "jsonl", force=True)
+    results.check()
+    out.symlink_to(outside)
+    with pytest.raises(OutputError, match=f"^{out}: cannot write results: "):
+        results.open()
+    assert outside.read_text() == "my notes" and out.is_symlink()
+
+
+def test_a_link_planted_where_a_whole_file_goes_is_replaced_not_written_through(tmp_path):
+    from fakevlm_cli.outputs.guard import HEATMAP, OutputTarget
+
+    outside = tmp_path / "notes.txt"
+    outside.write_text("my notes")
+    target = OutputTarget(tmp_path / "map.png", HEATMAP, user_named=False)
+    target.check()
+    (tmp_path / "map.png").symlink_to(outside)
+    target.replace(b"png", recheck=False)
+    assert outside.read_text() == "my notes" and not (tmp_path / "map.png").is_symlink()
+    assert (tmp_path / "map.png").read_bytes() == b"png"

@@ -1,4 +1,4 @@
-"""One answer to "may fakevlm write here?", for every file it writes (docs/development.md, "Outputs").
+"""One answer to "may fakevlm write here?", for every file it writes (docs/development.md, the layout table).
 
 `OutputTarget(path, kind, inputs=…, force=…).check()` runs before any work and refuses, with one line naming
 the path and the problem, the same way for every kind of output:
@@ -158,16 +158,18 @@ class OutputTarget:
 
     def open_stream(self) -> IO[bytes]:
         """A stream kind: opened (cut to nothing) for writing; a device or FIFO is written into."""
-        flags = os.O_WRONLY | _CLOEXEC
+        path, flags = self.real, os.O_WRONLY | _CLOEXEC
         try:
-            if stat.S_ISREG(os.stat(self.real).st_mode):
+            if stat.S_ISREG(os.stat(self.path).st_mode):
                 flags |= os.O_TRUNC | _NOFOLLOW
+            else:
+                path = self.path  # /dev/stdout, a FIFO: the node itself (a link to a pipe names no file)
         except FileNotFoundError:
             flags |= os.O_CREAT | os.O_EXCL | _NOFOLLOW
         except OSError:
             pass  # the open says why
         try:
-            return os.fdopen(os.open(self.real, flags, 0o666), "wb")
+            return os.fdopen(os.open(path, flags, 0o666), "wb")
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write the {self.kind.noun}: {why_not(exc)}") from None
 

@@ -114,6 +114,7 @@ class ResultsFile:
         self.index = ResumeIndex()
         self._fd: int | None = None
         self._regular = True
+        self._real = path  # the file a symbolic link at `path` names (opened with O_NOFOLLOW: nothing planted since)
         self._end = 0  # resume: where the complete records end
         self._newline = False  # resume: the last record is whole but lacks its newline
 
@@ -132,7 +133,9 @@ class ResultsFile:
         if self.resume and self.fmt != "jsonl":
             raise OutputError(f"{path}: --resume works with JSONL output only")
         # with --resume, what is there is read and judged line by line when the file is opened
-        OutputTarget(path, RESULTS, inputs=inputs, force=self.force or self.resume).check()
+        guard = OutputTarget(path, RESULTS, inputs=inputs, force=self.force or self.resume)
+        guard.check()
+        self._real = guard.real
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -160,11 +163,12 @@ class ResultsFile:
     def open(self) -> None:
         """Open without truncating, take the lock, and (with --resume) read and check what is there."""
         flags = (os.O_RDWR if self.resume or not self.force else os.O_WRONLY) | os.O_CREAT
-        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        where = self._real
         if not self._regular:
-            flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+            flags, where = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), self.path
         try:
-            self._fd = os.open(self.path, flags, 0o666)
+            self._fd = os.open(where, flags, 0o666)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write results: {exc.strerror or exc}") from None
         try:
@@ -279,7 +283,7 @@ class ResultsFile:
         os.close(fd)
         if empty and not self.existed:
             with contextlib.suppress(OSError):
-                os.unlink(self.path)
+                os.unlink(self._real)
 
 
 def _record_or_none(line: bytes) -> dict | None:
