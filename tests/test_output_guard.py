@@ -16,7 +16,16 @@ from PIL import Image
 
 from fakevlm_cli.cli import cli
 
-ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders: that case is skipped
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders: faked for root
+
+
+def _read_only(folder: Path, monkeypatch) -> None:
+    """`folder` made read-only; as root, where chmod changes nothing, os.access says so instead."""
+    folder.chmod(0o555)
+    if ROOT:
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: (not mode & os.W_OK and real_access(p, mode, **kw))
+                            if Path(p) == folder else real_access(p, mode, **kw))
 HOSTILE = ["symlink to a file outside", "a file that is not ours", "a folder", "a device", "a read-only folder",
            "one of the inputs"]
 
@@ -72,7 +81,7 @@ WRITERS = {
 }  # name: (writer, its input, whether it is a stream: written *into* a device, not renamed over it)
 
 
-def _place(case: str, tmp: Path, input_of) -> tuple[Path, list[str]]:
+def _place(case: str, tmp: Path, input_of, monkeypatch) -> tuple[Path, list[str]]:
     """The hostile target for `case` (and whether --force is given: only where it must not matter)."""
     out = tmp / "out" / "target.out"
     out.parent.mkdir()
@@ -87,7 +96,7 @@ def _place(case: str, tmp: Path, input_of) -> tuple[Path, list[str]]:
     elif case == "a device":
         return Path(os.devnull), []
     elif case == "a read-only folder":
-        out.parent.chmod(0o555)
+        _read_only(out.parent, monkeypatch)
     elif case == "one of the inputs":
         return input_of(tmp), ["--force"]
     return out, []
@@ -96,11 +105,9 @@ def _place(case: str, tmp: Path, input_of) -> tuple[Path, list[str]]:
 @pytest.mark.parametrize("case", HOSTILE)
 @pytest.mark.parametrize("name", sorted(WRITERS))
 def test_every_writer_refuses_the_same_hostile_targets_the_same_way(tmp_path, monkeypatch, name, case):
-    if case == "a read-only folder" and ROOT:
-        pytest.skip("root writes into a read-only folder")
     monkeypatch.chdir(tmp_path)
     writer, input_of, stream = WRITERS[name]
-    target, force = _place(case, tmp_path, input_of)
+    target, force = _place(case, tmp_path, input_of, monkeypatch)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
     result = writer(tmp_path, target, force)
     (tmp_path / "out").chmod(0o755)
@@ -205,8 +212,6 @@ def test_a_per_file_heatmap_replaces_its_own_earlier_one(tmp_path, monkeypatch):
 @pytest.mark.parametrize("how", ["under a file", "read-only"])
 def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(tmp_path, monkeypatch, how):
     """Not a note on every record and exit 0: one line, exit 2, no model loaded and no results written."""
-    if how == "read-only" and ROOT:
-        pytest.skip("root writes into a read-only folder")
     from stub_engine import install
 
     loaded = []
@@ -216,7 +221,8 @@ def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(tmp_p
         (tmp_path / "file.txt").write_text("x")
         maps = tmp_path / "file.txt" / "maps"
     else:
-        (tmp_path / "locked").mkdir(mode=0o555)
+        (tmp_path / "locked").mkdir()
+        _read_only(tmp_path / "locked", monkeypatch)
         maps = tmp_path / "locked" / "maps"
     result = invoke("scan", tmp_path / "in", "--heatmaps", maps, "-o", tmp_path / "r.jsonl")
     assert result.exit_code == 2, result.output
