@@ -70,3 +70,14 @@ def test_a_folder_holding_someone_elses_files_is_refused(tmp_path):
     result = demo(tmp_path / "notes.txt")
     assert result.exit_code == 2 and "is a file" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_link_planted_as_the_demo_marker_is_not_written_through(tmp_path):
+    outside = tmp_path / "evidence.txt"
+    outside.write_text("keep me")
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / ".fakevlm-demo").symlink_to(outside)
+    result = demo(folder)
+    assert result.exit_code == 2 and ".fakevlm-demo" in result.stderr
+    assert outside.read_text() == "keep me" and (folder / ".fakevlm-demo").is_symlink()

@@ -16,10 +16,13 @@ from pathlib import Path
 from fakevlm_cli.commands.scan import scan
 from fakevlm_cli.core import options
 from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, OutputError
+from fakevlm_cli.outputs.guard import Kind, OutputTarget
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment
 
 DEFAULT_FOLDER = Path("fakevlm-demo")
 MARKER = ".fakevlm-demo"  # a folder holding it is one the demo made: a later run may write there again
+MARKER_TEXT = b"made by `fakevlm demo`; safe to delete\n"
+DEMO_MARKER = Kind("demo marker", "fakevlm demo's marker", lambda path: path.read_bytes() == MARKER_TEXT)
 TOY_WORDS = ("This demo runs a TOY model trained here on synthetic pictures: it knows only its own planted "
              "artifact (a 1-pixel checkerboard) and is not a detector of real images.")
 NEXT_STEPS = ("With the released FakeVLM weights (lingcco/fakeVLM, 14 GB, downloaded once):\n"
@@ -59,9 +62,11 @@ def _claim(folder: Path) -> None:
         raise OutputError(f"{folder}: is not empty and not a fakevlm demo folder: choose another folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / MARKER).write_text("made by `fakevlm demo`; safe to delete\n")
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the demo there: {exc.strerror or exc}") from None
+    marker = OutputTarget(folder / MARKER, DEMO_MARKER, user_named=False)
+    marker.check()
+    marker.replace(MARKER_TEXT)
 
 
 def _toy_model(toy, diag: Diagnostics) -> Path:
