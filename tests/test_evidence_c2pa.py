@@ -294,3 +294,88 @@ def test_scan_trust_anchors_end_to_end(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"fakevlm: error: {bad}: not a PEM bundle of X.509 certificates "
                                      "(-----BEGIN CERTIFICATE----- blocks)")
+
+
+# ---- the c2pa library's settings limit (issue 23, item 2) -------------------------------------------------------
+
+
+def _bundle(tmp_path: Path, count: int) -> Path:
+    """A PEM bundle of `count` certificates (one certificate repeated: the library counts bytes, not keys)."""
+    path = tmp_path / f"anchors-{count}.pem"
+    path.write_text(_unrelated_ca() * count)
+    return path
+
+
+@pytest.mark.parametrize("count", [1, 2000])
+def test_a_bundle_within_the_c2pa_settings_limit_is_taken(tmp_path, count):
+    assert c2pa_reader.read_anchors(_bundle(tmp_path, count)).count("BEGIN CERTIFICATE") == count
+
+
+@pytest.mark.parametrize("count", [2300, 20_000])
+def test_a_bundle_past_the_c2pa_settings_limit_is_refused_up_front(tmp_path, count):
+    """c2pa-python refuses a settings string over 1 MiB; such a bundle used to turn C2PA off for every file."""
+    with pytest.raises(ValueError, match=r"certificates make [\d,]+ bytes of c2pa trust settings, over the c2pa "
+                                         r"library's limit of 1,048,576 bytes") as caught:
+        c2pa_reader.read_anchors(_bundle(tmp_path, count))
+    assert "\n" not in str(caught.value) and f"its {count:,} certificates" in str(caught.value)
+
+
+@needs_c2pa
+def test_the_settings_limit_is_the_c2pa_librarys_own():
+    """MAX_SETTINGS_BYTES is what c2pa-python really takes: settings of that many bytes build, one more fails."""
+    import json
+
+    import c2pa
+
+    fits = {"pad": "x" * (c2pa_reader.MAX_SETTINGS_BYTES - len('{"pad": ""}'))}
+    assert len(json.dumps(fits)) == c2pa_reader.MAX_SETTINGS_BYTES
+    c2pa.Context.from_dict(fits)
+    fits["pad"] += "x"
+    with pytest.raises(c2pa.C2paError, match="StringTooLong"):
+        c2pa.Context.from_dict(fits)
+
+
+@needs_c2pa
+def test_scan_refuses_a_bundle_past_the_limit_before_any_work(tmp_path):
+    from click.testing import CliRunner
+    from factories import camera_jpeg
+
+    from fakevlm_cli.cli import cli
+
+    anchors, photo = _bundle(tmp_path, 2300), camera_jpeg(tmp_path / "photo.jpg")
+    result = CliRunner().invoke(cli, ["scan", "--no-model", "--format", "jsonl", "--trust-anchors", str(anchors),
+                                      str(photo)])
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"fakevlm: error: {anchors}: its 2,300 certificates make ") and "1,048,576 bytes" in line
+
+
+@needs_c2pa
+def test_a_c2pa_settings_failure_at_run_time_is_the_records_error(tmp_path, monkeypatch):
+    """Provenance switched off for every file is loud: an error record (a still and a clip), never a note."""
+    import c2pa
+    from factories import c2pa_signed, plain_png, video_clip
+
+    from fakevlm_cli.core.errors import ImageError
+    from fakevlm_cli.core.options import JudgeOptions
+    from fakevlm_cli.media.discover import Candidate
+    from fakevlm_cli.run.pipeline import Scanner
+
+    src = tmp_path / "src.jpg"
+    Image.open(plain_png(tmp_path / "p.png")).convert("RGB").save(src)
+    signed = c2pa_signed(src, tmp_path / "signed.jpg", "image/jpeg")
+    clip = video_clip(tmp_path / "clip.mp4", [Image.new("RGB", (32, 32))] * 2)
+
+    def refuse(config):
+        raise c2pa.C2paError("StringTooLong: settings_str")
+
+    monkeypatch.setattr(c2pa.Context, "from_dict", refuse)
+    monkeypatch.setattr(c2pa_reader, "_contexts", {})
+    for anchors in (None, "PEM"):
+        with pytest.raises(ImageError, match="the c2pa library refused its settings"):
+            evidence.collect(signed, signed.read_bytes(), "JPEG", trust_anchors=anchors)
+    records = list(Scanner(None, JudgeOptions()).run([Candidate(p, explicit=True) for p in (signed, clip)]))
+    assert len(records) == 2
+    for record in records:
+        assert record.verdict == "error" and "content credentials cannot be checked" in record.error, record
+        assert "StringTooLong" in record.error and "\n" not in record.error

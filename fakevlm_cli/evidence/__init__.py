@@ -1,8 +1,10 @@
 """Metadata evidence: what a file's own metadata says about where it came from.
 
 ``collect(path, data, fmt)`` runs every reader that applies to the sniffed format over bytes the caller has
-already read, and merges what they find into one ``MetadataReport``. It never raises: a reader that fails
-leaves a one-line note (``exif: could not parse: <reason>``) and the others still run. Nothing here imports
+already read, and merges what they find into one ``MetadataReport``. A reader that fails leaves a one-line note
+(``exif: could not parse: <reason>``) and the others still run; the one exception is the c2pa library refusing
+its settings (``c2pa.C2paSettingsError``, an ``ImageError``): that would turn provenance off for every file, so
+it is the record's error, not a note. Nothing here imports
 torch or transformers; c2pa-python is imported only for files that carry a C2PA marker. JPEGs also get their
 structure read (jpeg.py: quantisation tables, EXIF thumbnail against the image).
 """
@@ -48,6 +50,8 @@ def collect(path: pathlib.Path, data: bytes, fmt: str, *, trust_anchors: str | N
     for name, run in _readers(data, fmt, trust_anchors):
         try:
             run(report)
+        except c2pa.C2paSettingsError:
+            raise  # provenance is off for every file: the record's error, never a note
         except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
             reason = clip(f"{type(exc).__name__}: {exc}", 200)
             report.notes.append(f"{name}: could not parse: {reason}")

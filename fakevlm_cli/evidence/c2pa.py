@@ -23,6 +23,8 @@ import io
 import json
 import re
 
+from fakevlm_cli.core.errors import ImageError
+
 from . import png, sourcetypes
 from ._common import classify_software, clip, dict_at, list_at
 from .types import Evidence, MetadataReport, Trust
@@ -39,7 +41,11 @@ _NEUTRAL_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.placed", "c2pa.publishe
 TRUSTED_CODE, UNTRUSTED_CODE = "signingCredential.trusted", "signingCredential.untrusted"
 _UNTRUSTED = (UNTRUSTED_CODE,)  # reported on the signer item, not as a validation failure
 MAX_ACTIONS = 32
-MAX_ANCHORS_BYTES = 16 * 1024 * 1024
+MAX_ANCHORS_BYTES = 16 * 1024 * 1024  # read no more of a --trust-anchors file (comments around PEM blocks count)
+# c2pa-python hands its settings to the native library as one JSON string of at most 1 MiB (longer: C2paError
+# "StringTooLong: settings_str"; measured with c2pa-python 0.38.1: 1,048,576 bytes accepted, 1,048,578 refused).
+# The anchors' PEM is most of it: about 2,100 typical certificates.
+MAX_SETTINGS_BYTES = 1024 * 1024
 _contexts: dict[str | None, object] = {}  # one c2pa Context per trust-anchor bundle (None: no anchors)
 
 
@@ -59,7 +65,26 @@ def read_anchors(path) -> str:
         certificates = x509.load_pem_x509_certificates(raw)
     except ValueError:
         raise ValueError("not a PEM bundle of X.509 certificates (-----BEGIN CERTIFICATE----- blocks)") from None
-    return "".join(c.public_bytes(_pem()).decode("ascii") for c in certificates)
+    pem = "".join(c.public_bytes(_pem()).decode("ascii") for c in certificates)
+    size = len(json.dumps(_settings(pem)))  # what c2pa-python's Context.from_dict hands to the native library
+    if size > MAX_SETTINGS_BYTES:
+        raise ValueError(f"its {len(certificates):,} certificates make {size:,} bytes of c2pa trust settings, over "
+                         f"the c2pa library's limit of {MAX_SETTINGS_BYTES:,} bytes (1 MiB, about 2,100 "
+                         "certificates): keep only the roots you trust")
+    try:
+        import c2pa
+    except ImportError:
+        return pem
+    try:
+        _context_for(c2pa, pem)  # built now, so a bundle the library refuses stops the run before any work
+    except C2paSettingsError as exc:
+        raise ValueError(str(exc)) from None
+    return pem
+
+
+class C2paSettingsError(ImageError):
+    """The c2pa library refused fakevlm's settings: provenance cannot be checked at all. Never a note: a file
+    with a manifest gets an error record rather than a verdict that silently ignored its manifest."""
 
 
 def _pem():
@@ -68,15 +93,25 @@ def _pem():
     return Encoding.PEM
 
 
+def _settings(trust_anchors: str | None) -> dict:
+    """The Reader settings: no network ever; trust anchors, when given, through the library's trust settings."""
+    settings: dict = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+                      "core": {"allowed_network_hosts": []}}
+    if trust_anchors:
+        settings["trust"] = {"trust_anchors": trust_anchors}
+        settings["verify"]["verify_trust"] = True
+    return settings
+
+
 def _context_for(c2pa, trust_anchors: str | None):
-    """The Reader context: no network ever; trust anchors, when given, through the library's trust settings."""
+    """The Reader context for these anchors (one per bundle), or C2paSettingsError when the library refuses it."""
     if trust_anchors not in _contexts:
-        settings: dict = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
-                          "core": {"allowed_network_hosts": []}}
-        if trust_anchors:
-            settings["trust"] = {"trust_anchors": trust_anchors}
-            settings["verify"]["verify_trust"] = True
-        _contexts[trust_anchors] = c2pa.Context.from_dict(settings)
+        try:
+            _contexts[trust_anchors] = c2pa.Context.from_dict(_settings(trust_anchors))
+        except c2pa.C2paError as exc:
+            what = "its settings with these trust anchors" if trust_anchors else "its settings"
+            raise C2paSettingsError(f"content credentials cannot be checked: the c2pa library refused {what} "
+                                    f"({clip(str(exc), 120)})") from None
     return _contexts[trust_anchors]
 
 

@@ -35,7 +35,8 @@ _INFO_KEYS = ("encoder", "handler_name", "creation_time", "com.apple.quicktime.c
 
 
 def read(stream: IO[bytes], fmt: str, *, trust_anchors: str | None = None) -> MetadataReport:
-    """Container and video-stream tags as evidence, then C2PA; never raises (a reader's failure is a note)."""
+    """Container and video-stream tags as evidence, then C2PA; a reader's failure is a note, except that the c2pa
+    library refusing its settings raises `c2pa.C2paSettingsError` (an `ImageError`)."""
     report = MetadataReport()
     try:
         tags = _tags(stream)
@@ -48,6 +49,8 @@ def read(stream: IO[bytes], fmt: str, *, trust_anchors: str | None = None) -> Me
     try:
         stream.seek(0)
         c2pa.read_stream(stream, fmt, report, trust_anchors=trust_anchors)
+    except c2pa.C2paSettingsError:
+        raise  # provenance is off for every file: the record's error, never a note
     except Exception as exc:  # noqa: BLE001
         report.notes.append(f"c2pa: could not parse: {clip(f'{type(exc).__name__}: {exc}', 200)}")
     return report
