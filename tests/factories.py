@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import zlib
+from fractions import Fraction
 from pathlib import Path
 
 from conftest import noise_image
@@ -86,7 +87,7 @@ def video_clip(path: Path, frames, *, rate: int = 1, codec: str = "libx264", fmt
     container.metadata.update(metadata or {})
     stream = container.add_stream(codec, rate=rate)
     stream.width, stream.height = frames[0].size
-    stream.pix_fmt = "yuv420p"
+    stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
     if codec == "libx264":
         stream.options = {"crf": "10"}  # near-lossless: the toy's 1-px checkerboard survives
     if gop:
@@ -101,6 +102,29 @@ def video_clip(path: Path, frames, *, rate: int = 1, codec: str = "libx264", fmt
             frame.pts, frame.time_base = pts[i], time_base
         _mux(container, stream, frame)
     _mux(container, stream, None)  # flush the encoder
+    container.close()
+    return path
+
+
+def small_header_mjpeg(path: Path, sizes=((64, 64), (2000, 2000), (2000, 2000))) -> Path:
+    """An MJPEG Matroska (1 fps) whose frames have `sizes` while its track header says the first one's: a
+    container that lies about its frames' size (each JPEG is muxed as it is, not rescaled by the encoder).
+    Flat frames keep the file small."""
+    import av
+
+    container = av.open(str(path), "w", format="matroska")
+    stream = container.add_stream("mjpeg", rate=1)
+    stream.width, stream.height = sizes[0]
+    stream.pix_fmt = "yuvj420p"
+    for i, size in enumerate(sizes):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (40 * i % 256, 90, 160)).save(buffer, "JPEG", quality=70)
+        packet = av.Packet(buffer.getvalue())
+        packet.stream, packet.time_base = stream, Fraction(1, 1)
+        packet.pts = packet.dts = i
+        packet.duration = 1
+        packet.is_keyframe = True
+        container.mux(packet)
     container.close()
     return path
 

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from factories import XMP_TEMPLATE, audio_only, c2pa_signed, heic_photo, numbered_frames, video_clip
+from factories import (
+    XMP_TEMPLATE,
+    audio_only,
+    c2pa_signed,
+    heic_photo,
+    numbered_frames,
+    small_header_mjpeg,
+    video_clip,
+)
 from PIL import Image
 
 from fakevlm_cli.core.errors import ImageError
@@ -89,6 +97,7 @@ def test_fps_sampling_and_its_bound():
     assert len(video.sample_times(7200.0, fps=30)) == video.MAX_SAMPLES
     assert video.sample_times(10.0, frames=5) == [1.0, 3.0, 5.0, 7.0, 9.0]
     assert video.sample_times(None) == [] and video.sample_times(float("nan")) == []
+    assert video.sample_times(2.04, fps=2) == [0.25, 0.75, 1.25, 1.75, 2.25]  # the last frame's 0.04 s share too
 
 
 def test_rotation_is_undone_as_players_show_it(tmp_path):
@@ -339,6 +348,87 @@ def test_a_clip_claiming_100_hours_is_sampled_over_what_it_has(engine, tmp_path)
     assert any("frames end at 12.0 s" in n for n in record.notes)
     (metadata_only,) = scan(None, path)  # --no-model: what the container claims is said too
     assert any("the file declares 100.0 hours" in n for n in metadata_only.notes)
+
+
+SPARSE = [("a.mkv", "matroska", "mjpeg"), ("a.mp4", None, "libx264")]
+
+
+@pytest.mark.parametrize(("name", "fmt", "codec"), SPARSE)
+@pytest.mark.parametrize("seconds", [[0, 1, 2], [0, 1, 2, 3, 4], [0, 0.5, 2.5, 3]])
+@pytest.mark.parametrize("sampling", [{"frames": 8}, {"fps": 2}, {"fps": 1}])
+def test_every_frame_of_a_sparse_clip_can_be_reached(tmp_path, name, fmt, codec, seconds, sampling):
+    """Frames seconds apart in a stream declaring 25 fps: the last one (often the one that matters) is sampled,
+    at its own time. Sampling over [0, last + 1/25 s] used to miss it, and a second pass dropped it."""
+    frames = numbered_frames(len(seconds))
+    path = video_clip(tmp_path / name, frames, rate=25, pts=[int(t * 1000) for t in seconds],
+                      time_base=Fraction(1, 1000), fmt=fmt, codec=codec)
+    with open(path, "rb") as fh, video.Clip(fh, "X", max_pixels=10**6) as clip:
+        samples = clip.sample(clip.info(), **sampling)
+    # one sample a share: with --fps 1 the frame at 0 s gives way to the one on screen at 0.5 s
+    wanted = [0.5, 2.5, 3] if sampling == {"fps": 1} and seconds[1] == 0.5 else seconds
+    assert [s.t for s in samples] == wanted
+    assert abs(grey(samples[-1].image) - 20 * (len(seconds) - 1)) <= 4  # the last frame's own picture
+
+
+def test_times_up_to_the_last_frame_reach_it():
+    assert video.times_up_to(2.0, frames=8)[-1] == 2.0 and len(video.times_up_to(2.0, frames=8)) == 8
+    assert video.times_up_to(2.0, fps=2) == [0.25, 0.75, 1.25, 1.75, 2.0]
+    assert video.times_up_to(7.0, frames=1) == [3.5] and video.times_up_to(0.0) == [0.0]
+    assert len(video.times_up_to(7200.0, fps=30)) == video.MAX_SAMPLES
+
+
+def test_the_last_frame_of_a_sparse_clip_decides_its_verdict(toy_engine, tmp_path):
+    """Three toy frames 1 s apart in a stream declaring 25 fps, the third fake: the clip is fake."""
+    frames = toy_frames(3, {2}, seed=77)
+    path = video_clip(tmp_path / "sparse.mkv", [f.image for f in frames], rate=25, pts=[0, 1000, 2000],
+                      time_base=Fraction(1, 1000), fmt="matroska", codec="ffv1")
+    for options in ({}, {"video_fps": 2.0}):
+        (record,) = scan(toy_engine, path, **options)
+        assert [f["t"] for f in record.video["sampled"]] == [0.0, 1.0, 2.0], options
+        assert record.verdict == "fake", (options, record.to_dict())
+
+
+@pytest.mark.parametrize(("ends", "declared", "said"), [(0.04, 0.05, ("0.040 s", "0.050 s")),
+                                                        (12.0, 15.0, ("12.0 s", "15.0 s")),
+                                                        (1.0004, 1.0012, ("1.000 s", "1.001 s")),
+                                                        (12.0, 360000.0, ("12.0 s", "100.0 hours"))])
+def test_durations_in_a_note_are_told_apart(ends, declared, said):
+    assert video._two(ends, declared) == said
+
+
+# ---- frames bigger than the container header (issue 23, item 4) ---------------------------------------------
+
+def test_frames_bigger_than_the_header_are_held_to_max_pixels(engine, tmp_path):
+    path = small_header_mjpeg(tmp_path / "liar.mkv")
+    (record,) = scan(engine, path, max_pixels=1_000_000)
+    assert record.verdict == "error" and record.error == (
+        "a video frame is 2000x2000 (4 MP), over the --max-pixels limit of 1 MP (the container header says 64x64)")
+    (record,) = scan(engine, path)  # within the limit: judged, and the record gives the frames' real size
+    assert record.verdict != "error" and (record.width, record.height) == (2000, 2000)
+    assert (record.video["width"], record.video["height"]) == (2000, 2000)
+    assert "video: frames are 2000x2000, not the 64x64 the container header says" in record.notes
+
+
+def test_a_frame_bigger_than_the_header_is_refused_by_its_own_frame_index(tmp_path):
+    path = small_header_mjpeg(tmp_path / "liar.mkv")
+    with open(path, "rb") as fh, video.Clip(fh, "MATROSKA", max_pixels=1_000_000) as clip:
+        assert clip.info().width == 64
+        assert clip.frame_at_index(0).image.size == (64, 64)
+        with pytest.raises(ImageError, match="a video frame is 2000x2000"):
+            clip.frame_at_index(1)
+
+
+def test_frames_bigger_than_the_header_count_their_real_bytes_against_max_memory(engine, tmp_path):
+    from fakevlm_cli.media.loader import Inspector
+
+    path = small_header_mjpeg(tmp_path / "liar.mkv")
+    real = video.frame_bytes(2000, 2000)  # 48 MB; the header's 64x64 would be 49 kB
+    (record,) = scan(engine, path, max_memory=real // 2)
+    assert record.verdict == "error" and "more than --max-memory allows" in record.error, record.error
+    inspector = Inspector(engine, JudgeOptions(max_memory=4 * real))
+    job = inspector.inspect(Candidate(path, explicit=True))
+    assert job.record.error is None and inspector.memory.peak >= real and inspector.memory.used == 0
+    assert len(job.pixels) == 3 and not any("frames end" in n for n in job.record.notes)
 
 
 def test_a_variable_frame_rate_clip_is_sampled_in_time_order(engine, tmp_path):

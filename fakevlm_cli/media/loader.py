@@ -40,7 +40,7 @@ from fakevlm_cli.media.images import (
 )
 from fakevlm_cli.media.objects import RemoteFile
 from fakevlm_cli.media.pictures import PREVIEW_MAX_SIDE, downscaled, thumbnail
-from fakevlm_cli.media.video import VIDEO_FORMATS, VIDEO_SUFFIXES, Clip, sniff_video
+from fakevlm_cli.media.video import VIDEO_FORMATS, VIDEO_SUFFIXES, BiggerFrame, Clip, frame_bytes, sniff_video
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.core.engine_types import EngineLike
@@ -265,13 +265,8 @@ class Inspector:
             if self.engine is None:
                 record.notes += info.notes  # what the container claims (a 100-hour AVI): said without a model too
                 return
-            self._check_memory(4 * 3 * info.width * info.height)  # a decoded frame, its RGB copy, the codec's
-            with self.memory.hold(4 * 3 * info.width * info.height):
-                if frame_index is not None:
-                    samples = [clip.frame_at_index(frame_index)]
-                else:
-                    samples = clip.sample(info, frames=self.options.video_frames, fps=self.options.video_fps,
-                                          keep=self._keep_frame)
+            samples = self._sampled(clip, info, frame_index)
+            record.width, record.height = info.width, info.height  # the frames' real size, not the header's
             record.video = info.to_dict()  # with the rotation sampling found
             record.notes += info.notes
         if frame_index is not None:  # one frame of the clip, judged as an image
@@ -282,6 +277,26 @@ class Inspector:
         job.pixels = [pixels for pixels, _ in kept]
         job.frame_thumbnails = [small for _, small in kept]
         job.sample_times = [s.t for s in samples]
+
+    def _sampled(self, clip: Clip, info, frame_index: int | None) -> list:
+        """The clip's samples, decoded while the memory their frames really take is held. That is first what the
+        container header's size needs; a frame bigger than the header said (`BiggerFrame`) is sampled again,
+        holding its real size (the smaller hold let go first, so threads never wait on each other's)."""
+        need, notes = frame_bytes(info.width, info.height), len(info.notes)
+        while True:
+            self._check_memory(need)
+            clip.max_frame_bytes = need
+            with self.memory.hold(need):
+                try:
+                    if frame_index is not None:
+                        samples = [clip.frame_at_index(frame_index)]
+                        clip.real_size(info)
+                        return samples
+                    return clip.sample(info, frames=self.options.video_frames, fps=self.options.video_fps,
+                                       keep=self._keep_frame)
+                except BiggerFrame as bigger:
+                    need = min(max(bigger.need, 2 * need), max(self.memory.total, bigger.need))
+                    del info.notes[notes:]
 
     def _keep_frame(self, image) -> tuple[Any, bytes | None]:
         """What a sampled frame is kept as: the model's input, and with --report a thumbnail (the report shows

@@ -74,14 +74,31 @@ class Sample:
     t: float
     image: Image.Image
     rotation: int = 0  # the display rotation that was undone
+    length: float | None = None  # how long the frame is shown, in seconds, when the stream says
+
+
+class BiggerFrame(Exception):  # noqa: N818 - not an error: the caller holds more memory and samples again
+    """A decoded frame needs more memory than the caller set aside for the size the container header gave."""
+
+    def __init__(self, need: int):
+        super().__init__(need)
+        self.need = need
+
+
+def frame_bytes(width: int, height: int) -> int:
+    """Memory one frame of this size takes while it is sampled: the codec's picture, its RGB copy, headroom."""
+    return 4 * 3 * width * height
 
 
 class Clip:
     """An open video container (a file object it does not own). Use as a context manager."""
 
-    def __init__(self, stream: IO[bytes], fmt: str, *, max_pixels: int):
+    def __init__(self, stream: IO[bytes], fmt: str, *, max_pixels: int, max_frame_bytes: int | None = None):
         self.stream, self.fmt, self.max_pixels = stream, fmt, max_pixels
+        self.max_frame_bytes = max_frame_bytes  # memory set aside for one frame (None: not counted)
         self.decoded = 0
+        self.header_size: tuple[int, int] | None = None  # what the container says (info())
+        self.largest: tuple[int, int] | None = None  # the biggest frame actually decoded
 
     def __enter__(self) -> Clip:
         import av
@@ -120,6 +137,7 @@ class Clip:
         frame_count = int(vs.frames) or None
         if not duration and frame_count and fps:  # some containers give a frame count and a rate, no duration
             duration = frame_count / fps
+        self.header_size = (width, height)
         info = VideoInfo(format=self.fmt, codec=ctx.name or "?", width=width, height=height, fps=fps,
                          duration_s=duration, frame_count=frame_count)
         if duration is not None and duration > MAX_DURATION_S:
@@ -132,9 +150,14 @@ class Clip:
                keep=None) -> list[Sample]:
         """The frames on screen at evenly spread times (or every 1/fps seconds).
 
-        A clip whose frames end well before the duration it declares is sampled again over the frames it
-        has (a note says so). `keep` (e.g. the engine's preprocess) replaces each picture as soon as it is
-        decoded, so a 4K clip holds one full-size frame at a time, not all of them.
+        When the clip has fewer distinct frames than sampled times, or the frame on screen at the last sampled
+        time began more than one frame period before it (the frames end before the duration the file declares,
+        or they are sparser than its rate says), the last frame that decodes is found and the clip is sampled
+        again over [0, that frame's time], the last sample on that frame: every frame up to it can be reached,
+        whatever the declared duration and rate say. `keep` (e.g. the engine's preprocess) replaces each
+        picture as soon as it is decoded, so a 4K clip holds one full-size frame at a time, not all of them.
+        A frame bigger than the container header said raises
+        `BiggerFrame` (over `frame_bytes`) or an `ImageError` (over --max-pixels).
         """
         times = sample_times(info.duration_s, frames=frames, fps=fps)
         if not times:  # no duration known: the first frames the stream gives
@@ -142,13 +165,8 @@ class Clip:
         else:
             out = self._at(times, info, keep)
             period = 1 / info.fps if info.fps else 0.0
-            if out and len(out) < len(times) and out[-1].t + period < times[-1]:
-                end = out[-1].t + period
-                declared = _duration(info.duration_s or 0)
-                info.notes.append(f"video: frames end at {end:.1f} s, not at the {declared} the file declares: "
-                                  "sampled over the frames it has")
-                times = sample_times(end, frames=frames, fps=fps)
-                out = self._at(times, info, keep)
+            if out and (len(out) < len(times) or out[-1].t + period < times[-1] - 1e-6):
+                times, out = self._up_to_last(info, out, frames=frames, fps=fps, keep=keep)
         if not out:
             out = [self._kept(s, keep) for s in self._first(1)]
         if not out:
@@ -157,7 +175,25 @@ class Clip:
             info.notes.append(f"video: {len(out)} of {len(times)} sampled times had a frame of their own (the "
                               "clip has fewer frames than that, or they did not decode)")
         info.rotation = out[0].rotation
+        self.real_size(info)
         return out
+
+    def _up_to_last(self, info: VideoInfo, out: list[Sample], *, frames: int, fps: float | None,
+                    keep) -> tuple[list[float], list[Sample]]:
+        """Sample again over [0, the last frame that decodes], the last sample on that frame; the pass with more
+        distinct frames wins (the first pass's frames are never lost to a worse second one)."""
+        declared = min(info.duration_s or 0.0, MAX_DURATION_S)
+        last = self._seek_to(max(declared, out[-1].t))
+        if last is None or last.t < out[-1].t:
+            last = out[-1]
+        ends = last.t + (last.length or (1 / info.fps if info.fps else 0.0))
+        if declared - ends > max(1e-3, ends * 1e-3):
+            shown, claimed = _two(ends, declared)
+            info.notes.append(f"video: frames end at {shown} (the last at {last.t:.3f} s), not at the {claimed} "
+                              "the file declares: sampled up to the last frame")
+        times = times_up_to(last.t, frames=frames, fps=fps)
+        again = self._at(times, info, keep)
+        return (times, again) if len(again) >= len(out) else (times, out)
 
     def _at(self, times: list[float], info: VideoInfo, keep) -> list[Sample]:
         out: list[Sample] = []
@@ -180,7 +216,7 @@ class Clip:
         """The frame at `index` in decoding order (DD-VQA's i-th frame), decoding from the start."""
         for number, frame in enumerate(self._frames()):
             if number == index:
-                return self._sample(frame)
+                return self._sample(frame)  # the caller states its real size (real_size)
             if number >= MAX_DECODED:
                 break
         raise ImageError(f"the video has no frame {index} (it decodes fewer)")
@@ -227,8 +263,29 @@ class Clip:
             return
 
     def _sample(self, frame) -> Sample:
+        """The decoded frame as a picture, once its real size (not the header's) is within --max-pixels and
+        the memory set aside for a frame."""
+        width, height = int(frame.width), int(frame.height)
+        if width * height > self.max_pixels:
+            said = f" (the container header says {self.header_size[0]}x{self.header_size[1]})" \
+                if self.header_size and self.header_size != (width, height) else ""
+            raise ImageError(f"a video frame is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
+                             f"--max-pixels limit of {self.max_pixels / 1e6:.0f} MP{said}")
+        if self.max_frame_bytes is not None and frame_bytes(width, height) > self.max_frame_bytes:
+            raise BiggerFrame(frame_bytes(width, height))
+        if self.largest is None or width * height > self.largest[0] * self.largest[1]:
+            self.largest = (width, height)
         rotation = int(getattr(frame, "rotation", 0) or 0)
-        return Sample(t=float(frame.time or 0.0), image=upright(frame.to_image(), rotation), rotation=rotation)
+        length = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+        return Sample(t=float(frame.time or 0.0), image=upright(frame.to_image(), rotation), rotation=rotation,
+                      length=length)
+
+    def real_size(self, info: VideoInfo) -> None:
+        """`info` gives the size of the biggest frame decoded when it differs from the header's (a note says so)."""
+        if self.largest is not None and self.largest != (info.width, info.height):
+            info.notes.append(f"video: frames are {self.largest[0]}x{self.largest[1]}, not the {info.width}x"
+                              f"{info.height} the container header says")
+            info.width, info.height = self.largest
 
 
 def sample_times(duration: float | None, *, frames: int = DEFAULT_FRAMES, fps: float | None = None) -> list[float]:
@@ -237,11 +294,24 @@ def sample_times(duration: float | None, *, frames: int = DEFAULT_FRAMES, fps: f
     if not duration or duration <= 0 or not math.isfinite(duration):
         return []
     duration = min(duration, MAX_DURATION_S)
-    if fps:
-        n = min(MAX_SAMPLES, max(1, int(duration * fps)))
+    if fps:  # every 1/fps share that begins within the clip, the last one too however little of it is left
+        n = min(MAX_SAMPLES, max(1, math.ceil(duration * fps - 1e-9)))
         return [(i + 0.5) / fps for i in range(n)]
     n = max(1, min(frames, MAX_SAMPLES))
     return [(i + 0.5) * duration / n for i in range(n)]
+
+
+def times_up_to(last: float, *, frames: int = DEFAULT_FRAMES, fps: float | None = None) -> list[float]:
+    """When to sample a clip whose last frame is at `last` seconds, so that every frame up to it can be reached:
+    `frames` times each in the middle of its share with the last exactly at `last`, or every 1/fps seconds
+    through the share holding `last` (at most MAX_SAMPLES)."""
+    if last <= 0:
+        return [0.0]
+    if fps:
+        n = min(MAX_SAMPLES, int(last * fps) + 1)
+        return [min((i + 0.5) / fps, last) for i in range(n)]
+    n = max(1, min(frames, MAX_SAMPLES))
+    return [last / 2] if n == 1 else [last * (2 * i + 1) / (2 * n - 1) for i in range(n)]
 
 
 def upright(image: Image.Image, rotation: int) -> Image.Image:
@@ -274,6 +344,20 @@ def aggregate(p_fakes: list[float]) -> float:
 
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{seconds:.1f} s"
+
+
+def _two(a: float, b: float) -> tuple[str, str]:
+    """Two durations in words, with two significant digits at least and as many decimals (up to 3) as it
+    takes to tell them apart."""
+    if max(a, b) >= 3600:
+        return _duration(a), _duration(b)
+    smaller = min(a, b)
+    places = min(3, max(1, 1 - math.floor(math.log10(smaller)))) if smaller > 0 else 1  # two significant digits
+    shown = f"{a:.{places}f} s", f"{b:.{places}f} s"
+    while shown[0] == shown[1] and places < 3:
+        places += 1
+        shown = f"{a:.{places}f} s", f"{b:.{places}f} s"
+    return shown
 
 
 def _reason(exc: BaseException) -> str:
