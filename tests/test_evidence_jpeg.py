@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 from factories import exif_with_thumbnail, jpeg_with_thumbnail, scene
@@ -205,3 +206,90 @@ def test_exif_without_ifd1_costs_no_second_exif_pass(tmp_path, monkeypatch):
     path = camera_jpeg(tmp_path / "cam.jpg")
     monkeypatch.setattr(jpeg.exifread, "process_file", refuse)
     assert jpeg.exif_thumbnail(path.read_bytes()) is None
+
+
+# ---- hostile padding in the header (issue 23, item 10) ---------------------------------------------------------
+
+
+def _padded(path, padding: bytes) -> bytes:
+    """A JPEG with an XMP packet (and Pillow's EXIF-less header) with `padding` right after SOI."""
+    from factories import xmp_jpeg
+
+    data = xmp_jpeg(path).read_bytes()
+    return data[:2] + padding + data[2:]
+
+
+def _evidence_lines(data: bytes) -> int:
+    """Python lines run inside fakevlm_cli/evidence while every reader reads `data`: a measure of work, not time."""
+    import sys
+
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        if "fakevlm_cli/evidence" in frame.f_code.co_filename.replace("\\", "/"):
+            if event == "line":
+                count += 1
+            return tracer
+        return None
+
+    sys.settrace(tracer)
+    try:
+        evidence.collect(Path("x.jpg"), data, "JPEG")
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("padding", [b"\xff" * 2**20, b"\xff" * 2**18 + b"\xff\xfe\x00\x02" + b"\xff" * 2**18])
+def test_fill_bytes_are_skipped_in_bulk_and_the_segments_after_them_read(tmp_path, padding):
+    """Fill bytes (FF) before a marker cost the Python walk nothing per byte; what follows them is still read."""
+    plain = _padded(tmp_path / "a.jpg", b"")
+    data = plain[:2] + padding + plain[2:]
+    report = evidence.collect(Path("x.jpg"), data, "JPEG")
+    assert any(i.source == "xmp" and i.signal == "ai_generated" for i in report.items)
+    assert any(i.key == "quantization" for i in report.items)
+    assert _evidence_lines(data) < 2 * _evidence_lines(plain) + 500  # not a line per fill byte (was ~4 a byte)
+    from fakevlm_cli.media.images import load_image
+
+    assert load_image(data).image.tobytes() == load_image(plain).image.tobytes()  # Pillow gets the same picture
+
+
+def test_one_walk_of_the_header_serves_every_reader(tmp_path, monkeypatch):
+    from fakevlm_cli.evidence import segments
+
+    data = _padded(tmp_path / "a.jpg", b"\xff" * 1000)
+    calls = []
+    real = segments.walk
+    monkeypatch.setattr(segments, "walk", lambda d: calls.append(len(d)) or real(d))
+    evidence.collect(Path("x.jpg"), data, "JPEG")
+    assert calls == [len(data)]  # XMP, C2PA markers, JPEG structure and the EXIF thumbnail: one walk
+    evidence.collect(Path("x.jpg"), data, "JPEG")
+    assert len(calls) == 2  # and nothing is kept from one file to the next
+
+
+@pytest.mark.parametrize("count", [5000, 300_000])
+def test_a_header_of_countless_segments_is_capped(tmp_path, count):
+    """Empty COM segments by the hundred thousand: at most MAX_SEGMENTS are read; the pixels are refused in one line."""
+    from fakevlm_cli.core.errors import ImageError
+    from fakevlm_cli.evidence import segments
+    from fakevlm_cli.media.images import load_image
+
+    data = _padded(tmp_path / "a.jpg", b"\xff\xfe\x00\x02" * count)
+    walked = segments.walk(data)
+    assert len(walked) == segments.MAX_SEGMENTS and walked.capped and walked.steps == segments.MAX_SEGMENTS
+    report = evidence.collect(Path("x.jpg"), data, "JPEG")
+    assert "jpeg: more than 4,096 marker segments before the image data: the rest were not read" in report.notes
+    with pytest.raises(ImageError, match=r"^JPEG header has more than 4,096 marker segments before the image data"):
+        load_image(data)
+    assert _evidence_lines(data) < 40 * segments.MAX_SEGMENTS
+
+
+def test_a_normal_header_is_walked_as_before(tmp_path):
+    from fakevlm_cli.evidence import segments
+
+    data = _padded(tmp_path / "a.jpg", b"")
+    walked = segments.walk(data)
+    assert [m for m, _, _ in walked][:2] == [0xE0, 0xE1] and not walked.capped and walked.fill == 0
+    assert segments.compacted(data)[0] is data
+    assert data[walked.end:walked.end + 2] == b"\xff\xda"  # stopped at the first scan

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pathlib
 
-from . import c2pa, container, exif, jpeg, png, xmp
+from . import c2pa, container, exif, jpeg, png, segments, xmp
 from ._common import clip
 from .types import SIGNALS, Evidence, MetadataReport, Signal
 
@@ -47,14 +47,15 @@ def collect(path: pathlib.Path, data: bytes, fmt: str, *, trust_anchors: str | N
     report = MetadataReport()
     fmt = (fmt or "").upper()
     data = data if isinstance(data, bytes) else bytes(data or b"")
-    for name, run in _readers(data, fmt, trust_anchors):
-        try:
-            run(report)
-        except c2pa.C2paSettingsError:
-            raise  # provenance is off for every file: the record's error, never a note
-        except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
-            reason = clip(f"{type(exc).__name__}: {exc}", 200)
-            report.notes.append(f"{name}: could not parse: {reason}")
+    with segments.shared(data):  # a JPEG's marker segments are walked once for all the readers
+        for name, run in _readers(data, fmt, trust_anchors):
+            try:
+                run(report)
+            except c2pa.C2paSettingsError:
+                raise  # provenance is off for every file: the record's error, never a note
+            except Exception as exc:  # noqa: BLE001 - a hostile file must never stop the scan
+                reason = clip(f"{type(exc).__name__}: {exc}", 200)
+                report.notes.append(f"{name}: could not parse: {reason}")
     return report
 
 

@@ -27,8 +27,9 @@ from fakevlm_cli.core.errors import ImageError
 
 from . import png, sourcetypes
 from ._common import classify_software, clip, dict_at, list_at
+from .segments import jpeg_segments
 from .types import Evidence, MetadataReport, Trust
-from .xmp import jpeg_segments, riff_chunk
+from .xmp import riff_chunk
 
 NOT_INSTALLED = "c2pa-python is not installed: content credentials were not checked"
 REMOTE_NOTE = "remote manifest, not fetched"

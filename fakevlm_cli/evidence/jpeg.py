@@ -42,8 +42,8 @@ import numpy as np
 from fakevlm_cli.core import library_warnings
 
 from ._common import clip
+from .segments import MAX_SEGMENTS, jpeg_segments
 from .types import Evidence, MetadataReport
-from .xmp import jpeg_segments
 
 SOI = b"\xff\xd8"
 MAX_TABLES = 4
@@ -456,6 +456,10 @@ def read(data: bytes, fmt: str, report: MetadataReport) -> None:
     """Report the quantisation tables of a JPEG (and MPO's first image) and check its EXIF thumbnail."""
     if fmt not in ("JPEG", "MPO") or data[:2] != SOI:
         return
+    walked = jpeg_segments(data)
+    if walked.capped:
+        report.notes.append(f"jpeg: more than {MAX_SEGMENTS:,} marker segments before the image data: the rest "
+                            "were not read")
     found = structure(data)
     item = describe_quality(found)
     if item is not None:

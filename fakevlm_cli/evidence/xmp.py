@@ -15,6 +15,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from . import sourcetypes
 from ._common import classify_software, clip, describe_parameters
+from .segments import jpeg_segments
 from .types import Evidence, MetadataReport, Signal
 
 MAX_PACKET = 2 * 1024 * 1024
@@ -33,25 +34,6 @@ USER_COMMENT = "{http://ns.adobe.com/exif/1.0/}UserComment"
 _WANTED = (DST, DSFT, CREATOR_TOOL, CREDIT, USER_COMMENT)
 
 _APP1_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
-
-
-def jpeg_segments(data: bytes):
-    """(marker, payload start, payload end) for each JPEG marker segment before the image data (SOS)."""
-    pos = 2 if data[:2] == b"\xff\xd8" else len(data)
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD9, 0xDA):  # EOI, SOS: metadata is over
-            return
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if length < 2:
-            return
-        yield marker, pos + 4, min(pos + 2 + length, len(data))
-        pos += 2 + length
 
 
 def riff_chunk(data: bytes, fourcc: bytes) -> bytes | None:

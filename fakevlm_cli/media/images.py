@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from fakevlm_cli.core import library_warnings
 from fakevlm_cli.core.errors import ImageError, one_line
 from fakevlm_cli.core.options import DEFAULT_MAX_PIXELS
+from fakevlm_cli.evidence import segments
 
 # How decoded pixels become the RGB picture the model sees (options.PIXEL_MODES):
 #   viewer   — as a person sees the file: EXIF orientation applied, transparency composited on white, 16-bit
@@ -128,6 +129,8 @@ def opened(data: bytes, fmt: str) -> Iterator[tuple[Image.Image, bytes, list[str
     if fmt == "HEIF":
         heif_opener()
     data, notes = without_refused_png_chunks(data) if fmt == "PNG" else (data, [])
+    if fmt in ("JPEG", "MPO"):
+        data = _without_fill(data)
     try:
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -137,6 +140,17 @@ def opened(data: bytes, fmt: str) -> Iterator[tuple[Image.Image, bytes, list[str
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"corrupt {fmt} file: {one_line(str(exc))}") from None
     yield im, data, notes
+
+
+def _without_fill(data: bytes) -> bytes:
+    """A JPEG as Pillow should read it: the fill bytes before its markers dropped (Pillow skips them one byte at
+    a time in Python: 20 MB of fill cost 10 s), and refused past MAX_SEGMENTS marker segments (so are its
+    other segments)."""
+    compact, walked = segments.compacted(data)
+    if walked.capped:
+        raise ImageError(f"JPEG header has more than {segments.MAX_SEGMENTS:,} marker segments before the image "
+                         "data: not decoded")
+    return compact
 
 
 def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
