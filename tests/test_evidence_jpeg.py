@@ -293,3 +293,25 @@ def test_a_normal_header_is_walked_as_before(tmp_path):
     assert [m for m, _, _ in walked][:2] == [0xE0, 0xE1] and not walked.capped and walked.fill == 0
     assert segments.compacted(data)[0] is data
     assert data[walked.end:walked.end + 2] == b"\xff\xda"  # stopped at the first scan
+
+
+@pytest.mark.parametrize("padding", [b"", b"\xff" * 3_000_000, b"\xff\xfe\x00\x02" * 300_000])
+def test_the_loaders_header_probe_walks_jpeg_markers_itself(tmp_path, monkeypatch, padding):
+    """The size probe before a JPEG is read whole never hands it to Pillow's byte-at-a-time header walk."""
+    import PIL.Image
+
+    from fakevlm_cli.media.images import probe
+
+    data = _padded(tmp_path / "a.jpg", padding)
+
+    def no_pillow(*args, **kwargs):
+        raise AssertionError("Pillow opened the JPEG")
+
+    monkeypatch.setattr(PIL.Image, "open", no_pillow)
+    seeks = []
+    stream = io.BytesIO(data)
+    real_seek = stream.seek
+    stream.seek = lambda *a: seeks.append(a) or real_seek(*a)  # type: ignore[method-assign]
+    expected = None if padding[:2] == b"\xff\xfe" else (64, 48, "RGB")  # past MAX_SEGMENTS: not told
+    assert probe(data[:4096], stream, "JPEG") == expected
+    assert len(seeks) < 2 * 4096 + len(padding) // 4096 + 10

@@ -86,3 +86,41 @@ def compacted(data: bytes) -> tuple[bytes, Segments]:
         return data, found
     parts = [SOI] + [data[start - 4:end] for _, start, end in found]
     return b"".join(parts) + data[found.end:], found
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (C4 DHT, C8 JPG, CC DAC are not)
+_PIECE = 4096
+
+
+def frame_header(fh) -> tuple[int, int, int] | None:
+    """(width, height, components) from the first frame header (SOF) of a JPEG read from the seekable file
+    object `fh`, reading only the markers (payloads are skipped by seeking, fill in pieces matched in bulk);
+    None when the bytes stop making sense, the image data comes first, or after MAX_SEGMENTS segments."""
+    fh.seek(0)
+    if fh.read(2) != SOI:
+        return None
+    pos, count = 2, 0
+    while count < MAX_SEGMENTS:
+        fh.seek(pos)
+        piece = fh.read(_PIECE)
+        run = _FILL.match(piece)
+        if run is None:
+            return None
+        if run.end() == len(piece):  # fill to the end of this piece: on from its last byte
+            pos += max(1, len(piece) - 1)
+            if len(piece) < _PIECE:
+                return None
+            continue
+        fh.seek(pos + run.end() - 1)
+        head = fh.read(10)
+        if len(head) < 4 or head[1] in (0xD9, 0xDA):
+            return None
+        if head[1] in _SOF:
+            return (int.from_bytes(head[7:9], "big"), int.from_bytes(head[5:7], "big"), head[9]) \
+                if len(head) == 10 else None
+        length = int.from_bytes(head[2:4], "big")
+        if length < 2:
+            return None
+        pos += run.end() - 1 + 2 + length
+        count += 1
+    return None

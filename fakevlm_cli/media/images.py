@@ -349,6 +349,7 @@ def decode_bytes(width: int, height: int, mode: str) -> int:
     return width * height * per + resized * _PREPROCESS_BYTES_PER_PIXEL
 
 
+_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}  # by the frame header's component count
 _PNG_MODES = {(0, 16): "I;16", (0, 1): "1", (2, 8): "RGB", (2, 16): "RGB", (3, 8): "P", (4, 8): "LA", (4, 16): "LA",
               (6, 8): "RGBA", (6, 16): "RGBA"}
 
@@ -356,12 +357,16 @@ _PNG_MODES = {(0, 16): "I;16", (0, 1): "1", (2, 8): "RGB", (2, 16): "RGB", (3, 8
 def probe(head: bytes, fh, fmt: str) -> tuple[int, int, str] | None:
     """(width, height, mode) from the header alone, without reading pixel data, or None when it cannot be told.
 
-    A PNG's IHDR sits at a fixed place in `head` (Pillow would read every text chunk before the image data);
-    other formats are opened by Pillow on `fh`, which reads only their headers.
+    A PNG's IHDR sits at a fixed place in `head` (Pillow would read every text chunk before the image data); a
+    JPEG's frame header is found by `segments.frame_header` (seeking past payloads, skipping fill in bulk, at
+    most MAX_SEGMENTS segments); other formats are opened by Pillow on `fh`, which reads only their headers.
     """
     if fmt == "PNG" and head[12:16] == b"IHDR" and len(head) >= 26:
         width, height, depth, color = struct.unpack(">IIBB", head[16:26])
         return width, height, _PNG_MODES.get((color, depth), "L" if color == 0 else "RGBA")
+    if fmt in ("JPEG", "MPO"):  # not Pillow's header walk: it steps over fill and junk one byte at a time
+        frame = segments.frame_header(fh)
+        return None if frame is None else (frame[0], frame[1], _JPEG_MODES.get(frame[2], "RGB"))
     try:
         if fmt == "HEIF":
             heif_opener()
