@@ -156,8 +156,8 @@ class Clip:
         again over [0, that frame's time], the last sample on that frame: every frame up to it can be reached,
         whatever the declared duration and rate say. `keep` (e.g. the engine's preprocess) replaces each
         picture as soon as it is decoded, so a 4K clip holds one full-size frame at a time, not all of them.
-        A frame bigger than the container header said raises
-        `BiggerFrame` (over `frame_bytes`) or an `ImageError` (over --max-pixels).
+        A frame bigger than the container header said raises `BiggerFrame` (over `max_frame_bytes`) or an
+        `ImageError` (over --max-pixels).
         """
         times = sample_times(info.duration_s, frames=frames, fps=fps)
         if not times:  # no duration known: the first frames the stream gives
