@@ -30,7 +30,7 @@ from fakevlm_cli.cli import cli
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.media.discover import Candidate, read_path_list
 from fakevlm_cli.media.images import load_image
-from fakevlm_cli.media.loader import MemoryBudget
+from fakevlm_cli.media.reading import MemoryBudget
 from fakevlm_cli.run.pipeline import Scanner
 
 REPO = Path(__file__).resolve().parents[1]

@@ -108,7 +108,7 @@ def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("fakevlm_cli.media.loader.os.open", deny)
+    monkeypatch.setattr("fakevlm_cli.media.reading.os.open", deny)
     records = list(Scanner(StubEngine(), JudgeOptions(workers=1)).run(cands))
     assert records[1].verdict == "error" and records[1].error == "permission denied"
     assert records[0].verdict in ("real", "fake")

@@ -61,7 +61,7 @@ def relative(uri: str, under: str) -> str:
 
 
 class RemoteFile:
-    """An object opened for reading, with `loader._OpenFile`'s interface: its size, its first bytes, and bounded
+    """An object opened for reading, with `reading.OpenFile`'s interface: its size, its first bytes, and bounded
     ways to read the rest (whole, hashed in pieces, or as a seekable file object for the video demuxer)."""
 
     HEAD = 4096
