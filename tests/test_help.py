@@ -14,7 +14,7 @@ from fakevlm_cli.core import options
 def help_sections(command: str) -> dict[str, str]:
     text = CliRunner().invoke(cli, [command, "--help"], terminal_width=100).stdout
     parts = re.split(r"^([A-Z][\w ()-]+):$", text, flags=re.M)
-    return {title: body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
 @pytest.mark.parametrize(("command", "sections"), [

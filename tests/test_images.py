@@ -153,3 +153,31 @@ def test_a_decoders_message_over_several_lines_is_one_line_in_the_error(monkeypa
         load_image(buffer.getvalue())
     assert str(caught.value) == ("corrupt PNG image data: Invalid input: Unexpected end of file Extent in iloc box "
                                  "(points to file position 378)")
+
+
+def test_a_libheif_refusal_is_the_files_error_not_an_unexpected_exception(monkeypatch):
+    """libheif's errors reach Pillow as RuntimeError: the record said 'unexpected RuntimeError'."""
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    from fakevlm_cli.core.errors import ImageError
+    from fakevlm_cli.media.images import load_image
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", (32, 32), "red")).save(buf, quality=-1)
+
+    def refuse(self):
+        raise RuntimeError("Unsupported feature: Unsupported codec")
+
+    monkeypatch.setattr(Image.Image, "load", refuse)
+    with pytest.raises(ImageError, match="corrupt HEIF image data: libheif refuses it: Unsupported feature"):
+        load_image(buf.getvalue())
+
+
+def test_pixel_counts_read_as_people_say_them():
+    from fakevlm_cli.core.text import megapixels
+
+    assert [megapixels(n) for n in (256_000_000, 4_000_000, 1_000_000, 250_000, 0)] == [
+        "256 MP", "4.0 MP", "1.0 MP", "250,000 pixels", "0 pixels"]

@@ -328,7 +328,7 @@ def test_a_truncated_clip_is_judged_on_the_frames_it_has(engine, tmp_path):
 def test_frames_over_max_pixels_are_refused_before_decoding(tmp_path):
     path = video_clip(tmp_path / "big.mp4", numbered_frames(2, size=(256, 256)))
     (record,) = scan(None, path, max_pixels=50_000)
-    assert record.error == "video frames are 256x256 (0 MP), over the --max-pixels limit of 0 MP"
+    assert record.error == "video frames are 256x256 (65,536 pixels), over the --max-pixels limit of 50,000 pixels"
 
 
 def test_a_clip_claiming_100_hours_is_sampled_over_what_it_has(engine, tmp_path):
@@ -402,7 +402,7 @@ def test_frames_bigger_than_the_header_are_held_to_max_pixels(engine, tmp_path):
     path = small_header_mjpeg(tmp_path / "liar.mkv")
     (record,) = scan(engine, path, max_pixels=1_000_000)
     assert record.verdict == "error" and record.error == (
-        "a video frame is 2000x2000 (4 MP), over the --max-pixels limit of 1 MP (the container header says 64x64)")
+        "a video frame is 2000x2000 (4.0 MP), over the --max-pixels limit of 1.0 MP (the container header says 64x64)")
     (record,) = scan(engine, path)  # within the limit: judged, and the record gives the frames' real size
     assert record.verdict != "error" and (record.width, record.height) == (2000, 2000)
     assert (record.video["width"], record.video["height"]) == (2000, 2000)

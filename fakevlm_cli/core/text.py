@@ -73,3 +73,12 @@ def seconds(t: float | None) -> str:
         return f"{int(minutes)}:{secs:04.1f}"
     hours, minutes = divmod(int(minutes), 60)
     return f"{hours}:{minutes:02d}:{int(secs):02d}"
+
+
+def megapixels(n: float) -> str:
+    """A pixel count as people read it: ``256 MP``, ``4.2 MP``, ``250,000 pixels`` (never ``0 MP``)."""
+    if n >= 10_000_000:
+        return f"{n / 1e6:.0f} MP"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f} MP"
+    return f"{int(n):,} pixels"

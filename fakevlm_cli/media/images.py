@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from fakevlm_cli.core import library_warnings
 from fakevlm_cli.core.errors import ImageError, one_line
 from fakevlm_cli.core.options import DEFAULT_MAX_PIXELS
+from fakevlm_cli.core.text import megapixels
 from fakevlm_cli.evidence import segments
 
 # How decoded pixels become the RGB picture the model sees (options.PIXEL_MODES):
@@ -153,6 +154,9 @@ def _without_fill(data: bytes) -> bytes:
     return compact
 
 
+_LIBHEIF_FORMATS = ("HEIF", "AVIF")  # decoded by pillow-heif (libheif)
+
+
 def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
     """The first frame, decoded and converted to RGB as `mode` says; decoding errors become `ImageError`."""
     try:
@@ -163,6 +167,10 @@ def _decode_rgb(im: Image.Image, fmt: str, mode: str) -> Image.Image:
         rgb = upstream_rgb(im) if mode == "upstream" else to_rgb(im)
     except Image.DecompressionBombError as exc:
         raise ImageError(f"decompression bomb refused: {exc}") from None
+    except RuntimeError as exc:  # pillow-heif's libheif errors; any other RuntimeError is a bug, not the file's
+        if fmt not in _LIBHEIF_FORMATS:
+            raise
+        raise ImageError(f"corrupt {fmt} image data: libheif refuses it: {one_line(str(exc))}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         text = one_line(str(exc)) or type(exc).__name__
         if "truncated" in text:
@@ -198,8 +206,8 @@ def check_size(width: int, height: int, max_pixels: int) -> None:
         raise ImageError(f"invalid image size {width}x{height}")
     if width * height > max_pixels:
         raise ImageError(
-            f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the --max-pixels limit "
-            f"of {max_pixels / 1e6:.0f} MP (possible decompression bomb)"
+            f"image is {width}x{height} ({megapixels(width * height)}), over the --max-pixels limit "
+            f"of {megapixels(max_pixels)} (possible decompression bomb)"
         )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from fakevlm_cli.core.errors import ImageError
+from fakevlm_cli.core.text import megapixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -125,8 +126,8 @@ class Clip:
         if width <= 0 or height <= 0:
             raise ImageError(f"video stream has no usable size ({width}x{height})")
         if width * height > self.max_pixels:
-            raise ImageError(f"video frames are {width}x{height} ({width * height / 1e6:.0f} MP), over the "
-                             f"--max-pixels limit of {self.max_pixels / 1e6:.0f} MP")
+            raise ImageError(f"video frames are {width}x{height} ({megapixels(width * height)}), over the "
+                             f"--max-pixels limit of {megapixels(self.max_pixels)}")
         rate = vs.average_rate or vs.guessed_rate
         fps = float(rate) if rate else None
         duration = None
@@ -269,8 +270,8 @@ class Clip:
         if width * height > self.max_pixels:
             said = f" (the container header says {self.header_size[0]}x{self.header_size[1]})" \
                 if self.header_size and self.header_size != (width, height) else ""
-            raise ImageError(f"a video frame is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
-                             f"--max-pixels limit of {self.max_pixels / 1e6:.0f} MP{said}")
+            raise ImageError(f"a video frame is {width}x{height} ({megapixels(width * height)}), over the "
+                             f"--max-pixels limit of {megapixels(self.max_pixels)}{said}")
         if self.max_frame_bytes is not None and frame_bytes(width, height) > self.max_frame_bytes:
             raise BiggerFrame(frame_bytes(width, height))
         if self.largest is None or width * height > self.largest[0] * self.largest[1]:
