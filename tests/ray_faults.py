@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from fakevlm_cli.run.distributed import EngineSpec
+from fakevlm_cli.run.plan import EngineSpec
 
 
 @dataclass(frozen=True)

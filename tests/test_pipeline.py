@@ -10,6 +10,7 @@ from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.outputs.heatmaps import HeatmapFolder
 from fakevlm_cli.run.pipeline import Scanner
+from fakevlm_cli.run.plan import Plan
 
 
 class StubEngine:
@@ -81,7 +82,7 @@ def test_resume_set_skips_recorded_files(tmp_path):
     cands = make(tmp_path, 3)
     first = list(Scanner(StubEngine(), JudgeOptions()).run(cands))
     done = {resume_key(first[1].path): frozenset({first[1].sha256})}
-    scanner = Scanner(StubEngine(), JudgeOptions(), resume=done)
+    scanner = Scanner(StubEngine(), Plan(JudgeOptions(), resume=done))
     again = list(scanner.run(cands))
     assert [r.path for r in again] == [first[0].path, first[2].path] and scanner.stats.resumed == 1
 
@@ -136,7 +137,8 @@ def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_
         red.save(tmp_path / name)
     f.video_clip(tmp_path / "clip.mp4", [red] * 4)
     engine, maps = SmallGpu(), tmp_path / "maps"
-    scanner = Scanner(engine, JudgeOptions(batch_size=4, video_frames=4, localise=True), heatmaps=HeatmapFolder(maps))
+    plan = Plan(JudgeOptions(batch_size=4, video_frames=4, localise=True), heatmaps=HeatmapFolder(maps))
+    scanner = Scanner(engine, plan)
     jobs = [scanner.inspector.inspect(Candidate(path=tmp_path / name, explicit=True))
             for name in ("a.png", "b.png", "clip.mp4")]
     frames = len(jobs[2].pixels)

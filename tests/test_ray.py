@@ -124,15 +124,16 @@ def test_a_replica_killed_mid_batch_loses_nothing_and_duplicates_nothing(inputs,
 
     from fakevlm_cli.core.options import ClusterOptions, EngineOptions, JudgeOptions, unescape
     from fakevlm_cli.media.discover import discover
-    from fakevlm_cli.run import distributed
+    from fakevlm_cli.run import Plan, executor_for
 
     marker = tmp_path / "died"
     spec = DiesOnceSpec(EngineOptions(model=str(tiny_model), device="cpu", answer_prefix=unescape(FORCED)),
                         marker=str(marker))
-    cluster = distributed.connect(ClusterOptions(ray="local"))
-    assert not cluster.started  # the session's Ray, not a new one
-    judge = JudgeOptions(batch_size=2, video_frames=2)
-    records = [r.to_dict() for r in distributed.predict(discover(inputs), judge, spec, cluster, replicas=2)]
+    plan = Plan(judge=JudgeOptions(batch_size=2, video_frames=2), engine=spec)
+    with executor_for(ClusterOptions(ray="local", replicas=2)) as executor:
+        executor.start(plan)
+        assert not executor.cluster.started  # the session's Ray, not a new one
+        records = [r.to_dict() for r in executor.run(plan, discover(inputs))]
     assert marker.exists()  # a replica did die, holding a batch
     same(records, reference)
 

@@ -33,9 +33,10 @@ from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.outputs.guard import CALIBRATION, EVAL_RESULTS, PREDICTIONS, OutputTarget
 from fakevlm_cli.outputs.output import JsonlSink
 from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs
-from fakevlm_cli.run import calibration, distributed
+from fakevlm_cli.run import EngineSpec, Executor, Plan, calibration, check_cluster, executor_for
 from fakevlm_cli.run.calibration import Calibration
-from fakevlm_cli.run.pipeline import ScanStats, apply_decision, model_record
+from fakevlm_cli.run.judge import apply_decision
+from fakevlm_cli.run.pipeline import ScanStats
 
 
 @dataclass
@@ -107,8 +108,7 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
 def _check(request: EvalRequest) -> None:
     """Usage errors and unwritable outputs, before any work."""
     args, judge = request.args, request.judge
-    if request.cluster.replicas and not request.cluster.ray:
-        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
+    check_cluster(request.cluster)  # a --ray that names no cluster, --replicas without --ray
     if args.verdict_from == "text" and not judge.explain:
         raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
     if args.fit_calibration is not None and judge.calibration is not None:
@@ -180,11 +180,18 @@ def _fit(request: EvalRequest, loaded: LoadResult, records: list[Record], model:
 
 def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, env: Environment,
              prepared: run.Prepared):
-    notify = None if request.args.quiet else diag.note
-    cluster = distributed.connect(request.cluster, notify=notify) if request.cluster.ray else None
-    # on Ray, each replica loads the model and checks a calibration against it, and sends its notices
-    engine = None if cluster is not None else run.load_checked(request.engine, prepared, request.judge,
-                                                              notify=notify)
+    with executor_for(request.cluster, notify=None if request.args.quiet else diag.note) as executor:
+        plan = Plan(judge=request.judge, engine=EngineSpec(request.engine), prepared=prepared, read_metadata=False)
+        # the model loads here (on Ray, each replica loads it, checks a calibration against it, sends its notices)
+        executor.start(plan)
+        records = _judge(request, items, env, plan, executor, diag)
+    # on Ray, the model is known from what the replicas wrote into the records
+    return records, executor.model or next((r.model for r in records if r.model), None)
+
+
+def _judge(request: EvalRequest, items: list[BenchItem], env: Environment, plan: Plan, executor: Executor,
+           diag: Diagnostics) -> list[Record]:
+    """Each item's record, written to --predictions as it comes."""
     # opened at the first prediction: a model that fails to load (here or on a replica) leaves the file as it was
     predictions = _target(request.args, "--predictions") if request.args.predictions is not None else None
     outs = Outputs(sinks=[] if predictions is None else [Deferred(lambda: _open_predictions(predictions))])
@@ -198,28 +205,16 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     try:
         with bar or contextlib.nullcontext():
             sources = [Candidate(path=item.image, explicit=True, frame_index=item.frame_index) for item in items]
-            if cluster is not None:
-                judged = distributed.predict(sources, request.judge, distributed.EngineSpec(request.engine), cluster,
-                                             replicas=request.cluster.replicas, read_metadata=False, stats=stats,
-                                             on_progress=bar.update if bar else None, prepared=prepared,
-                                             notify=notify)
-            else:
-                judged = run.predict(sources, request.judge, engine, read_metadata=False, stats=stats,
-                                     on_progress=bar.update if bar else None, prepared=prepared)
+            judged = executor.run(plan, sources, stats=stats, on_progress=bar.update if bar else None)
             for item, record in zip(items, judged, strict=True):
                 record.label, record.category, record.item_id = item.label, item.category, item.id
                 records.append(record)
                 outs.write(record)
         failed = False
     finally:
-        try:  # a failure of the run stays the one reported: a predictions file that fails to close is a warning
-            outs.end(failed=failed, warn=diag.warn if failed else None)
-        finally:
-            if cluster is not None:
-                cluster.close()
-    if engine is None:  # on Ray: what the replicas wrote into the records
-        return records, next((r.model for r in records if r.model), None)
-    return records, model_record(engine, request.judge)
+        # a failure of the run stays the one reported: a predictions file that fails to close is a warning
+        outs.end(failed=failed, warn=diag.warn if failed else None)
+    return records
 
 
 def _localisation(pairs: list[tuple[BenchItem, Record]], loaded: LoadResult, bench: str) -> dict:

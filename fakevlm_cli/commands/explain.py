@@ -38,9 +38,10 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
             diag.warn(f"{heatmap}: not written: no heatmap: the pixels could not be judged")
             heatmap = None
     else:
-        prepared = run.prepare(judge)
-        engine = run.load_checked(request.engine, prepared, judge, notify=diag.note)
-        (record,) = run.predict([Candidate(path=image, explicit=True)], judge, engine, prepared=prepared)
+        plan = run.Plan(judge=judge, engine=run.EngineSpec(request.engine), prepared=run.prepare(judge))
+        with run.LocalExecutor(notify=diag.note) as executor:
+            executor.start(plan)  # the model loads, a --calibration is checked against it
+            (record,) = executor.run(plan, [Candidate(path=image, explicit=True)])
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")
     outs = explain_outputs(env, as_json=request.args.as_json)
@@ -58,7 +59,8 @@ def _decided_by_metadata(image: Path, judge: JudgeOptions, pixel_error: str) -> 
     generator's parameters chunk, a C2PA or XMP generative-AI source type): then it gets that verdict, as in a
     scan, with a note saying why the pixels were not judged; no model is loaded for it."""
     metadata_only = replace(judge, localise=False, explain=False)
-    (record,) = run.predict([Candidate(path=image, explicit=True)], metadata_only, None)
+    with run.LocalExecutor() as executor:
+        (record,) = executor.run(run.Plan(judge=metadata_only), [Candidate(path=image, explicit=True)])
     if record.verdict == "error" or not any(reason.rule == "decisive" for reason in record.reasons):
         return None
     record.notes.append(f"pixels not judged ({pixel_error}): the verdict rests on the metadata alone")

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
@@ -26,7 +26,7 @@ from fakevlm_cli.outputs.guard import REPORT, OutputTarget
 from fakevlm_cli.outputs.heatmaps import HeatmapFolder
 from fakevlm_cli.outputs.results_file import ResultsFile, format_for_path
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment, Outputs, scan_outputs
-from fakevlm_cli.run import distributed
+from fakevlm_cli.run import EngineSpec, Executor, Plan, executor_for
 from fakevlm_cli.run.pipeline import ScanStats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,14 +36,12 @@ if TYPE_CHECKING:  # pragma: no cover
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
     env = env or Environment.detect()
-    if request.cluster.ray:
-        distributed.check_address(request.cluster.ray)
+    # this process or Ray, chosen once (a bad --ray address or --replicas without --ray: a usage error now)
+    executor = executor_for(request.cluster, notify=None if request.outputs.quiet else diag.note)
     request = _with_localise(request)
     inputs, outputs, judge = request.inputs, request.outputs, request.judge
     if not inputs.paths and inputs.from_file is None:
         raise FakevlmError("give at least one PATH, '-' or --from-file FILE")
-    if request.cluster.replicas and not request.cluster.ray:
-        raise FakevlmError("--replicas needs --ray (the model replicas are Ray actors)")
     if outputs.quiet:
         silence_libraries()
     prepared = run.prepare(judge, uses_model=not outputs.no_model)  # --calibration, --trust-anchors: checked first
@@ -55,16 +53,12 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     if report_key is not None:
         avoid.add(report_key)
     candidates = _candidates(request, diag, discovery, avoid, target)
-    run_ = _start(request, diag, env, target, report, avoid, candidates, prepared)
     stats = ScanStats()
-    if target is not None and target.resume:
-        stats.recorded_fake = target.index.fake
-    try:
-        stopped = _judge_all(run_.candidates, request, run_.engine, target, run_.outs, stats, diag,
-                             total=run_.total, prepared=prepared, cluster=run_.cluster)
-    finally:
-        if run_.cluster is not None:
-            run_.cluster.close()
+    with executor:
+        run_ = _start(request, env, target, report, avoid, candidates, prepared, executor)
+        if target is not None and target.resume:
+            stats.recorded_fake = target.index.fake
+        stopped = _judge_all(run_, executor, target, stats, diag)
     _summary(stats, discovery, run_.outs, diag, stopped is not None, target)
     if run_.outs.abandoned and target is not None and target.existed:
         diag.note(f"{target.path}: left as it was (the run stopped before its first record)")
@@ -78,17 +72,16 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
 class _Started:
     candidates: Iterable[Candidate]
     total: int | None  # known only when a progress bar needs it
-    engine: Any
-    cluster: distributed.Cluster | None
+    plan: Plan
     outs: Outputs
 
 
-def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: ResultsFile | None,
-           report: ReportSink | None, avoid: set, candidates: Iterable[Candidate], prepared: run.Prepared) -> _Started:
-    """Lock the -o file, load the model (or join Ray: its replicas load the model), open the sinks; on any
-    failure, leave the -o file as it was and write no report."""
+def _start(request: ScanRequest, env: Environment, target: ResultsFile | None, report: ReportSink | None,
+           avoid: set, candidates: Iterable[Candidate], prepared: run.Prepared, executor: Executor) -> _Started:
+    """Lock the -o file, start the executor (it loads the model, or joins Ray whose replicas load it), open the
+    sinks; on any failure, leave the -o file as it was and write no report."""
     outputs = request.outputs
-    total = engine = cluster = None
+    total = None
     try:
         if target is not None:
             target.open()
@@ -97,20 +90,23 @@ def _start(request: ScanRequest, diag: Diagnostics, env: Environment, target: Re
         if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes
             candidates = list(candidates)
             total = len(candidates)
-        if request.cluster.ray:
-            cluster = distributed.connect(request.cluster, notify=None if outputs.quiet else diag.note)
-        elif not outputs.no_model:
-            engine = run.load_checked(request.engine, prepared, request.judge,
-                                      notify=None if outputs.quiet else diag.note)
+        plan = _plan(request, prepared, target)
+        executor.start(plan)
         outs = scan_outputs(env, outputs.fmt, target, explain=request.judge.explain, quiet=outputs.quiet)
         if report is not None:
             outs.sinks.append(report)
     except BaseException:
         _abandon(target, report)
-        if cluster is not None:
-            cluster.close()
         raise
-    return _Started(candidates, total, engine, cluster, outs)
+    return _Started(candidates, total, plan, outs)
+
+
+def _plan(request: ScanRequest, prepared: run.Prepared, target: ResultsFile | None) -> Plan:
+    """What the scan judges and how (read after the -o file is open: --resume's index is read then)."""
+    heatmaps = request.outputs.heatmaps
+    return Plan(judge=request.judge, engine=None if request.outputs.no_model else EngineSpec(request.engine),
+                prepared=prepared, resume=target.index.recorded if target is not None else None,
+                heatmaps=None if heatmaps is None else HeatmapFolder(heatmaps), thumbnails=_thumbnails(request))
 
 
 def _candidates(request: ScanRequest, diag: Diagnostics, discovery: DiscoveryStats, avoid: set,
@@ -148,32 +144,20 @@ def _is_report(path: Path) -> bool:
         return False
 
 
-def _judge_all(candidates, request: ScanRequest, engine, target, outs: Outputs, stats: ScanStats,
-               diag: Diagnostics, total: int | None, prepared: run.Prepared | None = None,
-               cluster: distributed.Cluster | None = None) -> KeyboardInterrupt | None:
+def _judge_all(run_: _Started, executor: Executor, target: ResultsFile | None, stats: ScanStats,
+               diag: Diagnostics) -> KeyboardInterrupt | None:
     """Every record into the sinks as it comes; returns the interrupt that stopped the run, if one did."""
+    outs = run_.outs
     from_render = None
-    if total is not None and outs.live is not None:
+    if run_.total is not None and outs.live is not None:
         from fakevlm_cli.outputs import render
 
-        from_render = render.Progress(outs.live, total)
+        from_render = render.Progress(outs.live, run_.total)
     stopped = None
     try:
         with from_render or contextlib.nullcontext():
-            resume = target.index.recorded if target is not None else None
-            heatmaps = HeatmapFolder(request.outputs.heatmaps) if request.outputs.heatmaps is not None else None
             progress = from_render.update if from_render else None
-            if cluster is not None:
-                spec = None if request.outputs.no_model else distributed.EngineSpec(request.engine)
-                records = distributed.predict(candidates, request.judge, spec, cluster,
-                                              replicas=request.cluster.replicas, resume=resume, stats=stats,
-                                              on_progress=progress, prepared=prepared,
-                                              heatmaps=heatmaps, thumbnails=_thumbnails(request),
-                                              notify=None if request.outputs.quiet else diag.note)
-            else:
-                records = run.predict(candidates, request.judge, engine, resume=resume, stats=stats,
-                                      on_progress=progress, prepared=prepared, heatmaps=heatmaps,
-                                      thumbnails=_thumbnails(request))
+            records = executor.run(run_.plan, run_.candidates, stats=stats, on_progress=progress)
             contents = target.index.contents if target is not None and target.resume else None
             for record in records:
                 outs.write(record)

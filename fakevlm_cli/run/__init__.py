@@ -1,25 +1,32 @@
-"""The run layer every command goes through: an engine from options, and `predict` — sources in, records out.
+"""The run layer every command goes through: a `Plan` (plan.py) carried out by an `Executor` (executor.py) —
+sources in, records out.
 
-`explain` is `predict` over one source rendered as a panel, `scan` over whatever discovery finds rendered by
-sinks, `eval` over a benchmark's images scored by metrics. The commands choose inputs and outputs; how an
-image is judged is decided here and below (pipeline → loader → engine), the same for all three.
+`explain` runs a plan over one source rendered as a panel, `scan` over whatever discovery finds rendered by
+sinks, `eval` over a benchmark's images scored by metrics. The commands choose inputs and outputs and build the
+plan; how an image is judged is decided here and below (pipeline → judge → loader → engine), the same for all
+three, in this process (`LocalExecutor`) or on Ray (`distributed.RayExecutor`). `predict` is the local path as
+one call (benchmarks, tests); `load_engine` is where engines are made (the tests' seam).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD, HeatmapWriter
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.core.errors import FakevlmError
 from fakevlm_cli.core.options import EngineOptions, JudgeOptions
 from fakevlm_cli.run import calibration
-from fakevlm_cli.run.calibration import Decision
+from fakevlm_cli.run.executor import Executor, LocalExecutor, check_cluster, executor_for
 from fakevlm_cli.run.pipeline import Scanner, ScanStats, model_record
+from fakevlm_cli.run.plan import EngineSpec, Plan, Prepared
+
+__all__ = ["EngineSpec", "Executor", "LocalExecutor", "Plan", "Prepared", "ScanStats",
+           "check_cluster", "check_model", "executor_for", "load_checked", "load_engine", "load_pixels", "predict",
+           "prepare"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fakevlm_cli.core.engine_types import EngineLike, Preprocessor
+    from fakevlm_cli.core.engine_types import EngineLike, HeatmapWriter, Preprocessor
     from fakevlm_cli.core.record import Record
     from fakevlm_cli.media.discover import Candidate
 
@@ -57,14 +64,6 @@ def load_pixels(options: EngineOptions) -> Preprocessor:
     return Engine.load_pixels(options)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """What the judge options name in files, read and checked once, before any model loads."""
-
-    decision: Decision
-    trust_anchors: str | None = None  # the PEM text of --trust-anchors
-
-
 def prepare(options: JudgeOptions, *, uses_model: bool = True) -> Prepared:
     """Read --calibration and --trust-anchors and check them with --threshold and --inconclusive: a bad file or
     a contradiction is one FakevlmError line, before the (slow) model load."""
@@ -98,17 +97,21 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, engine: EngineL
             stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
             prepared: Prepared | None = None, heatmaps: HeatmapWriter | None = None,
             thumbnails: int = 0) -> Iterator[Record]:
-    """One record per source, in order, as each becomes final. `engine` None: metadata only.
-
-    `stats`, when given, is kept up to date (counts, timings) for progress bars and summaries. `prepared`:
-    the files the options name, as `prepare` read them (read here when not given). With `options.localise`,
-    `heatmaps` writes the heatmap pictures (outputs/heatmaps.py); `thumbnails` > 0 puts a thumbnail of that
-    size on each record (in memory only, for the HTML report).
-    """
+    """One record per source, in order, as each becomes final, judged by `engine` (None: metadata only) in
+    this process: the plan these arguments make (plan.Plan; `heatmaps` writes the heatmap pictures, see
+    outputs/heatmaps.py) run by `run_plan`. `prepared`: as `prepare` read the files the options name (read here
+    when not given)."""
     prepared = prepared or prepare(options, uses_model=engine is not None)
-    scanner = Scanner(engine, options, read_metadata=read_metadata, resume=resume, on_progress=on_progress,
-                      decision=prepared.decision, trust_anchors=prepared.trust_anchors, heatmaps=heatmaps,
-                      thumbnails=thumbnails)
+    plan = Plan(judge=options, prepared=prepared, resume=resume, read_metadata=read_metadata,
+                heatmaps=heatmaps, thumbnails=thumbnails)
+    yield from run_plan(plan, engine, sources, stats=stats, on_progress=on_progress)
+
+
+def run_plan(plan: Plan, engine: EngineLike | None, sources: Iterable[Candidate], *, stats: ScanStats | None = None,
+             on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[Record]:
+    """`plan` over `sources` with `engine`, in this process (pipeline.Scanner). `stats`, when given, is kept up
+    to date (counts, timings) for progress bars and summaries."""
+    scanner = Scanner(engine, plan, on_progress=on_progress)
     if stats is not None:
         scanner.stats = stats
         stats.changed = scanner.inspector.changed

@@ -1,4 +1,5 @@
-"""`scan --ray` / `eval --ray`: the same per-file work as `run.predict`, spread over a Ray cluster with Ray Data.
+"""`scan --ray` / `eval --ray`: `RayExecutor`, the same per-file work as the local executor's, spread over a Ray
+cluster with Ray Data.
 
 The pipeline (docs/ray.md):
 
@@ -6,7 +7,7 @@ The pipeline (docs/ray.md):
 2. **CPU tasks** inspect them — loader.Inspector, unchanged: bounded reads, hash, sniff, metadata, decode, and
    preprocessing with the model's processor alone (`run.load_pixels`, loaded once per worker process);
 3. an **actor pool of replicas** (`--replicas`, one GPU each when the cluster has GPUs) judges them: each actor
-   loads the model once (`EngineSpec.load`, i.e. `run.load_engine`) and runs pipeline.Scanner.finish — the
+   loads the model once (plan.EngineSpec.load, i.e. `run.load_engine`) and runs pipeline.Scanner.finish — the
    single-process scan's own batching, retry-in-halves, clip aggregation and fusion;
 4. records stream back to the driver in input order (Ray Data's backpressure bounds what is in flight), where
    the command writes them through its usual sinks.
@@ -14,7 +15,8 @@ The pipeline (docs/ray.md):
 So a record is the one a single-process scan writes, field for field. Ray restarts a replica that dies and
 retries its batch (Ray Data's defaults for actor pools); the driver keeps the first answer for each input, so a
 retried batch is never written twice, and an input Ray never answered for becomes an error record, so none is
-lost. Ray is imported only here, and only with --ray.
+lost. Ray is imported only here, and only with --ray; the commands reach this module only through
+executor.executor_for.
 """
 
 from __future__ import annotations
@@ -26,18 +28,20 @@ import pickle
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
-from fakevlm_cli.core.engine_types import HeatmapWriter
 from fakevlm_cli.core.errors import FakevlmError, first_line
 from fakevlm_cli.core.files import resume_key
-from fakevlm_cli.core.options import LOCAL_CLUSTER, ClusterOptions, EngineOptions, JudgeOptions
+from fakevlm_cli.core.options import LOCAL_CLUSTER, ClusterOptions
 from fakevlm_cli.core.record import Record, recorded_path
 from fakevlm_cli.media.loader import Inspector, Job, NoRecord
 from fakevlm_cli.run.pipeline import Scanner, ScanStats
+from fakevlm_cli.run.plan import EngineSpec, Plan
+
+__all__ = ["Cluster", "EngineSpec", "RayExecutor", "check_address", "connect", "predict"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.core.engine_types import EngineLike, Preprocessor
@@ -45,26 +49,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 INSPECT_BATCH = 16  # files per CPU task: enough to spread its cost, few enough that a slow file holds few back
 INSPECT_MEMORY = 512 * 2**20  # a CPU task reads and decodes one file at a time: a 12 MP photo needs ~150 MB
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """How a replica makes its engine and a CPU task its preprocessing; picklable, sent to every worker.
-
-    This is the seam for other inference backends: a vLLM or SGLang engine is another spec whose `load`
-    returns an `engine_types.EngineLike` (its `verdicts` / `explain_pixels` over the pixels `load_pixels`
-    makes), with `gpus` saying what one replica needs. Nothing else in the pipeline changes.
-    """
-
-    options: EngineOptions
-    gpus: float = 1.0  # a replica's GPUs, when the cluster has any
-
-    def load(self, notify: Callable[[str], None] | None = None) -> EngineLike:
-        """The engine; its notices (no GPU here, a dtype chosen) go to `notify`, which the driver prints."""
-        return run.load_engine(self.options, notify=notify)
-
-    def load_pixels(self) -> Preprocessor:
-        return run.load_pixels(self.options)
 
 
 @dataclass
@@ -154,25 +138,66 @@ def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = N
     return cluster
 
 
-def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpec | None, cluster: Cluster, *,
-            replicas: int | None = None, read_metadata: bool = True, resume: Mapping[bytes, frozenset] | None = None,
-            stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
-            prepared: run.Prepared | None = None, heatmaps: HeatmapWriter | None = None, thumbnails: int = 0,
-            notify: Callable[[str], None] | None = None) -> Iterator[Record]:
-    """`run.predict` on Ray: one record per source, in order. `spec` None: metadata only (no replicas).
+class RayExecutor:
+    """executor.Executor on Ray: `start` joins the cluster (or starts a local Ray) and checks --model; `run`
+    spreads the plan over it (the pipeline above); `close` stops a local Ray this run started. The replicas
+    load the engine and check a calibration against it; their notices go to `notify`, each text once, as a
+    single-process run says them."""
 
-    `prepared`, `heatmaps` and `thumbnails` as for `run.predict`; heatmap pictures are written by the replica
-    that judged the image, on its node (a folder every node shares, on a cluster). `notify` gets the replicas'
-    notices (the engine's when it loads, a calibration's shifts), each text once, as a single-process run says
-    them."""
+    def __init__(self, options: ClusterOptions, *, notify: Callable[[str], None] | None = None):
+        self.options = options
+        self.notify = notify
+        self.cluster: Cluster | None = None
+        self._model: dict | None = None
+
+    @property
+    def model(self) -> dict | None:
+        """What the records' `model` says, known from the first record a replica judged."""
+        return self._model
+
+    def start(self, plan: Plan) -> None:
+        if self.cluster is None:
+            self.cluster = connect(self.options, notify=self.notify)
+        if plan.engine is not None:
+            from fakevlm_cli.model.loading import check_source
+
+            check_source(plan.engine.options)  # a mistyped --model: one line now, not a failed job
+
+    def run(self, plan: Plan, sources: Iterable[Candidate], *, stats: ScanStats | None = None,
+            on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[Record]:
+        """One record per source, in order. Heatmap pictures are written by the replica that judged the image,
+        on its node (a folder every node shares, on a cluster)."""
+        self.start(plan)
+        assert self.cluster is not None  # for mypy: start connected
+        for record in predict(plan, self.cluster, sources, replicas=self.options.replicas, stats=stats,
+                              on_progress=on_progress, notify=self.notify):
+            if self._model is None and record.model:
+                self._model = record.model
+            yield record
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def predict(plan: Plan, cluster: Cluster, sources: Iterable[Candidate], *, replicas: int | None = None,
+            stats: ScanStats | None = None, on_progress: Callable[[ScanStats], None] | None = None,
+            notify: Callable[[str], None] | None = None) -> Iterator[Record]:
+    """`plan` on `cluster`: one record per source, in order. `plan.engine` None: metadata only (no replicas)."""
     import ray.data
 
-    prepared = prepared or run.prepare(options, uses_model=spec is not None)
-    if spec is not None:
-        from fakevlm_cli.model.loading import check_source
-
-        check_source(spec.options)  # a mistyped --model (a folder that is not a model): one line now, not a failed job
-    work = _Work(options, prepared, heatmaps if options.localise else None, thumbnails, read_metadata)
+    if plan.prepared is None:
+        plan = replace(plan, prepared=run.prepare(plan.judge, uses_model=plan.engine is not None))
+    spec, options = plan.engine, plan.judge
+    resume = plan.resume
+    work = replace(plan, resume=None)  # shipped to every task: what an earlier run recorded stays here
     stats = stats if stats is not None else ScanStats()
     rows, paths = [], []
     for index, candidate in enumerate(sources):
@@ -192,7 +217,7 @@ def predict(sources: Iterable[Candidate], options: JudgeOptions, spec: EngineSpe
     dataset: Any = ray.data.from_items(rows, override_num_blocks=min(math.ceil(len(rows) / per_task), 1000))
     # --workers: at most that many inspecting tasks at once (by default, as many as the CPUs allow)
     tasks = {} if options.workers is None else {"compute": ray.data.TaskPoolStrategy(size=options.workers)}
-    dataset = dataset.map_batches(_inspect, fn_kwargs={"spec": spec, "work": work},
+    dataset = dataset.map_batches(_inspect, fn_kwargs={"work": work},
                                   batch_size=per_task, batch_format="numpy", num_cpus=1,
                                   # What one file being decoded may need (not --max-memory, a single process's
                                   # total: a node without it would leave the job waiting forever). Asked for
@@ -319,33 +344,17 @@ def _pixels(spec: EngineSpec) -> Preprocessor:
     return _PIXELS[spec]
 
 
-@dataclass(frozen=True)
-class _Work:
-    """What every task and replica needs to judge as `run.predict` would (pickled to each of them)."""
-
-    options: JudgeOptions
-    prepared: run.Prepared
-    heatmaps: HeatmapWriter | None
-    thumbnails: int
-    read_metadata: bool
-
-    def scanner(self, engine: EngineLike | None) -> Scanner:
-        return Scanner(engine, self.options, read_metadata=self.read_metadata, decision=self.prepared.decision,
-                       trust_anchors=self.prepared.trust_anchors, heatmaps=self.heatmaps,
-                       thumbnails=self.thumbnails)
-
-
-def _inspect(batch: dict, *, spec: EngineSpec | None, work: _Work) -> dict:
+def _inspect(batch: dict, *, work: Plan) -> dict:
     """A CPU task: loader.Inspector over a few inputs, with the processor standing in for the engine."""
-    pixels = _pixels(spec) if spec is not None else None
-    options = replace(work.options, threshold=work.prepared.decision.threshold)  # as Scanner hands it on
+    pixels = _pixels(work.engine) if work.engine is not None else None
+    options = replace(work.judge, threshold=work.decision.threshold)  # as Scanner hands it on
     out = []
     for task in batch["task"]:
         candidate, earlier = pickle.loads(task)
         resume = {resume_key(candidate.path): earlier} if earlier is not None else None
         inspector = Inspector(cast("EngineLike | None", pixels), options, read_metadata=work.read_metadata,
-                              resume=resume, trust_anchors=work.prepared.trust_anchors,
-                              preview=work.heatmaps is not None, thumbnails=work.thumbnails)
+                              resume=resume, trust_anchors=work.trust_anchors,
+                              preview=work.heatmap_writer is not None, thumbnails=work.thumbnails)
         job = inspector.inspect(candidate)
         out.append(pickle.dumps((job, bool(inspector.changed))))
     return {"i": batch["i"], "job": out}
@@ -371,11 +380,11 @@ def _finish_jobs(scanner: Scanner, batch: dict, notes: list[str] | None = None) 
     return {"i": batch["i"], "out": out, "notes": said}
 
 
-def _finish_metadata(batch: dict, *, work: _Work) -> dict:
-    return _finish_jobs(work.scanner(None), batch)
+def _finish_metadata(batch: dict, *, work: Plan) -> dict:
+    return _finish_jobs(Scanner(None, work), batch)
 
 
-def _replica_class(spec: EngineSpec, work: _Work) -> type:
+def _replica_class(spec: EngineSpec, work: Plan) -> type:
     """The replica actor's class with `spec` and `work` inside it (Ray ships a class defined here by value):
     its constructor takes nothing, and loads the engine."""
 
@@ -386,8 +395,8 @@ def _replica_class(spec: EngineSpec, work: _Work) -> type:
             self.notes: list[str] = []  # sent with the first batch, for the driver to print
             engine = spec.load(notify=self.notes.append)
             # a calibration for another model: refused; one that only shifts scores a little: a notice
-            self.notes += run.check_model(work.prepared, engine, work.options)
-            self.scanner = work.scanner(engine)
+            self.notes += run.check_model(work.prepared, engine, work.judge)  # type: ignore[arg-type]
+            self.scanner = Scanner(engine, work)
 
         def __call__(self, batch: dict) -> dict:
             notes, self.notes = self.notes, []
