@@ -187,3 +187,63 @@ def test_out_of_memory_is_told_from_other_failures():
                                       "memory: you tried to allocate 68719476736 bytes"))
     assert out_of_memory(MemoryError())
     assert not out_of_memory(ValueError("Image features and image tokens do not match"))
+
+
+def test_the_plans_heatmap_writer_gets_each_still_pictures_map_and_a_failed_write_is_a_note(monkeypatch, tmp_path):
+    """The heatmap picture goes through the one writer object the plan carries (the seam an output-guarded
+    writer plugs into): called once per still picture with its record, picture and map; where it wrote is the
+    record's `localisation.heatmap`; a write that fails is a note and the verdict stands. The executor loads the
+    engine through `run.load_engine`, the seam the tests stand a stub in."""
+    import stub_engine
+
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.run import EngineSpec, LocalExecutor
+
+    stub_engine.install(monkeypatch)
+    for name, colour in (("ok.png", (230, 20, 20)), ("full.png", (220, 30, 30))):
+        Image.new("RGB", (64, 48), colour).save(tmp_path / name)
+
+    class Writer:
+        def __init__(self):
+            self.calls = []
+
+        def write(self, record, preview, localisation):
+            self.calls.append((Path(record.path).name, preview.size, dict(localisation)))
+            if record.path.endswith("full.png"):
+                raise OSError(28, "No space left on device")
+            return f"maps/{Path(record.path).stem}.png"
+
+    writer, notes = Writer(), []
+    plan = Plan(JudgeOptions(localise=True), engine=EngineSpec(EngineOptions()), heatmaps=writer)
+    with LocalExecutor(notify=notes.append) as executor:
+        executor.start(plan)
+        assert executor.model is not None and executor.model["id"] == "stub"
+        ok, full = executor.run(plan, [Candidate(tmp_path / n, explicit=True) for n in ("ok.png", "full.png")])
+    assert [(name, size) for name, size, _ in writer.calls] == [("ok.png", (64, 48)), ("full.png", (64, 48))]
+    assert all(localisation["regions"] for _, _, localisation in writer.calls)
+    assert ok.localisation["heatmap"] == "maps/ok.png" and ok.notes == []
+    assert full.verdict == "fake" and full.localisation["heatmap"] is None
+    assert full.notes == ["heatmap not written: No space left on device"]
+    # without --localise the writer is never asked for a map
+    writer.calls.clear()
+    plain = Plan(JudgeOptions(), engine=EngineSpec(EngineOptions()), heatmaps=writer)
+    with LocalExecutor() as executor:
+        (record,) = executor.run(plain, [Candidate(tmp_path / "ok.png", explicit=True)])
+    assert writer.calls == [] and record.localisation is None
+
+
+def test_executor_for_chooses_once_and_refuses_bad_cluster_options_before_anything_starts():
+    import pytest
+
+    from fakevlm_cli.core.errors import FakevlmError
+    from fakevlm_cli.core.options import ClusterOptions
+    from fakevlm_cli.run import LocalExecutor, executor_for
+    from fakevlm_cli.run.distributed import RayExecutor
+
+    assert isinstance(executor_for(ClusterOptions()), LocalExecutor)
+    on_ray = executor_for(ClusterOptions(ray="local", replicas=2))
+    assert isinstance(on_ray, RayExecutor) and on_ray.cluster is None  # nothing joined until start
+    with pytest.raises(FakevlmError, match="--replicas needs --ray"):
+        executor_for(ClusterOptions(replicas=2))
+    with pytest.raises(FakevlmError, match="is not a cluster address"):
+        executor_for(ClusterOptions(ray="./photos"))
