@@ -247,3 +247,53 @@ def test_executor_for_chooses_once_and_refuses_bad_cluster_options_before_anythi
         executor_for(ClusterOptions(replicas=2))
     with pytest.raises(FakevlmError, match="is not a cluster address"):
         executor_for(ClusterOptions(ray="./photos"))
+
+
+def test_replicas_the_cluster_cannot_place_are_refused_and_those_it_can_leave_a_cpu_to_read_the_files():
+    """Issue 23 item 8: --replicas 12 on a 2-CPU Ray took every CPU the reading tasks need, and the job waited
+    silently forever. Now it is one line before the job starts; a count that fits leaves a whole CPU free (the
+    shares were rounded up: 6 replicas on 2 CPUs took 1.02)."""
+    import pytest
+
+    from fakevlm_cli.core.errors import FakevlmError
+    from fakevlm_cli.core.options import EngineOptions
+    from fakevlm_cli.run.cluster import Cluster, check_replicas, cpus_per_replica
+    from fakevlm_cli.run.plan import EngineSpec
+
+    spec = EngineSpec(EngineOptions())
+    two_cpus = Cluster(address="local", started=False, cpus=2, gpus=0)
+    with pytest.raises(FakevlmError, match=r"^--replicas 12: Ray has 2 CPUs and no GPU.*give --replicas 10 or fewer$"):
+        check_replicas(two_cpus, 12, spec)
+    for cpus in (2, 3, 8, 16):
+        for count in range(1, 40):
+            cluster = Cluster(address="local", started=False, cpus=cpus, gpus=0)
+            try:
+                check_replicas(cluster, count, spec)
+            except FakevlmError:
+                continue
+            assert count * cpus_per_replica(cpus, count) <= cpus - 1 + 1e-9, (cpus, count)
+    with pytest.raises(FakevlmError, match="a replica needs more than one CPU"):
+        check_replicas(Cluster(address="local", started=False, cpus=1, gpus=0), 1, spec)
+    gpus = Cluster(address="auto", started=False, cpus=32, gpus=4)
+    check_replicas(gpus, 4, spec)
+    with pytest.raises(FakevlmError, match=r"^--replicas 5: each replica takes 1 GPU and Ray has 4; give --replicas 4"):
+        check_replicas(gpus, 5, spec)
+
+
+def test_a_ray_address_where_nothing_listens_fails_in_seconds_with_one_line():
+    """Issue 23 item 8: `--ray 127.0.0.1:1` failed after 822 s and 60 lines of Ray's retries."""
+    import socket
+
+    import pytest
+
+    from fakevlm_cli.core.errors import FakevlmError
+    from fakevlm_cli.run.cluster import check_reachable
+
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(FakevlmError, match=rf"^--ray 127.0.0.1:{port}: cannot reach Ray there: .+$"):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(FakevlmError, match=r"^--ray ray://head:x: 'x' is not a port number$"):
+        check_reachable("ray://head:x")
+    check_reachable("local")  # nothing to reach: started here

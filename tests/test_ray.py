@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_eval_on_ray_scores_what_eval_in_one_process_scores(tiny_model, tmp_path
     same(rows(on_ray.read_text()), rows(single.read_text()))
 
 
-def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_path):
+def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_path, tiny_model):
     result = run("scan", "--ray", str(tmp_path), "--no-model")
     assert result.exit_code == 2 and "is not a cluster address" in result.stderr and "--ray=local" in result.stderr
     result = run("scan", str(tmp_path), "--replicas", "2", "--no-model")
@@ -163,6 +164,19 @@ def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_pa
     assert result.exit_code == 2 and result.stdout == ""
     said = f"fakevlm: error: '{not_a_model}' is not a model directory (no config.json in it)"
     assert result.stderr.splitlines()[-1] == said
+    # issue 23 item 8: more replicas than the session's 2-CPU Ray can place waited forever; now one line
+    out = tmp_path / "out.jsonl"
+    result = run("scan", str(tmp_path), "--ray", "--replicas", "12", "-m", tiny_model, "-o", out)
+    assert result.exit_code == 2 and result.stdout == "" and not out.exists()
+    assert result.stderr.splitlines()[-1].startswith("fakevlm: error: --replicas 12: Ray has 2 CPUs and no GPU")
+    # an address where nothing listens: one line in seconds (Ray retried for 822 s, 60 lines of it)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = run("scan", str(tmp_path), "--ray", f"127.0.0.1:{port}", "--no-model")
+    assert result.exit_code == 2 and result.stdout == ""
+    said = f"fakevlm: error: --ray 127.0.0.1:{port}: cannot reach Ray there: Connection refused"
+    assert result.stderr.splitlines() == [said]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ The pipeline (docs/ray.md):
 So a record is the one a single-process scan writes, field for field. Ray restarts a replica that dies and
 retries its batch (Ray Data's defaults for actor pools); the driver keeps the first answer for each input, so a
 retried batch is never written twice, and an input Ray never answered for becomes an error record, so none is
-lost. Ray is imported only here, and only with --ray; the commands reach this module only through
+lost. Ray is imported only here and in cluster.py, and only with --ray; the commands reach this module only through
 executor.executor_for.
 """
 
@@ -23,21 +23,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import pickle
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from fakevlm_cli import run
 from fakevlm_cli.core.errors import FakevlmError, first_line
 from fakevlm_cli.core.files import resume_key
-from fakevlm_cli.core.options import LOCAL_CLUSTER, ClusterOptions
+from fakevlm_cli.core.options import ClusterOptions
 from fakevlm_cli.core.record import Record, recorded_path
 from fakevlm_cli.media.loader import Inspector, Job, NoRecord
+from fakevlm_cli.run.cluster import Cluster, check_address, check_replicas, connect, cpus_per_replica, quiet_ray
 from fakevlm_cli.run.pipeline import Scanner, ScanStats
 from fakevlm_cli.run.plan import EngineSpec, Plan
 
@@ -49,93 +49,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 INSPECT_BATCH = 16  # files per CPU task: enough to spread its cost, few enough that a slow file holds few back
 INSPECT_MEMORY = 512 * 2**20  # a CPU task reads and decodes one file at a time: a 12 MP photo needs ~150 MB
-
-
-@dataclass
-class Cluster:
-    """A connection to Ray: `started` when this run started a local instance (stopped by `close`)."""
-
-    address: str
-    started: bool
-    cpus: float
-    gpus: float
-
-    def replicas(self, wanted: int | None) -> int:
-        return wanted or max(1, int(self.gpus))
-
-    def close(self) -> None:
-        if self.started:
-            import ray
-
-            with contextlib.suppress(Exception):
-                ray.shutdown()
-
-
-def _quiet_ray() -> None:
-    """Ray's own logs stay off stderr, which carries fakevlm's one-line diagnostics; its errors still raise.
-
-    Ray prints the errors its raylet reports (a replica that died, with its traceback) on the driver's
-    *stdout*, where they would break the JSONL or CSV a scan pipes on: they go to stderr with --debug, nowhere
-    otherwise (what they mean reaches the user as fakevlm's own error line, or as a retried batch)."""
-    import logging
-
-    with contextlib.suppress(ImportError, AttributeError):
-        from ray._private import worker
-
-        if not getattr(worker.print_to_stdstream, "fakevlm", False):
-            original = worker.print_to_stdstream
-
-            def print_to_stdstream(data, ignore_prefix: bool):
-                if data.get("pid") == "raylet" and not data.get("is_err"):
-                    if not os.environ.get("FAKEVLM_DEBUG"):
-                        return
-                    data = {**data, "is_err": True}
-                original(data, ignore_prefix)
-
-            print_to_stdstream.fakevlm = True  # type: ignore[attr-defined]
-            worker.print_to_stdstream = print_to_stdstream
-
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("ray", "ray.data", "ray._private", "ray.util"):  # a failed job is our one error line
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def check_address(address: str) -> None:
-    """A usage error unless `address` can name a cluster (checked before anything starts: `scan --ray ./photos`
-    takes ./photos as the address)."""
-    if address in (LOCAL_CLUSTER, "auto") or address.startswith("ray://") or ":" in address:
-        return
-    raise FakevlmError(f"--ray: {address!r} is not a cluster address (auto, HOST:PORT or ray://HOST:PORT); to "
-                       "start a local Ray, write --ray=local or put --ray after the paths")
-
-
-def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = None) -> Cluster:
-    """Join the cluster --ray names, or start a local one; a Ray already initialised in this process is used."""
-    address = options.ray or LOCAL_CLUSTER
-    check_address(address)
-    try:
-        import ray
-    except ImportError:
-        raise FakevlmError("--ray needs Ray: pip install 'fakevlm-cli[ray]'") from None
-    _quiet_ray()
-    started = not ray.is_initialized()
-    if started:
-        kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
-        if address == LOCAL_CLUSTER:
-            kwargs["include_dashboard"] = False
-        else:
-            kwargs["address"] = address
-        try:
-            ray.init(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - ConnectionError, a version mismatch, a bad address: one line
-            raise FakevlmError(f"--ray {address}: cannot start or join Ray: {first_line(exc)}") from None
-    resources = ray.cluster_resources()
-    cluster = Cluster(address=address, started=started, cpus=float(resources.get("CPU", 0)),
-                      gpus=float(resources.get("GPU", 0)))
-    if notify is not None:
-        where = "a local Ray" if address == LOCAL_CLUSTER and started else f"Ray at {address}"
-        notify(f"running on {where}: {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs")
-    return cluster
 
 
 class RayExecutor:
@@ -162,6 +75,7 @@ class RayExecutor:
             from fakevlm_cli.model.loading import check_source
 
             check_source(plan.engine.options)  # a mistyped --model: one line now, not a failed job
+            check_replicas(self.cluster, self.cluster.replicas(self.options.replicas), plan.engine)
 
     def run(self, plan: Plan, sources: Iterable[Candidate], *, stats: ScanStats | None = None,
             on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[Record]:
@@ -206,7 +120,7 @@ def predict(plan: Plan, cluster: Cluster, sources: Iterable[Candidate], *, repli
         paths.append(candidate.path)
     if not rows:
         return
-    _quiet_ray()
+    quiet_ray()
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # records in input order, as a single-process scan's
     context.enable_progress_bars = False
@@ -231,7 +145,7 @@ def predict(plan: Plan, cluster: Cluster, sources: Iterable[Candidate], *, repli
     else:
         count = cluster.replicas(replicas)
         resources: dict[str, float] = ({"num_gpus": spec.gpus} if cluster.gpus else
-                                       {"num_cpus": _cpus_per_replica(cluster.cpus, count)})
+                                       {"num_cpus": cpus_per_replica(cluster.cpus, count)})
         dataset = dataset.map_batches(_replica_class(spec, work),
                                       batch_size=options.batch_size, batch_format="numpy",
                                       compute=ray.data.ActorPoolStrategy(size=count), **resources)
@@ -403,15 +317,6 @@ def _replica_class(spec: EngineSpec, work: Plan) -> type:
             return _finish_jobs(self.scanner, batch, notes)
 
     return Replica
-
-
-def _cpus_per_replica(cpus: float, replicas: int) -> float:
-    """Without GPUs, replicas share the CPUs with the inspecting tasks: a quarter (at least one) is left to
-    those, or the pool would hold every CPU and the tasks that feed it could never be scheduled."""
-    if cpus <= 0:
-        return 1.0
-    spare = max(1.0, cpus // 4)
-    return max(0.1, round((cpus - spare) / replicas, 2)) if cpus > spare else 0.1
 
 
 def _job_failure(exc: BaseException) -> FakevlmError:

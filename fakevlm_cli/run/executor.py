@@ -110,7 +110,7 @@ def check_cluster(options: ClusterOptions) -> None:
     """Usage errors in the cluster options, before anything starts: an address that cannot name a cluster,
     --replicas without --ray."""
     if options.ray:
-        from fakevlm_cli.run.distributed import check_address
+        from fakevlm_cli.run.cluster import check_address
 
         check_address(options.ray)
     if options.replicas and not options.ray:
