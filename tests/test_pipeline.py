@@ -196,6 +196,7 @@ def test_the_plans_heatmap_writer_gets_each_still_pictures_map_and_a_failed_writ
     engine through `run.load_engine`, the seam the tests stand a stub in."""
     import stub_engine
 
+    from fakevlm_cli.core.errors import OutputError
     from fakevlm_cli.core.options import EngineOptions
     from fakevlm_cli.run import EngineSpec, LocalExecutor
 
@@ -207,10 +208,10 @@ def test_the_plans_heatmap_writer_gets_each_still_pictures_map_and_a_failed_writ
         def __init__(self):
             self.calls = []
 
-        def write(self, record, preview, localisation):
-            self.calls.append((Path(record.path).name, preview.size, dict(localisation)))
+        def write(self, record, preview, localisation, *, boxes):
+            self.calls.append((Path(record.path).name, preview.size, boxes))
             if record.path.endswith("full.png"):
-                raise OSError(28, "No space left on device")
+                raise OutputError(f"maps/{Path(record.path).stem}.png: no space left on the device")
             return f"maps/{Path(record.path).stem}.png"
 
     writer, notes = Writer(), []
@@ -219,11 +220,11 @@ def test_the_plans_heatmap_writer_gets_each_still_pictures_map_and_a_failed_writ
         executor.start(plan)
         assert executor.model is not None and executor.model["id"] == "stub"
         ok, full = executor.run(plan, [Candidate(tmp_path / n, explicit=True) for n in ("ok.png", "full.png")])
-    assert [(name, size) for name, size, _ in writer.calls] == [("ok.png", (64, 48)), ("full.png", (64, 48))]
-    assert all(localisation["regions"] for _, _, localisation in writer.calls)
-    assert ok.localisation["heatmap"] == "maps/ok.png" and ok.notes == []
+    # both red, judged fake: their maps are drawn with the regions boxed
+    assert writer.calls == [("ok.png", (64, 48), True), ("full.png", (64, 48), True)]
+    assert ok.localisation["heatmap"] == "maps/ok.png" and ok.localisation["regions"] and ok.notes == []
     assert full.verdict == "fake" and full.localisation["heatmap"] is None
-    assert full.notes == ["heatmap not written: No space left on device"]
+    assert full.notes == ["heatmap not written: maps/full.png: no space left on the device"]
     # without --localise the writer is never asked for a map
     writer.calls.clear()
     plain = Plan(JudgeOptions(), engine=EngineSpec(EngineOptions()), heatmaps=writer)
