@@ -90,9 +90,10 @@ def test_table_and_error_lines_show_names_escaped(odd_dir):
     shown = table.stdout.decode().replace("\n", "")
     assert "bad\\xff\\xfe.png" in shown and "csi\\x9b31m.png" in shown and "c1\\x9bchar.png" in shown
     piped = run("scan", odd_dir / os.fsdecode(b"broken\x9b\xff.jpg"), "--no-model", "--format", "jsonl")
-    line = piped.stderr.decode("utf-8").strip()
+    line, nothing = piped.stderr.decode("utf-8").strip().splitlines()  # the file's error, then the scan's
     assert line.startswith("fakevlm: error: ") and line.endswith("broken\\x9b\\xff.jpg: not an image (its content "
                                                                  "matches no image or video format)")
+    assert piped.returncode == 2 and nothing.startswith("fakevlm: error: nothing could be judged")
 
 
 def test_fatal_error_naming_an_odd_path_is_escaped(tmp_path):

@@ -10,6 +10,7 @@ SIGTERM stop the run with every finished record on disk.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -18,8 +19,8 @@ from typing import IO, TYPE_CHECKING
 
 from fakevlm_cli import run
 from fakevlm_cli.commands import interrupted_code, silence_libraries
-from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, FakevlmError
-from fakevlm_cli.core.files import file_key
+from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, FakevlmError
+from fakevlm_cli.core.files import file_key, is_uri
 from fakevlm_cli.core.options import ScanRequest
 from fakevlm_cli.media.discover import Candidate, DiscoveryStats, discover, read_path_list
 from fakevlm_cli.outputs.guard import REPORT, OutputTarget
@@ -34,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
-    """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 130/143 (stopped)."""
+    """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 2 (an error, or nothing could be
+    judged), 130/143/129 (stopped)."""
     env = env or Environment.detect()
     # this process or Ray, chosen once (a bad --ray address or --replicas without --ray: a usage error now)
     executor = executor_for(request.cluster, notify=None if request.outputs.quiet else diag.note)
@@ -64,8 +66,37 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         diag.note(f"{target.path}: left as it was (the run stopped before its first record)")
     if stopped is not None:
         return interrupted_code(stopped)
+    if _nothing_judged(stats, discovery):
+        # 0 would say "all clean" of a scan that judged nothing: every input missing, unreadable or broken
+        diag.error(f"nothing could be judged: {_failures(stats, discovery)}")
+        return EXIT_ERROR
     # a resumed scan is one scan: what the earlier run recorded fake counts as this run's own verdicts do
     return EXIT_FAKE if stats.verdicts.get("fake") or stats.resumed_fake else EXIT_CLEAN
+
+
+def _nothing_judged(stats: ScanStats, discovery: DiscoveryStats) -> bool:
+    """No file got a verdict (real, fake or unknown) here or in the run resumed, and something failed: an
+    error record, or a folder that could not be read. An empty folder is not a failure (0, with its summary)."""
+    judged = stats.records - stats.verdicts.get("error", 0) + stats.resumed
+    return judged == 0 and bool(stats.verdicts.get("error", 0) or discovery.unreadable_dirs)
+
+
+def _failures(stats: ScanStats, discovery: DiscoveryStats) -> str:
+    parts = []
+    if errors := stats.verdicts.get("error", 0):
+        parts.append(f"{errors} file{'s, each' if errors != 1 else ','} an error")
+    if folders := len(discovery.unreadable_dirs):
+        parts.append(f"{folders} folder{'s' * (folders != 1)} could not be read")
+    return "; ".join(parts) + " (see above)"
+
+
+def _nothing_there(request: ScanRequest) -> bool:
+    """Every path named on the command line is missing (and no list comes from stdin or --from-file): each is
+    an error record, and no model is loaded to write them — a mistyped folder costs no 14 GB load."""
+    inputs = request.inputs
+    paths = [p for p in inputs.paths if p != "-"]
+    return (inputs.from_file is None and len(paths) == len(inputs.paths) > 0
+            and not any(is_uri(p) or os.path.lexists(p) for p in paths))
 
 
 @dataclass
@@ -104,7 +135,8 @@ def _start(request: ScanRequest, env: Environment, target: ResultsFile | None, r
 def _plan(request: ScanRequest, prepared: run.Prepared, target: ResultsFile | None) -> Plan:
     """What the scan judges and how (read after the -o file is open: --resume's index is read then)."""
     heatmaps = request.outputs.heatmaps
-    return Plan(judge=request.judge, engine=None if request.outputs.no_model else EngineSpec(request.engine),
+    metadata_only = request.outputs.no_model or _nothing_there(request)
+    return Plan(judge=request.judge, engine=None if metadata_only else EngineSpec(request.engine),
                 prepared=prepared, resume=target.index.recorded if target is not None else None,
                 heatmaps=None if heatmaps is None else HeatmapFolder(heatmaps), thumbnails=_thumbnails(request))
 
@@ -190,6 +222,8 @@ def _with_localise(request: ScanRequest) -> ScanRequest:
         request = replace(request, judge=replace(judge, localise=True))
     if outputs.no_model and request.judge.localise:
         raise FakevlmError("--localise and --heatmaps need the model: drop --no-model")
+    if outputs.no_model and request.judge.explain:
+        raise FakevlmError("--explain needs the model (the explanation is its answer): drop --no-model")
     if outputs.heatmaps is not None:
         HeatmapFolder(outputs.heatmaps).check()
     return request
@@ -234,10 +268,25 @@ def _results_file(request: ScanRequest) -> ResultsFile | None:
         if outputs.resume:
             raise FakevlmError("--resume needs -o FILE.jsonl (the file an earlier run wrote)")
         return None
-    fmt = outputs.fmt if outputs.fmt in ("jsonl", "csv") else format_for_path(path)
+    fmt = _file_format(path, outputs.fmt)
     target = ResultsFile(path, fmt, resume=outputs.resume, force=outputs.force)
     target.check(inputs=[p for p in request.inputs.paths if p != "-"])
     return target
+
+
+def _file_format(path: Path, fmt: str | None) -> str:
+    """The -o file's format: its suffix says it (.csv, .jsonl); --format may say it for another name. A suffix
+    and a --format that disagree are refused, and so is .json, which names one JSON document where fakevlm
+    writes JSON Lines (a reader expecting one document would fail on the second line)."""
+    suffix = path.suffix.lower()
+    said = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix)
+    asked = fmt if fmt in ("jsonl", "csv") else None
+    if said and asked and said != asked:
+        raise FakevlmError(f"{path}: the name says {said.upper()} but --format says {asked}: make them agree")
+    if suffix == ".json" and asked is None:
+        raise FakevlmError(f"{path}: fakevlm writes JSON Lines (one record a line), not one JSON document: name "
+                           "it .jsonl, or add --format jsonl to write JSON Lines under this name")
+    return asked or said or format_for_path(path)
 
 
 def _arguments(request: ScanRequest, diag: Diagnostics) -> Iterator[str]:
