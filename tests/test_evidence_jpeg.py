@@ -15,7 +15,7 @@ from factories import exif_with_thumbnail, jpeg_with_thumbnail, scene
 from PIL import Image, ImageDraw
 
 from fakevlm_cli import evidence
-from fakevlm_cli.evidence import jpeg
+from fakevlm_cli.evidence import jpeg, thumbnail
 from fakevlm_cli.run.fusion import fuse
 
 # exiftool 12.57's JPEGQualityEstimate of Pillow 13 files saved at quality 1..100 ("-" = <unknown>), 4:2:0 colour
@@ -204,8 +204,8 @@ def test_exif_without_ifd1_costs_no_second_exif_pass(tmp_path, monkeypatch):
         raise AssertionError("exifread was asked for a thumbnail that IFD0 says is not there")
 
     path = camera_jpeg(tmp_path / "cam.jpg")
-    monkeypatch.setattr(jpeg.exifread, "process_file", refuse)
-    assert jpeg.exif_thumbnail(path.read_bytes()) is None
+    monkeypatch.setattr(thumbnail.exifread, "process_file", refuse)
+    assert thumbnail.exif_thumbnail(path.read_bytes()) is None
 
 
 # ---- hostile padding in the header (issue 23, item 10) ---------------------------------------------------------
