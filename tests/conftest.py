@@ -18,6 +18,21 @@ CORPUS = Path(os.environ.get("FAKEVLM_CORPUS") or SHARED / "corpus")
 
 
 @pytest.fixture(scope="session")
+def cli():
+    """The command line in this process: `cli("scan", path, "--no-model", input=…)` → Click's Result. Arguments
+    are stringified (paths welcome); an exception that escapes the command fails the test rather than hiding in
+    the result (catch_exceptions=True to look at it); other keywords go to CliRunner.invoke."""
+    from click.testing import CliRunner
+
+    from fakevlm_cli.cli import cli as group
+
+    def invoke(*args, catch_exceptions: bool = False, **kwargs):
+        return CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=catch_exceptions, **kwargs)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Directory of a tiny random LLaVA saved with save_pretrained (loaded like the real model)."""
     from fakevlm_cli.testing.synthetic import build_tiny_llava

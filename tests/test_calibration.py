@@ -15,9 +15,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.errors import FakevlmError
 from fakevlm_cli.core.record import load_schema
 from fakevlm_cli.run import calibration
@@ -230,10 +228,6 @@ def test_broken_files_are_one_line_errors(tmp_path, content, message):
 # ---- end to end: eval --fit-calibration, scan/explain --calibration, --inconclusive --------------------------
 
 
-def run_cli(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """A labelled folder bench to fit on and a folder of other toy images to scan."""
@@ -248,13 +242,13 @@ def folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fitted(folders, toy_model, tmp_path_factory):
+def fitted(cli, folders, toy_model, tmp_path_factory):
     """`eval --fit-calibration` on the toy bench, once: the calibration, the predictions, the results."""
     out = tmp_path_factory.mktemp("fitted")
     paths = {"cal": out / "cal.json", "preds": out / "preds.jsonl", "results": out / "results.json"}
-    result = run_cli("eval", "--bench", "folder", "--data", folders / "bench", "-m", toy_model, "--fit-calibration",
-                     paths["cal"], "--target-fpr", "0.05", "-o", paths["results"], "--predictions", paths["preds"],
-                     "--batch-size", "32")
+    result = cli("eval", "--bench", "folder", "--data", folders / "bench", "-m", toy_model, "--fit-calibration",
+                 paths["cal"], "--target-fpr", "0.05", "-o", paths["results"], "--predictions", paths["preds"],
+                 "--batch-size", "32")
     assert result.exit_code == 0, result.output
     return {**paths, "stdout": result.stdout}
 
@@ -273,9 +267,9 @@ def test_eval_fits_and_saves_a_calibration(fitted, toy_model):
     assert set(results["metrics"]["overall"]["operating_points"]["tpr_at_fpr"]) == {"0.01", "0.05"}
 
 
-def test_scan_with_the_calibration(fitted, folders, toy_model):
+def test_scan_with_the_calibration(cli, fitted, folders, toy_model):
     loaded = calibration.load(fitted["cal"])
-    scanned = run_cli("scan", folders / "scan", "-m", toy_model, "--calibration", fitted["cal"], "--format", "jsonl")
+    scanned = cli("scan", folders / "scan", "-m", toy_model, "--calibration", fitted["cal"], "--format", "jsonl")
     rows = [json.loads(line) for line in scanned.stdout.splitlines()]
     assert len(rows) == 40
     for row in rows:
@@ -286,19 +280,19 @@ def test_scan_with_the_calibration(fitted, folders, toy_model):
         assert row["inconclusive"] is False and "calibrated P(fake) =" in row["reasons"][0]
     notes = scanned.stderr  # fitted on upstream pixels, scanned on viewer pixels: said, not refused
     assert "fitted with pixels upstream, this run uses viewer" in notes and "fast_decode" not in notes
-    fast = run_cli("explain", folders / "scan" / "real00.png", "-m", toy_model, "--calibration", fitted["cal"],
-                   "--pixels", "upstream", "--fast-decode", "--json")
+    fast = cli("explain", folders / "scan" / "real00.png", "-m", toy_model, "--calibration", fitted["cal"],
+               "--pixels", "upstream", "--fast-decode", "--json")
     assert fast.exit_code == 0, fast.stderr  # --fast-decode on this side only: said, not refused
     assert "fitted with fast_decode False, this run uses True: scores may shift slightly" in fast.stderr
 
 
-def test_eval_rescores_predictions_under_the_calibration(fitted, folders, tmp_path):
+def test_eval_rescores_predictions_under_the_calibration(cli, fitted, folders, tmp_path):
     results = tmp_path / "r.json"
     loaded = calibration.load(fitted["cal"])
     shown = loaded.mapping(loaded.threshold)  # the band must contain the threshold, as shown (calibrated)
     band = (round(max(0.0, shown - 0.1), 3), round(min(1.0, shown + 0.1), 3))
-    again = run_cli("eval", "--bench", "folder", "--data", folders / "bench", "--from-predictions", fitted["preds"],
-                    "--calibration", fitted["cal"], "--inconclusive", f"{band[0]},{band[1]}", "-o", results)
+    again = cli("eval", "--bench", "folder", "--data", folders / "bench", "--from-predictions", fitted["preds"],
+                "--calibration", fitted["cal"], "--inconclusive", f"{band[0]},{band[1]}", "-o", results)
     assert again.exit_code == 0, again.output
     doc = json.loads(results.read_text())
     assert doc["calibration"]["applied"]["inconclusive"] == list(band)
@@ -311,30 +305,29 @@ def test_eval_rescores_predictions_under_the_calibration(fitted, folders, tmp_pa
     (["--prompt", "<image>Is this photo real?"], "prompt differs"),
     (["--answer-prefix", "This is a"], "answer_prefix differs"),
 ])
-def test_mismatched_calibration_is_refused_before_any_record(fitted, folders, toy_model, tmp_path, extra, differs):
+def test_mismatched_calibration_is_refused_before_any_record(cli, fitted, folders, toy_model, tmp_path, extra, differs):
     out = tmp_path / "out.jsonl"
-    result = run_cli("scan", folders / "scan", "-m", toy_model, *extra, "--calibration", fitted["cal"], "-o", out)
+    result = cli("scan", folders / "scan", "-m", toy_model, *extra, "--calibration", fitted["cal"], "-o", out)
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()[-1:]
     assert line.startswith(f"fakevlm: error: {fitted['cal']}: fitted for model") and differs in line
     assert not out.exists() or out.read_text() == ""
 
 
-def test_another_model_is_refused(fitted, folders, tiny_model):
-    result = run_cli("explain", next(iter(sorted((folders / "scan").glob("*.png")))), "-m", tiny_model,
-                     "--calibration", fitted["cal"])
+def test_another_model_is_refused(cli, fitted, folders, tiny_model):
+    result = cli("explain", next(iter(sorted((folders / "scan").glob("*.png")))), "-m", tiny_model, "--calibration",
+                 fitted["cal"])
     assert result.exit_code == 2 and "id differs" in result.stderr
 
 
-def test_explain_inconclusive(fitted, folders, toy_model):
+def test_explain_inconclusive(cli, fitted, folders, toy_model):
     image = folders / "scan" / "real00.png"
-    result = run_cli("explain", image, "-m", toy_model, "--calibration", fitted["cal"], "--inconclusive", "0,1",
-                     "--json")
+    result = cli("explain", image, "-m", toy_model, "--calibration", fitted["cal"], "--inconclusive", "0,1", "--json")
     record = json.loads(result.stdout)
     jsonschema.validate(record, SCHEMA)
     assert result.exit_code == 0 and record["inconclusive"] and record["verdict"] == "unknown"
     assert record["reasons"][0].startswith("model inconclusive: calibrated P(fake) =")
-    panel = run_cli("explain", image, "-m", toy_model, "--calibration", fitted["cal"], "--inconclusive", "0,1")
+    panel = cli("explain", image, "-m", toy_model, "--calibration", fitted["cal"], "--inconclusive", "0,1")
     assert "Verdict: inconclusive" in panel.stdout and "calibrated (raw" in panel.stdout
 
 
@@ -350,11 +343,11 @@ def reds(tmp_path):
     return tmp_path
 
 
-def test_inconclusive_band_on_the_command_line(reds, monkeypatch):
+def test_inconclusive_band_on_the_command_line(cli, reds, monkeypatch):
     import stub_engine
 
     stub_engine.install(monkeypatch)
-    result = run_cli("scan", reds, "--inconclusive", "0.3,0.7", "--format", "jsonl")
+    result = cli("scan", reds, "--inconclusive", "0.3,0.7", "--format", "jsonl")
     rows = {Path(r["path"]).stem: r for r in map(json.loads, result.stdout.splitlines())}
     assert result.exit_code == 1  # "high" is fake
     assert [(rows[n]["verdict"], rows[n]["inconclusive"]) for n in ("low", "mid", "high")] == [
@@ -363,7 +356,7 @@ def test_inconclusive_band_on_the_command_line(reds, monkeypatch):
     assert rows["mid"]["reasons"] == ["model inconclusive: P(fake) = 50.2% lies in the inconclusive band 30.0%–70.0%"]
     for row in rows.values():
         jsonschema.validate(row, SCHEMA)
-    table = run_cli("scan", reds, "--inconclusive", "30%,70%", "--format", "table")
+    table = cli("scan", reds, "--inconclusive", "30%,70%", "--format", "table")
     assert "inconclusive" in table.stdout and "(1 of them inconclusive)" in table.stdout
 
 
@@ -373,11 +366,11 @@ def test_inconclusive_band_on_the_command_line(reds, monkeypatch):
     (["--inconclusive", "0.8,0.2"], "needs 0 <= LO < HI <= 1"),
     (["--inconclusive", "half"], "is not LO,HI"),
 ])
-def test_band_refusals(reds, monkeypatch, args, message):
+def test_band_refusals(cli, reds, monkeypatch, args, message):
     import stub_engine
 
     stub_engine.install(monkeypatch)
-    result = run_cli("scan", reds, *args)
+    result = cli("scan", reds, *args)
     assert result.exit_code == 2 and message in result.stderr
 
 

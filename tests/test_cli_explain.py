@@ -6,19 +6,9 @@ import sys
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
 from fakevlm_cli import __version__
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.record import load_schema
-
-
-@pytest.fixture
-def run():
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +23,19 @@ def toy_files(tmp_path_factory):
     return {"fake": folder / "fake.png", "real": folder / "real.png", "region": fake.region}
 
 
-def test_explain_panel_shows_the_models_answer(run, toy_model, toy_files):
-    result = run("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu")
+def test_explain_panel_shows_the_models_answer(cli, toy_model, toy_files):
+    result = cli("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu")
     out = " ".join(result.output.replace("│", " ").split())  # the panel wraps lines inside its border
     assert result.exit_code == 1  # fake
     assert "Verdict: FAKE" in out and "P(fake):" in out and "%" in out
     assert "This is a fake image." in out and f"in the {toy_files['region']} of the image" in out
     assert "fake.png" in out and str(toy_model)[-20:] in out.replace(" ", "")
-    result = run("explain", toy_files["real"], "--model", toy_model, "--device", "cpu")
+    result = cli("explain", toy_files["real"], "--model", toy_model, "--device", "cpu")
     assert result.exit_code == 0 and "Verdict: REAL" in result.output and "This is a real image." in result.output
 
 
-def test_explain_json_follows_record_schema(run, toy_model, toy_files):
-    result = run("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu", "--json")
+def test_explain_json_follows_record_schema(cli, toy_model, toy_files):
+    result = cli("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu", "--json")
     record = json.loads(result.stdout)
     jsonschema.validate(record, load_schema())
     assert record["path"].endswith("fake.png")
@@ -59,49 +49,49 @@ def test_explain_json_follows_record_schema(run, toy_model, toy_files):
     assert len(record["sha256"]) == 64 and record["format"] == "PNG"
 
 
-def test_explain_threshold_changes_verdict(run, toy_model, toy_files):
-    low = json.loads(run("explain", toy_files["real"], "-m", toy_model, "--json", "--threshold", "0").stdout)
-    high = json.loads(run("explain", toy_files["fake"], "-m", toy_model, "--json", "--threshold", "1").stdout)
+def test_explain_threshold_changes_verdict(cli, toy_model, toy_files):
+    low = json.loads(cli("explain", toy_files["real"], "-m", toy_model, "--json", "--threshold", "0").stdout)
+    high = json.loads(cli("explain", toy_files["fake"], "-m", toy_model, "--json", "--threshold", "1").stdout)
     assert low["verdict"] == "fake" and low["text_verdict"] == "real"  # the threshold decides, the text is kept
     assert high["verdict"] == "real" or high["p_fake"] == 1.0
 
 
-def test_explain_missing_image(run, tiny_model, tmp_path):
-    result = run("explain", tmp_path / "nope.jpg", "--model", tiny_model)
+def test_explain_missing_image(cli, tiny_model, tmp_path):
+    result = cli("explain", tmp_path / "nope.jpg", "--model", tiny_model)
     assert result.exit_code == 2
     assert result.stderr.strip() == f"fakevlm: error: {tmp_path / 'nope.jpg'}: no such file"
 
 
-def test_explain_non_image(run, tiny_model, tmp_path):
+def test_explain_non_image(cli, tiny_model, tmp_path):
     fake_jpg = tmp_path / "notes.jpg"
     fake_jpg.write_text("not a picture")
-    result = run("explain", fake_jpg, "--model", tiny_model)
+    result = cli("explain", fake_jpg, "--model", tiny_model)
     assert result.exit_code == 2
     assert "notes.jpg" in result.stderr and "not an image" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_explain_truncated_image(run, tiny_model, tmp_path):
+def test_explain_truncated_image(cli, tiny_model, tmp_path):
     from conftest import noise_image
 
     path = tmp_path / "cut.png"
     noise_image(3, (128, 128)).save(path)
     path.write_bytes(path.read_bytes()[:300])
-    result = run("explain", path, "--model", tiny_model)
+    result = cli("explain", path, "--model", tiny_model)
     assert result.exit_code == 2 and "cut.png" in result.stderr
     assert "truncated" in result.stderr or "corrupt" in result.stderr
 
 
-def test_explain_missing_model_directory(run, tmp_path, photo):
-    result = run("explain", photo, "--model", tmp_path / "models" / "fakevlm")
+def test_explain_missing_model_directory(cli, tmp_path, photo):
+    result = cli("explain", photo, "--model", tmp_path / "models" / "fakevlm")
     assert result.exit_code == 2
     missing = tmp_path / "models" / "fakevlm"
     assert result.stderr.strip() == f"fakevlm: error: model directory '{missing}' does not exist"
 
 
-def test_model_from_environment(tiny_model, photo, monkeypatch):
+def test_model_from_environment(cli, tiny_model, photo, monkeypatch):
     monkeypatch.setenv("FAKEVLM_MODEL", str(tiny_model))
-    result = CliRunner().invoke(cli, ["explain", str(photo), "--json", "--max-new-tokens", "1"])
+    result = cli("explain", photo, "--json", "--max-new-tokens", "1")
     record = json.loads(result.stdout)
     assert record["model"]["id"] == str(tiny_model)
     # a random model writes no verdict: P(fake) is null and the verdict unknown, never a guess
@@ -109,8 +99,8 @@ def test_model_from_environment(tiny_model, photo, monkeypatch):
     assert any("stated no verdict" in n for n in record["notes"])
 
 
-def test_version(run):
-    result = run("--version")
+def test_version(cli):
+    result = cli("--version")
     assert result.exit_code == 0 and __version__ in result.output
 
 
@@ -132,22 +122,22 @@ def test_python_dash_m_works():
     assert out.returncode == 0 and __version__ in out.stdout
 
 
-def test_prompt_and_answer_prefix_accept_a_written_newline(tiny_model, photo):
+def test_prompt_and_answer_prefix_accept_a_written_newline(cli, tiny_model, photo):
     from fakevlm_cli.core.options import build
 
     request = build("explain", {"image": photo, "model": str(tiny_model), "device": "cpu",
                                 "prompt": "<image>Does the person's nose look real/fake?",
                                 "answer_prefix": "\\nThe nose looks"})
     assert request.engine.answer_prefix == "\nThe nose looks" and request.engine.prompt.endswith("real/fake?")
-    result = CliRunner().invoke(cli, ["explain", str(photo), "-m", str(tiny_model), "--json", "--max-new-tokens",
-                                      "3", "--answer-prefix", "\\nThe nose looks"])
+    result = cli("explain", photo, "-m", tiny_model, "--json", "--max-new-tokens", "3", "--answer-prefix",
+                 "\\nThe nose looks")
     record = json.loads(result.stdout)
     assert record["model"]["answer_prefix"] == "\nThe nose looks"
     assert 0 <= record["p_fake"] <= 1  # forced: read at the next token even from a random model
     assert record["answer"].startswith("The nose looks")
 
 
-def test_a_file_whose_pixels_fail_but_whose_metadata_decides_gets_that_verdict_as_in_a_scan(run, tmp_path):
+def test_a_file_whose_pixels_fail_but_whose_metadata_decides_gets_that_verdict_as_in_a_scan(cli, tmp_path):
     """A truncated Stable Diffusion PNG: `scan` calls it fake on its parameters chunk, so `explain` must too
     (it said "error", exit 2), with the reason the pixels were not judged; no model is loaded for it. A broken
     file with nothing decisive stays an error."""
@@ -156,23 +146,23 @@ def test_a_file_whose_pixels_fail_but_whose_metadata_decides_gets_that_verdict_a
     data = f.a1111_png(tmp_path / "sd.png").read_bytes()
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(data[:data.find(b"IDAT") + 40])
-    result = run("explain", truncated, "--json", "-m", tmp_path / "never-loaded")
+    result = cli("explain", truncated, "--json", "-m", tmp_path / "never-loaded")
     assert result.exit_code == 1, result.stderr
     record = json.loads(result.stdout)
     jsonschema.validate(record, load_schema())
     assert record["verdict"] == "fake" and record["p_fake"] is None and record["model"] is None
     assert any(n.startswith("pixels not judged (truncated PNG") for n in record["notes"])
-    panel = run("explain", truncated, "-m", tmp_path / "never-loaded")
+    panel = cli("explain", truncated, "-m", tmp_path / "never-loaded")
     text = " ".join(panel.output.replace("│", " ").split())
     assert "Verdict: FAKE" in text and "pixels not judged" in text and "metadata only" in text
     plain = tmp_path / "plain.png"
     plain.write_bytes(data[:data.find(b"IDAT") + 40].replace(b"parameters", b"parameterz"))
-    result = run("explain", plain, "-m", tmp_path / "never-loaded")
+    result = cli("explain", plain, "-m", tmp_path / "never-loaded")
     assert result.exit_code == 2 and result.stderr.startswith(f"fakevlm: error: {plain}: ")
 
 
-def test_explain_on_a_folder_is_one_line_pointing_at_scan(run, tmp_path):
-    result = run("explain", tmp_path, "-m", tmp_path / "never-loaded")
+def test_explain_on_a_folder_is_one_line_pointing_at_scan(cli, tmp_path):
+    result = cli("explain", tmp_path, "-m", tmp_path / "never-loaded")
     assert result.exit_code == 2
     assert result.stderr == (f"fakevlm: error: {tmp_path}: is a folder: explain takes one image or video "
                              "(scan reads folders)\n")
@@ -201,6 +191,6 @@ def test_usage_errors_stay_one_line_on_a_click_without_no_args_is_help_error():
     assert result.returncode == 2 and result.stderr.startswith("fakevlm: error: No such option '--bogus'")
 
 
-def test_report_on_a_folder_says_it_is_one(run, tmp_path):
-    result = CliRunner().invoke(cli, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
+def test_report_on_a_folder_says_it_is_one(cli, tmp_path):
+    result = cli("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 2 and "is a folder" in result.stderr

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli, completion_script
+from fakevlm_cli.cli import completion_script
 
 COMPLETIONS = Path(__file__).resolve().parents[1] / "completions"
 FILES = {"bash": "fakevlm.bash", "zsh": "_fakevlm", "fish": "fakevlm.fish"}
@@ -20,8 +19,8 @@ def test_checked_in_completion_matches_generated(shell):
 
 
 @pytest.mark.parametrize("shell", sorted(FILES))
-def test_completion_command_prints_script(shell):
-    result = CliRunner().invoke(cli, ["completion", shell])
+def test_completion_command_prints_script(cli, shell):
+    result = cli("completion", shell)
     assert result.exit_code == 0 and "_FAKEVLM_COMPLETE" in result.output
 
 

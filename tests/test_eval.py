@@ -8,11 +8,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 from conftest import noise_image
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.record import load_schema
 
 VERDICT_Q = "<image>Does the image looks real/fake?"
@@ -90,16 +88,12 @@ def make_folder(root: Path) -> Path:
 BUILDERS = {"fakeclue": make_fakeclue, "loki": make_loki, "ddvqa": make_ddvqa, "folder": make_folder}
 
 
-def run_eval(*args):
-    return CliRunner().invoke(cli, ["eval", *map(str, args)], catch_exceptions=False)
-
-
 @pytest.mark.parametrize("bench", sorted(BUILDERS))
-def test_eval_end_to_end(bench, tmp_path, toy_model):
+def test_eval_end_to_end(cli, bench, tmp_path, toy_model):
     data = BUILDERS[bench](tmp_path / bench)
     results, preds = tmp_path / "results.json", tmp_path / "preds.jsonl"
-    result = run_eval("--bench", bench, "--data", data, "-m", toy_model, "-o", results, "--predictions", preds,
-                      "--batch-size", "3")
+    result = cli("eval", "--bench", bench, "--data", data, "-m", toy_model, "-o", results, "--predictions", preds,
+                 "--batch-size", "3")
     assert result.exit_code == 0, result.output + result.stderr
     assert "overall" in result.stdout and "F1 (real+)" in result.stdout
     doc = json.loads(results.read_text())
@@ -125,7 +119,7 @@ def test_eval_end_to_end(bench, tmp_path, toy_model):
     assert doc["model"]["pixels"] == "upstream" and doc["config"]["pixels"] == "upstream"
 
 
-def test_a_labelled_folder_of_fresh_images_scores_like_a_detector(tmp_path, toy_model):
+def test_a_labelled_folder_of_fresh_images_scores_like_a_detector(cli, tmp_path, toy_model):
     """40 images the toy never saw: accuracy and AUC measured by eval must be high (and are known to be)."""
     data = tmp_path / "labelled"
     for i in range(20):
@@ -133,35 +127,35 @@ def test_a_labelled_folder_of_fresh_images_scores_like_a_detector(tmp_path, toy_
         img(data / "fake" / ("cb" if i % 2 else "cb2") / f"f{i:02d}.png", 2000 + i, fake=True)
     out = tmp_path / "r.json"
     for verdict_from in ("score", "text"):
-        result = run_eval("--bench", "folder", "--data", data, "-m", toy_model, "-o", out, "--verdict-from",
-                          verdict_from, *(["--explain", "--max-new-tokens", "40"] if verdict_from == "text" else []))
+        result = cli("eval", "--bench", "folder", "--data", data, "-m", toy_model, "-o", out, "--verdict-from",
+                     verdict_from, *(["--explain", "--max-new-tokens", "40"] if verdict_from == "text" else []))
         assert result.exit_code == 0, result.stderr
         overall = json.loads(out.read_text())["metrics"]["overall"]
         assert overall["n"] == 40 and overall["accuracy"] >= 0.95
         assert overall["roc_auc_fake_positive"] >= 0.95 and overall["n_unknown"] == 0
 
 
-def test_fakeclue_counts_missing_and_filters(tmp_path, toy_model):
+def test_fakeclue_counts_missing_and_filters(cli, tmp_path, toy_model):
     data = make_fakeclue(tmp_path / "fc")
     out = tmp_path / "r.json"
-    run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--categories", "doc")
+    cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--categories", "doc")
     doc = json.loads(out.read_text())
     assert doc["metrics"]["overall"]["n"] == 4 and doc["metrics"]["overall"]["n_missing"] == 1
     assert set(doc["metrics"]["categories"]) == {"doc"}
 
 
-def test_from_predictions_gives_the_same_numbers(tmp_path, toy_model):
+def test_from_predictions_gives_the_same_numbers(cli, tmp_path, toy_model):
     data = make_fakeclue(tmp_path / "fc")
     live, again, preds = tmp_path / "live.json", tmp_path / "again.json", tmp_path / "p.jsonl"
-    run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", live, "--predictions", preds)
-    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", again,
-                      "-m", tmp_path / "no-model-needed")
+    cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", live, "--predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", again, "-m",
+                 tmp_path / "no-model-needed")
     assert result.exit_code == 0, result.stderr
     assert json.loads(live.read_text())["metrics"] == json.loads(again.read_text())["metrics"]
     # judged again at another threshold, and written out as judged now; never over the file being read
     rejudged = tmp_path / "rejudged.jsonl"
-    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--threshold", "0.0001",
-                      "--predictions", rejudged)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--threshold", "0.0001",
+                 "--predictions", rejudged)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in rejudged.read_text().splitlines()]
     assert len(rows) == 8 and all(r["threshold"] == 0.0001 for r in rows)
@@ -169,24 +163,24 @@ def test_from_predictions_gives_the_same_numbers(tmp_path, toy_model):
     earlier = [json.loads(line)["verdict"] for line in preds.read_text().splitlines()]
     assert [r["verdict"] for r in rows].count("fake") > earlier.count("fake")  # the toy's surest reals stay real
     before = preds.read_bytes()
-    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--predictions", preds)
     assert result.exit_code == 2 and "is the --from-predictions file" in result.stderr and preds.read_bytes() == before
 
 
-def test_from_predictions_judges_records_made_at_another_threshold_at_the_one_it_states(tmp_path, toy_model):
+def test_from_predictions_judges_records_made_at_another_threshold_at_the_one_it_states(cli, tmp_path, toy_model):
     """Predictions written at --threshold 0.0001, re-scored without --threshold or with --threshold 0.5 (the
     default, which the results file then states): judged again at 0.5, the live run's numbers at 0.5."""
     data = make_fakeclue(tmp_path / "fc")
     live, low = tmp_path / "live.json", tmp_path / "low.jsonl"
-    assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", live, "-q").exit_code == 0
-    assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--threshold", "0.0001",
-                    "--predictions", low, "-q").exit_code == 0
+    assert cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", live, "-q").exit_code == 0
+    assert cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "--threshold", "0.0001",
+               "--predictions", low, "-q").exit_code == 0
     assert any(json.loads(line)["verdict"] == "fake" and json.loads(line)["label"] == "real"
                for line in low.read_text().splitlines())  # at 0.0001 some reals were called fake
     for extra in ((), ("--threshold", "0.5")):
         out, again = tmp_path / "again.json", tmp_path / "again.jsonl"
-        result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", low, "-o", out,
-                          "--predictions", again, *extra)
+        result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", low, "-o", out,
+                     "--predictions", again, *extra)
         assert result.exit_code == 0, result.stderr
         doc = json.loads(out.read_text())
         assert doc["config"]["threshold"] == 0.5
@@ -194,28 +188,29 @@ def test_from_predictions_judges_records_made_at_another_threshold_at_the_one_it
         assert all(json.loads(line)["threshold"] == 0.5 for line in again.read_text().splitlines())
 
 
-def test_no_output_replaces_one_of_the_benchmarks_images_even_with_force(tmp_path):
+def test_no_output_replaces_one_of_the_benchmarks_images_even_with_force(cli, tmp_path):
     data = make_folder(tmp_path / "labelled")
     image = data / "real" / "camA" / "r0.png"
     evidence = image.read_bytes()
     for flag in ("-o", "--predictions", "--fit-calibration"):
-        result = run_eval("--bench", "folder", "--data", data, "-m", tmp_path / "never-loaded", flag, image, "--force")
+        result = cli("eval", "--bench", "folder", "--data", data, "-m", tmp_path / "never-loaded", flag, image,
+                     "--force")
         assert result.exit_code == 2 and "is one of the benchmark's images" in result.stderr, result.stderr
         assert "never-loaded" not in result.stderr and image.read_bytes() == evidence
 
 
-def test_two_outputs_naming_one_file_are_refused_before_any_work(tmp_path):
+def test_two_outputs_naming_one_file_are_refused_before_any_work(cli, tmp_path):
     data = make_fakeclue(tmp_path / "fc")
     same = tmp_path / "out.json"
     for first, second in (("-o", "--predictions"), ("-o", "--fit-calibration"),
                           ("--predictions", "--fit-calibration")):
-        result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded",
-                          first, same, second, tmp_path / "." / "out.json")
+        result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", first, same,
+                     second, tmp_path / "." / "out.json")
         assert result.exit_code == 2 and f"{first} and {second} name the same file" in result.stderr
         assert "never-loaded" not in result.stderr and not same.exists()
 
 
-def test_outputs_that_fakevlm_did_not_write_need_force(tmp_path, toy_model):
+def test_outputs_that_fakevlm_did_not_write_need_force(cli, tmp_path, toy_model):
     """-o, --predictions and --fit-calibration never replace someone else's file (a data set's own JSON, say)
     unless --force; files eval wrote earlier are replaced freely."""
     data = make_fakeclue(tmp_path / "fc")
@@ -224,66 +219,66 @@ def test_outputs_that_fakevlm_did_not_write_need_force(tmp_path, toy_model):
     for content in ('[{"image": "a.png", "label": 1}]\n', '{"made_for": "fakevlm", "tool": {"name": "labeller"}}\n'):
         theirs.write_text(content)
         for flag in ("-o", "--predictions", "--fit-calibration"):
-            result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", flag, theirs)
+            result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", flag, theirs)
             assert result.exit_code == 2 and "is not a file fakevlm wrote" in result.stderr
             assert "--force" in result.stderr and "never-loaded" not in result.stderr and theirs.read_text() == content
     out, preds = tmp_path / "r.json", tmp_path / "p.jsonl"
     for _ in range(2):  # the second run replaces what the first wrote
-        assert run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--predictions", preds,
-                        "-q").exit_code == 0
-    assert run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", theirs,
-                    "--force").exit_code == 0
+        assert cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "-o", out, "--predictions", preds,
+                   "-q").exit_code == 0
+    assert cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", theirs,
+               "--force").exit_code == 0
     assert json.loads(theirs.read_text())["tool"]["name"] == "fakevlm"
 
 
-def test_from_predictions_must_cover_every_item(tmp_path, toy_model):
+def test_from_predictions_must_cover_every_item(cli, tmp_path, toy_model):
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"
-    run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--predictions", preds)
+    cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "--predictions", preds)
     preds.write_text("\n".join(preds.read_text().splitlines()[:-1]) + "\n")
-    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds)
     assert result.exit_code == 2 and "no prediction for 1 of 8 items" in result.stderr
 
 
-def test_explain_adds_text_metrics(tmp_path, toy_model):
+def test_explain_adds_text_metrics(cli, tmp_path, toy_model):
     data = make_loki(tmp_path / "loki")
     out = tmp_path / "r.json"
-    result = run_eval("--bench", "loki", "--data", data, "-m", toy_model, "-o", out, "--explain",
-                      "--max-new-tokens", "8")
+    result = cli("eval", "--bench", "loki", "--data", data, "-m", toy_model, "-o", out, "--explain",
+                 "--max-new-tokens", "8")
     assert result.exit_code == 0, result.stderr
     text = json.loads(out.read_text())["metrics"]["overall"]["text"]
     assert 0 <= text["rouge_l_f"] <= 1 and -1 <= text["css"] <= 1
     assert "ROUGE-L" in result.stdout and "MiniLM" in result.stdout
 
 
-def test_path_escape_is_refused_with_one_line(tmp_path):
+def test_path_escape_is_refused_with_one_line(cli, tmp_path):
     data = make_fakeclue(tmp_path / "fc")
     (data / "data_json" / "test.json").write_text(json.dumps(
         [{"image": "../../etc/passwd", "label": 0, "cate": "doc", "conversations": []}]))
-    result = run_eval("--bench", "fakeclue", "--data", data)
+    result = cli("eval", "--bench", "fakeclue", "--data", data)
     assert result.exit_code == 2
     assert "outside the data directory" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_folder_compared_to_ffpp(tmp_path, toy_model):
+def test_folder_compared_to_ffpp(cli, tmp_path, toy_model):
     data = tmp_path / "ffpp"
     for i in range(3):
         img(data / "real" / f"r{i}.png", 80 + i, fake=False)
         for method in ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"):
             img(data / "fake" / method / f"{i}.png", 90 + i * 7 + len(method), fake=True)
     out = tmp_path / "r.json"
-    result = run_eval("--bench", "folder", "--data", data, "-m", toy_model, "--compare-to", "ffpp", "-o", out)
+    result = cli("eval", "--bench", "folder", "--data", data, "-m", toy_model, "--compare-to", "ffpp", "-o", out)
     assert result.exit_code == 0, result.stderr
     rows = {r["metric"]: r for r in json.loads(out.read_text())["paper"]["rows"]}
     assert rows["auc_Deepfakes"]["ours"] is not None and rows["auc_average"]["paper"] == pytest.approx(0.963)
     assert "ROC-AUC of P(fake):" in result.stdout and "Deepfakes" in result.stdout
 
 
-def test_verdict_from_text_counts_unreadable_answers_as_unknown(tmp_path, toy_model):
+def test_verdict_from_text_counts_unreadable_answers_as_unknown(cli, tmp_path, toy_model):
     data = make_fakeclue(tmp_path / "fc")
     out, preds = tmp_path / "r.json", tmp_path / "p.jsonl"
-    result = run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--explain", "--max-new-tokens", "6",
-                      "--verdict-from", "text", "-o", out, "--predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "--explain", "--max-new-tokens", "6",
+                 "--verdict-from", "text", "-o", out, "--predictions", preds)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     overall = json.loads(out.read_text())["metrics"]["overall"]
@@ -294,13 +289,13 @@ def test_verdict_from_text_counts_unreadable_answers_as_unknown(tmp_path, toy_mo
     assert json.loads(out.read_text())["config"]["verdict_from"] == "text"
 
 
-def test_verdict_from_text_needs_explain(tmp_path):
+def test_verdict_from_text_needs_explain(cli, tmp_path):
     data = make_fakeclue(tmp_path / "fc")
-    result = run_eval("--bench", "fakeclue", "--data", data, "--verdict-from", "text")
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--verdict-from", "text")
     assert result.exit_code == 2 and "needs --explain" in result.stderr
 
 
-def test_predictions_are_written_as_they_come(tmp_path, toy_model, monkeypatch):
+def test_predictions_are_written_as_they_come(cli, tmp_path, toy_model, monkeypatch):
     """A crash after the first batch keeps the predictions already made."""
     from fakevlm_cli.run import pipeline
 
@@ -316,17 +311,17 @@ def test_predictions_are_written_as_they_come(tmp_path, toy_model, monkeypatch):
         yield from real_finish(self, jobs)
 
     monkeypatch.setattr(pipeline.Scanner, "_finish", finish_then_crash)
-    result = run_eval("--bench", "fakeclue", "--data", data, "-m", toy_model, "--batch-size", "3",
-                      "--predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", toy_model, "--batch-size", "3", "--predictions",
+                 preds)
     assert result.exit_code == 2 and "internal error: RuntimeError: power cut" in result.stderr
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert len(rows) == 3 and all(r["item_id"] and r["label"] in ("real", "fake") for r in rows)
 
 
-def test_unwritable_results_path_fails_before_the_model_runs(tmp_path):
+def test_unwritable_results_path_fails_before_the_model_runs(cli, tmp_path):
     data = make_fakeclue(tmp_path / "fc")
-    result = run_eval("--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded",
-                      "-o", tmp_path / "missing-folder" / "r.json")
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", tmp_path / "never-loaded", "-o",
+                 tmp_path / "missing-folder" / "r.json")
     assert result.exit_code == 2 and "does not exist" in result.stderr and "never-loaded" not in result.stderr
 
 
@@ -355,13 +350,13 @@ def _prediction(item_id: str, **change) -> dict:
     ({"path": 7}, "path must be a string, found 7"),
     ({"path": ABSENT}, "path must be a string, found None"),
 ])
-def test_from_predictions_with_wrong_types_is_a_one_line_error(tmp_path, change, message):
+def test_from_predictions_with_wrong_types_is_a_one_line_error(cli, tmp_path, change, message):
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"
     rows = [_prediction(f"genimage/{i}.png") for i in range(8)]
     rows[3] = {key: value for key, value in {**rows[3], **change}.items() if value is not ABSENT}
     preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds)
     assert result.exit_code == 2, result.output
     assert result.stderr == f"fakevlm: error: {preds}: line 4: " + (
         message if "item_id" in change else f"item 'genimage/3.png': {message}") + "\n"
@@ -372,19 +367,19 @@ def test_from_predictions_with_wrong_types_is_a_one_line_error(tmp_path, change,
     ('[{"image": "genimage/0.png", "label": ' + "1" * 5000 + ', "cate": "x"}]', "unreadable JSON: Exceeds the limit"),
     ('{"genimage/0.png": ' + "[" * 50_000 + "]" * 50_000 + "}", "JSON nested too deeply"),
 ])
-def test_hostile_dataset_json_is_a_one_line_error(tmp_path, text, message):
+def test_hostile_dataset_json_is_a_one_line_error(cli, tmp_path, text, message):
     data = make_fakeclue(tmp_path / "fc")
     annotations = tmp_path / "test.json"
     annotations.write_text(text)
-    result = run_eval("--bench", "fakeclue", "--data", data, "--annotations", annotations)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--annotations", annotations)
     assert result.exit_code == 2 and result.stderr.startswith(f"fakevlm: error: {annotations}: {message}")
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_hostile_predictions_json_is_a_one_line_error(tmp_path):
+def test_hostile_predictions_json_is_a_one_line_error(cli, tmp_path):
     data = make_fakeclue(tmp_path / "fc")
     preds = tmp_path / "p.jsonl"
     for text in ("[" * 100_000, '{"item_id": ' + "9" * 5000 + "}"):
         preds.write_text(text + "\n")
-        result = run_eval("--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+        result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds)
         assert result.exit_code == 2 and result.stderr == f"fakevlm: error: {preds}: line 1 is not JSON\n"

@@ -268,20 +268,17 @@ def test_ingredient_signers_are_listed_with_their_own_trust():
 
 
 @needs_c2pa
-def test_scan_trust_anchors_end_to_end(tmp_path):
+def test_scan_trust_anchors_end_to_end(cli, tmp_path):
     import json
 
     import jsonschema
-    from click.testing import CliRunner
 
-    from fakevlm_cli.cli import cli
     from fakevlm_cli.core.record import load_schema
 
     anchors = tmp_path / "anchors.pem"
     anchors.write_text(_issuing_cas(*VALID))
     path = CORPUS / "C_algorithmicMedia.jpg"
-    result = CliRunner().invoke(cli, ["scan", "--no-model", "--format", "jsonl", "--trust-anchors", str(anchors),
-                                      str(path)])
+    result = cli("scan", "--no-model", "--format", "jsonl", "--trust-anchors", anchors, path)
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
     jsonschema.validate(record, load_schema())
@@ -290,7 +287,7 @@ def test_scan_trust_anchors_end_to_end(tmp_path):
 
     bad = tmp_path / "bad.pem"
     bad.write_text("hello")
-    result = CliRunner().invoke(cli, ["scan", "--no-model", "--trust-anchors", str(bad), str(path)])
+    result = cli("scan", "--no-model", "--trust-anchors", bad, path)
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"fakevlm: error: {bad}: not a PEM bundle of X.509 certificates "
                                      "(-----BEGIN CERTIFICATE----- blocks)")

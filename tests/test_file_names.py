@@ -14,9 +14,7 @@ from pathlib import Path
 import factories as f
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.record import load_schema, raw_path, recorded_path
 from fakevlm_cli.core.text import safe_text
 
@@ -126,9 +124,8 @@ def test_safe_text_makes_every_invisible_or_controlling_character_visible(text, 
     assert safe_text(text) == shown
 
 
-def test_cli_runner_scan_with_odd_names_does_not_crash(odd_dir):
-    result = CliRunner().invoke(cli, ["scan", str(odd_dir), "--no-model", "--format", "jsonl"],
-                                catch_exceptions=False)
+def test_cli_runner_scan_with_odd_names_does_not_crash(cli, odd_dir):
+    result = cli("scan", odd_dir, "--no-model", "--format", "jsonl")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == len(BAD_NAMES) + len(GOOD_NAMES)
 
 
@@ -149,7 +146,7 @@ def test_csv_on_a_terminal_shows_names_escaped_and_piped_csv_keeps_them_exact(od
     assert {"clear\\x1b[2J.png", "c1\\x9bchar.png", "csi\\x9b31m.png", "bad\\xff\\xfe.png"} <= names
 
 
-def test_explain_json_with_a_heatmap_name_that_is_not_utf8(monkeypatch, tmp_path):
+def test_explain_json_with_a_heatmap_name_that_is_not_utf8(cli, monkeypatch, tmp_path):
     """`explain --json --heatmap` to a non-UTF-8 name: the map is written there, and the JSON names it with the
     odd bytes visible (as JSONL does), valid UTF-8 with no raw C1 byte, instead of a crash."""
     import stub_engine
@@ -159,8 +156,7 @@ def test_explain_json_with_a_heatmap_name_that_is_not_utf8(monkeypatch, tmp_path
     image = tmp_path / "red.png"
     Image.new("RGB", (32, 32), (230, 20, 20)).save(image)
     heatmap = Path(os.fsdecode(bytes(tmp_path) + b"/map\xff\x9b.png"))
-    result = CliRunner().invoke(cli, ["explain", str(image), "--heatmap", str(heatmap), "--json"],
-                                catch_exceptions=False)
+    result = cli("explain", image, "--heatmap", heatmap, "--json")
     assert result.exit_code == 1  # the stub calls a red image fake
     assert b"\x9b" not in result.stdout_bytes and b"\xc2\x9b" not in result.stdout_bytes
     record = json.loads(result.stdout_bytes.decode("utf-8"))

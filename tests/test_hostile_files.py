@@ -22,11 +22,9 @@ from pathlib import Path
 import factories as f
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import noise_image
 from PIL import Image
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.media.discover import Candidate, read_path_list
 from fakevlm_cli.media.images import load_image
@@ -400,18 +398,18 @@ def test_path_list_entry_longer_than_path_max_is_skipped_with_a_warning():
         assert warned == [f"{'entry' if nul else 'line'} 3 is longer than 4096 bytes: not a path, skipped"]
 
 
-def test_scan_from_a_list_with_an_overlong_line_scans_the_rest(tmp_path):
+def test_scan_from_a_list_with_an_overlong_line_scans_the_rest(cli, tmp_path):
     good = f.a1111_png(tmp_path / "sd.png")
     listing = tmp_path / "list.txt"
     listing.write_bytes(b"x" * 100_000 + b"\n" + str(good).encode() + b"\n")
-    result = CliRunner().invoke(cli, ["scan", "--from-file", str(listing), "--no-model", "--format", "jsonl"])
+    result = cli("scan", "--from-file", listing, "--no-model", "--format", "jsonl")
     assert result.exit_code == 1 and json.loads(result.stdout)["path"] == str(good)
     assert "line 1 is longer than 4096 bytes" in result.stderr
 
 
 # ---- -q silences library warnings ------------------------------------------------------------------------------
 
-def test_pillows_warnings_are_notes_on_the_files_record_and_never_raw_lines(tmp_path, tiny_model, monkeypatch):
+def test_pillows_warnings_are_notes_on_the_files_record_and_never_raw_lines(cli, tmp_path, tiny_model, monkeypatch):
     """Pillow warns from the loader threads ("Invalid APNG, will use default PNG image"): the warning goes to
     that file's record as a note, with or without -q, and never reaches stderr as a raw Python warning (a
     site-packages path and a source line, no file name: catch_warnings is not thread-safe and leaked them, even
@@ -425,7 +423,7 @@ def test_pillows_warnings_are_notes_on_the_files_record_and_never_raw_lines(tmp_
     args = ["scan", str(tmp_path), "-m", str(tiny_model), "--format", "jsonl", "--workers", "3"]
     try:
         for extra in ([], ["-q"], ["--no-model"]):  # the header read of a metadata-only scan notes them too
-            result = CliRunner().invoke(cli, [*args, *extra])
+            result = cli(*args, *extra)
             assert result.exit_code in (0, 1) and "broken.jpg: not an image" in result.stderr
             assert "Warning" not in result.stderr and "warnings.warn" not in result.stderr
             rows = [json.loads(line) for line in result.stdout.splitlines()]

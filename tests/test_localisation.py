@@ -11,11 +11,9 @@ import jsonschema
 import numpy as np
 import orjson
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from fakevlm_cli import run
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.core.record import load_schema
 from fakevlm_cli.media.discover import Candidate
@@ -152,11 +150,10 @@ def test_a_failing_map_is_a_note_and_the_verdict_stands(toy_engine, tmp_path, mo
         assert "no heatmap: RuntimeError: out of memory" in record.notes
 
 
-def test_scan_writes_heatmaps_and_the_records_point_at_them(toy_model, tmp_path):
+def test_scan_writes_heatmaps_and_the_records_point_at_them(cli, toy_model, tmp_path):
     files = toy_files(tmp_path / "in", 4)
     out, maps = tmp_path / "r.jsonl", tmp_path / "maps"
-    result = CliRunner().invoke(cli, ["scan", str(tmp_path / "in"), "-m", str(toy_model), "-o", str(out),
-                                      "--heatmaps", str(maps), "-q"])
+    result = cli("scan", tmp_path / "in", "-m", toy_model, "-o", out, "--heatmaps", maps, "-q")
     assert result.exit_code == 1, result.output  # fakes were found
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == len(files)
@@ -170,20 +167,19 @@ def test_scan_writes_heatmaps_and_the_records_point_at_them(toy_model, tmp_path)
     assert len(list(maps.iterdir())) == len(files)
 
 
-def test_explain_heatmap(toy_model, tmp_path):
+def test_explain_heatmap(cli, toy_model, tmp_path):
     ((path, _),) = toy_files(tmp_path, 1, fake=True)
     picture = tmp_path / "where.png"
-    result = CliRunner().invoke(cli, ["explain", str(path), "-m", str(toy_model), "--heatmap", str(picture),
-                                      "--json"])
+    result = cli("explain", path, "-m", toy_model, "--heatmap", picture, "--json")
     assert result.exit_code == 1
     record = json.loads(result.stdout)
     jsonschema.validate(record, load_schema())
     assert record["localisation"]["heatmap"] == str(picture) and Image.open(picture).format == "PNG"
-    panel = CliRunner().invoke(cli, ["explain", str(path), "-m", str(toy_model), "--localise"])
+    panel = cli("explain", path, "-m", toy_model, "--localise")
     assert "Where (attention" in panel.output and "region 1: (" in panel.output
 
 
-def test_explain_heatmap_never_replaces_the_image_or_a_file_it_did_not_write(toy_model, tmp_path):
+def test_explain_heatmap_never_replaces_the_image_or_a_file_it_did_not_write(cli, toy_model, tmp_path):
     """--heatmap over the image explained (or a link to it) is refused, even with --force; over another file
     that is not a heatmap it needs --force; an earlier heatmap is replaced freely. Refused before the model
     loads, the files untouched."""
@@ -194,7 +190,7 @@ def test_explain_heatmap_never_replaces_the_image_or_a_file_it_did_not_write(toy
     notes.write_bytes(b"not a heatmap")
 
     def explain(*args):
-        return CliRunner().invoke(cli, ["explain", str(path), "--heatmap", *map(str, args), "--json"])
+        return cli("explain", path, "--heatmap", *args, "--json")
 
     for target in (path, tmp_path / "link.png"):
         result = explain(target, "--force", "-m", tmp_path / "never-loaded")
@@ -206,8 +202,8 @@ def test_explain_heatmap_never_replaces_the_image_or_a_file_it_did_not_write(toy
     assert explain(notes, "-m", toy_model).exit_code == 1  # now a heatmap of ours: replaced freely
 
 
-def test_localise_needs_the_model(tmp_path):
-    result = CliRunner().invoke(cli, ["scan", str(tmp_path), "--no-model", "--localise"])
+def test_localise_needs_the_model(cli, tmp_path):
+    result = cli("scan", tmp_path, "--no-model", "--localise")
     assert result.exit_code == 2 and "need the model" in result.stderr
 
 
@@ -272,7 +268,7 @@ def test_the_faithfulness_benchmark_runs(tmp_path):
     assert doc["paired"]["best"] in relevance.METHODS and len(doc["paired"]["against"]) == 2
 
 
-def test_a_clip_gets_a_note_not_a_map(tmp_path, monkeypatch):
+def test_a_clip_gets_a_note_not_a_map(cli, tmp_path, monkeypatch):
     """--localise on a video: no map (one frame's map would be read as the clip's), a note that says where to
     look instead; the image beside it still gets its map and heatmap picture, and explain --heatmap warns."""
     from factories import video_clip
@@ -284,7 +280,7 @@ def test_a_clip_gets_a_note_not_a_map(tmp_path, monkeypatch):
     video_clip(folder / "clip.mp4", [Image.new("RGB", (64, 48), (230, 20, 20))] * 4)
     Image.new("RGB", (64, 48), (230, 20, 20)).save(folder / "red.png")
     out, maps = tmp_path / "r.jsonl", tmp_path / "maps"
-    result = CliRunner().invoke(cli, ["scan", str(folder), "--heatmaps", str(maps), "-o", str(out), "-q"])
+    result = cli("scan", folder, "--heatmaps", maps, "-o", out, "-q")
     assert result.exit_code == 1, result.output
     records = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     clip, image = records["clip.mp4"], records["red.png"]
@@ -292,6 +288,6 @@ def test_a_clip_gets_a_note_not_a_map(tmp_path, monkeypatch):
     assert any(n.startswith("no heatmap: maps are made for still pictures, not for video clips") for n in clip["notes"])
     assert image["localisation"] is not None and Path(image["localisation"]["heatmap"]).is_file()
     assert len(list(maps.iterdir())) == 1
-    result = CliRunner().invoke(cli, ["explain", str(folder / "clip.mp4"), "--heatmap", str(tmp_path / "c.png")])
+    result = cli("explain", folder / "clip.mp4", "--heatmap", tmp_path / "c.png")
     assert result.exit_code == 1 and not (tmp_path / "c.png").exists()
     assert "not written: no heatmap: maps are made for still pictures" in result.output.replace("\n", " ")

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.errors import DatasetError
 from fakevlm_cli.core.record import load_schema
 from fakevlm_cli.datasets.loaders import load_loki
@@ -109,12 +107,11 @@ def test_localisation_scores():
     assert scores["centre_prior"]["pointing_game"] == pytest.approx(2 / 3) and scores["methods"] == ["attention"]
 
 
-def test_eval_loki_localise_end_to_end(tmp_path, toy_model):
+def test_eval_loki_localise_end_to_end(cli, tmp_path, toy_model):
     make_loki(tmp_path / "LOKI", n_tf=8, n_extra=12)
     out, preds = tmp_path / "results.json", tmp_path / "preds.jsonl"
-    result = CliRunner().invoke(cli, ["eval", "--bench", "loki", "--data", str(tmp_path / "LOKI"), "-m",
-                                      str(toy_model), "--localise", "-o", str(out), "--predictions", str(preds),
-                                      "--explain", "--max-new-tokens", "24"])
+    result = cli("eval", "--bench", "loki", "--data", tmp_path / "LOKI", "-m", toy_model, "--localise", "-o", out,
+                 "--predictions", preds, "--explain", "--max-new-tokens", "24")
     assert result.exit_code == 0, result.output + result.stderr
     assert "pointing game" in result.stdout and "centre prior" in result.stdout
     assert "localisation over the 16 images" in " ".join(result.stdout.split())
@@ -133,7 +130,7 @@ def test_eval_loki_localise_end_to_end(tmp_path, toy_model):
         jsonschema.validate(row, load_schema())
     # re-scored from the predictions, without the model: the same numbers
     again = tmp_path / "again.json"
-    result = CliRunner().invoke(cli, ["eval", "--bench", "loki", "--data", str(tmp_path / "LOKI"), "--localise",
-                                      "--from-predictions", str(preds), "-o", str(again)])
+    result = cli("eval", "--bench", "loki", "--data", tmp_path / "LOKI", "--localise", "--from-predictions", preds,
+                 "-o", again)
     assert result.exit_code == 0, result.output
     assert json.loads(again.read_text())["metrics"]["localisation"] == loc

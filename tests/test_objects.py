@@ -10,9 +10,6 @@ from pathlib import Path
 import factories as f
 import pytest
 import stub_engine
-from click.testing import CliRunner
-
-from fakevlm_cli.cli import cli
 
 BUCKET = "evidence"
 
@@ -34,10 +31,6 @@ def bucket(s3_server, tmp_path_factory) -> tuple[Path, str]:
     return local, f"s3://{BUCKET}/case-1"
 
 
-def scan(*args, **kwargs):
-    return CliRunner().invoke(cli, ["scan", *map(str, args)], catch_exceptions=False, **kwargs)
-
-
 def rows(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
@@ -47,11 +40,11 @@ def comparable(row: dict, root: str) -> dict:
     return {**{k: v for k, v in row.items() if k != "elapsed_ms"}, "path": row["path"].removeprefix(root)}
 
 
-def test_a_prefix_scans_like_the_folder_it_was_copied_from(bucket, monkeypatch):
+def test_a_prefix_scans_like_the_folder_it_was_copied_from(cli, bucket, monkeypatch):
     stub_engine.install(monkeypatch)
     local, uri = bucket
-    on_disk = scan(local, "--format", "jsonl")
-    in_bucket = scan(uri, "--format", "jsonl")
+    on_disk = cli("scan", local, "--format", "jsonl")
+    in_bucket = cli("scan", uri, "--format", "jsonl")
     assert in_bucket.exit_code == on_disk.exit_code == 1  # sd.png's generator chunk: fake
     expected = [comparable(r, str(local)) for r in rows(on_disk.stdout)]
     got = [comparable(r, uri) for r in rows(in_bucket.stdout)]
@@ -60,11 +53,11 @@ def test_a_prefix_scans_like_the_folder_it_was_copied_from(bucket, monkeypatch):
     assert "truncated.jpg: " in in_bucket.stderr  # the bad object's one-line error names its URI
 
 
-def test_from_file_lists_objects_and_a_missing_one_is_an_error_record(bucket, tmp_path):
+def test_from_file_lists_objects_and_a_missing_one_is_an_error_record(cli, bucket, tmp_path):
     _, uri = bucket
     listing = tmp_path / "list.txt"
     listing.write_text(f"{uri}/sd.png\n{uri}/no-such.jpg\n{uri}/sub/comfy.png\n")
-    result = scan("--from-file", listing, "--no-model", "--format", "jsonl")
+    result = cli("scan", "--from-file", listing, "--no-model", "--format", "jsonl")
     got = rows(result.stdout)
     assert [r["path"] for r in got] == [f"{uri}/sd.png", f"{uri}/no-such.jpg", f"{uri}/sub/comfy.png"]
     assert got[0]["verdict"] == "fake" and got[2]["verdict"] == "fake"  # metadata read through the store
@@ -72,21 +65,21 @@ def test_from_file_lists_objects_and_a_missing_one_is_an_error_record(bucket, tm
     assert f"fakevlm: error: {uri}/no-such.jpg: no such object or prefix" in result.stderr
 
 
-def test_a_scheme_no_library_handles_is_an_error_record():
-    result = scan("nosuchstore://bucket/a.jpg", "--no-model", "--format", "jsonl")
+def test_a_scheme_no_library_handles_is_an_error_record(cli):
+    result = cli("scan", "nosuchstore://bucket/a.jpg", "--no-model", "--format", "jsonl")
     (row,) = rows(result.stdout)
     assert row["path"] == "nosuchstore://bucket/a.jpg" and row["verdict"] == "error"
     assert row["error"].startswith("no filesystem for nosuchstore://")
 
 
-def test_resume_matches_objects_by_uri(bucket, tmp_path, monkeypatch):
+def test_resume_matches_objects_by_uri(cli, bucket, tmp_path, monkeypatch):
     stub_engine.install(monkeypatch)
     _, uri = bucket
     out = tmp_path / "out.jsonl"
-    scan(uri, "-o", out)
+    cli("scan", uri, "-o", out)
     first = out.read_text().splitlines()
     out.write_text("\n".join(first[:2]) + "\n")  # as if the run had stopped after two records
-    again = scan(uri, "-o", out, "--resume")
+    again = cli("scan", uri, "-o", out, "--resume")
     assert again.exit_code == 1
     after = out.read_text().splitlines()
     assert after[:2] == first[:2]  # the records already there are kept as they were

@@ -15,20 +15,13 @@ from pathlib import Path
 
 import factories as f
 import pytest
-from click.testing import CliRunner
 from conftest import noise_image
-
-from fakevlm_cli.cli import cli
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 # The tiny model states no verdict freely; forced, every image gets a P(fake). As typed on a command line
 # (options.unescape makes "\\n" a newline).
 FORCED = "\\nThis is a"
-
-
-def run(*args, **kwargs):
-    return CliRunner().invoke(cli, [*map(str, args)], catch_exceptions=False, **kwargs)
 
 
 def rows(text: str) -> list[dict]:
@@ -78,15 +71,15 @@ def model_args(tiny_model) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def reference(inputs, model_args) -> list[dict]:
+def reference(cli, inputs, model_args) -> list[dict]:
     """The single-process scan of the same inputs."""
-    result = run("scan", *inputs, *model_args, "--format", "jsonl")
+    result = cli("scan", *inputs, *model_args, "--format", "jsonl")
     assert result.exit_code == 1
     return rows(result.stdout)
 
 
 def test_ctrl_c_leaves_whole_lines_and_resume_on_ray_equals_the_single_process_scan(
-        inputs, model_args, reference, ray_cluster, tmp_path):
+        cli, inputs, model_args, reference, ray_cluster, tmp_path):
     """A driver joins the session's cluster by address and is stopped by Ctrl-C after its first record; a run
     with --resume on what it wrote then judges the rest with 2 replicas: a folder, a bucket, a clip and bad
     files, record for record the single-process scan's."""
@@ -108,7 +101,7 @@ def test_ctrl_c_leaves_whole_lines_and_resume_on_ray_equals_the_single_process_s
     out = tmp_path / "out.jsonl"
     out.write_text("\n".join(kept) + "\n")
 
-    result = run("scan", *inputs, *model_args, "--ray", "--replicas", "2", "-o", out, "--resume")
+    result = cli("scan", *inputs, *model_args, "--ray", "--replicas", "2", "-o", out, "--resume")
     assert result.exit_code == 1, result.stderr
     lines = out.read_text().splitlines()
     assert lines[:len(kept)] == kept
@@ -139,7 +132,7 @@ def test_a_replica_killed_mid_batch_loses_nothing_and_duplicates_nothing(inputs,
     same(records, reference)
 
 
-def test_eval_on_ray_scores_what_eval_in_one_process_scores(tiny_model, tmp_path):
+def test_eval_on_ray_scores_what_eval_in_one_process_scores(cli, tiny_model, tmp_path):
     data = tmp_path / "bench"
     for label in ("real", "fake"):
         (data / label).mkdir(parents=True)
@@ -148,39 +141,39 @@ def test_eval_on_ray_scores_what_eval_in_one_process_scores(tiny_model, tmp_path
     args = ["eval", "--bench", "folder", "--data", data, "--model", tiny_model, "--device", "cpu",
             "--answer-prefix", FORCED, "-q"]
     single, on_ray = tmp_path / "single.jsonl", tmp_path / "ray.jsonl"
-    assert run(*args, "--predictions", single).exit_code == 0
-    assert run(*args, "--predictions", on_ray, "--ray", "--replicas", "1").exit_code == 0
+    assert cli(*args, "--predictions", single).exit_code == 0
+    assert cli(*args, "--predictions", on_ray, "--ray", "--replicas", "1").exit_code == 0
     same(rows(on_ray.read_text()), rows(single.read_text()))
 
 
-def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(tmp_path, tiny_model):
-    result = run("scan", "--ray", str(tmp_path), "--no-model")
+def test_ray_address_replicas_and_model_are_checked_before_the_job_starts(cli, tmp_path, tiny_model):
+    result = cli("scan", "--ray", tmp_path, "--no-model")
     assert result.exit_code == 2 and "is not a cluster address" in result.stderr and "--ray=local" in result.stderr
-    result = run("scan", str(tmp_path), "--replicas", "2", "--no-model")
+    result = cli("scan", tmp_path, "--replicas", "2", "--no-model")
     assert result.exit_code == 2 and "--replicas needs --ray" in result.stderr
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()
-    result = run("scan", str(tmp_path), "--ray", "--model", not_a_model, "--format", "jsonl")
+    result = cli("scan", tmp_path, "--ray", "--model", not_a_model, "--format", "jsonl")
     assert result.exit_code == 2 and result.stdout == ""
     said = f"fakevlm: error: '{not_a_model}' is not a model directory (no config.json in it)"
     assert result.stderr.splitlines()[-1] == said
     # issue 23 item 8: more replicas than the session's 2-CPU Ray can place waited forever; now one line
     out = tmp_path / "out.jsonl"
-    result = run("scan", str(tmp_path), "--ray", "--replicas", "12", "-m", tiny_model, "-o", out)
+    result = cli("scan", tmp_path, "--ray", "--replicas", "12", "-m", tiny_model, "-o", out)
     assert result.exit_code == 2 and result.stdout == "" and not out.exists()
     assert result.stderr.splitlines()[-1].startswith("fakevlm: error: --replicas 12: Ray has 2 CPUs and no GPU")
     # an address where nothing listens: one line in seconds (Ray retried for 822 s, 60 lines of it)
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    result = run("scan", str(tmp_path), "--ray", f"127.0.0.1:{port}", "--no-model")
+    result = cli("scan", tmp_path, "--ray", f"127.0.0.1:{port}", "--no-model")
     assert result.exit_code == 2 and result.stdout == ""
     said = f"fakevlm: error: --ray 127.0.0.1:{port}: cannot reach Ray there: Connection refused"
     assert result.stderr.splitlines() == [said]
 
 
 @pytest.fixture(scope="module")
-def toy_calibrated(toy_model, tmp_path_factory) -> tuple[Path, Path, Path]:
+def toy_calibrated(cli, toy_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     """A labelled toy bench, a folder of toy photos to scan, and a calibration fitted on the bench."""
     from fakevlm_cli.testing import toy
 
@@ -195,12 +188,12 @@ def toy_calibrated(toy_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     for i in range(4):
         toy.toy_image(toy.FRESH_SEEDS + 330 + i, i % 2 == 1).image.save(folder / f"{i}.png")
     cal = tmp_path / "cal.json"
-    assert run("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--fit-calibration",
+    assert cli("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--fit-calibration",
                cal).exit_code == 0
     return bench, folder, cal
 
 
-def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_scan(toy_model, toy_calibrated,
+def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_scan(cli, toy_model, toy_calibrated,
                                                                                   tmp_path):
     """The toy FakeVLM's calibration, heatmaps and HTML report through 2 replicas: the same records, maps and
     report data as one process, and the replicas' notices (the calibration's pixel shift) said once, as there."""
@@ -209,8 +202,8 @@ def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_sca
     for side, extra in (("single", []), ("ray", ["--ray", "--replicas", "2"])):
         out = tmp_path / side
         out.mkdir()
-        result = run("scan", folder, "-m", toy_model, "--calibration", cal, "--heatmaps", out / "maps",
-                     "--report", out / "report.html", "-o", out / "r.jsonl", *extra)
+        result = cli("scan", folder, "-m", toy_model, "--calibration", cal, "--heatmaps", out / "maps", "--report",
+                     out / "report.html", "-o", out / "r.jsonl", *extra)
         assert result.exit_code == 1, result.stderr  # fakes found
         shift = [line for line in result.stderr.splitlines() if "fitted with pixels upstream" in line]
         assert len(shift) == 1, result.stderr
@@ -245,20 +238,20 @@ def test_calibration_heatmaps_and_the_report_on_ray_equal_the_single_process_sca
     assert _rounded(shown(outputs["ray"])) == _rounded(shown(outputs["single"]))
 
 
-def test_a_model_the_replicas_refuse_leaves_the_earlier_results_and_report_as_they_were(toy_model, toy_calibrated,
+def test_a_model_the_replicas_refuse_leaves_the_earlier_results_and_report_as_they_were(cli, toy_model, toy_calibrated,
                                                                                          tmp_path):
     """On Ray the model loads on the replicas, after the driver has set up its outputs. A calibration fitted
     for another prompt is refused there: the error is one line, and the -o file, the --report and eval's
     --predictions that an earlier run wrote stay byte for byte."""
     bench, folder, cal = toy_calibrated
     out, report, predictions = tmp_path / "r.jsonl", tmp_path / "report.html", tmp_path / "p.jsonl"
-    assert run("scan", folder, "--no-model", "-o", out, "--report", report).exit_code == 0
-    assert run("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--limit", "2",
-               "--predictions", predictions).exit_code == 0
+    assert cli("scan", folder, "--no-model", "-o", out, "--report", report).exit_code == 0
+    assert cli("eval", "--bench", "folder", "--data", bench, "-m", toy_model, "-q", "--limit", "2", "--predictions",
+               predictions).exit_code == 0
     before = {path: path.read_bytes() for path in (out, report, predictions)}
     other_prompt = ["-m", toy_model, "--calibration", cal, "--answer-prefix", "This is a", "--ray", "--replicas", "1"]
-    for result in (run("scan", folder, *other_prompt, "-o", out, "--report", report),
-                   run("eval", "--bench", "folder", "--data", bench, *other_prompt, "-q", "--predictions",
+    for result in (cli("scan", folder, *other_prompt, "-o", out, "--report", report),
+                   cli("eval", "--bench", "folder", "--data", bench, *other_prompt, "-q", "--predictions",
                        predictions)):
         assert result.exit_code == 2
         line = result.stderr.strip().splitlines()[-1]
@@ -298,7 +291,7 @@ def test_the_driver_writes_each_input_once_in_its_place_and_counts_what_a_single
     assert dict(stats.verdicts) == {"fake": 1, "error": 2, "unknown": 1}
 
 
-def test_workers_and_max_memory_reach_the_inspecting_tasks(tmp_path):
+def test_workers_and_max_memory_reach_the_inspecting_tasks(cli, tmp_path):
     """--workers (a cap on the inspecting tasks) and --max-memory (what Ray reserves for each, and what each may
     hold) are accepted on Ray: a file that alone needs more is the same error record as in one process, the
     others are judged. (That the cap holds is Ray Data's TaskPoolStrategy; not measured here.)"""
@@ -309,7 +302,7 @@ def test_workers_and_max_memory_reach_the_inspecting_tasks(tmp_path):
     for i in range(3):
         noise_image(80 + i).resize((16, 16)).save(tmp_path / f"small{i}.png")
     args = ["scan", tmp_path, "--no-model", "--max-memory", "64K", "--workers", "1", "--format", "jsonl"]
-    single, on_ray = run(*args), run(*args, "--ray")
+    single, on_ray = cli(*args), cli(*args, "--ray")
     assert single.exit_code == on_ray.exit_code == 0, on_ray.stderr
     same(rows(on_ray.stdout), rows(single.stdout))
     verdicts = {Path(r["path"]).name: (r["verdict"], r["error"]) for r in rows(on_ray.stdout)}

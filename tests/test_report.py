@@ -12,16 +12,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from conftest import noise_image
 from factories import camera_jpeg
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.outputs.report import entry, visible
-
-
-def invoke(*args, input=None):  # noqa: A002 - CliRunner's own name for stdin
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def record(path: str, **fields) -> dict:
@@ -67,10 +61,10 @@ def data_of(html: str) -> list[dict]:
     return json.loads(block.group(1))["records"]
 
 
-def test_the_page_allows_only_its_own_script_and_style(tmp_path):
+def test_the_page_allows_only_its_own_script_and_style(cli, tmp_path):
     results = write_jsonl(tmp_path / "r.jsonl", [record("a.jpg"), record("b.jpg", verdict="fake", p_fake=0.9)])
     out = tmp_path / "report.html"
-    result = invoke("report", results, "-o", out)
+    result = cli("report", results, "-o", out)
     assert result.exit_code == 0, result.output
     html = out.read_text("utf-8")
     page = parse(html)
@@ -91,13 +85,13 @@ def test_the_page_allows_only_its_own_script_and_style(tmp_path):
     assert [r["path"] for r in data_of(html)] == ["a.jpg", "b.jpg"]
 
 
-def test_untrusted_text_cannot_leave_the_data_block(tmp_path):
+def test_untrusted_text_cannot_leave_the_data_block(cli, tmp_path):
     evil = "</script><script>alert(1)</script><!-- \u2028 &amp; \u202e \x1b[31m"
     results = write_jsonl(tmp_path / "r.jsonl", [record(evil, answer=evil, exif={"make": evil}, category=evil,
                                                         label="fake", evidence=[{"source": "c2pa", "key": evil,
                                                                                  "value": evil, "signal": "info"}])])
     out = tmp_path / "report.html"
-    assert invoke("report", results, "-o", out, "--title", evil).exit_code == 0
+    assert cli("report", results, "-o", out, "--title", evil).exit_code == 0
     html = out.read_text("utf-8")
     assert html.count("</script>") == 3 and html.count("<script") == 3 and "<!-- " not in html
     assert "\u202e" not in html and "\x1b" not in html  # shown as visible escapes
@@ -144,7 +138,7 @@ def test_a_clip_gets_no_picture_and_no_note_for_it(tmp_path):
     assert Pictures(tmp_path / "r.jsonl", None, 160)({"media": "video", "path": "clip.mp4"}) == (None, None)
 
 
-def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, monkeypatch):
+def test_pictures_are_read_back_and_checked_against_the_recorded_hash(cli, tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     same, changed = camera_jpeg(photos / "same.jpg"), camera_jpeg(photos / "changed.jpg", seed=2)
@@ -154,7 +148,7 @@ def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, 
     noise_image(9).save(changed, "JPEG")  # the evidence changed after the scan
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "report.html"
-    result = invoke("report", results, "-o", out)
+    result = cli("report", results, "-o", out)
     assert result.exit_code == 0 and "2 of 3 pictures not shown" in result.stderr
     shown = data_of(out.read_text())
     assert shown[0]["thumb"] and shown[0]["thumb_note"] is None
@@ -162,14 +156,14 @@ def test_pictures_are_read_back_and_checked_against_the_recorded_hash(tmp_path, 
     assert shown[2]["thumb"] is None and shown[2]["thumb_note"] == "no picture: photos/gone.jpg not found"
     monkeypatch.chdir(photos)  # relative paths start at --images-from, or the results file's folder
     again = tmp_path / "again.html"
-    assert invoke("report", results, "-o", again, "--thumbnail-size", "64").exit_code == 0
+    assert cli("report", results, "-o", again, "--thumbnail-size", "64").exit_code == 0
     assert data_of(again.read_text())[0]["thumb"]
     none = tmp_path / "none.html"
-    assert invoke("report", results, "-o", none, "--thumbnail-size", "0").exit_code == 0
+    assert cli("report", results, "-o", none, "--thumbnail-size", "0").exit_code == 0
     assert [r["thumb"] for r in data_of(none.read_text())] == [None, None, None]
 
 
-def test_a_file_with_no_fakevlm_record_is_refused_and_no_page_is_written(tmp_path):
+def test_a_file_with_no_fakevlm_record_is_refused_and_no_page_is_written(cli, tmp_path):
     """`report photo.jpg -o x.html` wrote an empty page and exited 0; a results file that is only empty stays a
     (empty) report."""
     photo = tmp_path / "photo.jpg"
@@ -178,46 +172,46 @@ def test_a_file_with_no_fakevlm_record_is_refused_and_no_page_is_written(tmp_pat
     notes.write_text("not\na results\nfile\n")
     for source, lines in ((photo, None), (notes, "3 lines")):
         out = tmp_path / "x.html"
-        result = invoke("report", source, "-o", out)
+        result = cli("report", source, "-o", out)
         assert result.exit_code == 2 and not out.exists()
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"fakevlm: error: {source}: is not a fakevlm results file (")
         assert lines is None or f"({lines}, none a fakevlm record)" in line
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert invoke("report", empty, "-o", tmp_path / "e.html").exit_code == 0
+    assert cli("report", empty, "-o", tmp_path / "e.html").exit_code == 0
 
 
-def test_reads_eval_predictions_explain_json_and_skips_other_lines(tmp_path):
+def test_reads_eval_predictions_explain_json_and_skips_other_lines(cli, tmp_path):
     rows = [record("a.jpg", label="fake", category="x", item_id="a"), "not json", json.dumps({"path": "x"}), ""]
     results = write_jsonl(tmp_path / "r.jsonl", rows)
     out = tmp_path / "report.html"
-    result = invoke("report", results, "-o", out)
+    result = cli("report", results, "-o", out)
     assert result.exit_code == 0 and "2 lines are not fakevlm records" in result.stderr
     html = out.read_text()
     assert 'id="confusion"' in html and "2 lines that are not a fakevlm record skipped" in html
     single = tmp_path / "explain.json"
     single.write_text(json.dumps(record("one.jpg", verdict="fake"), indent=2))
-    assert invoke("report", single, "-o", out).exit_code == 0
+    assert cli("report", single, "-o", out).exit_code == 0
     assert [r["path"] for r in data_of(out.read_text())] == ["one.jpg"]
 
 
-def test_what_the_report_refuses_to_overwrite(tmp_path):
+def test_what_the_report_refuses_to_overwrite(cli, tmp_path):
     results = write_jsonl(tmp_path / "r.jsonl", [record("a.jpg")])
     notes = tmp_path / "notes.html"
     notes.write_text("<p>my notes</p>")
-    result = invoke("report", results, "-o", notes)
+    result = cli("report", results, "-o", notes)
     assert result.exit_code == 2 and "not a fakevlm report" in result.stderr and notes.read_text() == "<p>my notes</p>"
-    assert invoke("report", results, "-o", notes, "--force").exit_code == 0
-    assert invoke("report", results, "-o", notes).exit_code == 0  # now it is one: replaced freely
-    result = invoke("report", results, "-o", results)
+    assert cli("report", results, "-o", notes, "--force").exit_code == 0
+    assert cli("report", results, "-o", notes).exit_code == 0  # now it is one: replaced freely
+    result = cli("report", results, "-o", results)
     assert result.exit_code == 2 and "is also an input" in result.stderr
-    result = invoke("report", results, "-o", tmp_path / "nowhere" / "r.html")
+    result = cli("report", results, "-o", tmp_path / "nowhere" / "r.html")
     assert result.exit_code == 2 and "does not exist" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.html", "r.jsonl"]  # no temporary file left
 
 
-def test_a_report_folder_that_cannot_be_written_is_refused_before_the_scan(tmp_path, monkeypatch):
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_scan(cli, tmp_path, monkeypatch):
     """Checked before any work (not after an hour of scanning); EACCES is faked: as root chmod changes nothing."""
     import os
 
@@ -228,26 +222,26 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_the_scan(tmp_p
                         if Path(p) == locked else real_access(p, mode, **kw))
     camera_jpeg(tmp_path / "a.jpg")
     out = tmp_path / "r.jsonl"
-    result = invoke("scan", tmp_path / "a.jpg", "--no-model", "-o", out, "--report", locked / "r.html")
+    result = cli("scan", tmp_path / "a.jpg", "--no-model", "-o", out, "--report", locked / "r.html")
     assert result.exit_code == 2 and not out.exists()
     assert result.stderr == (f"fakevlm: error: {locked / 'r.html'}: permission denied, cannot write the report in "
                              f"{locked}\n")
 
 
-def test_the_report_names_where_a_scan_took_its_paths(tmp_path):
+def test_the_report_names_where_a_scan_took_its_paths(cli, tmp_path):
     camera_jpeg(tmp_path / "a.jpg")
     listing = tmp_path / "paths.txt"
     listing.write_text(f"{tmp_path / 'a.jpg'}\n")
     for args, said in ((["--from-file", listing], f"the list in {listing}"),
                        (["-", tmp_path / "a.jpg"], f"stdin, {tmp_path / 'a.jpg'}")):
         report = tmp_path / "r.html"
-        result = invoke("scan", *args, "--no-model", "--format", "jsonl", "--report", report, "--force",
-                        input=f"{tmp_path / 'a.jpg'}\n")
+        result = cli("scan", *args, "--no-model", "--format", "jsonl", "--report", report, "--force",
+                     input=f"{tmp_path / 'a.jpg'}\n")
         assert result.exit_code == 0, result.output
         assert said in report.read_text()
 
 
-def test_scan_report_with_the_stub_engine(tmp_path, monkeypatch):
+def test_scan_report_with_the_stub_engine(cli, tmp_path, monkeypatch):
     from stub_engine import install
 
     install(monkeypatch)
@@ -256,17 +250,17 @@ def test_scan_report_with_the_stub_engine(tmp_path, monkeypatch):
     camera_jpeg(folder / "a.jpg")
     (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
     report, out = tmp_path / "scan.html", tmp_path / "r.jsonl"
-    result = invoke("scan", folder, "-o", out, "--report", report, "--localise")
+    result = cli("scan", folder, "-o", out, "--report", report, "--localise")
     assert result.exit_code in (0, 1), result.output
     shown = data_of(report.read_text())
     assert [Path(r["path"]).name for r in shown] == ["a.jpg", "bad.jpg"]
     assert shown[0]["thumb"] and shown[0]["loc"]["rows"] == 4 and shown[1]["verdict"] == "error"
-    assert invoke("scan", folder, "-o", out, "--report", out).exit_code == 2  # one file cannot be both
-    result = invoke("scan", folder, "--no-model", "--report", report, "--format", "jsonl")
+    assert cli("scan", folder, "-o", out, "--report", out).exit_code == 2  # one file cannot be both
+    result = cli("scan", folder, "--no-model", "--report", report, "--format", "jsonl")
     assert result.exit_code == 0 and data_of(report.read_text())[0]["thumb"]  # metadata-only scans get pictures
 
 
-def test_an_interrupted_scan_still_writes_its_report(tmp_path, monkeypatch):
+def test_an_interrupted_scan_still_writes_its_report(cli, tmp_path, monkeypatch):
     from stub_engine import install
 
     engine = install(monkeypatch)
@@ -284,16 +278,16 @@ def test_an_interrupted_scan_still_writes_its_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "verdicts", stop_on_second)
     report = tmp_path / "scan.html"
-    result = invoke("scan", folder, "--report", report, "--batch-size", "1", "--format", "jsonl")
+    result = cli("scan", folder, "--report", report, "--batch-size", "1", "--format", "jsonl")
     assert result.exit_code == 130
     assert [Path(r["path"]).name for r in data_of(report.read_text())] == ["0.jpg"]
 
 
 @pytest.mark.parametrize("size", [0, 32])
-def test_thumbnail_size_option(size, tmp_path):
+def test_thumbnail_size_option(cli, size, tmp_path):
     results = write_jsonl(tmp_path / "r.jsonl", [record(str(camera_jpeg(tmp_path / "a.jpg")))])
     out = tmp_path / "r.html"
-    assert invoke("report", results, "-o", out, "--thumbnail-size", size).exit_code == 0
+    assert cli("report", results, "-o", out, "--thumbnail-size", size).exit_code == 0
     thumb = data_of(out.read_text())[0]["thumb"]
     if size:
         from io import BytesIO
@@ -318,7 +312,7 @@ def test_report_never_imports_torch(tmp_path):
     assert "LOADED []" in out and (tmp_path / "r.html").exists()
 
 
-def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(tmp_path):
+def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(cli, tmp_path):
     """-o /dev/null (as root, renaming the page over it replaced the device for the whole machine), a picture
     the results record (with --force: not a report, so forced over), and a symbolic link (the page goes to the
     file it names, the link stays)."""
@@ -333,10 +327,10 @@ def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(tmp_pat
     results = write_jsonl(tmp_path / "r.jsonl", [record(str(picture)), record("elsewhere.jpg")])
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    result = invoke("report", results, "-o", fifo, "--force")
+    result = cli("report", results, "-o", fifo, "--force")
     assert result.exit_code == 2 and "is not a regular file" in result.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
-    result = invoke("report", results, "-o", picture, "--force")
+    result = cli("report", results, "-o", picture, "--force")
     assert result.exit_code == 2 and "is a file the results record" in result.stderr
     assert picture.read_bytes() == evidence
     target = tmp_path / "pages" / "report.html"
@@ -344,6 +338,6 @@ def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(tmp_pat
     target.write_text("old notes")
     link = tmp_path / "latest.html"
     link.symlink_to(target)
-    assert invoke("report", results, "-o", link, "--force").exit_code == 0
+    assert cli("report", results, "-o", link, "--force").exit_code == 0
     assert link.is_symlink() and len(data_of(target.read_text())) == 2
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]  # no temporary file left

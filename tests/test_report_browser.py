@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 from browser import launch, visit
-from click.testing import CliRunner
 from factories import a1111_png, camera_jpeg, truncated_jpeg, video_clip
 from PIL import Image, ImageStat
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.testing import toy
 
 SEEDS = toy.FRESH_SEEDS + 50_000
@@ -26,10 +24,6 @@ def browser():
     yield browser
     browser.close()
     manager.stop()
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def cards(page) -> list[dict]:
@@ -46,7 +40,7 @@ def not_blank(png: bytes) -> bool:
 
 
 @pytest.fixture(scope="module")
-def mixed_report(tmp_path_factory, toy_model):
+def mixed_report(cli, tmp_path_factory, toy_model):
     """A scan of a mixed folder with the toy FakeVLM: toy fakes and reals, a camera JPEG, a generator PNG, a
     broken file and a clip with two fake frames in eight, with maps, records and the report."""
     root = tmp_path_factory.mktemp("mixed")
@@ -61,8 +55,7 @@ def mixed_report(tmp_path_factory, toy_model):
     clip = [toy.toy_image(SEEDS + 10 + i, fake=i in (5, 6)).image for i in range(8)]  # two fake frames of eight
     video_clip(folder / "clip.mp4", clip, rate=2)
     report, results = root / "report.html", root / "results.jsonl"
-    result = invoke("scan", folder, "-m", toy_model, "--localise", "--explain", "-o", results, "--report", report,
-                    "-q")
+    result = cli("scan", folder, "-m", toy_model, "--localise", "--explain", "-o", results, "--report", report, "-q")
     assert result.exit_code == 1, result.output
     return report, results
 
@@ -144,14 +137,14 @@ def test_a_screenshot_shows_the_report(browser, mixed_report, tmp_path):
     seen.assert_clean()
 
 
-def test_pages_of_a_large_report(browser, tmp_path):
+def test_pages_of_a_large_report(cli, browser, tmp_path):
     """Records beyond one page are reached with the pager; the page renders only its own cards."""
     results = tmp_path / "many.jsonl"
     rows = [{"schema": 1, "path": f"photos/{i:04d}.jpg", "verdict": "fake" if i % 3 == 0 else "real",
              "p_fake": (i % 100) / 100, "tool": {"name": "fakevlm", "version": "0"}} for i in range(120)]
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = tmp_path / "many.html"
-    assert invoke("report", results, "-o", report).exit_code == 0
+    assert cli("report", results, "-o", report).exit_code == 0
     seen = visit(browser, report)
     page = seen.page
     assert len(cards(page)) == 50 and page.text_content("#page") == "page 1 of 3"
@@ -211,13 +204,13 @@ def assert_nothing_ran(seen, payload_texts: list[str]) -> None:
         assert text in body  # shown, as text
 
 
-def test_hostile_strings_in_records_are_shown_never_run(browser, tmp_path):
+def test_hostile_strings_in_records_are_shown_never_run(cli, browser, tmp_path):
     """A results file whose every string is a script payload: paths, model text, EXIF, C2PA and XMP fields,
     categories, notes, the map's method and heatmap path."""
     results = tmp_path / "hostile.jsonl"
     results.write_text("".join(json.dumps(hostile_record(i, p)) + "\n" for i, p in enumerate(PAYLOADS)))
     report = tmp_path / "hostile.html"
-    assert invoke("report", results, "-o", report, "--title", PAYLOADS[1]).exit_code == 0
+    assert cli("report", results, "-o", report, "--title", PAYLOADS[1]).exit_code == 0
     seen = visit(browser, report)
     assert seen.page.title() == PAYLOADS[1]
     for card in seen.page.locator("article.card").all():  # open every folded section
@@ -229,7 +222,7 @@ def test_hostile_strings_in_records_are_shown_never_run(browser, tmp_path):
     assert seen.page.locator("#categories td", has_text="window.__pwned").count() >= 1  # eval table, escaped
 
 
-def test_hostile_file_names_and_exif_through_a_scan(browser, tmp_path, monkeypatch):
+def test_hostile_file_names_and_exif_through_a_scan(cli, browser, tmp_path, monkeypatch):
     """The same through a real scan (stub engine: no torch): payloads in file names and in EXIF strings."""
     from stub_engine import install
 
@@ -241,7 +234,7 @@ def test_hostile_file_names_and_exif_through_a_scan(browser, tmp_path, monkeypat
     for i, name in enumerate(names):
         camera_jpeg(folder / name, seed=i, make=PAYLOADS[0], model=PAYLOADS[1])
     report = tmp_path / "scan.html"
-    result = invoke("scan", folder, "--report", report, "--localise", "--format", "jsonl")
+    result = cli("scan", folder, "--report", report, "--localise", "--format", "jsonl")
     assert result.exit_code in (0, 1), result.output
     seen = visit(browser, report)
     for details in seen.page.locator("details").all():
@@ -253,7 +246,7 @@ def test_hostile_file_names_and_exif_through_a_scan(browser, tmp_path, monkeypat
 
 # ---- eval predictions ---------------------------------------------------------------------------------------
 
-def test_an_eval_predictions_report_has_roc_confusion_and_categories(browser, tmp_path, toy_model):
+def test_an_eval_predictions_report_has_roc_confusion_and_categories(cli, browser, tmp_path, toy_model):
     data = tmp_path / "bench"
     for i in range(8):
         truth = "fake" if i % 2 else "real"
@@ -263,11 +256,11 @@ def test_an_eval_predictions_report_has_roc_confusion_and_categories(browser, tm
         item.image.save(path)
     (data / "real" / "dalle").mkdir(exist_ok=True)
     preds = tmp_path / "preds.jsonl"
-    result = invoke("eval", "--bench", "folder", "--data", data, "-m", toy_model, "--predictions", preds, "-q",
-                    "--threshold", "0.99999")  # a threshold that makes some fakes real: a matrix with misses
+    result = cli("eval", "--bench", "folder", "--data", data, "-m", toy_model, "--predictions", preds, "-q",
+                 "--threshold", "0.99999")  # a threshold that makes some fakes real: a matrix with misses
     assert result.exit_code == 0, result.output
     report = tmp_path / "eval.html"
-    assert invoke("report", preds, "-o", report).exit_code == 0
+    assert cli("report", preds, "-o", report).exit_code == 0
     seen = visit(browser, report)
     page = seen.page
     assert page.locator("svg[aria-label='ROC curve'] polyline").count() == 1
@@ -317,7 +310,7 @@ def inconclusive_record(payload: str) -> dict:
     }
 
 
-def test_clips_calibration_and_signer_trust_render_and_hostile_strings_stay_text(browser, tmp_path):
+def test_clips_calibration_and_signer_trust_render_and_hostile_strings_stay_text(cli, browser, tmp_path):
     """A clip's frame strip (one bar a judged frame, the most suspicious marked, no broken picture), the
     inconclusive badge with the calibrated P(fake) and its band, signer trust and JPEG structure in the
     provenance: payloads in every new string are shown, never run."""
@@ -325,7 +318,7 @@ def test_clips_calibration_and_signer_trust_render_and_hostile_strings_stay_text
     rows = [clip_record(PAYLOADS[0]), inconclusive_record(PAYLOADS[1]), clip_record(PAYLOADS[3])]
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = tmp_path / "new.html"
-    assert invoke("report", results, "-o", report).exit_code == 0
+    assert cli("report", results, "-o", report).exit_code == 0
     seen = visit(browser, report)
     page = seen.page
     clip = page.locator("article.card").nth(0)

@@ -13,9 +13,7 @@ from pathlib import Path
 import factories as f
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.record import load_schema
 
 SCHEMA = load_schema()
@@ -37,10 +35,6 @@ def evidence_dir(tmp_path) -> Path:
     return d
 
 
-def scan(*args, stdin=None):
-    return CliRunner().invoke(cli, ["scan", *map(str, args)], input=stdin, catch_exceptions=False)
-
-
 def records(output: str) -> list[dict]:
     rows = [json.loads(line) for line in output.splitlines() if line.strip()]
     for row in rows:
@@ -52,8 +46,8 @@ def by_name(rows):
     return {Path(r["path"]).name: r for r in rows}
 
 
-def test_no_model_scan_reads_metadata_and_fuses(evidence_dir):
-    result = scan(evidence_dir, "--no-model", "--format", "jsonl")
+def test_no_model_scan_reads_metadata_and_fuses(cli, evidence_dir):
+    result = cli("scan", evidence_dir, "--no-model", "--format", "jsonl")
     rows = by_name(records(result.stdout))
     assert set(rows) == {"camera.jpg", "sd.png", "comfy.png", "firefly.jpg", "truncated.jpg", "empty.jpg",
                          "text.jpg", "bomb.png"}  # notes.txt: not an image, skipped and counted
@@ -79,8 +73,8 @@ def test_no_model_scan_never_imports_torch_ray_or_fsspec(evidence_dir):
     assert "EXIT 1 []" in out.stdout, out.stderr
 
 
-def test_model_scan_records(evidence_dir, toy_model):
-    result = scan(evidence_dir, "--model", toy_model, "--format", "jsonl", "--threshold", "1.0")
+def test_model_scan_records(cli, evidence_dir, toy_model):
+    result = cli("scan", evidence_dir, "--model", toy_model, "--format", "jsonl", "--threshold", "1.0")
     rows = by_name(records(result.stdout))
     for name in ("camera.jpg", "sd.png", "comfy.png", "firefly.jpg"):
         row = rows[name]
@@ -97,9 +91,9 @@ def test_model_scan_records(evidence_dir, toy_model):
     assert result.exit_code == 1
 
 
-def test_records_do_not_depend_on_batch_size(evidence_dir, toy_model):
+def test_records_do_not_depend_on_batch_size(cli, evidence_dir, toy_model):
     def run(batch):
-        rows = records(scan(evidence_dir, "-m", toy_model, "--format", "jsonl", "--batch-size", batch).stdout)
+        rows = records(cli("scan", evidence_dir, "-m", toy_model, "--format", "jsonl", "--batch-size", batch).stdout)
         for row in rows:
             row.pop("elapsed_ms")
         return rows
@@ -114,142 +108,143 @@ def test_records_do_not_depend_on_batch_size(evidence_dir, toy_model):
     assert one == eight
 
 
-def test_order_is_sorted_and_deterministic(tmp_path):
+def test_order_is_sorted_and_deterministic(cli, tmp_path):
     for name in ("b.png", "a.png", "c/z.png", "c/a.png"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         f.plain_png(tmp_path / name)
-    rows = records(scan(tmp_path, "--no-model", "--format", "jsonl").stdout)
+    rows = records(cli("scan", tmp_path, "--no-model", "--format", "jsonl").stdout)
     assert [Path(r["path"]).relative_to(tmp_path).as_posix() for r in rows] == ["a.png", "b.png", "c/a.png", "c/z.png"]
 
 
-def test_csv_output(evidence_dir):
-    result = scan(evidence_dir, "--no-model", "--format", "csv")
+def test_csv_output(cli, evidence_dir):
+    result = cli("scan", evidence_dir, "--no-model", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert {Path(r["path"]).name for r in rows} >= {"sd.png", "camera.jpg"}
     sd = next(r for r in rows if r["path"].endswith("sd.png"))
     assert sd["verdict"] == "fake" and "ai_generated" in sd["evidence"]
 
 
-def test_csv_defuses_formulas(tmp_path):
+def test_csv_defuses_formulas(cli, tmp_path):
     f.camera_jpeg(tmp_path / "=cmd.jpg", make="=HYPERLINK(\"http://x\")")
-    rows = list(csv.DictReader(io.StringIO(scan(tmp_path, "--no-model", "--format", "csv").stdout)))
+    rows = list(csv.DictReader(io.StringIO(cli("scan", tmp_path, "--no-model", "--format", "csv").stdout)))
     assert rows[0]["path"].startswith(str(tmp_path))  # a path starting with / is harmless
     assert all(not cell.startswith("=") for row in rows for cell in row.values())
 
 
-def test_table_output_is_terminal_safe(tmp_path, monkeypatch):
+def test_table_output_is_terminal_safe(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # names whole on one line, so they can be read back as they are shown
     nasty = ["spaced name.png", "ünïcödé.png", "line\nbreak.png", "[bold]red.png", "esc\x1b[31m.png"]
     for name in nasty:
         f.plain_png(tmp_path / name)
     f.camera_jpeg(tmp_path / "evil.jpg", make="\x1b[2J\x1b[31mEvilCam [blink]x[/blink]")
-    result = scan(tmp_path, "--no-model", "--format", "table")
+    result = cli("scan", tmp_path, "--no-model", "--format", "table")
     out = result.stdout
     assert "\x1b" not in out  # no escape sequence from a name or EXIF reaches the terminal
     assert "[bold]red.png" in out.replace("\n", "")  # shown literally, not as markup
     assert "line\\nbreak.png" in out.replace("\n", "")
     assert "scanned" in out and "6 files" in out
-    jsonl = records(scan(tmp_path, "--no-model", "--format", "jsonl").stdout)
+    jsonl = records(cli("scan", tmp_path, "--no-model", "--format", "jsonl").stdout)
     assert {Path(r["path"]).name for r in jsonl} == set(nasty) | {"evil.jpg"}  # exact in JSONL
     evil = next(r for r in jsonl if r["path"].endswith("evil.jpg"))
     assert evil["exif"]["make"].startswith("\x1b[2J")
 
 
-def test_paths_from_stdin_and_file(tmp_path):
+def test_paths_from_stdin_and_file(cli, tmp_path):
     a, b = f.plain_png(tmp_path / "a b.png"), f.a1111_png(tmp_path / "sd.png")
-    rows = records(scan("-", "--no-model", "--format", "jsonl", stdin=f"{a}\n{b}\n").stdout)
+    rows = records(cli("scan", "-", "--no-model", "--format", "jsonl", input=f"{a}\n{b}\n").stdout)
     assert [Path(r["path"]).name for r in rows] == ["a b.png", "sd.png"]
     listing = tmp_path / "list.txt"
     listing.write_bytes(f"{b}\0{a}\0".encode())
-    rows = records(scan("--from-file", listing, "-0", "--no-model", "--format", "jsonl").stdout)
+    rows = records(cli("scan", "--from-file", listing, "-0", "--no-model", "--format", "jsonl").stdout)
     assert [Path(r["path"]).name for r in rows] == ["sd.png", "a b.png"]
 
 
-def test_explicit_missing_path_is_an_error_record(tmp_path):
+def test_explicit_missing_path_is_an_error_record(cli, tmp_path):
     f.plain_png(tmp_path / "ok.png")
-    result = scan(tmp_path / "ok.png", tmp_path / "missing.png", "--no-model", "--format", "jsonl")
+    result = cli("scan", tmp_path / "ok.png", tmp_path / "missing.png", "--no-model", "--format", "jsonl")
     rows = by_name(records(result.stdout))
     assert rows["missing.png"]["verdict"] == "error" and "no such file" in rows["missing.png"]["error"]
     assert "missing.png" in result.stderr  # one error line on stderr too
     assert result.exit_code == 0
 
 
-def test_symlink_loop_does_not_hang(tmp_path):
+def test_symlink_loop_does_not_hang(cli, tmp_path):
     f.plain_png(tmp_path / "a.png")
     os.symlink(tmp_path, tmp_path / "loop")
-    rows = records(scan(tmp_path, "--no-model", "--format", "jsonl", "--follow-symlinks").stdout)
+    rows = records(cli("scan", tmp_path, "--no-model", "--format", "jsonl", "--follow-symlinks").stdout)
     assert [Path(r["path"]).name for r in rows] == ["a.png"]
 
 
-def test_hidden_and_globs(tmp_path):
+def test_hidden_and_globs(cli, tmp_path):
     f.plain_png(tmp_path / ".hidden.png")
     f.plain_png(tmp_path / "keep.png")
     f.plain_png(tmp_path / "skip.png")
     def names(*args):
-        return [Path(r["path"]).name for r in records(scan(tmp_path, "--no-model", "--format", "jsonl", *args).stdout)]
+        return [Path(r["path"]).name for r in records(cli("scan", tmp_path, "--no-model", "--format", "jsonl",
+                                                          *args).stdout)]
 
     assert names() == ["keep.png", "skip.png"]
     assert names("--hidden") == [".hidden.png", "keep.png", "skip.png"]
     assert names("--exclude", "skip*") == ["keep.png"]
 
 
-def test_exit_codes(tmp_path, toy_model):
+def test_exit_codes(cli, tmp_path, toy_model):
     f.camera_jpeg(tmp_path / "cam.jpg")
-    assert scan(tmp_path, "--no-model", "-q", "--format", "jsonl").exit_code == 0
-    assert scan(tmp_path, "-m", toy_model, "--threshold", "0", "--format", "jsonl").exit_code == 1
-    assert scan(tmp_path, "-m", toy_model, "--threshold", "1", "--format", "jsonl").exit_code == 0
-    bad_model = scan(tmp_path, "-m", tmp_path / "nope" / "model")
+    assert cli("scan", tmp_path, "--no-model", "-q", "--format", "jsonl").exit_code == 0
+    assert cli("scan", tmp_path, "-m", toy_model, "--threshold", "0", "--format", "jsonl").exit_code == 1
+    assert cli("scan", tmp_path, "-m", toy_model, "--threshold", "1", "--format", "jsonl").exit_code == 0
+    bad_model = cli("scan", tmp_path, "-m", tmp_path / "nope" / "model")
     assert bad_model.exit_code == 2 and "does not exist" in bad_model.stderr
-    unwritable = scan(tmp_path, "--no-model", "-o", tmp_path / "no-such-dir" / "out.jsonl")
+    unwritable = cli("scan", tmp_path, "--no-model", "-o", tmp_path / "no-such-dir" / "out.jsonl")
     assert unwritable.exit_code == 2 and "does not exist" in unwritable.stderr
-    assert scan("--no-model").exit_code == 2  # no paths: usage error
+    assert cli("scan", "--no-model").exit_code == 2  # no paths: usage error
 
 
-def test_output_file_and_explain(tmp_path, toy_model):
+def test_output_file_and_explain(cli, tmp_path, toy_model):
     f.plain_png(tmp_path / "a.png")
     out = tmp_path / "out.jsonl"
-    result = scan(tmp_path / "a.png", "-m", toy_model, "--explain", "--max-new-tokens", "4", "-o", out)
+    result = cli("scan", tmp_path / "a.png", "-m", toy_model, "--explain", "--max-new-tokens", "4", "-o", out)
     assert result.stdout == ""  # not a terminal, data went to the file
     (row,) = records(out.read_text())
     assert row["explanation"] is not None and row["text_verdict"] in ("real", "fake", "unknown")
 
 
-def test_failed_model_load_keeps_earlier_results(tmp_path):
+def test_failed_model_load_keeps_earlier_results(cli, tmp_path):
     f.plain_png(tmp_path / "a.png")
     out = tmp_path / "out.jsonl"
     earlier = '{"schema":1,"path":"earlier.png","verdict":"real","tool":{"name":"fakevlm","version":"0"}}\n'
     out.write_text(earlier)  # an earlier run's output: overwritten by a run that gets going, not by a failed one
-    assert scan(tmp_path / "a.png", "-m", tmp_path / "missing-model", "-o", out).exit_code == 2
+    assert cli("scan", tmp_path / "a.png", "-m", tmp_path / "missing-model", "-o", out).exit_code == 2
     assert out.read_text() == earlier
 
 
-def test_resume_tolerates_torn_line_and_writes_no_duplicate(evidence_dir):
+def test_resume_tolerates_torn_line_and_writes_no_duplicate(cli, evidence_dir):
     out = evidence_dir.parent / "out.jsonl"
-    scan(evidence_dir, "--no-model", "-o", out)
+    cli("scan", evidence_dir, "--no-model", "-o", out)
     full = out.read_bytes().splitlines(keepends=True)
     out.write_bytes(b"".join(full[:3]) + full[3][:25])  # a run killed mid-line
-    scan(evidence_dir, "--no-model", "-o", out, "--resume")
+    cli("scan", evidence_dir, "--no-model", "-o", out, "--resume")
     rows = records(out.read_text())
     assert len(rows) == len(full) and len({r["path"] for r in rows}) == len(rows)
     assert sorted(json.dumps(r, sort_keys=True) for r in rows if True) != []
 
 
-def test_resume_refuses_foreign_file(tmp_path):
+def test_resume_refuses_foreign_file(cli, tmp_path):
     f.plain_png(tmp_path / "a.png")
     out = tmp_path / "notes.jsonl"
     out.write_text("hello\nworld\n")
-    result = scan(tmp_path / "a.png", "--no-model", "-o", out, "--resume")
+    result = cli("scan", tmp_path / "a.png", "--no-model", "-o", out, "--resume")
     assert result.exit_code == 2 and "line 1 is not a fakevlm record" in result.stderr
     assert out.read_text() == "hello\nworld\n"
 
 
-def test_scan_of_the_shared_c2pa_corpus():
+def test_scan_of_the_shared_c2pa_corpus(cli):
     from conftest import CORPUS
 
     folder = CORPUS / "c2pa"
     if not folder.is_dir():
         pytest.skip(f"shared corpus not found at {folder} (set FAKEVLM_CORPUS)")
-    rows = by_name(records(scan(folder, "--no-model", "--format", "jsonl").stdout))
+    rows = by_name(records(cli("scan", folder, "--no-model", "--format", "jsonl").stdout))
     assert all(r["verdict"] != "error" for r in rows.values())
     assert not any(e["signal"].startswith("ai_") for e in rows["C_algorithmicMedia.jpg"]["evidence"])
     assert rows["C_algorithmicMedia.jpg"]["verdict"] == "unknown"  # algorithmic, not generative AI
@@ -364,8 +359,8 @@ def test_a_size_that_is_no_usable_size_is_refused_not_taken_for_the_default(text
     (["eval", "--bench", "folder", "--data", ".", "--fit-calibration", "c.json", "--target-fpr", "nan"],
      "'nan' is not a number"),
 ])
-def test_numbers_that_would_judge_wrongly_or_fail_late_are_usage_errors(args, said):
-    result = CliRunner().invoke(cli, args)
+def test_numbers_that_would_judge_wrongly_or_fail_late_are_usage_errors(cli, args, said):
+    result = cli(*args)
     assert result.exit_code == 2 and said in result.output
 
 

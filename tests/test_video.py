@@ -178,19 +178,14 @@ def test_explain_names_the_most_suspicious_frame_and_its_artifact(toy_engine, tm
     assert record.text_verdict == "fake" and frames[6].region in record.explanation
 
 
-def test_cli_explain_takes_a_video(toy_model, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from fakevlm_cli.cli import cli
-
+def test_cli_explain_takes_a_video(cli, toy_model, tmp_path, monkeypatch):
     toy_clip(tmp_path / "clip.mp4", 4, {0, 1, 2, 3}, seed=21)
     monkeypatch.setenv("COLUMNS", "120")
-    result = CliRunner().invoke(cli, ["explain", str(tmp_path / "clip.mp4"), "-m", str(toy_model), "--device",
-                                      "cpu", "--frames", "4"])
+    result = cli("explain", tmp_path / "clip.mp4", "-m", toy_model, "--device", "cpu", "--frames", "4")
     assert result.exit_code == 1, result.output  # fake
     assert "Video: MP4 h264 126x126" in result.output and "4 frames judged" in result.output
     assert "The explanation below is about the most suspicious frame, at" in result.output
-    bad = CliRunner().invoke(cli, ["explain", str(audio_only(tmp_path / "song.mp4")), "-m", str(toy_model)])
+    bad = cli("explain", audio_only(tmp_path / "song.mp4"), "-m", toy_model)
     assert bad.exit_code == 2 and "song.mp4: no video stream in this MP4 file (it holds audio)" in bad.output
 
 
@@ -503,16 +498,11 @@ def test_ddvqa_takes_clips_and_gives_the_ith_question_the_ith_frame(tmp_path):
     assert missing.endswith("frame #3 for question 9 (3 frames in 114_102.mp4)")
 
 
-def test_eval_ddvqa_and_folder_from_clips(toy_model, tmp_path):
-    from click.testing import CliRunner
-
-    from fakevlm_cli.cli import cli
-
+def test_eval_ddvqa_and_folder_from_clips(cli, toy_model, tmp_path):
     data = _ddvqa_from_clips(tmp_path / "DQ_FF++")
     out = tmp_path / "ddvqa.json"
     preds = tmp_path / "preds.jsonl"
-    result = CliRunner().invoke(cli, ["eval", "--bench", "ddvqa", "--data", str(data), "-m", str(toy_model),
-                                      "-o", str(out), "--predictions", str(preds)], catch_exceptions=False)
+    result = cli("eval", "--bench", "ddvqa", "--data", data, "-m", toy_model, "-o", out, "--predictions", preds)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert {r["item_id"]: (r["video"]["frame"]["index"], r["verdict"]) for r in rows} == {
@@ -523,9 +513,8 @@ def test_eval_ddvqa_and_folder_from_clips(toy_model, tmp_path):
     toy_clip((folder / "fake" / "gen").mkdir(parents=True) or folder / "fake" / "gen" / "f.webm", 3, {0, 1, 2},
              seed=41, codec="libvpx-vp9")
     toy.toy_image(SEED + 5003, fake=True).image.save(folder / "fake" / "gen" / "still.png")
-    result = CliRunner().invoke(cli, ["eval", "--bench", "folder", "--data", str(folder), "-m", str(toy_model),
-                                      "-o", str(tmp_path / "folder.json"), "--video-frames", "3"],
-                                catch_exceptions=False)
+    result = cli("eval", "--bench", "folder", "--data", folder, "-m", toy_model, "-o", tmp_path / "folder.json",
+                 "--video-frames", "3")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "folder.json").read_text())["metrics"]["overall"]
     assert metrics["n"] == 3 and metrics["accuracy"] == 1.0
@@ -544,3 +533,4 @@ def test_one_frame_of_a_turned_clip_is_a_picture_in_the_shape_it_is_shown(tmp_pa
     job = inspector.inspect(Candidate(path, explicit=True, frame_index=1))
     assert job.record.error is None and job.record.video["frame"]["index"] == 1 and len(job.pixels) == 1
     assert job.input_size == (48, 64) and job.preview.size == (48, 64) and job.record.thumbnail
+
