@@ -534,3 +534,23 @@ def test_one_frame_of_a_turned_clip_is_a_picture_in_the_shape_it_is_shown(tmp_pa
     assert job.record.error is None and job.record.video["frame"]["index"] == 1 and len(job.pixels) == 1
     assert job.input_size == (48, 64) and job.preview.size == (48, 64) and job.record.thumbnail
 
+
+@pytest.mark.parametrize(("threshold", "red"), [(0.9, ["0.0 s"]), (0.3, ["0.0 s", "1.0 s", "2.0 s"])])
+def test_the_panels_frame_strip_is_red_where_the_runs_threshold_says_fake(threshold, red):
+    """A frame is drawn red when its P(fake) reaches the threshold the record was judged by (a calibrated one
+    too), not a fixed 0.5: at 0.9 a 60% frame is not fake, at 0.3 a 40% one is."""
+    from rich.console import Group
+
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.outputs.render import explain_panel
+
+    sampled = [{"t": 0.0, "p_fake": 0.95}, {"t": 1.0, "p_fake": 0.6}, {"t": 2.0, "p_fake": 0.4},
+               {"t": 3.0, "p_fake": 0.1}]
+    record = Record(path="clip.mp4", verdict="fake", p_fake=0.95, threshold=threshold, model_verdict="fake",
+                    media="video", video={"container": "MP4", "codec": "h264", "width": 8, "height": 8,
+                                          "sampled": sampled, "most_suspicious": {"t": 3.0}})
+    panel = explain_panel(record)
+    assert isinstance(panel.renderable, Group)
+    strip = next(t for t in panel.renderable.renderables if str(t).strip().startswith("0.0 s"))
+    shown = [(str(strip)[s.start:s.end].split()[0] + " s", s.style) for s in strip.spans]
+    assert [t for t, style in shown if style == "red"] == red

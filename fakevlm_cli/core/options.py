@@ -3,8 +3,9 @@ command receives. cli.py turns these declarations into Click options (`--help`, 
 docs/cli.md are generated from them); the commands get frozen dataclasses.
 
 Plain data only — no Click, no torch — so the engine, the run layer and the commands can all import it.
-A default lives here and nowhere else; the one per-command difference (eval feeds upstream's pixels) is
-declared once, in `COMMANDS`.
+A default lives here and nowhere else (the model's own, such as DEFAULT_THRESHOLD, in engine_types, which this
+imports): other modules import the DEFAULT_* below; the one per-command difference (eval feeds upstream's
+pixels) is declared once, in `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from fakevlm_cli.core.engine_types import (
 )
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: above any camera sensor sold today, far below a bomb's size
+DEFAULT_FRAMES = 8  # video frames sampled evenly from a clip
+DEFAULT_THUMBNAIL_SIZE = 160  # longest side of a report's thumbnails
 PIXEL_MODES = ("viewer", "upstream")
 FORMATS = ("table", "jsonl", "csv")
 BENCHES = ("fakeclue", "loki", "ddvqa", "folder")
@@ -101,7 +104,7 @@ class JudgeOptions:
     pixels: str = opt("viewer", "--pixels", choices=PIXEL_MODES,
                       help="viewer: EXIF orientation applied, transparency on white (as people see the file); "
                            "upstream: exactly as the upstream FakeVLM evaluation fed the model (no orientation).")
-    video_frames: int = opt(8, "--frames", range=(1, 256), help="Frames sampled evenly from each video.")
+    video_frames: int = opt(DEFAULT_FRAMES, "--frames", range=(1, 256), help="Frames sampled evenly from each video.")
     video_fps: float | None = opt(None, "--fps", range=(0.001, 60.0),
                                   help="Sample video frames at this rate instead (at most 256 a clip).")
     fast_decode: bool = opt(False, "--fast-decode", kind="flag",
@@ -280,7 +283,7 @@ class ReportArgs:
     images_from: Path | None = opt(None, "--images-from", kind="existing-dir", metavar="DIR",
                                    help="Folder that relative paths in the records are relative to (default: the "
                                         "current folder, then the results file's folder).")
-    thumbnail_size: int = opt(160, "--thumbnail-size", range=(0, 1024), metavar="PX",
+    thumbnail_size: int = opt(DEFAULT_THUMBNAIL_SIZE, "--thumbnail-size", range=(0, 1024), metavar="PX",
                               help="Longest side of the embedded thumbnails (0: none).")
     title: str | None = opt(None, "--title", help="Title of the report (default: the results file's name).")
     force: bool = opt(False, "--force", kind="flag",

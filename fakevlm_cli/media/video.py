@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from fakevlm_cli.core.errors import ImageError
+from fakevlm_cli.core.options import DEFAULT_FRAMES
 from fakevlm_cli.core.text import megapixels
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-DEFAULT_FRAMES = 8
 MAX_SAMPLES = 256  # --fps on a long clip samples no more than this
 MAX_DECODED_PER_SAMPLE = 600  # frames decoded forward from a seek point before a sample is given up
 MAX_DECODED = 5000  # frames decoded in all for one file

@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD
 from fakevlm_cli.core.errors import OutputError, PipeClosedError
 from fakevlm_cli.core.record import Record, evidence_rank
 from fakevlm_cli.core.text import first_line, percent, safe_text, seconds
@@ -201,8 +202,10 @@ def _video_lines(record: Record) -> list:
         lines.append(plain(f"{len(sampled)} frames judged; the clip's P(fake) is the {video.get('aggregate', '?')}"))
         strip = Text("  ")
         top = (video.get("most_suspicious") or {}).get("t")
+        # a frame is red where the run's decision would call it fake: the record's own (maybe calibrated) threshold
+        threshold = DEFAULT_THRESHOLD if record.threshold is None else record.threshold
         for i, frame in enumerate(sampled):
-            style = "bold red" if frame["t"] == top else "dim" if (frame["p_fake"] or 0) < 0.5 else "red"
+            style = "bold red" if frame["t"] == top else "dim" if (frame["p_fake"] or 0) < threshold else "red"
             strip.append(("  " if i else "") + f"{seconds(frame['t'])} {percent(frame['p_fake'])}", style=style)
         lines.append(strip)
     if video.get("explained_frame"):

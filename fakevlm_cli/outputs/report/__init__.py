@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fakevlm_cli.core.errors import OutputError
 from fakevlm_cli.core.files import file_key
+from fakevlm_cli.core.options import DEFAULT_THUMBNAIL_SIZE
 from fakevlm_cli.core.record import Record
 from fakevlm_cli.outputs.report.entries import entry, visible
 from fakevlm_cli.outputs.report.guard import GENERATOR, check_target, is_ours
@@ -33,7 +34,7 @@ from fakevlm_cli.outputs.report.page import PAGE_SIZE, ReportWriter, content_sec
 from fakevlm_cli.outputs.report.pictures import Pictures, _refuse_if_recorded
 from fakevlm_cli.outputs.report.results import read_records
 
-THUMBNAIL_SIZE = 160
+THUMBNAIL_SIZE = DEFAULT_THUMBNAIL_SIZE
 
 
 # ---- the two ways in ----------------------------------------------------------------------------------------
