@@ -4,7 +4,7 @@ Every option comes from the declarations in options.py (flags, default, type, he
 completions and docs/cli.md cannot drift from what the commands receive. Only torch-free modules are
 imported at the top, so `fakevlm --help`, `--version`, `completion` and `scan --no-model` never pay for torch
 or transformers. Exit codes (errors.py): 0 nothing judged fake, 1 something fake, 2 usage or fatal error,
-130 interrupted, 141 stdout closed by its reader, 143 terminated.
+130 interrupted, 141 stdout closed by its reader, 143 terminated, 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import click
+from click.core import ParameterSource
 
 from fakevlm_cli import __version__
 from fakevlm_cli.core import options
@@ -185,6 +186,10 @@ def _run(command: str, values: dict) -> None:
     """Build the typed request and run its command; exit with the code it returns."""
     from fakevlm_cli.commands import run_command
 
+    ctx = click.get_current_context()
+    if "threshold" in values:  # a default --threshold beside --calibration is fine; a written one, even 0.5, is not
+        values["threshold_given"] = ctx.get_parameter_source("threshold") not in (
+            ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
     request = options.build(command, values)
     body: Callable[..., int]
     if command == "scan":

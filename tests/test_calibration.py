@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import factories as f
 import jsonschema
 import numpy as np
 import pytest
@@ -284,6 +285,21 @@ def test_scan_with_the_calibration(cli, fitted, folders, toy_model):
                "--pixels", "upstream", "--fast-decode", "--json")
     assert fast.exit_code == 0, fast.stderr  # --fast-decode on this side only: said, not refused
     assert "fitted with fast_decode False, this run uses True: scores may shift slightly" in fast.stderr
+
+
+@pytest.mark.parametrize("command", ["scan", "explain", "eval"])
+@pytest.mark.parametrize("threshold", ["0.5", "0.7"])
+def test_a_written_threshold_beside_a_calibration_is_refused_even_the_default(cli, command, threshold, tmp_path):
+    """The calibration brings its own threshold: a --threshold the user wrote is refused, 0.5 (the default's value)
+    as well as any other, in one line and before the calibration file or the model is read."""
+    cal = tmp_path / "cal.json"
+    cal.write_text("{}")
+    picture = f.plain_png(tmp_path / "a.png")
+    target = {"scan": [tmp_path], "explain": [picture], "eval": ["--bench", "folder", "--data", tmp_path]}
+    result = cli(command, *target[command], "--calibration", cal, "--threshold", threshold, "-m", tmp_path / "none")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("fakevlm: error: give --threshold or --calibration, not both (the calibration has its "
+                             "own threshold)\n")
 
 
 def test_eval_rescores_predictions_under_the_calibration(cli, fitted, folders, tmp_path):

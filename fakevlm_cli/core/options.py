@@ -134,6 +134,9 @@ class JudgeOptions:
                                      help="C2PA: a signer whose certificate chains to one in this PEM bundle is "
                                           "reported trusted, any other untrusted (checked offline; without it: "
                                           "unknown).")
+    # not an option: whether --threshold was given on the command line (cli.py asks Click), so that run.prepare
+    # refuses `--threshold 0.5 --calibration f` as it refuses any other threshold beside a calibration
+    threshold_given: bool = False
 
     @property
     def loader_threads(self) -> int:
@@ -331,7 +334,8 @@ COMMANDS: dict[str, CommandSpec] = {
 def declared(command: str) -> list[tuple[str, Any]]:
     """(group attribute, dataclass field) of every option `command` offers, in --help order."""
     spec = COMMANDS[command]
-    return [(attr, f) for attr, group in spec.groups for f in fields(group) if f.name not in spec.exclude]
+    return [(attr, f) for attr, group in spec.groups for f in fields(group)
+            if f.name not in spec.exclude and "flags" in f.metadata]
 
 
 def flags_of(command: str, f) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def prepare(options: JudgeOptions, *, uses_model: bool = True) -> Prepared:
         raise FakevlmError("--calibration and --inconclusive apply to the model's P(fake): drop --no-model")
     loaded = None
     if options.calibration is not None:
-        if options.threshold != DEFAULT_THRESHOLD:
+        if options.threshold_given or options.threshold != DEFAULT_THRESHOLD:
             raise FakevlmError("give --threshold or --calibration, not both (the calibration has its own threshold)")
         loaded = calibration.load(options.calibration)
     anchors = None
