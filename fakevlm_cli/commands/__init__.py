@@ -1,7 +1,7 @@
 """The commands, from a typed request (options.py) to an exit code (errors.py). cli.py only parses.
 
 `run_command` is the one place that turns what can end a run into an exit code and a line on stderr:
-Ctrl-C (130) and SIGTERM (143) stop it as cleanly as each command allows (records already judged are on
+Ctrl-C (130), SIGTERM (143) and SIGHUP (129) stop it as cleanly as each command allows (records already judged are on
 disk); a closed pipe (141) ends it quietly; a `FakevlmError` is one `fakevlm: error:` line (2). Anything
 else is a bug: one `fakevlm: error: internal error …` line and exit 2 as well (never the 1 that a Python
 traceback would give, which scripts read as "something judged fake"); `--debug` shows its traceback.

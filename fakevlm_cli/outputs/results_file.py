@@ -6,7 +6,8 @@ Rules, each there because breaking it loses someone's work:
   earlier fakevlm output (JSONL records, or our CSV header); anything else — a photo, someone's notes — is
   refused unless `--force`.
 * **Never an input.** An output that is also one of the files being scanned (the same file, through a
-  symbolic or hard link too) is refused before anything is opened for writing (see scan_command).
+  symbolic or hard link too) is refused before anything is opened for writing (commands/scan.py,
+  `_candidates`).
 * **One writer.** An exclusive advisory lock (``flock``) is held on the file from before it is read or cut
   until the run ends; a second run on the same file stops with an error and leaves it alone.
 * **Resume only into fakevlm records.** `--resume` reads the file first: every complete line must be a
