@@ -9,11 +9,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is a folder of the repository, not part of the installed package
     sys.path.insert(0, str(REPO))
 
 
+@pytest.mark.slow
 def test_benchmark_pieces_run(engine, tmp_path):
     from benchmarks import baseline, context, files, measure, models, run
     from fakevlm_cli.evidence import collect
@@ -72,6 +75,8 @@ def test_benchmark_pieces_run(engine, tmp_path):
     assert table.splitlines()[0].split()[:2] == ["row", "measure"] and "batch 8" in table
 
 
+@pytest.mark.slow
+@pytest.mark.video
 def test_video_aggregate_benchmark_picks_apart_the_aggregators(capsys):
     """One toy clip of each kind: the aggregator the scan uses is the one that tells all four apart."""
     from benchmarks import video_aggregate

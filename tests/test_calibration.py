@@ -86,6 +86,7 @@ def test_reals_at_p_fake_one_are_not_promised_away():
     assert fit_threshold([0.99] * 5 + reals[5:], 0.05).reaches_target  # below 1, the rule holds
 
 
+@pytest.mark.slow
 def test_held_out_false_positive_rate_meets_the_target_on_average():
     """The order-statistic rule on continuous scores: over many draws, new reals exceed the threshold at the
     expected rate (j+1)/(n+1), never above the target (no model: 4000 synthetic draws, fixed seed)."""
@@ -97,6 +98,7 @@ def test_held_out_false_positive_rate_meets_the_target_on_average():
     assert np.mean(rates) == pytest.approx(10 / 201, abs=0.0015) and np.mean(rates) <= 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [0.01, 0.05])
 def test_toy_model_held_out_fpr_is_within_tolerance_of_the_target(toy_scores, target):
     """Fitted on 600 toy reals, checked on 1000 others. The tolerance is three standard deviations of what a
@@ -115,6 +117,7 @@ def test_toy_model_held_out_fpr_is_within_tolerance_of_the_target(toy_scores, ta
     assert 0.2 < float(np.mean(np.asarray(held_fakes) >= fitted.threshold)) < 1  # faint fakes: some caught
 
 
+@pytest.mark.slow
 def test_calibrated_probability_is_better_calibrated_on_held_out_toy_scores(toy_scores):
     from fakevlm_cli.datasets.metrics import reliability
 
@@ -254,6 +257,7 @@ def fitted(cli, folders, toy_model, tmp_path_factory):
     return {**paths, "stdout": result.stdout}
 
 
+@pytest.mark.slow
 def test_eval_fits_and_saves_a_calibration(fitted, toy_model):
     assert "calibration fitted: threshold P(fake) >=" in fitted["stdout"]
     assert "operating points" in fitted["stdout"] and "EER" in fitted["stdout"]
@@ -268,6 +272,7 @@ def test_eval_fits_and_saves_a_calibration(fitted, toy_model):
     assert set(results["metrics"]["overall"]["operating_points"]["tpr_at_fpr"]) == {"0.01", "0.05"}
 
 
+@pytest.mark.slow
 def test_scan_with_the_calibration(cli, fitted, folders, toy_model):
     loaded = calibration.load(fitted["cal"])
     scanned = cli("scan", folders / "scan", "-m", toy_model, "--calibration", fitted["cal"], "--format", "jsonl")
@@ -302,6 +307,7 @@ def test_a_written_threshold_beside_a_calibration_is_refused_even_the_default(cl
                              "own threshold)\n")
 
 
+@pytest.mark.slow
 def test_eval_rescores_predictions_under_the_calibration(cli, fitted, folders, tmp_path):
     results = tmp_path / "r.json"
     loaded = calibration.load(fitted["cal"])
@@ -317,6 +323,7 @@ def test_eval_rescores_predictions_under_the_calibration(cli, fitted, folders, t
     assert overall["n_unknown"] > 0  # the inconclusive ones count as no answer, as the paper counts unknown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "differs"), [
     (["--prompt", "<image>Is this photo real?"], "prompt differs"),
     (["--answer-prefix", "This is a"], "answer_prefix differs"),
@@ -330,12 +337,14 @@ def test_mismatched_calibration_is_refused_before_any_record(cli, fitted, folder
     assert not out.exists() or out.read_text() == ""
 
 
+@pytest.mark.slow
 def test_another_model_is_refused(cli, fitted, folders, tiny_model):
     result = cli("explain", next(iter(sorted((folders / "scan").glob("*.png")))), "-m", tiny_model, "--calibration",
                  fitted["cal"])
     assert result.exit_code == 2 and "id differs" in result.stderr
 
 
+@pytest.mark.slow
 def test_explain_inconclusive(cli, fitted, folders, toy_model):
     image = folders / "scan" / "real00.png"
     result = cli("explain", image, "-m", toy_model, "--calibration", fitted["cal"], "--inconclusive", "0,1", "--json")

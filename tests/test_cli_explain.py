@@ -23,6 +23,7 @@ def toy_files(tmp_path_factory):
     return {"fake": folder / "fake.png", "real": folder / "real.png", "region": fake.region}
 
 
+@pytest.mark.slow
 def test_explain_panel_shows_the_models_answer(cli, toy_model, toy_files):
     result = cli("explain", toy_files["fake"], "--model", toy_model, "--device", "cpu")
     out = " ".join(result.output.replace("│", " ").split())  # the panel wraps lines inside its border
@@ -168,6 +169,7 @@ def test_explain_on_a_folder_is_one_line_pointing_at_scan(cli, tmp_path):
                              "(scan reads folders)\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "said"), [
     (["scan", "--bogus"], "No such option '--bogus'"),
     (["scan", ".", "--max-memory", "0.5"], "Invalid value for '--max-memory': '0.5' is less than one byte"),
@@ -182,6 +184,7 @@ def test_a_usage_error_is_one_line_and_exit_2(args, said):
     assert f"(see 'fakevlm {args[0]} --help')" in result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_stay_one_line_on_a_click_without_no_args_is_help_error():
     """Click 8.1 (which pyproject allows) has no NoArgsIsHelpError: naming it in an except clause made every
     usage error an AttributeError traceback, exit 1."""

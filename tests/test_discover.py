@@ -539,6 +539,7 @@ def test_read_path_list_is_lazy():
     assert next(read_path_list(Pipe(), nul=True)) == "first.png"
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_or_folder_named_on_the_command_line_does_not_stop_the_others(tmp_path):
     """Click would refuse an unreadable PATH with its usage message before any work, so one file without read
     permission lost the whole scan: it is one error record (a folder: one warning) and the rest is scanned.

@@ -59,6 +59,7 @@ def _close(got, want, tol=1e-5):
 
 # ---- the free path: the verdict where the model writes it ---------------------------------------------------
 
+@pytest.mark.slow
 def test_random_model_states_no_verdict_so_p_fake_is_none(engine, designated):
     rows = designated[2]
     assert not any(t in (engine._fake_id, engine._real_id) for row in rows for t in row)
@@ -164,6 +165,7 @@ def test_forced_batch_of_eight_equals_one_by_one(forced):
     assert max(abs(a - b) for a, b in zip(batched, single, strict=True)) < 1e-4
 
 
+@pytest.mark.slow
 def test_forced_explain_batch_equals_single_and_score_matches(forced):
     batched = forced.explain(IMAGES, max_new_tokens=12)
     single = [forced.explain([im], max_new_tokens=12)[0] for im in IMAGES]
@@ -186,6 +188,7 @@ def test_verdict_tokens_come_from_the_tokenizer(engine, forced):
     assert engine._forced == () and len(forced._forced) > 0  # forced only when asked
 
 
+@pytest.mark.slow
 def test_bf16_load_scores_close_to_fp32(tiny_model, engine):
     bf16 = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="bfloat16", answer_prefix=FORCED))
     fp32 = Engine.load(EngineOptions(model=str(tiny_model), device="cpu", dtype="float32", answer_prefix=FORCED))
@@ -195,6 +198,7 @@ def test_bf16_load_scores_close_to_fp32(tiny_model, engine):
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", ["8bit", "4bit"])
 def test_quantised_load_on_cpu(tiny_model, quant):
     if importlib.util.find_spec("bitsandbytes") is None:

@@ -88,6 +88,7 @@ def make_folder(root: Path) -> Path:
 BUILDERS = {"fakeclue": make_fakeclue, "loki": make_loki, "ddvqa": make_ddvqa, "folder": make_folder}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bench", sorted(BUILDERS))
 def test_eval_end_to_end(cli, bench, tmp_path, toy_model):
     data = BUILDERS[bench](tmp_path / bench)
@@ -119,6 +120,7 @@ def test_eval_end_to_end(cli, bench, tmp_path, toy_model):
     assert doc["model"]["pixels"] == "upstream" and doc["config"]["pixels"] == "upstream"
 
 
+@pytest.mark.slow
 def test_a_labelled_folder_of_fresh_images_scores_like_a_detector(cli, tmp_path, toy_model):
     """40 images the toy never saw: accuracy and AUC measured by eval must be high (and are known to be)."""
     data = tmp_path / "labelled"

@@ -424,6 +424,7 @@ def test_every_source_type_is_mapped():
 FORMATS = ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF", "MPO", "", "NONSENSE"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_garbage_and_empty_never_raise(fmt):
     rng = random.Random(fmt)

@@ -77,6 +77,7 @@ def test_a_tokenizer_that_feeds_other_ids_is_said_at_load(llava15_engine):
     assert any("differ from those the upstream evaluation fed" in n for n in engine.notices) == differs
 
 
+@pytest.mark.slow
 @needs_replica
 def test_a_checkpoint_resaved_by_transformers_5_still_gets_upstreams_prompt_ids(tmp_path, llava15_folder):
     """save_pretrained under transformers 5 writes tokenizer.json without the Llama normaliser (so 25125 "Does"):
@@ -107,6 +108,7 @@ def test_verdict_tokens_and_decoding_are_llamas(llava15_engine):
     assert llava15_engine._forced == ()  # nothing is forced after the prompt by default
 
 
+@pytest.mark.slow
 @needs_replica
 def test_an_answer_prefix_is_forced_only_when_asked(llava15_folder):
     engine = Engine.load(EngineOptions(model=str(llava15_folder), device="cpu", dtype="float32",

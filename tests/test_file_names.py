@@ -54,6 +54,7 @@ def test_recorded_path_is_lossless_and_json_safe(raw):
         assert base64.b64decode(path_bytes) == raw and "\\x" in shown
 
 
+@pytest.mark.slow
 def test_jsonl_records_every_name_losslessly(odd_dir):
     result = run("scan", odd_dir, "--no-model", "--format", "jsonl")
     assert result.returncode == 0, result.stderr
@@ -78,6 +79,7 @@ def test_csv_records_every_name_losslessly(odd_dir):
     assert names == set(BAD_NAMES) | {n.encode() for n in GOOD_NAMES}
 
 
+@pytest.mark.slow
 def test_table_and_error_lines_show_names_escaped(odd_dir):
     (odd_dir / os.fsdecode(b"broken\x9b\xff.jpg")).write_bytes(b"not a jpeg at all")
     table = run("scan", odd_dir, "--no-model", "--format", "table")
@@ -102,6 +104,7 @@ def test_fatal_error_naming_an_odd_path_is_escaped(tmp_path):
     assert b"\x9b" not in result.stderr and "missing\\x9b\\xff" in result.stderr.decode("utf-8")
 
 
+@pytest.mark.slow
 def test_resume_matches_odd_names_by_their_bytes(odd_dir):
     out = odd_dir.parent / "out.jsonl"
     first = run("scan", odd_dir, "--no-model", "-o", out)

@@ -81,6 +81,7 @@ def scan_in_child(path: Path, *, explicit: bool = True, config: str = "", addres
 
 # ---- files are not read whole before they are known to be images ---------------------------------------------
 
+@pytest.mark.slow
 def test_huge_non_image_is_never_read(tmp_path):
     archive = tmp_path / "backup.zip"
     with open(archive, "wb") as fh:  # 6 GB, sparse
@@ -93,6 +94,8 @@ def test_huge_non_image_is_never_read(tmp_path):
     assert rss < 300
 
 
+@pytest.mark.slow
+@pytest.mark.video
 def test_a_huge_broken_video_costs_bounded_memory(tmp_path):
     """A 3 GB file that starts like an MP4 is a video: hashed in pieces, never held; its error is one record."""
     video = tmp_path / "clip.mp4"
@@ -104,6 +107,7 @@ def test_a_huge_broken_video_costs_bounded_memory(tmp_path):
     assert len(record["sha256"]) == 64 and rss < 300
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("magic", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00"])
 def test_file_bigger_than_any_image_within_max_pixels_is_refused_unread(tmp_path, magic):
     path = tmp_path / "huge.img"
@@ -121,6 +125,7 @@ def test_file_bigger_than_any_image_within_max_pixels_is_refused_unread(tmp_path
 
 # ---- metadata text has a total budget --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_many_ztxt_chunks_cannot_add_up_to_gigabytes(tmp_path):
     bomb = zlib.compress(b"A" * (4 * MiB), 9)  # 4 MiB of text in 4 KiB
     path = tmp_path / "text.png"
@@ -131,6 +136,7 @@ def test_many_ztxt_chunks_cannot_add_up_to_gigabytes(tmp_path):
     assert rss < 400  # 1.2 GB of text before the budget
 
 
+@pytest.mark.slow
 def test_exif_fields_pointing_at_one_big_string_cannot_add_up(tmp_path):
     n_tags, size = 600, MiB
     blob_at = 8 + 2 + 12 * n_tags + 4
@@ -146,6 +152,7 @@ def test_exif_fields_pointing_at_one_big_string_cannot_add_up(tmp_path):
 
 # ---- decoding memory --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["I;16", "RGBA"])
 def test_decode_cost_is_checked_per_image_not_only_pixels(tmp_path, toy_engine, mode):
     arr = np.zeros((1500, 2000), np.uint16) if mode == "I;16" else np.zeros((1500, 2000, 4), np.uint8)
@@ -166,6 +173,7 @@ def test_extreme_aspect_ratio_is_refused_before_the_model_resize(tmp_path, engin
     assert record.verdict == "error" and "--max-memory" in record.error
 
 
+@pytest.mark.slow
 def test_loader_threads_share_one_memory_budget(tmp_path):
     for i in range(4):  # 12 MP 16-bit: about 400 MB each to decode
         Image.fromarray(np.full((3000, 4000), i * 1000, np.uint16)).save(tmp_path / f"g{i}.png")
@@ -380,6 +388,7 @@ def test_path_list_without_separators_is_read_in_bounded_memory(fill, nul):
     assert peak < 2 * MiB  # the old reader held (and re-joined, quadratically) all 16 MiB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fill", "nul"), [(b"\x00", True), (b"\n", False)])
 def test_path_list_of_separators_only_yields_nothing(fill, nul):
     warned = []
@@ -409,6 +418,7 @@ def test_scan_from_a_list_with_an_overlong_line_scans_the_rest(cli, tmp_path):
 
 # ---- -q silences library warnings ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_pillows_warnings_are_notes_on_the_files_record_and_never_raw_lines(cli, tmp_path, tiny_model, monkeypatch):
     """Pillow warns from the loader threads ("Invalid APNG, will use default PNG image"): the warning goes to
     that file's record as a note, with or without -q, and never reaches stderr as a raw Python warning (a
@@ -458,6 +468,7 @@ def test_a_pillow_warning_outside_any_file_is_one_line_and_none_when_quiet(capsy
 
 # ---- everything at once -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(tmp_path):
     """The README's bound: a scan of all of the above in one folder stays under 800 MiB peak RSS (measured:
     see the README), finishes, and writes exactly one record per file that can be an image."""

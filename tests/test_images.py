@@ -116,6 +116,7 @@ def test_sniff_rejects_text_and_heif_is_named():
         load_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
 
 
+@pytest.mark.slow
 def test_fast_decode_reduces_only_big_jpegs_and_keeps_their_stored_size(tmp_path):
     """--fast-decode: a 12 MP JPEG is decoded at a reduced DCT scale (pixels close to, not equal to, a full
     decode); a small JPEG and any PNG are decoded exactly as without it; the record keeps the stored size."""

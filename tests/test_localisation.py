@@ -38,6 +38,7 @@ def toy_files(folder, n: int, *, start: int = 0, fake=None) -> list:
 
 # ---- on the toy FakeVLM --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_heatmap_points_at_the_planted_artifact(toy_engine, tmp_path):
     """The issue's bar: the pointing game hits the artifact on >= 90% of toy fakes, through the scan pipeline
     with the default method, and the top region overlaps the artifact as often."""
@@ -57,6 +58,7 @@ def test_the_heatmap_points_at_the_planted_artifact(toy_engine, tmp_path):
     assert sum(overlaps) / len(overlaps) >= 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", relevance.METHODS)
 def test_every_method_finds_the_artifact(method, toy_engine):
     items = [toy.toy_image(SEEDS + 100 + i, True) for i in range(8)]
@@ -86,6 +88,7 @@ def test_explanations_carry_the_same_prefix(toy_engine):
     assert [a.prefix for a in toy_engine.explain_pixels(pixels, 24)] == [a.prefix for a in toy_engine.verdicts(pixels)]
 
 
+@pytest.mark.slow
 def test_the_default_map_beats_a_random_order_on_deletion_and_insertion(toy_engine):
     """Faithfulness, the measure the default was chosen by (docs/localisation.md): removing patches in the map's
     order lowers P(fake) sooner, and putting them back raises it sooner, than a random order."""
@@ -150,6 +153,7 @@ def test_a_failing_map_is_a_note_and_the_verdict_stands(toy_engine, tmp_path, mo
         assert "no heatmap: RuntimeError: out of memory" in record.notes
 
 
+@pytest.mark.slow
 def test_scan_writes_heatmaps_and_the_records_point_at_them(cli, toy_model, tmp_path):
     files = toy_files(tmp_path / "in", 4)
     out, maps = tmp_path / "r.jsonl", tmp_path / "maps"
@@ -253,6 +257,7 @@ def test_a_map_with_nothing_positive_has_no_regions():
     assert loc["regions"] == [] and loc["scale"] == 1.0
 
 
+@pytest.mark.slow
 def test_the_faithfulness_benchmark_runs(tmp_path):
     """benchmarks/localisation.py (docs/localisation.md's numbers): its pieces run and report every method."""
     import sys
@@ -268,6 +273,7 @@ def test_the_faithfulness_benchmark_runs(tmp_path):
     assert doc["paired"]["best"] in relevance.METHODS and len(doc["paired"]["against"]) == 2
 
 
+@pytest.mark.video
 def test_a_clip_gets_a_note_not_a_map(cli, tmp_path, monkeypatch):
     """--localise on a video: no map (one frame's map would be read as the clip's), a note that says where to
     look instead; the image beside it still gets its map and heatmap picture, and explain --heatmap warns."""

@@ -107,6 +107,7 @@ def test_localisation_scores():
     assert scores["centre_prior"]["pointing_game"] == pytest.approx(2 / 3) and scores["methods"] == ["attention"]
 
 
+@pytest.mark.slow
 def test_eval_loki_localise_end_to_end(cli, tmp_path, toy_model):
     make_loki(tmp_path / "LOKI", n_tf=8, n_extra=12)
     out, preds = tmp_path / "results.json", tmp_path / "preds.jsonl"

@@ -40,6 +40,7 @@ def comparable(row: dict, root: str) -> dict:
     return {**{k: v for k, v in row.items() if k != "elapsed_ms"}, "path": row["path"].removeprefix(root)}
 
 
+@pytest.mark.slow
 def test_a_prefix_scans_like_the_folder_it_was_copied_from(cli, bucket, monkeypatch):
     stub_engine.install(monkeypatch)
     local, uri = bucket
@@ -53,6 +54,7 @@ def test_a_prefix_scans_like_the_folder_it_was_copied_from(cli, bucket, monkeypa
     assert "truncated.jpg: " in in_bucket.stderr  # the bad object's one-line error names its URI
 
 
+@pytest.mark.slow
 def test_from_file_lists_objects_and_a_missing_one_is_an_error_record(cli, bucket, tmp_path):
     _, uri = bucket
     listing = tmp_path / "list.txt"

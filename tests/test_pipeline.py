@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from fakevlm_cli.core.engine_types import Answer, ModelInfo
@@ -115,6 +116,7 @@ def test_permission_denied_is_an_error_record(tmp_path, monkeypatch):
     assert records[0].verdict in ("real", "fake")
 
 
+@pytest.mark.video
 def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_are_judged_once(tmp_path):
     """An engine that runs out of memory above 2 images per call, a batch of 4 holding two pictures and a clip of
     4 frames: the pictures are judged once (one note, one map each), the clip's frames again in slices of 2."""
@@ -153,6 +155,7 @@ def test_a_clip_too_big_for_the_model_is_retried_in_smaller_slices_and_pictures_
     assert len(list(maps.iterdir())) == 2
 
 
+@pytest.mark.video
 def test_a_clip_that_fails_for_another_reason_than_memory_is_not_judged_again_in_smaller_slices(tmp_path):
     """Halving a clip's slices helps only when it ran out of memory: a clip the model fails on for any other
     reason is an error record after one call, not after one call per halving (8 → 4 → 2 → 1)."""

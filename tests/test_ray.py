@@ -17,7 +17,8 @@ import factories as f
 import pytest
 from conftest import noise_image
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")
+# the cluster alone takes longer to start than the quick subset is allowed (docs/development.md)
+pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.ray, pytest.mark.slow]
 
 # The tiny model states no verdict freely; forced, every image gets a P(fake). As typed on a command line
 # (options.unescape makes "\\n" a newline).

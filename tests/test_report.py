@@ -131,6 +131,7 @@ def test_clip_and_calibration_fields_are_checked_too():
     assert good["cal"] == {"p": 0.55, "inconclusive": True, "band": [0.2, 0.8], "file": "c.json"}
 
 
+@pytest.mark.video
 def test_a_clip_gets_no_picture_and_no_note_for_it(tmp_path):
     """`fakevlm report` never decodes a clip as a picture: the page draws its frames instead."""
     from fakevlm_cli.outputs.report.pictures import Pictures
@@ -299,6 +300,7 @@ def test_thumbnail_size_option(cli, size, tmp_path):
         assert thumb is None
 
 
+@pytest.mark.slow
 def test_report_never_imports_torch(tmp_path):
     import subprocess
     import sys

@@ -15,6 +15,9 @@ from PIL import Image, ImageStat
 
 from fakevlm_cli.testing import toy
 
+# starting Chromium and rendering pages takes seconds a test
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 SEEDS = toy.FRESH_SEEDS + 50_000
 
 
@@ -60,6 +63,7 @@ def mixed_report(cli, tmp_path_factory, toy_model):
     return report, results
 
 
+@pytest.mark.video
 def test_the_scan_report_loads_clean_and_shows_every_record(browser, mixed_report):
     report, results = mixed_report
     seen = visit(browser, report)

@@ -46,6 +46,7 @@ def by_name(rows):
     return {Path(r["path"]).name: r for r in rows}
 
 
+@pytest.mark.slow
 def test_no_model_scan_reads_metadata_and_fuses(cli, evidence_dir):
     result = cli("scan", evidence_dir, "--no-model", "--format", "jsonl")
     rows = by_name(records(result.stdout))
@@ -63,6 +64,7 @@ def test_no_model_scan_reads_metadata_and_fuses(cli, evidence_dir):
     assert result.exit_code == 1  # at least one fake
 
 
+@pytest.mark.slow
 def test_no_model_scan_never_imports_torch_ray_or_fsspec(evidence_dir):
     code = ("import sys\nfrom fakevlm_cli.cli import main\n"
             f"sys.argv=['fakevlm','scan',{str(evidence_dir)!r},'--no-model','-o',{str(evidence_dir / 'o.jsonl')!r}]\n"
@@ -73,6 +75,7 @@ def test_no_model_scan_never_imports_torch_ray_or_fsspec(evidence_dir):
     assert "EXIT 1 []" in out.stdout, out.stderr
 
 
+@pytest.mark.slow
 def test_model_scan_records(cli, evidence_dir, toy_model):
     result = cli("scan", evidence_dir, "--model", toy_model, "--format", "jsonl", "--threshold", "1.0")
     rows = by_name(records(result.stdout))
@@ -91,6 +94,7 @@ def test_model_scan_records(cli, evidence_dir, toy_model):
     assert result.exit_code == 1
 
 
+@pytest.mark.slow
 def test_records_do_not_depend_on_batch_size(cli, evidence_dir, toy_model):
     def run(batch):
         rows = records(cli("scan", evidence_dir, "-m", toy_model, "--format", "jsonl", "--batch-size", batch).stdout)
@@ -131,6 +135,7 @@ def test_csv_defuses_formulas(cli, tmp_path):
     assert all(not cell.startswith("=") for row in rows for cell in row.values())
 
 
+@pytest.mark.slow
 def test_table_output_is_terminal_safe(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # names whole on one line, so they can be read back as they are shown
     nasty = ["spaced name.png", "ünïcödé.png", "line\nbreak.png", "[bold]red.png", "esc\x1b[31m.png"]
@@ -188,6 +193,7 @@ def test_hidden_and_globs(cli, tmp_path):
     assert names("--exclude", "skip*") == ["keep.png"]
 
 
+@pytest.mark.slow
 def test_exit_codes(cli, tmp_path, toy_model):
     f.camera_jpeg(tmp_path / "cam.jpg")
     assert cli("scan", tmp_path, "--no-model", "-q", "--format", "jsonl").exit_code == 0
@@ -218,6 +224,7 @@ def test_failed_model_load_keeps_earlier_results(cli, tmp_path):
     assert out.read_text() == earlier
 
 
+@pytest.mark.slow
 def test_resume_tolerates_torn_line_and_writes_no_duplicate(cli, evidence_dir):
     out = evidence_dir.parent / "out.jsonl"
     cli("scan", evidence_dir, "--no-model", "-o", out)
@@ -288,6 +295,7 @@ def test_progress_bar_on_a_terminal_and_not_when_piped(tmp_path, monkeypatch):
     assert "scanning" not in shown and shown.count("scanned") == 2
 
 
+@pytest.mark.slow
 def test_shipped_schema_is_a_valid_json_schema_and_rejects_bad_records():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     good = {"schema": 1, "path": "a.png", "verdict": "fake", "p_fake": 0.7, "model_verdict": "fake",
@@ -364,6 +372,7 @@ def test_numbers_that_would_judge_wrongly_or_fail_late_are_usage_errors(cli, arg
     assert result.exit_code == 2 and said in result.output
 
 
+@pytest.mark.slow
 def test_the_table_on_a_terminal_that_is_not_utf8_replaces_what_it_cannot_show(tmp_path):
     """LC_ALL=C or a latin-1 terminal: the table's "—" (no P(fake)) raised UnicodeEncodeError at the first row,
     which ended the scan (and the -o file beside it) with a traceback and exit 1. Now it shows "?" and goes on."""
@@ -382,6 +391,7 @@ def test_the_table_on_a_terminal_that_is_not_utf8_replaces_what_it_cannot_show(t
     assert shown.count(".png") == 3 and "?" in shown and b"Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_table_that_cannot_be_written_is_one_error_line(tmp_path):
     import subprocess
     import sys

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+# every test starts the command line in a child process and waits on it (a second or more each)
+pytestmark = pytest.mark.slow
+
 STUB_CLI = str(Path(__file__).resolve().parent / "stub_cli.py")
 
 

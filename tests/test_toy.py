@@ -167,6 +167,7 @@ def test_transformers_llama_tokenizer_differs_from_the_oracle(toy_model, oracle,
         assert ids[:2] == expected[:2] and oracle.token_to_id("▁Does") not in ids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REPLICA.is_dir(), reason="needs ../shared/models/llava-1.5-processor-replica")
 @pytest.mark.parametrize("layout", ["tokenizer only", "with llava config.json"])
 @pytest.mark.parametrize("loader", ["AutoTokenizer", "LlamaTokenizer"])

@@ -63,6 +63,7 @@ def test_score_path_is_right(toy_engine):
     assert [p >= 0.5 for p in scores] == [t.fake for t in TOYS]
 
 
+@pytest.mark.slow
 def test_score_path_equals_plain_generate_at_the_verdict_step(toy_engine, reference):
     engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
     answers = engine.verdicts([engine.preprocess(im) for im in IMAGES])  # a fresh engine: nothing learnt yet

@@ -32,6 +32,8 @@ from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.run.pipeline import Scanner
 from fakevlm_cli.testing import toy
 
+pytestmark = pytest.mark.video
+
 SEED = toy.FRESH_SEEDS + 60_000
 
 
@@ -135,6 +137,7 @@ def toy_clips(tmp_path_factory):
             for seed, (kind, fake) in enumerate(kinds.items())}
 
 
+@pytest.mark.slow
 def test_toy_clips_get_the_right_verdict(toy_engine, toy_clips):
     records = scan(toy_engine, *(path for path, _ in toy_clips.values()))
     verdicts = {r.path.rsplit("/", 1)[-1]: r.verdict for r in records}
@@ -178,6 +181,7 @@ def test_explain_names_the_most_suspicious_frame_and_its_artifact(toy_engine, tm
     assert record.text_verdict == "fake" and frames[6].region in record.explanation
 
 
+@pytest.mark.slow
 def test_cli_explain_takes_a_video(cli, toy_model, tmp_path, monkeypatch):
     toy_clip(tmp_path / "clip.mp4", 4, {0, 1, 2, 3}, seed=21)
     monkeypatch.setenv("COLUMNS", "120")
@@ -189,6 +193,7 @@ def test_cli_explain_takes_a_video(cli, toy_model, tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "song.mp4: no video stream in this MP4 file (it holds audio)" in bad.output
 
 
+@pytest.mark.slow
 def test_a_scan_mixes_images_heic_photos_and_clips(toy_engine, tmp_path):
     """`fakevlm scan ./mixed`: one record per file, each with the right verdict."""
     mixed = tmp_path / "mixed"
@@ -498,6 +503,7 @@ def test_ddvqa_takes_clips_and_gives_the_ith_question_the_ith_frame(tmp_path):
     assert missing.endswith("frame #3 for question 9 (3 frames in 114_102.mp4)")
 
 
+@pytest.mark.slow
 def test_eval_ddvqa_and_folder_from_clips(cli, toy_model, tmp_path):
     data = _ddvqa_from_clips(tmp_path / "DQ_FF++")
     out = tmp_path / "ddvqa.json"
