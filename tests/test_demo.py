@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.outputs.report import is_ours
 from fakevlm_cli.testing import samples, toy
 
 
-def demo(*args):
-    return CliRunner().invoke(cli, ["demo", *map(str, args)], catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
-def demo_run(toy_model, tmp_path_factory):
+def demo_run(cli, toy_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo") / "here"
-    return folder, demo(folder)
+    return folder, cli("demo", folder)
 
 
+@pytest.mark.slow  # the demo run: seconds on the toy model
 def test_every_sample_is_judged_as_its_evidence_says(demo_run):
     folder, result = demo_run
     assert result.exit_code == 0, result.stderr
@@ -40,13 +35,15 @@ def test_every_sample_is_judged_as_its_evidence_says(demo_run):
     assert {"toy-fake-1.png", "toy-real-1.png", "phone.png"} <= heatmaps
 
 
+@pytest.mark.slow  # the demo run: seconds on the toy model
 def test_the_toy_is_called_a_toy_and_the_real_weights_are_named(demo_run):
     _, result = demo_run
     assert "TOY model" in result.stderr and "not a detector" in result.stderr
     assert "lingcco/fakeVLM" in result.stderr and "fakevlm scan PHOTOS" in result.stderr
 
 
-def test_a_second_run_reuses_the_model_and_the_samples(demo_run, monkeypatch):
+@pytest.mark.slow  # the demo run: seconds on the toy model
+def test_a_second_run_reuses_the_model_and_the_samples(cli, demo_run, monkeypatch):
     folder, _ = demo_run
     before = {p.name: p.stat().st_mtime_ns for p in (folder / "samples").iterdir()}
 
@@ -54,30 +51,30 @@ def test_a_second_run_reuses_the_model_and_the_samples(demo_run, monkeypatch):
         raise AssertionError("the toy was trained again")
 
     monkeypatch.setattr(toy, "build_toy_fakevlm", no_training)
-    result = demo(folder)
+    result = cli("demo", folder)
     assert result.exit_code == 0, result.stderr
     assert "(cached)" in result.stderr
     assert {p.name: p.stat().st_mtime_ns for p in (folder / "samples").iterdir()} == before
 
 
-def test_a_folder_holding_someone_elses_files_is_refused(tmp_path):
+def test_a_folder_holding_someone_elses_files_is_refused(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    result = demo(tmp_path)
+    result = cli("demo", tmp_path)
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"fakevlm: error: {tmp_path}: is not empty and not a fakevlm demo folder: "
                                      "choose another folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
-    result = demo(tmp_path / "notes.txt")
+    result = cli("demo", tmp_path / "notes.txt")
     assert result.exit_code == 2 and "is a file" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_a_link_planted_as_the_demo_marker_is_not_written_through(tmp_path):
+def test_a_link_planted_as_the_demo_marker_is_not_written_through(cli, tmp_path):
     outside = tmp_path / "evidence.txt"
     outside.write_text("keep me")
     folder = tmp_path / "demo"
     folder.mkdir()
     (folder / ".fakevlm-demo").symlink_to(outside)
-    result = demo(folder)
+    result = cli("demo", folder)
     assert result.exit_code == 2 and ".fakevlm-demo" in result.stderr
     assert outside.read_text() == "keep me" and (folder / ".fakevlm-demo").is_symlink()

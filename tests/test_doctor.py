@@ -6,13 +6,6 @@ import sys
 
 import pytest
 import torch
-from click.testing import CliRunner
-
-from fakevlm_cli.cli import cli
-
-
-def doctor(*args):
-    return CliRunner().invoke(cli, ["doctor", *map(str, args)], catch_exceptions=False)
 
 
 def lines(result) -> dict[str, str]:
@@ -25,8 +18,8 @@ def lines(result) -> dict[str, str]:
     return found
 
 
-def test_ready_with_a_local_checkpoint(toy_model):
-    result = doctor("-m", toy_model)
+def test_ready_with_a_local_checkpoint(cli, toy_model):
+    result = cli("doctor", "-m", toy_model)
     assert result.exit_code == 0, result.stdout
     found = lines(result)
     assert found["torch"] == f"ok torch {torch.__version__}"
@@ -36,19 +29,19 @@ def test_ready_with_a_local_checkpoint(toy_model):
     assert result.stdout.splitlines()[-1].startswith("ready: ")
 
 
-def test_a_missing_library_is_a_failure_that_says_what_to_install(toy_model, monkeypatch):
+def test_a_missing_library_is_a_failure_that_says_what_to_install(cli, toy_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # importing it now raises ImportError
-    result = doctor("-m", toy_model)
+    result = cli("doctor", "-m", toy_model)
     assert result.exit_code == 1
     assert lines(result)["transformers"] == "fail transformers: not installed: pip install 'transformers>=5,<6'"
     assert result.stdout.splitlines()[-1].startswith("not ready: 1 problem above")
 
 
-def test_weights_neither_cached_nor_reachable_offline(tmp_path, monkeypatch):
+def test_weights_neither_cached_nor_reachable_offline(cli, tmp_path, monkeypatch):
     huggingface_hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = doctor("-m", "someone/weights")
+    result = cli("doctor", "-m", "someone/weights")
     assert result.exit_code == 1
     assert lines(result)["weights"].startswith("fail weights: someone/weights is not in the cache")
     assert "HF_HUB_OFFLINE is set" in lines(result)["weights"]
@@ -58,13 +51,13 @@ def test_weights_neither_cached_nor_reachable_offline(tmp_path, monkeypatch):
     (snapshot / "config.json").write_text("{}")
     (tmp_path / "models--someone--weights" / "refs").mkdir()
     (tmp_path / "models--someone--weights" / "refs" / "main").write_text("abc123")
-    result = doctor("-m", "someone/weights")
+    result = cli("doctor", "-m", "someone/weights")
     assert lines(result)["weights"].startswith("ok weights: someone/weights in the Hugging Face cache")
     assert result.exit_code == 0
 
 
-def test_a_folder_that_is_no_checkpoint_fails(tmp_path):
-    result = doctor("-m", tmp_path)
+def test_a_folder_that_is_no_checkpoint_fails(cli, tmp_path):
+    result = cli("doctor", "-m", tmp_path)
     assert result.exit_code == 1
     want = f"fail weights: {tmp_path} (a local folder with no config.json: not a checkpoint)"
     assert lines(result)["weights"] == want

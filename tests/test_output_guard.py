@@ -11,10 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
-
-from fakevlm_cli.cli import cli
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # root writes into read-only folders: faked for root
 
@@ -30,10 +27,6 @@ HOSTILE = ["symlink to a file outside", "a file that is not ours", "a folder", "
            "one of the inputs"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def red(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (48, 40), (230, 20, 20)).save(path)
@@ -43,31 +36,31 @@ def red(path: Path) -> Path:
 # ---- each writer, as a command line writing to `target`, and the input it reads ------------------------------
 
 def _eval(flag):
-    def writer(tmp: Path, target: Path, force: list[str]):
+    def writer(cli, tmp: Path, target: Path, force: list[str]):
         data = tmp / "labelled"
         for i, folder in enumerate(("real/camA", "fake/sdxl")):
             red(data / folder / f"{i}.png")
-        return invoke("eval", "--bench", "folder", "--data", data, "-m", tmp / "never-loaded", flag, target, *force)
+        return cli("eval", "--bench", "folder", "--data", data, "-m", tmp / "never-loaded", flag, target, *force)
     return writer, lambda tmp: tmp / "labelled" / "real" / "camA" / "0.png"
 
 
 def _scan(*extra):
-    def writer(tmp: Path, target: Path, force: list[str]):
+    def writer(cli, tmp: Path, target: Path, force: list[str]):
         red(tmp / "in" / "photo.png")
         args = [a if a != "TARGET" else target for a in extra]
-        return invoke("scan", tmp / "in" / "photo.png", "--no-model", *args, *force)
+        return cli("scan", tmp / "in" / "photo.png", "--no-model", *args, *force)
     return writer, lambda tmp: tmp / "in" / "photo.png"
 
 
-def _report(tmp: Path, target: Path, force: list[str]):
+def _report(cli, tmp: Path, target: Path, force: list[str]):
     red(tmp / "in" / "photo.png")
-    assert invoke("scan", tmp / "in" / "photo.png", "--no-model", "-o", tmp / "r.jsonl").exit_code == 0
-    return invoke("report", tmp / "r.jsonl", "-o", target, *force)
+    assert cli("scan", tmp / "in" / "photo.png", "--no-model", "-o", tmp / "r.jsonl").exit_code == 0
+    return cli("report", tmp / "r.jsonl", "-o", target, *force)
 
 
-def _explain(tmp: Path, target: Path, force: list[str]):
+def _explain(cli, tmp: Path, target: Path, force: list[str]):
     red(tmp / "in" / "photo.png")
-    return invoke("explain", tmp / "in" / "photo.png", "--heatmap", target, "-m", tmp / "never-loaded", *force)
+    return cli("explain", tmp / "in" / "photo.png", "--heatmap", target, "-m", tmp / "never-loaded", *force)
 
 
 WRITERS = {
@@ -104,12 +97,12 @@ def _place(case: str, tmp: Path, input_of, monkeypatch) -> tuple[Path, list[str]
 
 @pytest.mark.parametrize("case", HOSTILE)
 @pytest.mark.parametrize("name", sorted(WRITERS))
-def test_every_writer_refuses_the_same_hostile_targets_the_same_way(tmp_path, monkeypatch, name, case):
+def test_every_writer_refuses_the_same_hostile_targets_the_same_way(cli, tmp_path, monkeypatch, name, case):
     monkeypatch.chdir(tmp_path)
     writer, input_of, stream = WRITERS[name]
     target, force = _place(case, tmp_path, input_of, monkeypatch)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
-    result = writer(tmp_path, target, force)
+    result = writer(cli, tmp_path, target, force)
     (tmp_path / "out").chmod(0o755)
     if case == "a device" and stream:  # -o /dev/null: written into, never replaced
         assert "target" not in result.stderr and str(target) not in result.stderr, result.stderr
@@ -152,7 +145,7 @@ def test_a_symlink_the_user_names_is_written_through_with_force_and_stays_a_link
 
 # ---- scan --heatmaps: names fakevlm chooses (issue 23, items 1 and 12) -----------------------------------------
 
-def _heatmap_scan(tmp: Path, monkeypatch, *extra):
+def _heatmap_scan(cli, tmp: Path, monkeypatch, *extra):
     from stub_engine import install
 
     install(monkeypatch)
@@ -160,7 +153,7 @@ def _heatmap_scan(tmp: Path, monkeypatch, *extra):
     maps = tmp / "maps"
     maps.mkdir(exist_ok=True)
     name = maps / f"{hashlib.sha256(photo.read_bytes()).hexdigest()[:16]}-red.png"
-    return photo, maps, name, lambda: invoke("scan", tmp / "in", "--heatmaps", maps, "-o", tmp / "r.jsonl", *extra)
+    return photo, maps, name, lambda: cli("scan", tmp / "in", "--heatmaps", maps, "-o", tmp / "r.jsonl", *extra)
 
 
 def _record(tmp: Path) -> dict:
@@ -170,10 +163,10 @@ def _record(tmp: Path) -> dict:
 
 @pytest.mark.parametrize("force", [[], ["--force"]])
 @pytest.mark.parametrize("planted", ["notes", "symlink outside", "symlink to a device", "folder", "the input"])
-def test_a_per_file_heatmap_never_replaces_what_was_planted_at_its_name(tmp_path, monkeypatch, planted, force):
+def test_a_per_file_heatmap_never_replaces_what_was_planted_at_its_name(cli, tmp_path, monkeypatch, planted, force):
     """A predictable name (hash prefix + file name): a file that is not a fakevlm heatmap, or a symbolic link,
     found there is left as it is, --force or not; the record says why it has no heatmap, the scan goes on."""
-    photo, _, name, scan = _heatmap_scan(tmp_path, monkeypatch, *force)
+    photo, _, name, scan = _heatmap_scan(cli, tmp_path, monkeypatch, *force)
     outside = tmp_path / "outside.txt"
     outside.write_text("someone's notes")
     if planted == "notes":
@@ -201,8 +194,8 @@ def test_a_per_file_heatmap_never_replaces_what_was_planted_at_its_name(tmp_path
         assert name.read_text() == "my notes" and "not a fakevlm heatmap" in notes[0]
 
 
-def test_a_per_file_heatmap_replaces_its_own_earlier_one(tmp_path, monkeypatch):
-    _, maps, name, scan = _heatmap_scan(tmp_path, monkeypatch)
+def test_a_per_file_heatmap_replaces_its_own_earlier_one(cli, tmp_path, monkeypatch):
+    _, maps, name, scan = _heatmap_scan(cli, tmp_path, monkeypatch)
     assert scan().exit_code == 1 and name.is_file()
     assert scan().exit_code == 1
     assert _record(tmp_path)["localisation"]["heatmap"] == str(name)
@@ -210,7 +203,7 @@ def test_a_per_file_heatmap_replaces_its_own_earlier_one(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("how", ["under a file", "read-only"])
-def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(tmp_path, monkeypatch, how):
+def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(cli, tmp_path, monkeypatch, how):
     """Not a note on every record and exit 0: one line, exit 2, no model loaded and no results written."""
     from stub_engine import install
 
@@ -224,7 +217,7 @@ def test_a_heatmap_folder_that_cannot_be_made_is_one_error_before_any_work(tmp_p
         (tmp_path / "locked").mkdir()
         _read_only(tmp_path / "locked", monkeypatch)
         maps = tmp_path / "locked" / "maps"
-    result = invoke("scan", tmp_path / "in", "--heatmaps", maps, "-o", tmp_path / "r.jsonl")
+    result = cli("scan", tmp_path / "in", "--heatmaps", maps, "-o", tmp_path / "r.jsonl")
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fakevlm: error: {maps}: "), result.stderr

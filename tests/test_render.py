@@ -5,28 +5,25 @@ from __future__ import annotations
 import io
 
 import factories as f
-from click.testing import CliRunner
 from rich.console import Console
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core.record import Record
 from fakevlm_cli.outputs.render import TableSink, explain_panel
 
 
-def table(tmp_path, width: int) -> str:
+def table(cli, tmp_path, width: int) -> str:
     folder = tmp_path / "a folder with a rather long name" / "and another one inside it"
     folder.mkdir(parents=True)
     f.a1111_png(folder / "astronaut-riding-a-horse-on-the-moon.png")
     f.xmp_jpeg(folder / "press-photo-from-the-agency.jpg")
     f.truncated_jpeg(folder / "broken.jpg")
-    result = CliRunner().invoke(cli, ["scan", str(folder), "--no-model", "--format", "table"],
-                                terminal_width=width, env={"COLUMNS": str(width)}, catch_exceptions=False)
+    result = cli("scan", folder, "--no-model", "--format", "table", terminal_width=width, env={"COLUMNS": str(width)})
     assert result.exit_code == 1, result.stderr
     return result.stdout
 
 
-def test_at_80_columns_the_decisive_evidence_is_shown_whole(tmp_path):
-    out = table(tmp_path, 80)
+def test_at_80_columns_the_decisive_evidence_is_shown_whole(cli, tmp_path):
+    out = table(cli, tmp_path, 80)
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "png: Stable Diffusion (A1111)" in out  # it was cut to "png: Stable Di…" beside a 47-column path
     assert "xmp: trainedAlgorithmicMedia" in out
@@ -34,8 +31,8 @@ def test_at_80_columns_the_decisive_evidence_is_shown_whole(tmp_path):
     assert "jpeg: quality" not in broken  # an error row shows the error, not an info line
 
 
-def test_wide_terminals_keep_evidence_and_note_apart(tmp_path):
-    out = table(tmp_path, 160)
+def test_wide_terminals_keep_evidence_and_note_apart(cli, tmp_path):
+    out = table(cli, tmp_path, 160)
     header = out.splitlines()[0].split()
     assert header == ["file", "verdict", "P(fake)", "evidence", "note"]
     assert "png: Stable Diffusion (A1111)" in out
