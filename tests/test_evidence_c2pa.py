@@ -333,15 +333,11 @@ def test_the_settings_limit_is_the_c2pa_librarys_own():
 
 
 @needs_c2pa
-def test_scan_refuses_a_bundle_past_the_limit_before_any_work(tmp_path):
-    from click.testing import CliRunner
+def test_scan_refuses_a_bundle_past_the_limit_before_any_work(cli, tmp_path):
     from factories import camera_jpeg
 
-    from fakevlm_cli.cli import cli
-
     anchors, photo = _bundle(tmp_path, 2300), camera_jpeg(tmp_path / "photo.jpg")
-    result = CliRunner().invoke(cli, ["scan", "--no-model", "--format", "jsonl", "--trust-anchors", str(anchors),
-                                      str(photo)])
+    result = cli("scan", "--no-model", "--format", "jsonl", "--trust-anchors", anchors, photo)
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"fakevlm: error: {anchors}: its 2,300 certificates make ") and "1,048,576 bytes" in line
