@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 from factories import camera_jpeg
-from test_report import data_of, invoke, record, write_jsonl
+from test_report import data_of, record, write_jsonl
 
 from fakevlm_cli.outputs.report import entry, read_records
 from fakevlm_cli.outputs.report import page as report_page
@@ -25,7 +25,7 @@ def sha(path: Path) -> str:
 
 # ---- which pictures, and how much of them ---------------------------------------------------------------------
 
-def test_pictures_come_only_from_the_results_folder_unless_their_hash_matches(tmp_path, monkeypatch):
+def test_pictures_come_only_from_the_results_folder_unless_their_hash_matches(cli, tmp_path, monkeypatch):
     """A hand-written results file naming `../`, absolute or linked paths with no SHA-256 must not pull those
     pictures into a page that will be shared; with the recorded hash, or under --images-from, they are shown."""
     out, private = tmp_path / "out", tmp_path / "private"
@@ -37,7 +37,7 @@ def test_pictures_come_only_from_the_results_folder_unless_their_hash_matches(tm
             record("secret.jpg"), record(str(secret), sha256=sha(secret)), record(str(inside))]
     results = write_jsonl(out / "r.jsonl", rows)
     monkeypatch.chdir(private)  # the current folder is no licence either
-    result = invoke("report", results, "-o", out / "report.html")
+    result = cli("report", results, "-o", out / "report.html")
     assert result.exit_code == 0, result.output
     shown = data_of((out / "report.html").read_text())
     assert [bool(r["thumb"]) for r in shown] == [True, False, False, False, False, True, True]
@@ -45,11 +45,11 @@ def test_pictures_come_only_from_the_results_folder_unless_their_hash_matches(tm
                                       "the record has no SHA-256 to check it against")
     assert all("outside the results file's folder" in shown[n]["thumb_note"] for n in (2, 3, 4))
     assert "4 of 7 pictures not shown: ../private/secret.jpg is outside" in result.stderr
-    result = invoke("report", results, "-o", out / "from.html", "--images-from", private)
+    result = cli("report", results, "-o", out / "from.html", "--images-from", private)
     assert [bool(r["thumb"]) for r in data_of((out / "from.html").read_text())][4] is True
 
 
-def test_a_picture_is_read_only_up_to_its_bound_and_decoded_within_the_pixel_limit(tmp_path, monkeypatch):
+def test_a_picture_is_read_only_up_to_its_bound_and_decoded_within_the_pixel_limit(cli, tmp_path, monkeypatch):
     big, small = camera_jpeg(tmp_path / "big.jpg"), tmp_path / "small.png"
     from PIL import Image
 
@@ -57,13 +57,13 @@ def test_a_picture_is_read_only_up_to_its_bound_and_decoded_within_the_pixel_lim
     assert small.stat().st_size < 1000 < big.stat().st_size
     monkeypatch.setattr(report_pictures, "MAX_PICTURE_BYTES", 1000)
     results = write_jsonl(tmp_path / "r.jsonl", [record("big.jpg", sha256=sha(big)), record("small.png")])
-    result = invoke("report", results, "-o", tmp_path / "a.html")
+    result = cli("report", results, "-o", tmp_path / "a.html")
     shown = data_of((tmp_path / "a.html").read_text())
     assert shown[0]["thumb"] is None and shown[1]["thumb"]
     assert shown[0]["thumb_note"] == "no picture: big.jpg is over 0 MiB, the most the report reads for a picture"
     assert "1 of 2 pictures not shown: big.jpg is over" in result.stderr
     monkeypatch.setattr(report_pictures, "DEFAULT_MAX_PIXELS", 1000)  # the scan's limit, here 40 × 30 > 1000
-    invoke("report", results, "-o", tmp_path / "b.html")
+    cli("report", results, "-o", tmp_path / "b.html")
     note = data_of((tmp_path / "b.html").read_text())[1]["thumb_note"]
     assert note.startswith("no picture: small.png does not decode (") and "--max-pixels" in note
 
@@ -75,12 +75,12 @@ def _map(box) -> dict:
             "regions": [{"box": box, "score": 0.5}, {"box": [0, 0, 10, 10], "score": 0.2}]}
 
 
-def test_a_region_box_holding_inf_drops_that_region_not_the_report(tmp_path):
+def test_a_region_box_holding_inf_drops_that_region_not_the_report(cli, tmp_path):
     """The red team's record: `"inf"` in a region's box was an OverflowError, exit 2 and no page."""
     rows = [record("a.jpg", verdict="fake", model_verdict="fake", localisation=_map([0, 0, "inf", 5])),
             record("b.jpg")]
     out = tmp_path / "r.html"
-    result = invoke("report", write_jsonl(tmp_path / "r.jsonl", rows), "-o", out)
+    result = cli("report", write_jsonl(tmp_path / "r.jsonl", rows), "-o", out)
     assert result.exit_code == 0, result.output
     first = data_of(out.read_text())[0]
     assert [r["px"] for r in first["loc"]["regions"]] == ["(0, 0)–(10, 10) px"]
@@ -137,17 +137,17 @@ def test_fuzzed_record_fields_never_stop_the_report_and_every_number_shown_is_fi
 
 # ---- the largest page a browser opens -------------------------------------------------------------------------
 
-def test_a_page_too_big_for_a_browser_drops_its_thumbnails_or_is_refused(tmp_path, monkeypatch):
+def test_a_page_too_big_for_a_browser_drops_its_thumbnails_or_is_refused(cli, tmp_path, monkeypatch):
     for n in range(3):
         camera_jpeg(tmp_path / f"{n}.jpg", seed=n)
     results = write_jsonl(tmp_path / "r.jsonl", [record(f"{n}.jpg") for n in range(3)])
     out = tmp_path / "r.html"
-    assert invoke("report", results, "-o", out, "--thumbnail-size", "256").exit_code == 0
+    assert cli("report", results, "-o", out, "--thumbnail-size", "256").exit_code == 0
     full = out.stat().st_size
-    assert invoke("report", results, "-o", out, "--thumbnail-size", "0").exit_code == 0
+    assert cli("report", results, "-o", out, "--thumbnail-size", "0").exit_code == 0
     text_only = out.stat().st_size
     monkeypatch.setattr(report_page, "MAX_PAGE_BYTES", (full + text_only) // 2)
-    result = invoke("report", results, "-o", out, "--thumbnail-size", "256")
+    result = cli("report", results, "-o", out, "--thumbnail-size", "256")
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert [r["thumb"] for r in data_of(html)] == [None, None, None]
@@ -155,7 +155,7 @@ def test_a_page_too_big_for_a_browser_drops_its_thumbnails_or_is_refused(tmp_pat
     assert "thumbnails left out" in result.stderr and "--thumbnail-size" in result.stderr
     before = out.read_bytes()
     monkeypatch.setattr(report_page, "MAX_PAGE_BYTES", text_only // 2)
-    result = invoke("report", results, "-o", out)
+    result = cli("report", results, "-o", out)
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and "a browser can open: split the results file" in result.stderr
     assert out.read_bytes() == before  # the earlier page stays; no page that cannot open is written
@@ -197,14 +197,14 @@ def test_a_line_over_the_record_bound_is_named_once_and_never_held(tmp_path, mon
     assert _paths(path) == [(1, None), (2, "a.jpg"), (3, None), (105, "a.jpg")]
 
 
-def test_what_the_report_says_about_skipped_lines_records_and_pictures(tmp_path):
+def test_what_the_report_says_about_skipped_lines_records_and_pictures(cli, tmp_path):
     camera_jpeg(tmp_path / "here.jpg")
     results = write_jsonl(tmp_path / "r.jsonl", [record("here.jpg"), "{\"torn"])
-    result = invoke("report", results, "-o", tmp_path / "r.html")
+    result = cli("report", results, "-o", tmp_path / "r.html")
     assert "1 line is not a fakevlm record (line 2): left out" in result.stderr
     assert "(1 record)" in result.stderr and "pictures not shown" not in result.stderr
     assert "1 line that is not a fakevlm record skipped (line 2)" in (tmp_path / "r.html").read_text()
     results = write_jsonl(tmp_path / "r.jsonl", [record("here.jpg"), record("gone.jpg"), "x", "y"])
-    result = invoke("report", results, "-o", tmp_path / "r.html")
+    result = cli("report", results, "-o", tmp_path / "r.html")
     assert "2 lines are not fakevlm records (lines 3, 4): left out" in result.stderr
     assert "1 of 2 pictures not shown: gone.jpg not found" in result.stderr and "(2 records)" in result.stderr
