@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import CliRunner
 
-from fakevlm_cli.cli import cli
 from fakevlm_cli.core import options
 
 
-def help_sections(command: str) -> dict[str, str]:
-    text = CliRunner().invoke(cli, [command, "--help"], terminal_width=100).stdout
+def help_sections(cli, command: str) -> dict[str, str]:
+    text = cli(command, "--help", terminal_width=100).stdout
     parts = re.split(r"^([A-Z][\w ()-]+):$", text, flags=re.M)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
@@ -22,8 +20,8 @@ def help_sections(command: str) -> dict[str, str]:
     ("eval", ["Options", "Judging", "Video", "Model", "Scale-out (Ray)", "Other"]),
     ("explain", ["Options", "Judging", "Video", "Model", "Other"]),
 ])
-def test_options_are_grouped_in_sections_and_none_is_lost(command, sections):
-    found = help_sections(command)
+def test_options_are_grouped_in_sections_and_none_is_lost(cli, command, sections):
+    found = help_sections(cli, command)
     assert list(found) == sections
     shown = " ".join(found.values())
     for _, field in options.declared(command):
