@@ -408,9 +408,9 @@ def test_a_table_that_cannot_be_written_is_one_error_line(tmp_path):
 
 # ---- exit codes when nothing could be judged (issue 23 item 9) and refusals before any work ----------------
 
-def test_a_scan_that_judged_nothing_exits_2_not_0(tmp_path):
+def test_a_scan_that_judged_nothing_exits_2_not_0(cli, tmp_path):
     """A script could not tell "nothing scanned" from "all clean": a missing file, a folder of broken files."""
-    missing = scan(tmp_path / "nonexistent.jpg", "--no-model", "--format", "jsonl")
+    missing = cli("scan", tmp_path / "nonexistent.jpg", "--no-model", "--format", "jsonl")
     assert missing.exit_code == 2
     last = missing.stderr.strip().splitlines()[-1]
     assert last == "fakevlm: error: nothing could be judged: 1 file, an error (see above)"
@@ -419,21 +419,21 @@ def test_a_scan_that_judged_nothing_exits_2_not_0(tmp_path):
     broken.mkdir()
     (broken / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # headers that do not decode
     (broken / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    result = scan(broken, "--no-model", "--format", "jsonl")
+    result = cli("scan", broken, "--no-model", "--format", "jsonl")
     assert result.exit_code == 2 and "nothing could be judged: 2 files, each an error" in result.stderr
 
 
-def test_one_file_judged_among_errors_or_an_empty_folder_is_not_a_failure(tmp_path):
+def test_one_file_judged_among_errors_or_an_empty_folder_is_not_a_failure(cli, tmp_path):
     f.truncated_jpeg(tmp_path / "a.jpg")
     f.camera_jpeg(tmp_path / "b.jpg")
-    assert scan(tmp_path, "--no-model", "--format", "jsonl").exit_code == 0
+    assert cli("scan", tmp_path, "--no-model", "--format", "jsonl").exit_code == 0
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = scan(empty, "--no-model", "--format", "jsonl")
+    result = cli("scan", empty, "--no-model", "--format", "jsonl")
     assert result.exit_code == 0 and "nothing could be judged" not in result.stderr
 
 
-def test_missing_paths_are_errors_before_any_model_loads(tmp_path, monkeypatch):
+def test_missing_paths_are_errors_before_any_model_loads(cli, tmp_path, monkeypatch):
     import fakevlm_cli.run as run
 
     def no_load(*args, **kwargs):
@@ -441,7 +441,7 @@ def test_missing_paths_are_errors_before_any_model_loads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run, "load_engine", no_load)
     out = tmp_path / "out.jsonl"
-    result = scan(tmp_path / "nophotos", tmp_path / "nophoto.jpg", "-m", "lingcco/fakeVLM", "-o", out)
+    result = cli("scan", tmp_path / "nophotos", tmp_path / "nophoto.jpg", "-m", "lingcco/fakeVLM", "-o", out)
     assert result.exit_code == 2
     assert [r["verdict"] for r in records(out.read_text())] == ["error", "error"]
 
@@ -453,16 +453,16 @@ def test_missing_paths_are_errors_before_any_model_loads(tmp_path, monkeypatch):
     (["-o", "{tmp}/out.csv", "--format", "jsonl"], ("{tmp}/out.csv: the name says CSV but --format says jsonl: make "
                                                    "them agree")),
 ])
-def test_contradictory_options_are_refused_in_one_line(tmp_path, args, message):
+def test_contradictory_options_are_refused_in_one_line(cli, tmp_path, args, message):
     f.camera_jpeg(tmp_path / "a.jpg")
-    result = scan(tmp_path / "a.jpg", "--no-model", *[a.format(tmp=tmp_path) for a in args])
+    result = cli("scan", tmp_path / "a.jpg", "--no-model", *[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2
     assert result.stderr.strip() == "fakevlm: error: " + message.format(tmp=tmp_path)
     assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.csv").exists()
 
 
-def test_json_lines_under_a_json_name_when_asked_for(tmp_path):
+def test_json_lines_under_a_json_name_when_asked_for(cli, tmp_path):
     f.camera_jpeg(tmp_path / "a.jpg")
     out = tmp_path / "out.json"
-    assert scan(tmp_path / "a.jpg", "--no-model", "-o", out, "--format", "jsonl").exit_code == 0
+    assert cli("scan", tmp_path / "a.jpg", "--no-model", "-o", out, "--format", "jsonl").exit_code == 0
     assert records(out.read_text())[0]["path"].endswith("a.jpg")
