@@ -181,58 +181,11 @@ def c2pa_signed(src: Path, dst: Path, mime: str,
                 *, ca_pem: Path | None = None) -> Path:
     """`src` with a C2PA manifest ("c2pa.created" by `source_type`) signed by a throwaway ES256 certificate
     (issued by a throwaway CA key, so the signature is valid but nobody trusts it), written to `dst` by
-    c2pa-python. `ca_pem`, when given, receives the issuing CA's certificate (a trust anchor for the file)."""
-    import datetime
+    c2pa-python. `ca_pem`, when given, receives the issuing CA's certificate (a trust anchor for the file).
+    The test kit's signer, the one `fakevlm demo` uses too."""
+    from fakevlm_cli.testing.samples import sign_c2pa
 
-    import c2pa
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def signer_certificate(name: str, issuer: str, key, signing_key) -> x509.Certificate:
-        def dn(cn: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakevlm tests")])
-
-        builder = (x509.CertificateBuilder().subject_name(dn(name)).issuer_name(dn(issuer))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
-                                  critical=False))
-        # the C2PA signer profile: digitalSignature, an allowed extended key usage
-        builder = (builder.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-                                         critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False))
-        return builder.sign(signing_key, hashes.SHA256())
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    leaf = signer_certificate("test signer", "test CA", key, ca_key)
-    if ca_pem is not None:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakevlm tests")])
-        ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
-              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-              .not_valid_after(now + datetime.timedelta(days=7))
-              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-              .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-              .sign(ca_key, hashes.SHA256()))
-        ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
-        alg=b"es256", sign_cert=leaf.public_bytes(serialization.Encoding.PEM), ta_url=None,
-        private_key=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())))
-    manifest = {"claim_generator_info": [{"name": "fakevlm-tests", "version": "1"}], "title": dst.name,
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": [
-                    {"action": "c2pa.created", "digitalSourceType": source_type}]}}]}
-    with open(src, "rb") as source, open(dst, "w+b") as out:
-        c2pa.Builder(json.dumps(manifest)).sign(signer, mime, source, out)
-    return dst
+    return sign_c2pa(src.read_bytes(), dst, mime, source_type, ca_pem=ca_pem)
 
 
 def exif_with_thumbnail(thumbnail: bytes, make: str = "Canon", model: str = "Canon EOS R5") -> bytes:
