@@ -197,3 +197,43 @@ def test_usage_errors_stay_one_line_on_a_click_without_no_args_is_help_error():
 def test_report_on_a_folder_says_it_is_one(cli, tmp_path):
     result = cli("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 2 and "is a folder" in result.stderr
+
+
+def test_explain_no_model_reads_the_metadata_alone_and_never_imports_torch(tmp_path):
+    import factories as f
+
+    sd = f.a1111_png(tmp_path / "sd.png")
+    code = ("import sys, json\nfrom fakevlm_cli.cli import main\n"
+            f"sys.argv=['fakevlm','explain',{str(sd)!r},'--no-model','--json']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('EXIT', code, [m for m in ('torch', 'transformers') if m in sys.modules], file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EXIT 1 []" in out.stderr, out.stderr  # judged fake by its generator chunk, torch never imported
+    record = json.loads(out.stdout)
+    assert record["verdict"] == "fake" and record["p_fake"] is None and record["model"] is None
+
+
+def test_explain_no_model_refuses_what_needs_the_model(cli, tmp_path):
+    import factories as f
+
+    photo = f.camera_jpeg(tmp_path / "cam.jpg")
+    result = cli("explain", photo, "--no-model")
+    assert result.exit_code == 0 and "unknown" in result.stdout and "no model ran" in result.stdout
+    for extra, needs in ((["--heatmap", tmp_path / "h.png"], "--heatmap and --localise need the model"),
+                         (["--inconclusive", "0.3,0.7"], "--calibration and --inconclusive apply")):
+        result = cli("explain", photo, "--no-model", *extra)
+        assert result.exit_code == 2 and needs in result.stderr
+    assert not (tmp_path / "h.png").exists()
+
+
+def test_video_options_have_one_spelling_in_every_command(cli, tmp_path):
+    """scan and explain said --frames/--fps where eval says --video-frames/--video-fps; the old spellings stay."""
+    for command in ("scan", "explain", "eval"):
+        text = cli(command, "--help", terminal_width=120).stdout
+        assert "--video-frames" in text and "--video-fps" in text, command
+    assert "--video-frames, --frames" in cli("scan", "--help", terminal_width=120).stdout
+    clip = tmp_path / "x.png"
+    clip.write_bytes(b"")  # any path: only the parsing is checked
+    for spelling in ("--frames", "--video-frames"):
+        result = cli("scan", clip, "--no-model", spelling, "3", "--format", "jsonl", catch_exceptions=True)
+        assert "No such option" not in result.stderr, spelling

@@ -27,6 +27,8 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
         target = _check_heatmap_target(heatmap, image, force=request.args.force)
     if image.is_dir():
         raise FakevlmError(f"{image}: is a folder: explain takes one image or video (scan reads folders)")
+    if request.args.no_model:
+        return _metadata_only(request, env)
     try:  # a bad file is reported before the (slow) model load; what Pillow warns comes with the record
         with library_warnings.silenced():
             check_media(image, judge.max_pixels)
@@ -47,6 +49,25 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     outs = explain_outputs(env, as_json=request.args.as_json)
     if heatmap is not None and target is not None:
         _write_heatmap(record, image, target, judge, diag)
+    try:
+        outs.write(record)
+    finally:
+        outs.close()
+    return EXIT_FAKE if record.verdict == "fake" else EXIT_CLEAN
+
+
+def _metadata_only(request: ExplainRequest, env: Environment) -> int:
+    """--no-model: the panel of what the file's metadata says and decides, without torch or a model."""
+    judge = request.judge
+    if request.args.heatmap is not None or judge.localise:
+        raise FakevlmError("--heatmap and --localise need the model: drop --no-model")
+    prepared = run.prepare(judge, uses_model=False)  # refuses --calibration and --inconclusive, reads anchors
+    plan = run.Plan(judge=replace(judge, explain=False), prepared=prepared)
+    with run.LocalExecutor() as executor:
+        (record,) = executor.run(plan, [Candidate(path=request.args.image, explicit=True)])
+    if record.verdict == "error":
+        raise FakevlmError(f"{record.path}: {record.error}")
+    outs = explain_outputs(env, as_json=request.args.as_json)
     try:
         outs.write(record)
     finally:
