@@ -61,3 +61,18 @@ def test_the_panel_lists_decisive_evidence_before_information():
     con.print(explain_panel(record))
     text = con.file.getvalue()
     assert text.index("[ai_generated] c2pa") < text.index("[camera] exif") < text.index("[info] jpeg")
+
+
+def test_a_spinner_while_the_model_loads_on_a_terminal_only():
+    import contextlib
+
+    from rich.status import Status
+
+    from fakevlm_cli.outputs.sinks import Environment, loading
+
+    terminal = Environment(stdout=None, stdout_tty=True, stderr_tty=True)
+    piped = Environment(stdout=None, stdout_tty=False, stderr_tty=False)
+    spinner = loading(terminal, object(), quiet=False, what="lingcco/fakeVLM")
+    assert isinstance(spinner, Status) and "loading the model lingcco/fakeVLM" in str(spinner.status)
+    for env, engine, quiet in ((piped, object(), False), (terminal, object(), True), (terminal, None, False)):
+        assert isinstance(loading(env, engine, quiet=quiet, what="m"), contextlib.nullcontext)

@@ -32,7 +32,7 @@ from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.outputs.guard import CALIBRATION, EVAL_RESULTS, PREDICTIONS, OutputTarget
 from fakevlm_cli.outputs.output import JsonlSink
-from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs
+from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs, loading
 from fakevlm_cli.run import EngineSpec, Executor, Plan, calibration, check_cluster, executor_for
 from fakevlm_cli.run.calibration import Calibration
 from fakevlm_cli.run.judge import apply_decision
@@ -183,7 +183,8 @@ def _predict(request: EvalRequest, items: list[BenchItem], diag: Diagnostics, en
     with executor_for(request.cluster, notify=None if request.args.quiet else diag.note) as executor:
         plan = Plan(judge=request.judge, engine=EngineSpec(request.engine), prepared=prepared, read_metadata=False)
         # the model loads here (on Ray, each replica loads it, checks a calibration against it, sends its notices)
-        executor.start(plan)
+        with loading(env, plan.engine, quiet=request.args.quiet, what=request.engine.model):
+            executor.start(plan)
         records = _judge(request, items, env, plan, executor, diag)
     # on Ray, the model is known from what the replicas wrote into the records
     return records, executor.model or next((r.model for r in records if r.model), None)

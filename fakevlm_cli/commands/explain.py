@@ -13,7 +13,7 @@ from fakevlm_cli.core.record import Record
 from fakevlm_cli.media.discover import Candidate
 from fakevlm_cli.media.loader import check_media
 from fakevlm_cli.outputs.guard import HEATMAP, OutputTarget
-from fakevlm_cli.outputs.sinks import Diagnostics, Environment, explain_outputs
+from fakevlm_cli.outputs.sinks import Diagnostics, Environment, explain_outputs, loading
 
 
 def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None = None) -> int:
@@ -42,7 +42,8 @@ def explain(request: ExplainRequest, diag: Diagnostics, env: Environment | None 
     else:
         plan = run.Plan(judge=judge, engine=run.EngineSpec(request.engine), prepared=run.prepare(judge))
         with run.LocalExecutor(notify=diag.note) as executor:
-            executor.start(plan)  # the model loads, a --calibration is checked against it
+            with loading(env, plan.engine, quiet=False, what=request.engine.model):
+                executor.start(plan)  # the model loads, a --calibration is checked against it
             (record,) = executor.run(plan, [Candidate(path=image, explicit=True)])
     if record.verdict == "error":
         raise FakevlmError(f"{record.path}: {record.error}")

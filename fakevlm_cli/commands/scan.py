@@ -26,7 +26,7 @@ from fakevlm_cli.media.discover import Candidate, DiscoveryStats, discover, read
 from fakevlm_cli.outputs.guard import REPORT, OutputTarget
 from fakevlm_cli.outputs.heatmaps import HeatmapFolder
 from fakevlm_cli.outputs.results_file import ResultsFile, format_for_path
-from fakevlm_cli.outputs.sinks import Diagnostics, Environment, Outputs, scan_outputs
+from fakevlm_cli.outputs.sinks import Diagnostics, Environment, Outputs, loading, scan_outputs
 from fakevlm_cli.run import EngineSpec, Executor, Plan, executor_for
 from fakevlm_cli.run.pipeline import ScanStats
 
@@ -55,9 +55,9 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     if report_key is not None:
         avoid.add(report_key)
     candidates = _candidates(request, diag, discovery, avoid, target)
-    stats = ScanStats()
     with executor:
         run_ = _start(request, env, target, report, avoid, candidates, prepared, executor)
+        stats = ScanStats()  # from here: the summary's time and rate are the scan's, not the model load's
         if target is not None and target.resume:
             stats.recorded_fake = target.index.fake
         stopped = _judge_all(run_, executor, target, stats, diag)
@@ -122,7 +122,8 @@ def _start(request: ScanRequest, env: Environment, target: ResultsFile | None, r
             candidates = list(candidates)
             total = len(candidates)
         plan = _plan(request, prepared, target)
-        executor.start(plan)
+        with loading(env, plan.engine, quiet=outputs.quiet, what=request.engine.model):
+            executor.start(plan)
         outs = scan_outputs(env, outputs.fmt, target, explain=request.judge.explain, quiet=outputs.quiet)
         if report is not None:
             outs.sinks.append(report)

@@ -217,3 +217,13 @@ def explain_outputs(env: Environment, *, as_json: bool) -> Outputs:
     from fakevlm_cli.outputs import render
 
     return Outputs(sinks=[render.PanelSink(render.console())], table_on_screen=True)
+
+
+def loading(env: Environment, plan_engine: object, *, quiet: bool, what: str):
+    """While the model loads (seconds to minutes, a download on a first run): a spinner on a terminal's stderr
+    saying what loads; nothing when piped or quiet, or when no model is loaded (Rich imported only here)."""
+    if quiet or not env.stderr_tty or plan_engine is None:
+        return contextlib.nullcontext()
+    from fakevlm_cli.outputs import render
+
+    return render.console(stderr=True).status(safe_text(f"loading the model {what} …"), spinner="dots")
