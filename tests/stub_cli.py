@@ -18,7 +18,9 @@ def load_engine(options, *, notify=None):
     if os.environ.get("STUB_SLOW_LOAD"):  # a load that lasts until a signal ends it (Ctrl-C-while-loading tests)
         print("stub: loading", file=sys.stderr, flush=True)
         threading.Event().wait()
-    return StubEngine()
+    engine = StubEngine()
+    engine.asked_for = options
+    return engine
 
 
 run.load_engine = load_engine

@@ -12,14 +12,21 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import replace
 
 from fakevlm_cli.core.engine_types import Answer, ModelInfo
 
+_INFO = ModelInfo(id="stub", revision=None, dtype="float32", quant="none", device="cpu", processor="stub",
+                  prompt="<image>Does the image looks real/fake?", prompt_ids_from="tokenizer.json")
+
 
 class StubEngine:
-    info = ModelInfo(id="stub", revision=None, dtype="float32", quant="none", device="cpu", processor="stub",
-                     prompt="<image>Does the image looks real/fake?", prompt_ids_from="tokenizer.json")
     verdict_steps = 16
+
+    @property
+    def info(self) -> ModelInfo:
+        """As the real engine: its records name the model it was asked for (--resume compares them)."""
+        return replace(_INFO, id=self.asked_for.model) if self.asked_for is not None else _INFO
 
     def __init__(self):
         self.notices: list[str] = []

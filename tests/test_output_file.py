@@ -321,3 +321,32 @@ def test_a_read_only_file_system_is_said_as_such(cli, photos, tmp_path, monkeypa
     monkeypatch.setattr(results_file.os, "statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY))
     result = cli("scan", photos, "--no-model", "-o", tmp_path / "out.jsonl")
     assert result.exit_code == 2 and "read-only file system, cannot write the results file in" in result.stderr
+
+
+def test_resume_with_other_options_than_the_records_is_refused_before_the_model_loads(cli, photos, tmp_path,
+                                                                                         monkeypatch):
+    """A run with --localise, resumed without it, left 10 records with maps and 70 without, silently."""
+    stub_engine.install(monkeypatch)
+    out = tmp_path / "out.jsonl"
+    first = cli("scan", photos, "-o", out, "-m", "stub", "--localise", "--threshold", "0.4")  # the stub's id
+    assert first.exit_code in (0, 1) and all(json.loads(line)["localisation"] for line in out.read_text().splitlines())
+    before = out.read_bytes()
+    loads = []
+    stub_engine.install(monkeypatch, on_load=lambda: loads.append(1))
+    result = cli("scan", photos, "-o", out, "-m", "stub", "--resume", "--threshold", "0.6")
+    assert result.exit_code == 2 and out.read_bytes() == before and loads == []
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (f"fakevlm: error: {out}: --resume with other options than its records: --localise (on there, "
+                    "off now); --threshold (0.4 there, 0.6 now). Give the same options, or --force to mix records "
+                    "made both ways")
+    assert cli("scan", photos, "-o", out, "-m", "stub", "--resume", "--localise", "--threshold", "0.4").exit_code < 2
+    assert cli("scan", photos, "-o", out, "-m", "stub", "--resume", "--force").exit_code < 2  # mixed, as asked
+    assert out.read_bytes().startswith(before)
+
+
+def test_resume_of_a_metadata_only_scan_goes_on_without_the_model(cli, photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert cli("scan", photos, "-o", out, "--no-model").exit_code in (0, 1)
+    assert cli("scan", photos, "-o", out, "--no-model", "--resume").exit_code in (0, 1)
+    refused = cli("scan", photos, "-o", out, "--resume", "-m", "some/model")
+    assert refused.exit_code == 2 and "--model (no model there, some/model now)" in refused.stderr

@@ -221,7 +221,7 @@ def test_the_plans_heatmap_writer_gets_each_still_pictures_map_and_a_failed_writ
     plan = Plan(JudgeOptions(localise=True), engine=EngineSpec(EngineOptions()), heatmaps=writer)
     with LocalExecutor(notify=notes.append) as executor:
         executor.start(plan)
-        assert executor.model is not None and executor.model["id"] == "stub"
+        assert executor.model is not None and executor.model["id"] == EngineOptions().model  # as asked for
         ok, full = executor.run(plan, [Candidate(tmp_path / n, explicit=True) for n in ("ok.png", "full.png")])
     # both red, judged fake: their maps are drawn with the regions boxed
     assert writer.calls == [("ok.png", (64, 48), True), ("full.png", (64, 48), True)]

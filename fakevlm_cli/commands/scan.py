@@ -74,6 +74,43 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
     return EXIT_FAKE if stats.verdicts.get("fake") or stats.resumed_fake else EXIT_CLEAN
 
 
+def _check_resume_settings(request: ScanRequest, target: ResultsFile) -> None:
+    """--resume goes on with the options the records were made with: records with maps and without, from two
+    models or two thresholds, in one file are refused (before the model loads), unless --force mixes them."""
+    if request.outputs.force:
+        return
+    ours = _settings(request)
+    seen_in_file = {name: {_model_key(v) for v in seen} if name == "--model" else seen
+                    for name, seen in target.index.settings.items()}
+    differ = [f"{name} ({_said(seen)} there, {_said({ours[name]})} now)"
+              for name, seen in sorted(seen_in_file.items()) if seen != {ours[name]}]
+    if differ:
+        raise FakevlmError(f"{target.path}: --resume with other options than its records: {'; '.join(differ)}. "
+                           "Give the same options, or --force to mix records made both ways")
+
+
+def _settings(request: ScanRequest) -> dict[str, object]:
+    """This run's side of `results_file.settings_of` (the model as a record names it: a folder resolved)."""
+    if request.outputs.no_model:
+        return {"--model": None, "--threshold": None, "--localise": None, "--explain": None}
+    judge = request.judge
+    threshold = "calibrated" if judge.calibration else judge.threshold
+    return {"--model": _model_key(request.engine.model), "--threshold": threshold, "--localise": judge.localise,
+            "--explain": judge.explain}
+
+
+def _model_key(model: object) -> object:
+    """A model as --resume compares it: a local folder by its resolved path (records keep it as it was given)."""
+    if isinstance(model, str) and Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser().resolve())
+    return model
+
+
+def _said(values: set) -> str:
+    words = {None: "no model", True: "on", False: "off"}
+    return " and ".join(sorted(words.get(v, str(v)) if not isinstance(v, bool) else words[v] for v in values))
+
+
 def _nothing_judged(stats: ScanStats, discovery: DiscoveryStats) -> bool:
     """No file got a verdict (real, fake or unknown) here or in the run resumed, and something failed: an
     error record, or a folder that could not be read. An empty folder is not a failure (0, with its summary)."""
@@ -116,6 +153,8 @@ def _start(request: ScanRequest, env: Environment, target: ResultsFile | None, r
     try:
         if target is not None:
             target.open()
+            if target.resume:
+                _check_resume_settings(request, target)
             if target.key is not None:
                 avoid.add(target.key)
         if not outputs.quiet and env.stderr_tty:  # an ETA needs the total; else discovery streams as scanning goes

@@ -74,6 +74,19 @@ def looks_like_results(head: bytes) -> bool:
         return False
 
 
+def settings_of(record: dict) -> dict[str, object]:
+    """The options a judged record shows it was made with, as --resume compares them: the model (None for
+    --no-model), --threshold (without a calibration), and whether it has a map (--localise) and an explanation
+    (--explain)."""
+    model = record.get("model")
+    model_id = model.get("id") if isinstance(model, dict) else None
+    threshold = (record.get("threshold") if record.get("calibration") is None else "calibrated") if model_id else None
+    return {"--model": model_id if isinstance(model_id, str) else None,
+            "--threshold": threshold if isinstance(threshold, (int, float, str)) else None,
+            "--localise": record.get("localisation") is not None if model_id else None,
+            "--explain": record.get("explanation") is not None if model_id else None}
+
+
 @dataclass
 class ResumeIndex:
     """What an earlier run recorded: resolved path (bytes) → the sha256 of the file's *last* record (the one
@@ -88,6 +101,13 @@ class ResumeIndex:
     records: int = 0
     fake: set[tuple[bytes, str | None]] = field(default_factory=set)  # (key, sha256) last recorded as fake
     contents: set[str] = field(default_factory=set)  # every sha256 recorded, under whatever path
+    # how the records that were judged were made: option name → the values seen (see `settings_of`)
+    settings: dict[str, set] = field(default_factory=dict)
+
+    def note_settings(self, obj: dict) -> None:
+        if obj.get("verdict") in ("real", "fake", "unknown"):
+            for name, value in settings_of(obj).items():
+                self.settings.setdefault(name, set()).add(value)
 
     def add(self, path: str, path_bytes: str | None, sha256: str | None, verdict: object = None) -> None:
         key = resume_key(raw_path(path, path_bytes))
@@ -247,6 +267,7 @@ class ResultsFile:
         if not (sha is None or isinstance(sha, str)) or not (path_bytes is None or isinstance(path_bytes, str)):
             raise OutputError(f"{self.path}: line {number}: sha256 and path_bytes must be strings or null: "
                               "refusing to resume into it (it is left as it is)")
+        self.index.note_settings(obj)
         try:
             self.index.add(obj["path"], path_bytes, sha, obj.get("verdict"))
         except ValueError:
