@@ -343,3 +343,13 @@ def test_the_report_never_replaces_a_device_a_recorded_picture_or_a_link(cli, tm
     assert cli("report", results, "-o", link, "--force").exit_code == 0
     assert link.is_symlink() and len(data_of(target.read_text())) == 2
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]  # no temporary file left
+
+
+def test_the_page_lists_decisive_evidence_first_as_the_explain_panel_does():
+    shown = entry({"evidence": [
+        {"signal": "info", "source": "jpeg", "key": "quantization", "value": "quality ≈ 85"},
+        {"signal": "camera", "source": "exif", "key": "Make", "value": "Canon"},
+        {"signal": "ai_generated", "source": "c2pa", "key": "c2pa.actions", "value": "trainedAlgorithmicMedia",
+         "strong": True}]}, 0, None)
+    assert [p["text"].split("]")[0] for p in shown["provenance"]] == ["[ai_generated", "[camera", "[info"]
+    assert [p["strong"] for p in shown["provenance"]] == [True, False, False]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakevlm_cli.core.record import VERDICTS
+from fakevlm_cli.core.record import VERDICTS, evidence_rank
 from fakevlm_cli.core.text import byte_size
 from fakevlm_cli.outputs.report.values import (
     MAX_SIDE,
@@ -78,10 +78,12 @@ def _facts(data: dict, dropped: list[str]) -> str:
 
 
 def _provenance(evidence: Any) -> list[dict]:
+    """The record's evidence as the page lists it: decisive first, information last (as the explain panel)."""
     out = []
-    for item in evidence[:_MAX_ITEMS] if isinstance(evidence, list) else []:
-        if not isinstance(item, dict):
-            continue
+    # a record is untrusted: a bounded number of items is looked at (a real one has a few dozen at most)
+    items = [item for item in evidence[:10 * _MAX_ITEMS] if isinstance(item, dict)] \
+        if isinstance(evidence, list) else []
+    for item in sorted(items, key=evidence_rank, reverse=True)[:_MAX_ITEMS]:
         source, key = visible(item.get("source"), 120), visible(item.get("key"), 120)
         value = visible(item.get("value"), _MAX_ITEM)
         signal, generator = visible(item.get("signal"), 40), item.get("generator")
