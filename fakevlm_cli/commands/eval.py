@@ -57,13 +57,14 @@ class EvalRun:
 def eval_command(request: EvalRequest, diag: Diagnostics, env: Environment | None = None) -> int:
     """Evaluate, print the report, write the results file; exit 0 (errors exit 2 through FakevlmError)."""
     from fakevlm_cli.outputs import render
+    from fakevlm_cli.outputs.eval_report import eval_tables
 
     env = env or Environment.detect()
     if request.args.quiet:
         silence_libraries()
     result = run_eval(request, diag, env)
     con = render.console()
-    for part in render.eval_tables(result):
+    for part in eval_tables(result):
         con.print(part)
     if request.args.output is not None:
         write_results(_target(request.args, "-o"), result)
