@@ -494,6 +494,12 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     tiff = b"II*\x00" + struct.pack("<IH", 8, 600)
     tiff += b"".join(struct.pack("<HHII", 0xC000 + i, 2, MiB, 8 + 2 + 12 * 600 + 4) for i in range(600))
     (d / "exif.tif").write_bytes(tiff + b"\x00" * 4 + b"A" * MiB)
+    # the second red team's files: JPEG fill walked a byte at a time (20 MB: 30 s), empty COM segments by the
+    # million, and a clip whose frames are far bigger than its header says
+    jpeg = (d / "truncated.jpg").read_bytes()
+    (d / "fill.jpg").write_bytes(jpeg[:2] + b"\xff" * (20 * MiB) + jpeg[2:])
+    (d / "comments.jpg").write_bytes(jpeg[:2] + b"\xff\xfe\x00\x02" * (5 * MiB // 4) + jpeg[2:])
+    f.small_header_mjpeg(d / "liar.mkv")
     expected = sorted(p.name for p in d.iterdir() if p.name != "backup.zip")
     code = f"""
         sys.path.insert(0, {str(REPO / "tests")!r})
@@ -511,5 +517,7 @@ def test_a_folder_of_every_hostile_file_gives_one_record_each_in_bounded_memory(
     assert verdicts["sd.png"][0] == "fake" and verdicts["deep16.png"][0] in ("real", "fake")
     for bad in ("huge.jpg", "bomb.png", "truncated.jpg", "empty.jpg", "strip.png"):
         assert verdicts[bad][0] == "error", (bad, verdicts[bad])
+    assert "marker segments" in verdicts["comments.jpg"][1]
+    assert verdicts["liar.mkv"][0] != "error" and verdicts["fill.jpg"][1] == verdicts["truncated.jpg"][1]
     print(f"peak RSS {rss} MiB")
     assert rss < 800
