@@ -301,3 +301,37 @@ def test_a_ray_address_where_nothing_listens_fails_in_seconds_with_one_line():
     with pytest.raises(FakevlmError, match=r"^--ray ray://head:x: 'x' is not a port number$"):
         check_reachable("ray://head:x")
     check_reachable("local")  # nothing to reach: started here
+
+
+def test_starting_and_stopping_ray_keeps_fakevlms_sigterm_handler(monkeypatch):
+    """ray.init installs its own SIGTERM handler: a terminated --ray scan exited 15 (or died of SIGABRT) where the
+    README promises 143. Connecting and closing leave the run's handlers as they were."""
+    import signal
+    import sys
+    import types
+
+    from fakevlm_cli.core.options import ClusterOptions
+    from fakevlm_cli.run import cluster as cluster_module
+
+    def ray_handler(signum, frame):
+        raise SystemExit(signum)
+
+    def init(**kwargs):
+        signal.signal(signal.SIGTERM, ray_handler)
+
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=init, cluster_resources=lambda: {"CPU": 2},
+                                     shutdown=lambda: signal.signal(signal.SIGTERM, ray_handler))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    monkeypatch.setattr(cluster_module, "quiet_ray", lambda: None)
+
+    def ours(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        connected = cluster_module.connect(ClusterOptions(ray="local"))
+        assert signal.getsignal(signal.SIGTERM) is ours and connected.started
+        connected.close()
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)

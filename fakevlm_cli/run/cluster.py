@@ -37,8 +37,28 @@ class Cluster:
         if self.started:
             import ray
 
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), our_signal_handlers():
                 ray.shutdown()
+
+
+@contextlib.contextmanager
+def our_signal_handlers():
+    """Keep the handlers fakevlm set (commands/__init__.py: SIGTERM and SIGHUP stop a run as Ctrl-C does, exit
+    143/129) across a Ray call that replaces them: `ray.init` installs its own SIGTERM handler, which exited 15
+    (or died of SIGABRT) instead of 143. Only the main thread may set handlers; elsewhere nothing is done."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def quiet_ray() -> None:
@@ -97,7 +117,8 @@ def connect(options: ClusterOptions, *, notify: Callable[[str], None] | None = N
         else:
             kwargs["address"] = address
         try:
-            ray.init(**kwargs)
+            with our_signal_handlers():
+                ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - ConnectionError, a version mismatch, a bad address: one line
             raise FakevlmError(f"--ray {address}: cannot start or join Ray: {first_line(exc)}") from None
     resources = ray.cluster_resources()
