@@ -4,10 +4,7 @@ Content-Security-Policy and the records' JSON written out atomically (docs/repor
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import os
-import secrets
 import tempfile
 from datetime import datetime, timezone
 from importlib import resources
@@ -21,6 +18,7 @@ from fakevlm_cli.core.errors import OutputError
 from fakevlm_cli.core.record import VERDICTS
 from fakevlm_cli.core.text import byte_size
 from fakevlm_cli.media.pictures import RAMP
+from fakevlm_cli.outputs.guard import REPORT, OutputTarget
 from fakevlm_cli.outputs.report.charts import evaluation_panels, histogram
 from fakevlm_cli.outputs.report.entries import Summary, entry, visible
 
@@ -38,8 +36,6 @@ class ReportWriter:
 
     def __init__(self, path: Path, *, title: str, source: str):
         self.path = Path(path)
-        # through a symbolic link to the file it names (renaming over the link would replace the link itself)
-        self._target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
         self.title, self.source = title, source
         self.summary = Summary()
         self._spool: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abandon
@@ -69,26 +65,18 @@ class ReportWriter:
         if self._spool is None:
             raise RuntimeError("the report was already written or abandoned")
         before, after = self._fitted()
-        tmp = self._target.with_name(f".{self._target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        created = False
-        try:
-            # created as any new file is (0666 less the umask), unlike mkstemp's 0600; renamed into place at the end
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            created = True
-            with os.fdopen(fd, "wb") as out:
-                out.write(before)
-                self._spool.seek(0)
-                for number, line in enumerate(self._spool):
-                    out.write((b"," if number else b"") + line.rstrip(b"\n"))
-                out.write(after)
-            os.replace(tmp, self._target)
-            created = False
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write the report: {exc.strerror or exc}") from None
+        spool = self._spool
+
+        def chunks():
+            yield before
+            spool.seek(0)
+            for number, line in enumerate(spool):
+                yield (b"," if number else b"") + line.rstrip(b"\n")
+            yield after
+
+        try:  # checked before any work (check_target); written beside it and renamed into place (outputs/guard.py)
+            OutputTarget(self.path, REPORT).replace(chunks(), recheck=False)
         finally:
-            if created:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
             self.abandon()
         return self.path
 
