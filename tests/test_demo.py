@@ -31,6 +31,9 @@ def test_every_sample_is_judged_as_its_evidence_says(demo_run):
         assert "overruled by the metadata" in " ".join(records[name]["reasons"])
     assert records["clip.mp4"]["video"]["sampled"]  # judged on its frames
     assert is_ours(folder / "report.html")
+    page = (folder / "report.html").read_text()
+    assert "<h1>fakevlm demo: a TOY model on sample files" in page
+    assert page.count('"thumb":"') == len(samples.SAMPLES) - 2  # every picture but the broken file's and the clip's
     heatmaps = {p.name.split("-", 1)[1] for p in (folder / "heatmaps").iterdir()}
     assert {"toy-fake-1.png", "toy-real-1.png", "phone.png"} <= heatmaps
 

@@ -17,6 +17,7 @@ from fakevlm_cli.commands.scan import scan
 from fakevlm_cli.core import options
 from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, OutputError
 from fakevlm_cli.outputs.guard import Kind, OutputTarget
+from fakevlm_cli.outputs.report import build_report
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment
 
 DEFAULT_FOLDER = Path("fakevlm-demo")
@@ -25,6 +26,7 @@ MARKER_TEXT = b"made by `fakevlm demo`; safe to delete\n"
 DEMO_MARKER = Kind("demo marker", "fakevlm demo's marker", lambda path: path.read_bytes() == MARKER_TEXT)
 TOY_WORDS = ("This demo runs a TOY model trained here on synthetic pictures: it knows only its own planted "
              "artifact (a 1-pixel checkerboard) and is not a detector of real images.")
+REPORT_TITLE = "fakevlm demo: a TOY model on sample files (it knows only its own planted artifact; not a detector)"
 NEXT_STEPS = ("With the released FakeVLM weights (lingcco/fakeVLM, 14 GB, downloaded once):\n"
               "  fakevlm scan PHOTOS -o results.jsonl --report report.html\n"
               "  fakevlm scan PHOTOS --no-model          # metadata only: no model, no GPU")
@@ -47,6 +49,8 @@ def demo(folder: Path | None, diag: Diagnostics, env: Environment | None = None)
     code = scan(request, diag, env)
     if code not in (EXIT_CLEAN, EXIT_FAKE):  # stopped (Ctrl-C, SIGTERM): the scan said so
         return code
+    # the page says what the model is in its heading, where a reader looks first (paths relative to here)
+    build_report(folder / "results.jsonl", folder / "report.html", title=REPORT_TITLE, images_from=Path.cwd())
     diag.note(f"wrote {folder / 'results.jsonl'} (one JSON record a file), {folder / 'report.html'} (open it in a "
               f"browser) and heatmaps in {folder / 'heatmaps'}")
     diag.note(TOY_WORDS)
