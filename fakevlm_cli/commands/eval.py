@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import random
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -27,9 +28,10 @@ from fakevlm_cli.core.files import same_file
 from fakevlm_cli.core.options import EvalRequest
 from fakevlm_cli.core.record import VERDICTS, Record
 from fakevlm_cli.datasets.loaders import BenchItem, LoadResult, load_bench
-from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation
+from fakevlm_cli.datasets.metrics import Prediction, evaluate, localisation, upstream_accounting
 from fakevlm_cli.datasets.paper import compare
 from fakevlm_cli.media.discover import Candidate
+from fakevlm_cli.model.verdict import upstream_verdict
 from fakevlm_cli.outputs.guard import CALIBRATION, EVAL_RESULTS, PREDICTIONS, OutputTarget
 from fakevlm_cli.outputs.output import JsonlSink
 from fakevlm_cli.outputs.sinks import Deferred, Diagnostics, Environment, Outputs, loading
@@ -94,8 +96,11 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     else:
         records, model = _predict(request, loaded.items, diag, env, prepared)
     pairs = list(zip(loaded.items, records, strict=True))
-    preds = [_prediction(item, record, args.verdict_from) for item, record in pairs if item.scored]
+    labels = RandomLabels(args.seed) if args.verdict_from == "upstream" else None
+    preds = [_prediction(item, record, args.verdict_from, labels) for item, record in pairs if item.scored]
     metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
+    metrics["upstream_accounting"] = upstream_accounting(
+        metrics["overall"], random_labels=labels.drawn if labels else None, seed=args.seed if labels else None)
     if judge.localise:
         metrics["localisation"] = _localisation(pairs, loaded, args.bench)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
@@ -110,8 +115,9 @@ def _check(request: EvalRequest) -> None:
     """Usage errors and unwritable outputs, before any work."""
     args, judge = request.args, request.judge
     check_cluster(request.cluster)  # a --ray that names no cluster, --replicas without --ray
-    if args.verdict_from == "text" and not judge.explain:
-        raise FakevlmError("--verdict-from text needs --explain (the verdict is read from the generated text)")
+    if args.verdict_from in ("text", "upstream") and not judge.explain:
+        raise FakevlmError(f"--verdict-from {args.verdict_from} needs --explain (the verdict is read from the "
+                           "generated text)")
     if args.fit_calibration is not None and judge.calibration is not None:
         raise FakevlmError("--fit-calibration fits on the raw P(fake): give it without --calibration")
     outputs = _outputs(args)
@@ -232,12 +238,30 @@ def _localisation(pairs: list[tuple[BenchItem, Record]], loaded: LoadResult, ben
     return scores
 
 
-def _prediction(item: BenchItem, record: Record, verdict_from: str = "score") -> Prediction:
-    """What metrics score: the P(fake) verdict by default, or the text's own verdict (unknown when unreadable)."""
+class RandomLabels:
+    """--verdict-from upstream: the random labels upstream's eval.py gives answers with neither word, drawn from
+    a generator seeded with --seed (so a run can be repeated), counted."""
+
+    def __init__(self, seed: int):
+        self._rng, self.drawn = random.Random(seed), 0
+
+    def __call__(self, choices: tuple[str, ...]) -> str:
+        self.drawn += 1
+        return self._rng.choice(choices)
+
+
+def _prediction(item: BenchItem, record: Record, verdict_from: str = "score",
+                labels: RandomLabels | None = None) -> Prediction:
+    """What metrics score: the P(fake) verdict by default, or the text's own verdict (unknown when unreadable),
+    or upstream's parse of the text (a random label when it finds no verdict; unknown when there is no text)."""
     if record.verdict == "error":
         verdict = "error"
     elif verdict_from == "text":
         verdict = record.text_verdict or "unknown"
+    elif verdict_from == "upstream" and labels is not None:
+        # upstream parses everything the model wrote: lead-in ("ASSISTANT:") and answer
+        text = " ".join(part for part in (record.lead_in, record.answer) if part)
+        verdict = upstream_verdict(text, labels) if record.answer is not None else "unknown"
     else:
         verdict = record.verdict if record.verdict in ("real", "fake", "unknown") else "unknown"
     return Prediction(label=item.label, verdict=verdict, p_fake=record.p_fake, category=item.category,
@@ -328,7 +352,7 @@ def results_document(run: EvalRun) -> dict:
             "annotations": str(args.annotations) if args.annotations else None,
             "frames": str(args.frames) if args.frames else None, "limit": args.limit,
             "categories": args.categories, "explain": judge.explain, "threshold": judge.threshold,
-            "verdict_from": args.verdict_from,
+            "verdict_from": args.verdict_from, "seed": args.seed if args.verdict_from == "upstream" else None,
             "batch_size": judge.batch_size, "max_new_tokens": judge.max_new_tokens, "pixels": judge.pixels,
             "from_predictions": str(args.from_predictions) if args.from_predictions else None,
             "calibration": str(judge.calibration) if judge.calibration else None,

@@ -34,6 +34,9 @@ PIXEL_MODES = ("viewer", "upstream")
 FORMATS = ("table", "jsonl", "csv")
 BENCHES = ("fakeclue", "loki", "ddvqa", "folder")
 PAPER_ROWS = ("fakeclue", "loki", "ddvqa", "dmimage", "ffpp")
+# eval --verdict-from: P(fake) at the threshold, fakevlm's reading of the text, or upstream eval.py's parse of it
+VERDICT_FROM = ("score", "text", "upstream")
+DEFAULT_SEED = 0  # eval --seed: upstream's random labels, made repeatable
 
 
 def unescape(text: str | None) -> str | None:
@@ -263,9 +266,14 @@ class EvalArgs:
     compare_to: str | None = opt(None, "--compare-to", choices=PAPER_ROWS,
                                  help="Paper figures to print beside ours (default: the benchmark's own; "
                                       "folder: none).")
-    verdict_from: str = opt("score", "--verdict-from", choices=("score", "text"),
-                            help="Judge by P(fake) >= threshold, or (with --explain) by the verdict sentence the "
-                                 "model wrote, as the paper's scripts do; unreadable text counts as unknown.")
+    verdict_from: str = opt("score", "--verdict-from", choices=VERDICT_FROM,
+                            help="score: P(fake) >= threshold. text (with --explain): fakevlm's reading of the "
+                                 "verdict sentence the model wrote (negations, echoed questions); unreadable "
+                                 "text counts as unknown. upstream (with --explain): upstream scripts/eval.py's "
+                                 "parse ('real' before 'fake', a random label when neither; see --seed).")
+    seed: int = opt(DEFAULT_SEED, "--seed", range=(0, None),
+                    help="Seed of the random labels --verdict-from upstream gives answers with neither word "
+                         "(written in the results and printed).")
     css_model: str | None = opt(None, "--css-model",
                                 help="sentence-transformers model for CSS (default: all-MiniLM-L6-v2, offline).")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag", help="No progress bar or library warnings.")

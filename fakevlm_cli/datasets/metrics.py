@@ -405,3 +405,26 @@ def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = Tr
             "text": text_info,
         },
     }
+
+
+def upstream_accounting(overall: dict[str, Any], *, random_labels: int | None = None,
+                        seed: int | None = None) -> dict[str, Any]:
+    """How accuracy under upstream's accounting could differ from this one (opendatalab/FakeVLM scripts/eval.py).
+
+    fakevlm counts an answer with no verdict (``unknown``) wrong; upstream's eval.py gives it a random label,
+    right half the time. So on the same answers upstream's accuracy could be up to n_unknown / n higher than
+    ours, and is expected n_unknown / (2 n) higher. Under ``--verdict-from upstream`` (``random_labels`` not
+    None) the random labels were drawn here, with ``seed``: the accuracy already counts them as upstream does,
+    and the n_unknown left are images that could not be scored at all or answers with no text to parse.
+    """
+    n, unknown = overall.get("n") or 0, overall.get("n_unknown") or 0
+    out: dict[str, Any] = {
+        "n": n, "n_unknown": unknown,
+        "accuracy_gap_max": unknown / n if n else None,
+        "accuracy_gap_expected": unknown / (2 * n) if n else None,
+        "meaning": "upstream gives an answer without a verdict a random label: its accuracy could be up to "
+                   "accuracy_gap_max higher than this one, and is expected accuracy_gap_expected higher",
+    }
+    if random_labels is not None:
+        out.update(random_labels=random_labels, seed=seed)
+    return out

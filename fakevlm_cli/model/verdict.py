@@ -96,3 +96,25 @@ def _negated(words: list[str], index: int) -> bool:
             return False
         j -= 1
     return False
+
+
+def upstream_verdict(generated: str, choose) -> str:
+    """The verdict as upstream's evaluation reads it, re-implemented from opendatalab/FakeVLM scripts/eval.py
+    (`validate`, at commit fdcdcf1; scripts/eval_vllm.py reads the same way): not the reader above, for
+    researchers who want upstream's exact number.
+
+    Upstream decodes prompt and answer together and keeps what follows the last "?" (the prompt ends with one,
+    so an answer with no "?" is kept whole); then, in the first "."-separated piece and failing that the
+    second, the substring "real" (lower-cased) means real and is checked before "fake" ("not real",
+    "unrealistic" and "surreal" read real; "realistic fake" too). An answer with neither in those two pieces
+    gets a random label: `choose(("fake", "real"))` draws it (a seeded `random.Random().choice` gives upstream's
+    `random.choice([0, 1])` index for index, 0 being fake there).
+    """
+    response = (generated or "").split("?")[-1]
+    for piece in response.split(".")[:2]:
+        lowered = piece.lower()
+        if "real" in lowered:
+            return REAL
+        if "fake" in lowered:
+            return FAKE
+    return choose((FAKE, REAL))

@@ -32,7 +32,7 @@ def eval_tables(run) -> list:
     if getattr(run, "fitted", None) is not None:
         out.append(_fitted_lines(run))
     notes = [n for n in run.loaded.notes if n.startswith(("localisation over", "text metrics"))]
-    return out + [plain(n, style="dim") for n in [*notes, *_eval_notes(run.metrics)]]
+    return out + [plain(n, style="dim") for n in [*notes, *_eval_notes(run.metrics)]] + _upstream_line(run.metrics)
 
 
 def _localisation_table(scores: dict) -> Table:
@@ -156,3 +156,23 @@ def _eval_notes(metrics: dict) -> list[str]:
         notes.append("text metrics: " + ", ".join(f"{k}={v}" for k, v in info.items() if v is not None))
     notes.append("F1 (real+) uses real as the positive class, as the paper; unknown verdicts count as wrong")
     return notes
+
+
+def _upstream_line(metrics: dict) -> list[Text]:
+    """How many answers had no verdict, and what that does to the gap to upstream's accounting (eval.py gives them
+    a random label); under --verdict-from upstream, how many labels were drawn at random and with which seed."""
+    acc = metrics.get("upstream_accounting")
+    if not acc:
+        return []
+    n, unknown = acc["n"], acc["n_unknown"]
+    if acc.get("random_labels") is not None:
+        line = (f"upstream's parse (scripts/eval.py): {acc['random_labels']} of {n} answers had neither 'real' nor "
+                f"'fake' and were labelled at random (seed {acc['seed']})")
+        if unknown:
+            line += f"; {unknown} without text to parse counted wrong"
+        return [Text(line, style="dim")]
+    if not unknown:
+        return [Text(f"no verdict: 0 of {n} answers; upstream's accounting gives the same accuracy", style="dim")]
+    return [Text(f"no verdict: {unknown} of {n} answers (counted wrong); upstream's eval.py labels such an answer "
+                 f"at random: its accuracy could be up to {acc['accuracy_gap_max']:.3f} higher, expected "
+                 f"{acc['accuracy_gap_expected']:.3f} higher", style="yellow")]
