@@ -63,6 +63,15 @@ def test_score_path_is_right(toy_engine):
     assert [p >= 0.5 for p in scores] == [t.fake for t in TOYS]
 
 
+def test_answers_carry_the_word_greedy_wrote(toy_engine):
+    """The verdict word greedy decoding picked (a tie at 0.5 follows it, run/judge.py), from the one-pass check
+    of a learnt lead-in and from decoding the rows that write another (both lead-ins are in the batch)."""
+    engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
+    pixels = [engine.preprocess(im) for im in IMAGES]
+    for answers in (engine.verdicts(pixels), engine.verdicts(pixels)):  # nothing learnt, then a lead-in learnt
+        assert [a.verdict_word for a in answers] == ["fake" if t.fake else "real" for t in TOYS]
+
+
 @pytest.mark.slow
 def test_score_path_equals_plain_generate_at_the_verdict_step(toy_engine, reference):
     engine = Engine(toy_engine.model, toy_engine.processor, info=toy_engine.info, codec=toy_engine.codec)
@@ -98,6 +107,7 @@ def test_explain_gives_the_models_own_verdict_sentence_and_explanation(toy_engin
         verdict = "fake" if t.fake else "real"
         assert answer.verdict_sentence == f"This is a {verdict} image."
         assert answer.text_verdict == verdict
+        assert answer.verdict_word == verdict
         assert answer.lead_in == ("ASSISTANT:" if t.lead_in == toy.LEAD_IN_BRIGHT else "")
         assert answer.text.startswith(answer.verdict_sentence) and "ASSISTANT" not in answer.text
         if t.fake:

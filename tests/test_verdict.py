@@ -130,3 +130,51 @@ def test_upstream_verdict_draws_only_for_answers_with_neither_word():
         upstream_verdict(text, choose)
     assert len(draws) == sum(want == RANDOM for _, want in UPSTREAM_CASES)
     assert set(draws) == {("fake", "real")}
+
+
+# ---- a tie of the two logits: P(fake) exactly 0.5 -------------------------------------------------------------
+
+
+def test_a_tie_at_one_half_follows_the_word_greedy_wrote(cli, tmp_path, monkeypatch):
+    """Greedy decoding writes the word with the larger logit, and at an exact tie transformers' argmax takes the
+    lower token id ("▁real" 1855 before "▁fake" 25713 in the released model): P(fake) = 0.5 is that word's
+    verdict, not "fake" by the >= rule. Without a greedy word (a forced answer prefix), >= stays."""
+    import json
+    from pathlib import Path
+
+    import stub_engine
+    from PIL import Image
+
+    from fakevlm_cli.core.engine_types import Answer
+
+    engine = stub_engine.install(monkeypatch)
+    # every image ties; its red level says which word greedy wrote (none for a black one)
+    monkeypatch.setattr(engine, "verdicts", lambda pixels: [
+        Answer(p_fake=0.5, verdict_step=0, verdict_word="fake" if p > 0.75 else "real" if p > 0.25 else None)
+        for p in pixels])
+    for name, red in (("wrote_real", 128), ("wrote_fake", 255), ("forced", 0)):
+        Image.new("RGB", (32, 32), (red, 0, 0)).save(tmp_path / f"{name}.png")
+    result = cli("scan", tmp_path, "--format", "jsonl")
+    rows = {Path(r["path"]).stem: r for r in map(json.loads, result.stdout.splitlines())}
+    assert {name: (row["p_fake"], row["verdict"]) for name, row in rows.items()} == {
+        "wrote_real": (0.5, "real"), "wrote_fake": (0.5, "fake"), "forced": (0.5, "fake")}
+    # only at the argmax threshold: at another, 0.5 is no tie and >= decides
+    result = cli("scan", tmp_path / "wrote_real.png", "--format", "jsonl", "--threshold", "0.4")
+    assert json.loads(result.stdout)["verdict"] == "fake"
+
+
+def test_a_tie_read_back_keeps_the_verdict_greedy_gave_it():
+    """eval --from-predictions judges a record again (a band, a calibration): a tie at 0.5 keeps the verdict the
+    record was given at 0.5, greedy's word."""
+    from fakevlm_cli.core.record import Record
+    from fakevlm_cli.run.calibration import Decision
+    from fakevlm_cli.run.judge import apply_decision
+
+    record = Record(path="x.png", p_fake=0.5, model_verdict="real", threshold=0.5)
+    apply_decision(record, Decision(band=(0.1, 0.2)))
+    assert record.model_verdict == "real"
+    record = Record(path="x.png", p_fake=0.5, model_verdict="fake", threshold=0.5)
+    apply_decision(record, Decision(band=(0.1, 0.2)))
+    assert record.model_verdict == "fake"
+    assert Decision().judge(0.5).verdict == "fake" and Decision().judge(0.5, "real").verdict == "real"
+    assert Decision().judge(0.5000001, "real").verdict == "fake"  # no tie: the greedy word is not consulted

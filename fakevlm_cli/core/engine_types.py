@@ -92,7 +92,9 @@ class Answer:
     "ASSISTANT:"), `text` the answer after it (the verdict sentence, then the explanation), `explanation` the
     text without its verdict sentence, and `text_verdict` what the verdict sentence says. `prefix` is the
     token ids the model wrote before its verdict word (the context P(fake) is read in; relevance maps explain
-    the verdict in that same context).
+    the verdict in that same context). `verdict_word` is the word greedy decoding wrote there ("fake" or
+    "real"; None when a forced prefix made it write another token): at a tie of the two logits, P(fake) is 0.5
+    and the word is the one with the lower token id, as transformers' argmax picks it.
     """
 
     p_fake: float | None
@@ -103,6 +105,7 @@ class Answer:
     explanation: str | None = None
     text_verdict: str | None = None
     prefix: tuple[int, ...] | None = None
+    verdict_word: str | None = None
 
 
 class Preprocessor(Protocol):

@@ -210,7 +210,7 @@ class Engine:
                 if token in self._verdict_ids and not self._echoes((*lead[:step], token)):
                     # the model's own verdict, after a prefix it agrees with
                     results[row] = Answer(p_fake=self._pair(logits[row, step])[0], verdict_step=step,
-                                          prefix=tuple(lead[:step]))
+                                          prefix=tuple(lead[:step]), verdict_word=self._word(token))
                     self._learn(lead[:step])
                 elif token in self._stop_ids:
                     results[row] = Answer(p_fake=None)  # the answer ended without a verdict
@@ -241,7 +241,8 @@ class Engine:
             at = None if step is None else len(self._forced) + step
             answer = self._compose(tokens, at, watch.p_fake[row], step)
             if step is not None:
-                answer = replace(answer, prefix=() if self.forced else tuple(generated[:step]))
+                answer = replace(answer, prefix=() if self.forced else tuple(generated[:step]),
+                                 verdict_word=self._word(watch.token[row]))
             answers.append(answer)
         return answers
 
@@ -271,7 +272,7 @@ class Engine:
                 continue
             self._learn(prefix + tuple(generated[:step]))
             answers.append(Answer(p_fake=watch.p_fake[row], verdict_step=len(prefix) + step,
-                                  prefix=prefix + tuple(generated[:step])))
+                                  prefix=prefix + tuple(generated[:step]), verdict_word=self._word(watch.token[row])))
         return answers
 
     def _generate(self, batch, prefix: tuple[int, ...], max_new_tokens: int, *, stop_at_verdict: bool):
@@ -341,6 +342,10 @@ class Engine:
                 self._ids_cache[extra] = ids
         ids = ids.expand(batch.shape[0], -1)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": batch}
+
+    def _word(self, token: int | None) -> str | None:
+        """The verdict word a picked token is (greedy's word at the verdict step), None for any other token."""
+        return "fake" if token == self._fake_id else "real" if token == self._real_id else None
 
     def _pair(self, logits: torch.Tensor) -> list[float]:
         """Softmax over the fake/real logits, for one row (1-D) or a batch (2-D)."""

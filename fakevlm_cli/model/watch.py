@@ -22,6 +22,7 @@ class VerdictWatch:
         self.echoes = echoes  # the answer so far repeats the prompt's question: its verdict word is not one
         self.step: list[int | None] = []
         self.p_fake: list[float | None] = []
+        self.token: list[int | None] = []  # the token greedy decoding picked at that step
         self._open: list[bool] = []
 
     def __call__(self, input_ids, scores):
@@ -29,7 +30,7 @@ class VerdictWatch:
 
         if not self._open:
             n = scores.shape[0]
-            self.step, self.p_fake, self._open = [None] * n, [None] * n, [True] * n
+            self.step, self.p_fake, self.token, self._open = [None] * n, [None] * n, [None] * n, [True] * n
         step = input_ids.shape[1] - self.start
         if step >= self.limit or not any(self._open):
             return scores
@@ -40,7 +41,7 @@ class VerdictWatch:
                 continue
             if self.read_first or (token in (self.fake, self.real) and not (
                     self.echoes is not None and self.echoes([*input_ids[row, self.start:].tolist(), token]))):
-                self.step[row], self.p_fake[row], self._open[row] = step, pair[row], False
+                self.step[row], self.p_fake[row], self.token[row], self._open[row] = step, pair[row], token, False
             elif token in self.stop:
                 self._open[row] = False
         return scores

@@ -357,11 +357,17 @@ class Decision:
     def active(self) -> bool:
         return self.calibration is not None or self.band is not None
 
-    def judge(self, p_fake: float) -> Judged:
+    def judge(self, p_fake: float, greedy: str | None = None) -> Judged:
+        """`greedy`: the word greedy decoding wrote at the verdict step, when known. P(fake) exactly 0.5 at the
+        default threshold is a tie of the two logits (or within the record's rounding of one): the verdict is
+        then greedy's word, as upstream reads it (transformers' argmax takes the lower token id at an exact tie:
+        "real" for the released model), not "fake" by the >= rule."""
         calibrated = round(self.mapping(p_fake), 6) if self.mapping is not None else None
         shown = p_fake if calibrated is None else calibrated
         if self.band is not None and self.band[0] <= shown < self.band[1]:
             return Judged("unknown", calibrated, True)
+        if greedy in ("real", "fake") and p_fake == self.threshold == DEFAULT_THRESHOLD:
+            return Judged(greedy, calibrated, False)
         return Judged("fake" if p_fake >= self.threshold else "real", calibrated, False)
 
     def summary(self) -> dict | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from fakevlm_cli.core.engine_types import Answer, HeatmapWriter
+from fakevlm_cli.core.engine_types import DEFAULT_THRESHOLD, Answer, HeatmapWriter
 from fakevlm_cli.core.errors import FakevlmError
 from fakevlm_cli.core.options import JudgeOptions
 from fakevlm_cli.core.record import Record
@@ -185,7 +185,8 @@ class Judge:
                                 f"{len(answers)} sampled frames")
         if explained is not None:
             video["explained_frame"] = frames[top]
-        self._set_model_result(record, replace(explained or answers[top], p_fake=p_fake))
+        # the clip's P(fake) is an aggregate, not a tie greedy decoding broke: no greedy word goes with it
+        self._set_model_result(record, replace(explained or answers[top], p_fake=p_fake, verdict_word=None))
 
     def _set_model_result(self, record: Record, answer: Answer) -> None:
         """`answer`'s verdict (under the run's decision) and text onto the record."""
@@ -195,7 +196,7 @@ class Judge:
                                 f"{self.model.verdict_steps} tokens")
         else:
             record.p_fake = round(float(answer.p_fake), 6)
-            apply_decision(record, self.decision)
+            apply_decision(record, self.decision, greedy=answer.verdict_word)
         if answer.text is not None:
             record.text_verdict, record.explanation = answer.text_verdict, answer.explanation
             record.answer, record.lead_in = answer.text, answer.lead_in
@@ -217,12 +218,16 @@ def model_record(engine: EngineLike, options: JudgeOptions) -> dict:
     return {**engine.info.to_dict(), "pixels": options.pixels, "fast_decode": options.fast_decode}
 
 
-def apply_decision(record: Record, decision: Decision) -> None:
-    """The model's verdict from the record's (rounded) P(fake): threshold, calibrated P(fake), inconclusive band.
-    Also used on records read back from a predictions file (eval --from-predictions --calibration)."""
+def apply_decision(record: Record, decision: Decision, greedy: str | None = None) -> None:
+    """The model's verdict from the record's (rounded) P(fake): threshold, calibrated P(fake), inconclusive band;
+    a tie at 0.5 follows `greedy`, the word greedy decoding wrote (`Decision.judge`). Also used on records read
+    back from a predictions file (eval --from-predictions --calibration): there a tie follows the verdict the
+    record was given at 0.5, which was greedy's word."""
     if record.p_fake is None:
         return
-    judged = decision.judge(record.p_fake)
+    if greedy is None and record.threshold == DEFAULT_THRESHOLD and not record.inconclusive:
+        greedy = record.model_verdict
+    judged = decision.judge(record.p_fake, greedy)
     record.model_verdict, record.calibrated_p_fake = judged.verdict, judged.calibrated
     record.inconclusive = judged.inconclusive
     record.threshold = decision.threshold
