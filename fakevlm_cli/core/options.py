@@ -273,7 +273,7 @@ class EvalArgs:
                                  "parse ('real' before 'fake', a random label when neither; see --seed).")
     seed: int = opt(DEFAULT_SEED, "--seed", range=(0, None),
                     help="Seed of the random labels --verdict-from upstream gives answers with neither word "
-                         "(written in the results and printed).")
+                         "(default 0, so a run repeats; written in the results and printed).")
     css_model: str | None = opt(None, "--css-model",
                                 help="sentence-transformers model for CSS (default: all-MiniLM-L6-v2, offline).")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag", help="No progress bar or library warnings.")
