@@ -149,6 +149,50 @@ def test_rouge_l_hand_case_max_over_references_and_verdict_stripping():
     assert info["n_references_with_verdict_sentence_stripped"] == 1
 
 
+def test_coco_rouge_l_is_pycocoevalcaps_f_beta_on_whitespace_tokens():
+    pytest.importorskip("pycocoevalcap")
+    # 7 candidate tokens, LCS 4 with a 4-token reference: P = 4/7, R = 1; beta = 1.2 weighs recall
+    p, r, b2 = 4 / 7, 1.0, 1.2 ** 2
+    longer = Prediction("fake", "fake", explanation="the cat  sat\non the mat today", references=("the cat on mat",))
+    # COCO takes the best precision and the best recall over the references, each from its own reference
+    split = Prediction("fake", "fake", explanation="a b c d", references=("a b", "a b c d e f g h"))
+    coco, info = text_scores([longer, split], css=False, rouge_impl="coco", strip_verdict=False)
+    assert coco[0]["rouge_l_f"] == pytest.approx((1 + b2) * p * r / (r + b2 * p))
+    assert coco[1]["rouge_l_f"] == pytest.approx(1.0)
+    f1, _ = text_scores([longer, split], css=False, strip_verdict=False)  # rouge_score: F1, max F over references
+    assert f1[0]["rouge_l_f"] == pytest.approx(2 * p * r / (p + r)) and f1[1]["rouge_l_f"] == pytest.approx(2 / 3)
+    assert info["rouge_implementation"] == "coco" and "pycocoevalcap" in info["rouge_l"]
+
+
+def test_the_text_protocol_is_named_in_the_result():
+    pytest.importorskip("pycocoevalcap")
+    preds = [Prediction("fake", "fake", explanation="a", references=("ab",))]
+    kept = evaluate(preds, css_model=TableEncoder(), rouge_impl="coco", strip_verdict=False)["conventions"]["text"]
+    assert "pycocoevalcap" in kept["protocol"] and "verdict sentence kept" in kept["protocol"]
+    assert "table-encoder" in kept["protocol"] and kept["compared"].startswith("the whole answer")
+    default = evaluate(preds, rouge=False, css_model=TableEncoder())["conventions"]["text"]
+    assert "verdict sentence stripped" in default["protocol"] and default["rouge_implementation"] is None
+
+
+def test_paper_diffs_name_what_they_can_and_cannot_say():
+    result = {"overall": {"accuracy": 0.99, "f1_real_positive": 0.98, "text": {"rouge_l_f": 0.5, "css": 0.8}}}
+    rows = {row["metric"]: row for row in paper.compare("fakeclue", result)}
+    assert rows["accuracy"]["comparable"] and rows["accuracy"]["note"] is None
+    assert rows["rouge_l"]["diff"] == pytest.approx(-0.08) and rows["rouge_l"]["note"] == "protocol unknown"
+    assert not rows["css"]["comparable"] and rows["css"]["note"] == "protocol unknown"
+    # "best other" is the best row by accuracy, and says so; other rows that lead a metric are named beside it
+    assert rows["f1"]["best_other_criterion"] == "best by accuracy" and rows["f1"]["best_other_model"] == "Qwen2-VL-72B"
+    assert (rows["f1"]["leader_model"], rows["f1"]["leader"]) == ("Qwen2-VL-7B", 0.592)
+    assert (rows["css"]["leader_model"], rows["css"]["leader"]) == ("InternVL2-8B", 0.581)
+    assert rows["accuracy"]["leader"] is None
+    loki = {row["metric"]: row for row in paper.compare("loki", result)}
+    assert loki["rouge_l"]["leader_model"] == "InternVL2-40B" and loki["f1"]["leader"] is None
+    subset = paper.compare("fakeclue", result, subset="--limit 3") + paper.compare("ffpp", result, subset="--limit 3")
+    assert all(row["diff"] is None and row["note"] == "subset: not comparable" and not row["comparable"]
+               for row in subset)
+    assert all(row["subset"] == "--limit 3" for row in subset)
+
+
 class TableEncoder:
     """Stands in for a sentence-transformers model: fixed vectors per text."""
 

@@ -448,3 +448,78 @@ def test_every_eval_prints_the_unknowns_and_their_bound_on_upstreams_accounting(
     assert bound["accuracy_gap_max"] == pytest.approx(0.25) and bound["accuracy_gap_expected"] == pytest.approx(0.125)
     shown = " ".join(result.stdout.split())  # as Rich wrapped it
     assert "no verdict: 2 of 8 answers" in shown and "up to 0.250 higher, expected 0.125 higher" in shown
+
+
+# ---- issue 24: the text metrics' protocol, subsets and the paper, the records' own prompts ---------------------------
+
+def make_scored_fakeclue(root: Path, prompts: dict[int, str] | None = None, missing: bool = False):
+    """A FakeClue copy of 8 noise images and a predictions file for it (no model needed): every answer right,
+    with the explanation the reference gives in other words. ``prompts``: a record's own human turn by index."""
+    records, rows = [], []
+    for i in range(8):
+        label, cate = i % 2, ("animal", "doc")[i // 4]
+        img(root / "genimage" / f"{i}.png", i)
+        verdict = "real" if label else "fake"
+        records.append({"image": f"genimage/{i}.png", "label": label, "cate": cate, "conversations": [
+            {"from": "human", "value": (prompts or {}).get(i, VERDICT_Q)},
+            {"from": "gpt", "value": f"This is a {verdict} image. The letters are garbled."}]})
+        rows.append(_prediction(f"genimage/{i}.png", verdict=verdict, model_verdict=verdict, label=verdict,
+                                p_fake=0.1 if label else 0.9, category=cate,
+                                explanation=f"This is a {verdict} image. The text is garbled.",
+                                model={"id": "m", "prompt": VERDICT_Q}))
+    if missing:
+        records.append({"image": "genimage/missing.png", "label": 0, "cate": "doc", "conversations": []})
+    (root / "data_json").mkdir(parents=True)
+    (root / "data_json" / "test.json").write_text(json.dumps(records))
+    preds = root / "preds.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root, preds
+
+
+def test_text_metrics_protocol_is_chosen_named_and_its_paper_diffs_labelled(cli, tmp_path):
+    pytest.importorskip("pycocoevalcap")
+    data, preds = make_scored_fakeclue(tmp_path / "fc")
+    out = tmp_path / "r.json"
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "--explain",
+                 "--rouge", "coco", "--text-compare", "whole", "-o", out, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(out.read_text())
+    # whole answers, COCO tokens: 7 of 9 words in common, P = R = 7/9 (without the verdict sentence: 2/4)
+    assert doc["metrics"]["overall"]["text"]["rouge_l_f"] == pytest.approx(7 / 9)
+    assert doc["config"]["rouge"] == "coco" and doc["config"]["text_compare"] == "whole"
+    protocol = doc["metrics"]["conventions"]["text"]["protocol"]
+    assert "pycocoevalcap" in protocol and "verdict sentence kept" in protocol and "MiniLM" in protocol
+    rows = {row["metric"]: row for row in doc["paper"]["rows"]}
+    assert rows["rouge_l"]["note"] == rows["css"]["note"] == "protocol unknown" and rows["rouge_l"]["diff"] is not None
+    assert rows["accuracy"]["note"] is None and doc["paper"]["subset"] is None
+    stdout = " ".join(result.stdout.split())
+    assert "pycocoevalcap" in stdout and "protocol unknown" in stdout and "verdict sentence kept" in stdout
+    assert "best by accuracy" in stdout and "Qwen2-VL-7B" in stdout and "not comparable" not in stdout
+
+
+@pytest.mark.parametrize("subset", [("--limit", "4"), ("--categories", "doc"), ("missing",)])
+def test_a_subset_prints_not_comparable_instead_of_diffs(cli, tmp_path, subset):
+    data, preds = make_scored_fakeclue(tmp_path / "fc", missing=subset == ("missing",))
+    out = tmp_path / "r.json"
+    flags = [] if subset == ("missing",) else list(subset)
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds, "-o", out, *flags,
+                 env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(out.read_text())
+    reason = "1 images missing" if subset == ("missing",) else " ".join(subset)
+    assert doc["paper"]["subset"] == reason
+    assert all(row["diff"] is None and row["note"] == "subset: not comparable" for row in doc["paper"]["rows"])
+    stdout = " ".join(result.stdout.split())
+    assert f"subset: not comparable ({reason})" in stdout and "+0.0" not in stdout and "-0.0" not in stdout
+
+
+def test_records_whose_own_prompt_differs_warn_once_with_a_count(cli, tmp_path):
+    other = "<image>Is this picture real or generated?"
+    data, preds = make_scored_fakeclue(tmp_path / "fc", prompts={2: other, 5: other, 6: " " + VERDICT_Q})
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "--from-predictions", preds)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "prompt of their own" in line]
+    assert len(warnings) == 1 and "2 of 8 records" in warnings[0] and "Is this picture real" in warnings[0]
+    same, preds = make_scored_fakeclue(tmp_path / "same")
+    assert "prompt of their own" not in cli("eval", "--bench", "fakeclue", "--data", same,
+                                            "--from-predictions", preds).stderr

@@ -90,25 +90,49 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     if args.from_predictions is not None:
         records = _records_from_file(args.from_predictions, loaded.items)
         model = next((r.model for r in records if r.model), None)
+        _warn_other_prompts(loaded.items, (model or {}).get("prompt") or request.engine.prompt, diag)
         _rejudge(records, prepared, model, diag)
         if args.predictions is not None:  # the records as judged now (under --threshold, --calibration …)
             _write_predictions(_target(args, "--predictions"), records)
     else:
+        _warn_other_prompts(loaded.items, request.engine.prompt, diag)
         records, model = _predict(request, loaded.items, diag, env, prepared)
     pairs = list(zip(loaded.items, records, strict=True))
     labels = RandomLabels(args.seed) if args.verdict_from == "upstream" else None
     preds = [_prediction(item, record, args.verdict_from, labels) for item, record in pairs if item.scored]
-    metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model)
+    metrics = evaluate(preds, n_missing=len(loaded.missing), text=judge.explain, css_model=args.css_model,
+                       strip_verdict=args.text_compare == "explanation", rouge_impl=args.rouge)
     metrics["upstream_accounting"] = upstream_accounting(
         metrics["overall"], random_labels=labels.drawn if labels else None, seed=args.seed if labels else None)
     if judge.localise:
         metrics["localisation"] = _localisation(pairs, loaded, args.bench)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
-    paper = compare(paper_bench, metrics) if paper_bench else []
+    paper = compare(paper_bench, metrics, subset=subset_reason(args, loaded)) if paper_bench else []
     fitted = _fit(request, loaded, records, model) if args.fit_calibration is not None else None
     return EvalRun(request=request, loaded=loaded, metrics=metrics, paper=paper, paper_bench=paper_bench,
                    model=model, elapsed=time.perf_counter() - started, applied=prepared.decision.summary(),
                    fitted=fitted)
+
+
+def subset_reason(args, loaded: LoadResult) -> str | None:
+    """Why this run covers only part of the benchmark's test set (its numbers are then not the paper's), or None."""
+    reasons = []
+    if args.limit is not None:
+        reasons.append(f"--limit {args.limit}")
+    if args.categories:
+        reasons.append(f"--categories {args.categories}")
+    if loaded.missing:
+        reasons.append(f"{len(loaded.missing)} images missing")
+    return ", ".join(reasons) or None
+
+
+def _warn_other_prompts(items: list[BenchItem], prompt: str, diag: Diagnostics) -> None:
+    """Every item is asked one prompt (--prompt, or the one the predictions were made with); say once how many
+    dataset records carry a prompt of their own that differs (FakeClue's human turn)."""
+    differ = [item.prompt for item in items if item.prompt is not None and item.prompt.strip() != prompt.strip()]
+    if differ:
+        diag.warn(f"{len(differ)} of {len(items)} records carry a prompt of their own other than the one every "
+                  f"item is asked ({prompt[:80]!r}; see --prompt); first: {differ[0][:80]!r}")
 
 
 def _check(request: EvalRequest) -> None:
@@ -353,6 +377,8 @@ def results_document(run: EvalRun) -> dict:
             "frames": str(args.frames) if args.frames else None, "limit": args.limit,
             "categories": args.categories, "explain": judge.explain, "threshold": judge.threshold,
             "verdict_from": args.verdict_from, "seed": args.seed if args.verdict_from == "upstream" else None,
+            "text_compare": args.text_compare if judge.explain else None,
+            "rouge": args.rouge if judge.explain else None, "css_model": args.css_model,
             "batch_size": judge.batch_size, "max_new_tokens": judge.max_new_tokens, "pixels": judge.pixels,
             "from_predictions": str(args.from_predictions) if args.from_predictions else None,
             "calibration": str(judge.calibration) if judge.calibration else None,
@@ -366,7 +392,8 @@ def results_document(run: EvalRun) -> dict:
         "missing": run.loaded.missing,
         "notes": run.loaded.notes,
         "metrics": run.metrics,
-        "paper": {"bench": run.paper_bench, "rows": run.paper},
+        "paper": {"bench": run.paper_bench, "rows": run.paper,
+                  "subset": next((row["subset"] for row in run.paper if row.get("subset")), None)},
         "calibration": {"applied": run.applied,
                         "fitted": calibration.to_document(run.fitted) if run.fitted is not None else None},
         "elapsed_s": round(run.elapsed, 3),

@@ -276,6 +276,12 @@ class EvalArgs:
                          "(default 0, so a run repeats; written in the results and printed).")
     css_model: str | None = opt(None, "--css-model",
                                 help="sentence-transformers model for CSS (default: all-MiniLM-L6-v2, offline).")
+    text_compare: str = opt("explanation", "--text-compare", choices=("explanation", "whole"),
+                            help="With --explain: what ROUGE-L and CSS compare: the explanation (the verdict "
+                                 "sentence stripped from answer and references) or the whole answer.")
+    rouge: str = opt("rouge-score", "--rouge", choices=("rouge-score", "coco"),
+                     help="ROUGE-L implementation: rouge_score's F1, or pycocoevalcap's ROUGE_L (coco: F with "
+                          "beta 1.2 on whitespace tokens). The paper names neither.")
     quiet: bool = opt(False, "-q", "--quiet", kind="flag", help="No progress bar or library warnings.")
     force: bool = opt(False, "--force", kind="flag",
                       help="Let -o, --predictions and --fit-calibration overwrite an existing file that fakevlm "

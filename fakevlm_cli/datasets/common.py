@@ -49,6 +49,9 @@ class BenchItem:
     # not scored for classification or text.
     scored: bool = True
     frame_index: int | None = None  # `image` is a video and this its frame to judge (DD-VQA from clips)
+    # The question the dataset's own record asks (FakeClue's human turn), None where it names none: eval asks
+    # --prompt of every item and warns when they differ.
+    prompt: str | None = None
 
 
 @dataclass
@@ -200,9 +203,9 @@ def _select(rows: list[Row], categories, limit: int | None) -> list[Row]:
 
 
 def bench_item(root: Path, image: Path, label: str, category: str, refs: Iterable[str], *,
-          item_id: str | None = None, frame_index: int | None = None) -> BenchItem:
+          item_id: str | None = None, frame_index: int | None = None, prompt: str | None = None) -> BenchItem:
     refs = tuple(ref for ref in refs if ref.strip())
     # A name that is not UTF-8 gets the record's escaped form, so the id survives a predictions file unchanged.
     item_id = item_id or recorded_path(image.relative_to(root).as_posix())[0]
     return BenchItem(id=item_id, image=image, label=label, category=category,
-                     reference=refs[0] if refs else None, references=refs, frame_index=frame_index)
+                     reference=refs[0] if refs else None, references=refs, frame_index=frame_index, prompt=prompt)

@@ -19,20 +19,21 @@ def _label01(value: Any, path: Path, where: str) -> str:
 
 
 
-def _gpt_answer(conversations: Any, path: Path, where: str) -> str | None:
+def _turn(conversations: Any, speaker: str, path: Path, where: str) -> str | None:
+    """The first turn of ``speaker`` ("human": the prompt, "gpt": the reference answer), or None."""
     if conversations is None:
         return None
     if not isinstance(conversations, list):
         raise DatasetError(f"{path}: {where}: 'conversations' must be a list")
     for turn in conversations:
-        if isinstance(turn, dict) and turn.get("from") == "gpt" and isinstance(turn.get("value"), str):
+        if isinstance(turn, dict) and turn.get("from") == speaker and isinstance(turn.get("value"), str):
             return turn["value"].strip()
     return None
 
 
 def load_fakeclue(data_dir, *, annotations=None, categories=None, limit=None) -> LoadResult:
     """FakeClue test set: ``data_json/test.json`` (or ``annotations``), image paths relative to data_dir,
-    label 1 = real / 0 = fake, category from ``cate``, reference = the gpt turn."""
+    label 1 = real / 0 = fake, category from ``cate``, reference = the gpt turn, prompt = the human turn."""
     root = data_root(data_dir)
     path = Path(annotations) if annotations else root / "data_json" / "test.json"
     rows = []
@@ -44,8 +45,9 @@ def load_fakeclue(data_dir, *, annotations=None, categories=None, limit=None) ->
         if not isinstance(category, str) or not category.strip():
             raise DatasetError(f"{path}: {where}: 'cate' must be a non-empty string")
         image = inside(root, record["image"], path, where)
-        answer = _gpt_answer(record.get("conversations"), path, where)
+        answer = _turn(record.get("conversations"), "gpt", path, where)
         item = bench_item(root, image, label, category.strip(), [answer] if answer else [],
-                     item_id=str(record.get("id", record["image"])))
+                          item_id=str(record.get("id", record["image"])),
+                          prompt=_turn(record.get("conversations"), "human", path, where))
         rows.append(Row(item.category, item))
     return finish(rows, [], categories, limit)

