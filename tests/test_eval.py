@@ -523,3 +523,15 @@ def test_records_whose_own_prompt_differs_warn_once_with_a_count(cli, tmp_path):
     same, preds = make_scored_fakeclue(tmp_path / "same")
     assert "prompt of their own" not in cli("eval", "--bench", "fakeclue", "--data", same,
                                             "--from-predictions", preds).stderr
+
+
+def test_a_model_run_warns_before_it_asks_its_prompt_of_records_that_carry_another(cli, tmp_path, monkeypatch):
+    import stub_engine
+
+    stub_engine.install(monkeypatch)
+    data, _ = make_scored_fakeclue(tmp_path / "fc", prompts={1: "<image>Is it fake?"})
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", "stub")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("prompt of their own") == 1 and "1 of 8 records" in result.stderr
+    result = cli("eval", "--bench", "fakeclue", "--data", data, "-m", "stub", "--prompt", "<image>Is it fake?")
+    assert "7 of 8 records" in result.stderr
