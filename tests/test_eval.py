@@ -506,7 +506,7 @@ def test_a_subset_prints_not_comparable_instead_of_diffs(cli, tmp_path, subset):
                  env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.stderr
     doc = json.loads(out.read_text())
-    reason = "1 images missing" if subset == ("missing",) else " ".join(subset)
+    reason = "1 image missing" if subset == ("missing",) else " ".join(subset)
     assert doc["paper"]["subset"] == reason
     assert all(row["diff"] is None and row["note"] == "subset: not comparable" for row in doc["paper"]["rows"])
     stdout = " ".join(result.stdout.split())

@@ -107,14 +107,14 @@ def run_eval(request: EvalRequest, diag: Diagnostics, env: Environment) -> EvalR
     if judge.localise:
         metrics["localisation"] = _localisation(pairs, loaded, args.bench)
     paper_bench = args.compare_to or (args.bench if args.bench != "folder" else None)
-    paper = compare(paper_bench, metrics, subset=subset_reason(args, loaded)) if paper_bench else []
+    paper = compare(paper_bench, metrics, subset=_subset_reason(args, loaded)) if paper_bench else []
     fitted = _fit(request, loaded, records, model) if args.fit_calibration is not None else None
     return EvalRun(request=request, loaded=loaded, metrics=metrics, paper=paper, paper_bench=paper_bench,
                    model=model, elapsed=time.perf_counter() - started, applied=prepared.decision.summary(),
                    fitted=fitted)
 
 
-def subset_reason(args, loaded: LoadResult) -> str | None:
+def _subset_reason(args, loaded: LoadResult) -> str | None:
     """Why this run covers only part of the benchmark's test set (its numbers are then not the paper's), or None."""
     reasons = []
     if args.limit is not None:
@@ -122,7 +122,7 @@ def subset_reason(args, loaded: LoadResult) -> str | None:
     if args.categories:
         reasons.append(f"--categories {args.categories}")
     if loaded.missing:
-        reasons.append(f"{len(loaded.missing)} images missing")
+        reasons.append(f"{len(loaded.missing)} image{'' if len(loaded.missing) == 1 else 's'} missing")
     return ", ".join(reasons) or None
 
 
