@@ -342,6 +342,10 @@ def test_resume_with_other_options_than_the_records_is_refused_before_the_model_
     assert cli("scan", photos, "-o", out, "-m", "stub", "--resume", "--localise", "--threshold", "0.4").exit_code < 2
     assert cli("scan", photos, "-o", out, "-m", "stub", "--resume", "--force").exit_code < 2  # mixed, as asked
     assert out.read_bytes().startswith(before)
+    edge = tmp_path / "edge.jsonl"
+    assert cli("scan", photos, "-o", edge, "-m", "stub", "--threshold", "1").exit_code < 2
+    result = cli("scan", photos, "-o", edge, "-m", "stub", "--resume", "--threshold", "0")
+    assert "--threshold (1.0 there, 0.0 now)" in result.stderr  # not "on"/"off": 1.0 == True in a lookup
 
 
 def test_resume_of_a_metadata_only_scan_goes_on_without_the_model(cli, photos, tmp_path):

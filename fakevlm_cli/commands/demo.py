@@ -17,7 +17,6 @@ from fakevlm_cli.commands.scan import scan
 from fakevlm_cli.core import options
 from fakevlm_cli.core.errors import EXIT_CLEAN, EXIT_FAKE, OutputError
 from fakevlm_cli.outputs.guard import Kind, OutputTarget
-from fakevlm_cli.outputs.report import build_report
 from fakevlm_cli.outputs.sinks import Diagnostics, Environment
 
 DEFAULT_FOLDER = Path("fakevlm-demo")
@@ -46,11 +45,9 @@ def demo(folder: Path | None, diag: Diagnostics, env: Environment | None = None)
     request = options.build("scan", {
         "paths": (str(folder / "samples"),), "model": str(model), "output": folder / "results.jsonl",
         "report": folder / "report.html", "heatmaps": folder / "heatmaps", "force": False})
-    code = scan(request, diag, env)
+    code = scan(request, diag, env, report_title=REPORT_TITLE)  # the page's heading says what the model is
     if code not in (EXIT_CLEAN, EXIT_FAKE):  # stopped (Ctrl-C, SIGTERM): the scan said so
         return code
-    # the page says what the model is in its heading, where a reader looks first (paths relative to here)
-    build_report(folder / "results.jsonl", folder / "report.html", title=REPORT_TITLE, images_from=Path.cwd())
     diag.note(f"wrote {folder / 'results.jsonl'} (one JSON record a file), {folder / 'report.html'} (open it in a "
               f"browser) and heatmaps in {folder / 'heatmaps'}")
     diag.note(TOY_WORDS)

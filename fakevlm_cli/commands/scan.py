@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from fakevlm_cli.outputs.report import ReportSink
 
 
-def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None) -> int:
+def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None, *,
+         report_title: str = "fakevlm scan") -> int:
     """Run one scan; the exit code is 0 (nothing fake), 1 (something fake), 2 (an error, or nothing could be
     judged), 130/143/129 (stopped)."""
     env = env or Environment.detect()
@@ -48,7 +49,7 @@ def scan(request: ScanRequest, diag: Diagnostics, env: Environment | None = None
         silence_libraries()
     prepared = run.prepare(judge, uses_model=not outputs.no_model)  # --calibration, --trust-anchors: checked first
     target = _results_file(request)
-    report = _report_sink(request, target)
+    report = _report_sink(request, target, report_title)
     discovery = DiscoveryStats()
     avoid = {target.key} if target is not None and target.key else set()  # the outputs are never scanned
     report_key = file_key(outputs.report)  # checked by then: a regular file, if it exists
@@ -107,8 +108,16 @@ def _model_key(model: object) -> object:
 
 
 def _said(values: set) -> str:
-    words = {None: "no model", True: "on", False: "off"}
-    return " and ".join(sorted(words.get(v, str(v)) if not isinstance(v, bool) else words[v] for v in values))
+    """How a difference reads: on/off for a flag, "no model" for None, the value itself otherwise (a threshold of
+    1.0 is "1.0", not the "on" that a lookup keyed by True would give it: 1.0 == True)."""
+    def word(value: object) -> str:
+        if value is None:
+            return "no model"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value)
+
+    return " and ".join(sorted(word(v) for v in values))
 
 
 def _nothing_judged(stats: ScanStats, discovery: DiscoveryStats) -> bool:
@@ -277,7 +286,7 @@ def _thumbnails(request: ScanRequest) -> int:
     return THUMBNAIL_SIZE
 
 
-def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink | None:
+def _report_sink(request: ScanRequest, target: ResultsFile | None, title: str) -> ReportSink | None:
     """The --report sink, its file checked before any work (never an input, never the -o file, never a file
     that is not a fakevlm report unless --force). The report module is imported only when asked for."""
     path = request.outputs.report
@@ -293,7 +302,7 @@ def _report_sink(request: ScanRequest, target: ResultsFile | None) -> ReportSink
     if inputs.from_file is not None:
         names.append(f"the list in {getattr(inputs.from_file, 'name', '--from-file')}")
     source = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return ReportSink(path, source=source, title="fakevlm scan")
+    return ReportSink(path, source=source, title=title)
 
 
 def _results_file(request: ScanRequest) -> ResultsFile | None:
